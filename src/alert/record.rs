@@ -1,0 +1,191 @@
+//! The alert record of the interface contract, one JSON object per line.
+//!
+//! Paths are absolute; a name that is not valid UTF-8 is written with each
+//! invalid byte as `\xHH` and the exact bytes are added as `path_base64`, so
+//! a consumer can always recover the real name.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::model::{
+    Change, DetectedBy, EventKind, FileState, FileType, QuarantineAction, Severity,
+};
+use crate::policy::Verdict;
+use crate::util::bytes::{base64, lossless, needs_base64};
+use crate::util::time::rfc3339_ms;
+
+/// The state of a path as an alert shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StateRecord {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub size: u64,
+    pub mode: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_base64: Option<String>,
+}
+
+impl From<&FileState> for StateRecord {
+    fn from(s: &FileState) -> StateRecord {
+        let target = s.target.as_deref();
+        StateRecord {
+            kind: s.kind.as_str(),
+            sha256: s.sha256.as_ref().map(hex),
+            size: s.size,
+            mode: format!("{:04o}", s.mode),
+            uid: s.uid,
+            gid: s.gid,
+            mtime: rfc3339_ms(s.mtime_ns),
+            target: target.map(lossless),
+            target_base64: target.filter(|t| needs_base64(t)).map(base64),
+        }
+    }
+}
+
+/// What the quarantine did, as the record shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QuarantineRecord {
+    pub id: String,
+    pub action: QuarantineAction,
+}
+
+/// One alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AlertRecord {
+    pub time: String,
+    pub host: String,
+    pub site: String,
+    pub event: EventKind,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
+    pub severity: Severity,
+    pub rule: String,
+    pub detected_by: DetectedBy,
+    pub before: Option<StateRecord>,
+    pub after: Option<StateRecord>,
+    pub diff: Option<String>,
+    pub quarantine: Option<QuarantineRecord>,
+}
+
+impl AlertRecord {
+    /// The record of `change` of a site rooted at `root`, as classified.
+    pub fn new(
+        host: &str,
+        root: &Path,
+        change: &Change,
+        verdict: &Verdict<'_>,
+        time_ns: i64,
+    ) -> AlertRecord {
+        let abs = absolute(root, &change.rel);
+        AlertRecord {
+            time: rfc3339_ms(time_ns),
+            host: host.to_string(),
+            site: change.site.to_string(),
+            event: change.kind,
+            path: lossless(&abs),
+            path_base64: needs_base64(&abs).then(|| base64(&abs)),
+            severity: verdict.severity,
+            rule: verdict.rule.to_string(),
+            detected_by: change.detected_by,
+            before: change.before.as_ref().map(StateRecord::from),
+            after: change.after.as_ref().map(StateRecord::from),
+            diff: None,
+            quarantine: None,
+        }
+    }
+
+    /// One JSON line (without the newline).
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The absolute path of `rel` below `root`, as bytes.
+pub fn absolute(root: &Path, rel: &[u8]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut abs = root.as_os_str().as_bytes().to_vec();
+    if !rel.is_empty() {
+        if abs.last() != Some(&b'/') {
+            abs.push(b'/');
+        }
+        abs.extend_from_slice(rel);
+    }
+    abs
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A `FileType` for records of the type field.
+pub fn type_name(t: FileType) -> &'static str {
+    t.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn record_matches_the_contract_shape() {
+        let after = FileState {
+            kind: FileType::File,
+            size: 123,
+            mode: 0o644,
+            uid: 33,
+            gid: 33,
+            mtime_ns: 1_795_802_399_870_000_000,
+            ctime_ns: 0,
+            dev: 0,
+            ino: 0,
+            sha256: Some([0xab; 32]),
+            target: None,
+        };
+        let change = Change {
+            site: Arc::from("blog"),
+            rel: b"wp-content/uploads/\xff.php".to_vec(),
+            kind: EventKind::Added,
+            before: None,
+            after: Some(after),
+            detected_by: DetectedBy::Realtime,
+        };
+        let verdict = Verdict {
+            severity: Severity::Critical,
+            rule: "php-in-uploads",
+            nodiff: false,
+            quarantine: None,
+        };
+        let rec = AlertRecord::new(
+            "web1",
+            Path::new("/var/www/blog"),
+            &change,
+            &verdict,
+            1_795_802_400_123_000_000,
+        );
+        let v: serde_json::Value = serde_json::from_str(&rec.to_json()).unwrap();
+        assert_eq!(v["time"], "2026-11-27T18:00:00.123Z");
+        assert_eq!(v["path"], "/var/www/blog/wp-content/uploads/\\xFF.php");
+        assert_eq!(
+            v["path_base64"],
+            base64(b"/var/www/blog/wp-content/uploads/\xff.php")
+        );
+        assert_eq!(v["after"]["mode"], "0644");
+        assert_eq!(v["after"]["mtime"], "2026-11-27T17:59:59.870Z");
+        assert_eq!(v["before"], serde_json::Value::Null);
+        assert_eq!(v["severity"], "critical");
+        assert_eq!(v["detected_by"], "realtime");
+        assert!(v["after"].get("target").is_none());
+    }
+}

@@ -1,0 +1,73 @@
+//! The command line, as the interface contract fixes it. Kept apart from
+//! `main.rs` so the man page and shell completions can be generated from the
+//! same definitions.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sitewarden",
+    version,
+    about = "Website integrity guard: alerts within seconds when the code of a site changes",
+    long_about = None
+)]
+pub struct Cli {
+    /// Config file [default: $SITEWARDEN_CONFIG, then /etc/sitewarden/sitewarden.yaml]
+    #[arg(short = 'c', long = "config", global = true, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the built-in profiles, or print one
+    Profiles {
+        /// Profile to print
+        name: Option<String>,
+    },
+    /// Validate the config and print the effective settings
+    ConfigCheck,
+    /// Build or rebuild the baseline (hashes every watched file)
+    Baseline {
+        /// Only this site
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Compare now with the baseline: exit 0 = no drift, 1 = drift, 2 = error
+    Check {
+        /// Only this site
+        #[arg(long)]
+        site: Option<String>,
+        /// Print alert records, one JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// Hash every file, ignoring the stat cache
+        #[arg(long)]
+        rehash: bool,
+    },
+    /// Take the current state (all, or the given paths) into the baseline
+    Accept {
+        /// Only this site
+        #[arg(long)]
+        site: Option<String>,
+        /// Files or directories to accept (absolute or relative to the current directory)
+        #[arg(value_name = "PATH")]
+        paths: Vec<OsString>,
+    },
+    /// Show the change of PATH against the baseline
+    Diff {
+        #[arg(value_name = "PATH")]
+        path: OsString,
+    },
+    /// Sites, files watched, last scan, alerts waiting
+    Status {
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}

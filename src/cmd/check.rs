@@ -1,0 +1,88 @@
+//! `sitewarden check`: compare every site with its baseline and report the
+//! drift. Changes nothing: no alert log, no mail, no store write.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+
+use super::{hostname, warn, DRIFT, OK};
+use crate::alert::AlertRecord;
+use crate::baseline::Store;
+use crate::config::Config;
+use crate::detect::{self, CompareSpec};
+use crate::model::DetectedBy;
+use crate::util::time::now_ns;
+
+pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result<i32> {
+    let sites = cfg.select(only)?;
+    let store = Store::open_existing(&cfg.state_dir)?;
+    let host = hostname();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut drift = false;
+    for site in sites {
+        if !store.has_baseline(&site.name)? {
+            bail!(
+                "site '{}' has no baseline yet: run `sitewarden baseline --site {}`",
+                site.name,
+                site.name
+            );
+        }
+        let baseline = store.load(&site.name)?;
+        let cmp = detect::compare(&CompareSpec {
+            site: &site.name,
+            root: &site.real_root,
+            policy: &site.policy,
+            baseline: &baseline,
+            rehash,
+            detected_by: DetectedBy::Scan,
+            keep_observed: false,
+            start: b"",
+        })?;
+        for (rel, e) in &cmp.problems {
+            warn(&site.name, rel, e);
+        }
+        drift |= !cmp.changes.is_empty();
+        let now = now_ns();
+        for change in &cmp.changes {
+            let verdict = site
+                .policy
+                .classify(&change.rel, change.file_type(), change.kind);
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    AlertRecord::new(&host, &site.root, change, &verdict, now).to_json()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<9} {:<9} {}  [{}]",
+                    change.kind.as_str(),
+                    verdict.severity.as_str(),
+                    crate::scan::show(&change.rel),
+                    verdict.rule
+                )?;
+            }
+        }
+        if !json {
+            if cmp.changes.is_empty() {
+                writeln!(
+                    out,
+                    "{}: no drift ({} paths checked)",
+                    site.name, cmp.stats.entries
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: {} changes ({} paths checked)",
+                    site.name,
+                    cmp.changes.len(),
+                    cmp.stats.entries
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if drift { DRIFT } else { OK })
+}

@@ -1,0 +1,80 @@
+//! `sitewarden diff PATH`: the change of one path against its baseline.
+
+use std::ffi::OsStr;
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::{locate, OK};
+use crate::alert::record::{absolute, hex};
+use crate::baseline::Store;
+use crate::config::Config;
+use crate::model::{FileState, FileType};
+use crate::scan::{file, show};
+use crate::util::time::rfc3339_ms;
+
+pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
+    let (site, rel) = locate(cfg, None, arg)?;
+    let store = Store::open_existing(&cfg.state_dir)?;
+    let before = store.get(&site.name, &rel)?;
+    let after = file::probe(&site.real_root, &rel, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", show(&absolute(&site.root, &rel))))?;
+    let shown = show(&absolute(&site.root, &rel));
+    let mut out = std::io::stdout().lock();
+    let kind = after
+        .as_ref()
+        .or(before.as_ref())
+        .map(|s| s.kind)
+        .unwrap_or(FileType::File);
+    if !site.policy.watched(&rel, kind) && before.is_none() {
+        writeln!(
+            out,
+            "{shown}: not watched by the profile of site '{}'",
+            site.name
+        )?;
+        return Ok(OK);
+    }
+    let Some(event) = FileState::compare(before.as_ref(), after.as_ref()) else {
+        writeln!(out, "{shown}: no change against the baseline")?;
+        return Ok(OK);
+    };
+    let verdict = site.policy.classify(&rel, kind, event);
+    writeln!(out, "--- baseline {shown}")?;
+    writeln!(out, "+++ now      {shown}")?;
+    writeln!(
+        out,
+        "event: {event}  severity: {}  rule: {}",
+        verdict.severity, verdict.rule
+    )?;
+    for (field, b, a) in fields(before.as_ref(), after.as_ref()) {
+        if b != a {
+            writeln!(out, "{field:<8} {b} -> {a}")?;
+        }
+    }
+    if verdict.nodiff {
+        writeln!(out, "content: diff suppressed (file holds secrets)")?;
+    }
+    Ok(OK)
+}
+
+fn fields(b: Option<&FileState>, a: Option<&FileState>) -> Vec<(&'static str, String, String)> {
+    let get = |s: Option<&FileState>, f: &dyn Fn(&FileState) -> String| {
+        s.map(f).unwrap_or_else(|| "-".into())
+    };
+    let rows: [(&'static str, &dyn Fn(&FileState) -> String); 7] = [
+        ("type", &|s| s.kind.as_str().into()),
+        ("size", &|s| s.size.to_string()),
+        ("sha256", &|s| {
+            s.sha256.as_ref().map(hex).unwrap_or_else(|| "-".into())
+        }),
+        ("target", &|s| {
+            s.target.as_deref().map(show).unwrap_or_else(|| "-".into())
+        }),
+        ("mode", &|s| format!("{:04o}", s.mode)),
+        ("owner", &|s| format!("{}:{}", s.uid, s.gid)),
+        ("mtime", &|s| rfc3339_ms(s.mtime_ns)),
+    ];
+    rows.iter()
+        .map(|(name, f)| (*name, get(b, f), get(a, f)))
+        .collect()
+}

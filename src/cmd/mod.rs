@@ -1,0 +1,94 @@
+//! The commands of the command line, one file each. They are the edge of the
+//! library: they load the config, call the subsystems, print for people or
+//! machines and return the exit code.
+
+mod accept;
+mod baseline;
+mod check;
+mod config_check;
+mod diff;
+mod profiles;
+mod status;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, Site};
+use crate::model::RelPath;
+
+/// Exit code: success, no drift.
+pub const OK: i32 = 0;
+/// Exit code of `check`: drift found.
+pub const DRIFT: i32 = 1;
+
+/// Runs one command; `Err` is exit code 2.
+pub fn run(cli: Cli) -> Result<i32> {
+    let config_path = Config::resolve_path(cli.config.as_deref());
+    match cli.command {
+        Command::Profiles { name } => profiles::run(&config_path, name.as_deref()),
+        Command::ConfigCheck => config_check::run(&load(&config_path)?),
+        Command::Baseline { site } => baseline::run(&load(&config_path)?, site.as_deref()),
+        Command::Check { site, json, rehash } => {
+            check::run(&load(&config_path)?, site.as_deref(), json, rehash)
+        }
+        Command::Accept { site, paths } => {
+            accept::run(&load(&config_path)?, site.as_deref(), &paths)
+        }
+        Command::Diff { path } => diff::run(&load(&config_path)?, &path),
+        Command::Status { json } => status::run(&load(&config_path)?, json),
+    }
+}
+
+fn load(path: &Path) -> Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+/// This machine's name, as alerts show it.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Resolves a `PATH` argument (absolute or relative to the current
+/// directory) to its site and the path inside it. The last component is not
+/// resolved: it may be deleted, or be a symlink that must not be followed.
+pub fn locate<'a>(cfg: &'a Config, only: Option<&str>, arg: &OsStr) -> Result<(&'a Site, RelPath)> {
+    let p = Path::new(arg);
+    let abs: PathBuf = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let abs = config::normalize(&abs);
+    for site in cfg.select(only)? {
+        for root in [&site.root, &site.real_root] {
+            if let Ok(rest) = abs.strip_prefix(root) {
+                return Ok((site, rest.as_os_str().as_bytes().to_vec()));
+            }
+        }
+    }
+    let roots: Vec<String> = cfg
+        .sites
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.root.display()))
+        .collect();
+    bail!(
+        "{} is not inside a site root (sites: {})",
+        crate::util::bytes::printable(abs.as_os_str().as_bytes()),
+        roots.join(", ")
+    )
+}
+
+/// Prints a per-item problem as a warning line on stderr.
+pub fn warn(site: &str, rel: &[u8], what: &dyn std::fmt::Display) {
+    eprintln!(
+        "sitewarden: warning: {site}: {}: {what}",
+        crate::scan::show(if rel.is_empty() { b"." } else { rel })
+    );
+}

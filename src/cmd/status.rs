@@ -1,0 +1,87 @@
+//! `sitewarden status`: what is watched, when it was last scanned, and how
+//! much drift waits for `accept`. Reads the store only; never creates it.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::OK;
+use crate::baseline::Store;
+use crate::config::Config;
+use crate::util::time::rfc3339_ms;
+
+#[derive(Serialize)]
+struct SiteStatus {
+    name: String,
+    root: String,
+    profile: String,
+    files: u64,
+    drift: u64,
+    baseline_at: Option<String>,
+    last_scan: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    /// True while a daemon has every site watched.
+    ready: bool,
+    /// Alerts waiting in the outbox for delivery.
+    outbox: u64,
+    sites: Vec<SiteStatus>,
+}
+
+pub fn run(cfg: &Config, json: bool) -> Result<i32> {
+    let store = match Store::open_existing(&cfg.state_dir) {
+        Ok(s) => Some(s),
+        Err(crate::baseline::StoreError::Missing(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut sites = Vec::new();
+    for site in &cfg.sites {
+        let info = match &store {
+            Some(s) => s.site_info(&site.name)?,
+            None => None,
+        };
+        let info = info.unwrap_or_default();
+        sites.push(SiteStatus {
+            name: site.name.to_string(),
+            root: site.root.display().to_string(),
+            profile: site.profile.clone(),
+            files: info.files,
+            drift: info.drift,
+            baseline_at: info.baseline_at.map(rfc3339_ms),
+            last_scan: info.last_scan_at.map(rfc3339_ms),
+        });
+    }
+    let status = Status {
+        ready: false,
+        outbox: 0,
+        sites,
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&status)?)?;
+        return Ok(OK);
+    }
+    writeln!(
+        out,
+        "daemon: {}",
+        if status.ready { "ready" } else { "not running" }
+    )?;
+    writeln!(out, "outbox: {} alerts waiting", status.outbox)?;
+    for s in &status.sites {
+        writeln!(
+            out,
+            "{}: {} ({}), {} files, {} unaccepted changes, baseline {}, last scan {}",
+            s.name,
+            s.root,
+            s.profile,
+            s.files,
+            s.drift,
+            s.baseline_at.as_deref().unwrap_or("never"),
+            s.last_scan.as_deref().unwrap_or("never"),
+        )?;
+    }
+    Ok(OK)
+}

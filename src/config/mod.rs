@@ -1,0 +1,403 @@
+//! The configuration: read `sitewarden.yaml` (a raw serde mirror, checked as
+//! it is parsed), then compile it into the settings the rest of the program
+//! uses. Every error is one line naming the file, line and column.
+
+pub mod duration;
+mod raw;
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::Severity;
+use crate::policy::{Policy, PolicySpec};
+use crate::profile;
+pub use raw::{Tls, Transport};
+
+pub const DEFAULT_CONFIG: &str = "/etc/sitewarden/sitewarden.yaml";
+pub const DEFAULT_PROFILE_DIR: &str = "/etc/sitewarden/profiles";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitewarden";
+pub const DEFAULT_ALERT_LOG: &str = "/var/log/sitewarden/alerts.jsonl";
+pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_millis(200);
+
+/// A config or profile that cannot be used. Displayed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}:{column}: {message}")]
+    At {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ConfigError {
+    /// Turns a YAML error into `file:line:column: message`, with serde's own
+    /// "at line X column Y" suffixes removed and the text kept on one line.
+    pub fn from_yaml(file: &str, e: &serde_yaml::Error) -> ConfigError {
+        let mut message = strip_positions(&e.to_string());
+        message = message.replace(['\n', '\r'], " ");
+        match e.location() {
+            Some(loc) => ConfigError::At {
+                file: file.to_string(),
+                line: loc.line(),
+                column: loc.column(),
+                message,
+            },
+            None => ConfigError::File {
+                file: file.to_string(),
+                message,
+            },
+        }
+    }
+}
+
+fn strip_positions(text: &str) -> String {
+    let mut out = text.to_string();
+    while let Some(at) = out.find(" at line ") {
+        let rest = &out[at + " at line ".len()..];
+        let mut end = at + " at line ".len();
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        end += digits;
+        let rest = &out[end..];
+        if let Some(col) = rest.strip_prefix(" column ") {
+            end += " column ".len() + col.bytes().take_while(u8::is_ascii_digit).count();
+        }
+        out.replace_range(at..end, "");
+    }
+    out
+}
+
+/// One watched site, ready to use.
+#[derive(Debug)]
+pub struct Site {
+    pub name: Arc<str>,
+    /// The root as configured, made absolute: what alerts show.
+    pub root: PathBuf,
+    /// The canonical root: what is walked and watched.
+    pub real_root: PathBuf,
+    pub profile: String,
+    pub policy: Arc<Policy>,
+    pub auto_accept: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanSettings {
+    pub interval: Duration,
+    pub rehash_interval: Option<Duration>,
+    pub quiet_period: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuarantineSettings {
+    pub hook: Vec<String>,
+    pub hook_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub to: Vec<String>,
+    pub from: String,
+    pub transport: Transport,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub min_severity: Severity,
+    pub digest_seconds: u64,
+    pub max_per_hour: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub log: PathBuf,
+    pub email: Option<EmailSettings>,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub sites: Vec<Site>,
+    pub scan: ScanSettings,
+    pub quarantine: QuarantineSettings,
+    pub alerts: AlertSettings,
+}
+
+impl Config {
+    /// The config path: `-c` first, then `$SITEWARDEN_CONFIG`, then /etc.
+    pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
+        if let Some(p) = cli {
+            return p.to_path_buf();
+        }
+        match std::env::var_os("SITEWARDEN_CONFIG") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_CONFIG),
+        }
+    }
+
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            file: path.display().to_string(),
+            message: format!("cannot read config: {e}"),
+        })?;
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_path_buf())
+        };
+        let base = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Config::parse(&text, path, &base, &base.join("profiles"))
+    }
+
+    /// Validates config `text`; `origin` names it in errors, relative roots
+    /// are taken from `base_dir`, profile files from `profile_dir`.
+    pub fn parse(
+        text: &str,
+        origin: &Path,
+        base_dir: &Path,
+        profile_dir: &Path,
+    ) -> Result<Config, ConfigError> {
+        let file = origin.display().to_string();
+        if text.trim().is_empty() {
+            return Err(ConfigError::File {
+                file,
+                message: "the config is empty (it needs at least `sites:`)".into(),
+            });
+        }
+        let ctx = raw::Context {
+            base_dir: base_dir.to_path_buf(),
+            profile_dir: profile_dir.to_path_buf(),
+        };
+        let raw: raw::RawConfig = raw::with_context(ctx, || serde_yaml::from_str(text))
+            .map_err(|e| ConfigError::from_yaml(&file, &e))?;
+
+        let mut sites = Vec::new();
+        for s in raw.sites.0 {
+            let profile_name = s
+                .profile
+                .as_ref()
+                .map(|p| p.0.clone())
+                .unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
+            let profile = profile::load(&profile_name, profile_dir)?;
+            let spec = site_spec(&profile.raw, &s);
+            let policy = Policy::compile(&spec).map_err(|e| ConfigError::File {
+                file: file.clone(),
+                message: format!("site '{}': {e}", s.name.0),
+            })?;
+            sites.push(Site {
+                name: Arc::from(s.name.0.as_str()),
+                root: s.root.shown,
+                real_root: s.root.real,
+                profile: profile_name,
+                policy: Arc::new(policy),
+                auto_accept: s.auto_accept,
+            });
+        }
+
+        let email = raw.alerts.email.map(|e| {
+            let smtp = e.smtp;
+            let tls = smtp.as_ref().and_then(|s| s.tls).unwrap_or(Tls::None);
+            EmailSettings {
+                to: e.to,
+                from: e.from,
+                transport: e.transport.unwrap_or(Transport::Smtp),
+                smtp_host: smtp
+                    .as_ref()
+                    .map(|s| s.host.clone())
+                    .unwrap_or_else(|| "localhost".into()),
+                smtp_port: smtp.as_ref().and_then(|s| s.port).unwrap_or(match tls {
+                    Tls::None => 25,
+                    Tls::Starttls => 587,
+                    Tls::Tls => 465,
+                }),
+                tls,
+                username: smtp.as_ref().and_then(|s| s.username.clone()),
+                password_file: smtp
+                    .as_ref()
+                    .and_then(|s| s.password_file.as_ref().map(|p| p.0.clone())),
+                min_severity: e.min_severity.unwrap_or(Severity::Low),
+                digest_seconds: e.digest_seconds.unwrap_or(60),
+                max_per_hour: e.max_per_hour,
+            }
+        });
+
+        Ok(Config {
+            path: origin.to_path_buf(),
+            state_dir: raw
+                .state_dir
+                .map(|p| p.0)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            sites,
+            scan: ScanSettings {
+                interval: raw
+                    .scan
+                    .interval
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_SCAN_INTERVAL),
+                rehash_interval: raw.scan.rehash_interval.map(|d| d.0),
+                quiet_period: raw
+                    .scan
+                    .quiet_period
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_QUIET_PERIOD),
+            },
+            quarantine: QuarantineSettings {
+                hook: raw.quarantine.hook,
+                hook_timeout: raw
+                    .quarantine
+                    .hook_timeout
+                    .map(|d| d.0)
+                    .unwrap_or(Duration::from_secs(30)),
+            },
+            alerts: AlertSettings {
+                log: raw
+                    .alerts
+                    .log
+                    .map(|p| p.0)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
+                email,
+            },
+        })
+    }
+
+    /// The site called `name`.
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| &*s.name == name)
+    }
+
+    /// The sites a `--site` option selects (all when it is absent).
+    pub fn select(&self, name: Option<&str>) -> Result<Vec<&Site>, ConfigError> {
+        match name {
+            None => Ok(self.sites.iter().collect()),
+            Some(n) => self.site(n).map(|s| vec![s]).ok_or_else(|| {
+                let known: Vec<&str> = self.sites.iter().map(|s| &*s.name).collect();
+                ConfigError::Other(format!(
+                    "no site named '{n}' in {} (sites: {})",
+                    self.path.display(),
+                    known.join(", ")
+                ))
+            }),
+        }
+    }
+}
+
+/// A site's policy: its profile's lists with the site's own appended; the
+/// site's severity rules come first so they can override the profile's.
+fn site_spec(profile: &profile::RawProfile, site: &raw::RawSite) -> PolicySpec {
+    let mut spec = profile.spec();
+    let texts = crate::profile::raw::texts;
+    spec.restrict.extend(texts(&site.restrict));
+    spec.ignore.extend(texts(&site.ignore));
+    spec.always.extend(texts(&site.always));
+    spec.nodiff.extend(texts(&site.nodiff));
+    let mut rules: Vec<_> = site.rules.iter().map(|r| r.spec()).collect();
+    rules.append(&mut spec.rules);
+    spec.rules = rules;
+    let mut quarantine: Vec<_> = site.quarantine.iter().map(|q| q.spec()).collect();
+    quarantine.append(&mut spec.quarantine);
+    spec.quarantine = quarantine;
+    spec
+}
+
+/// Removes `.` and `..` components without touching the filesystem.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir();
+        Config::parse(
+            text,
+            Path::new("test.yaml"),
+            &dir,
+            &dir.join("no-such-profiles"),
+        )
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let root = std::env::temp_dir();
+        let text = format!(
+            "sites:\n  - name: a\n    root: {}\n    ignore: [\"x/[b\"]\n",
+            root.display()
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("test.yaml:4:"), "{e}");
+        assert!(e.contains("invalid glob 'x/[b'"), "{e}");
+        let e = parse(&format!(
+            "sites:\n  - {{name: a, root: {}, profle: x}}\n",
+            root.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("test.yaml:2:") && e.contains("unknown field `profle`"),
+            "{e}"
+        );
+        let e = parse("sites: []\n").unwrap_err().to_string();
+        assert!(e.contains("at least one site is needed"), "{e}");
+        let e = parse("sites:\n  - name: a\n    root: /no/such/dir\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "test.yaml:3:11: sites[0].root: site root /no/such/dir does not exist");
+        let e = parse(&format!(
+            "scan: {{interval: 4x}}\nsites:\n  - {{name: a, root: {}}}\n",
+            root.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("test.yaml:1:18: ") && e.contains("unknown unit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn site_lists_extend_the_profile() {
+        let root = std::env::temp_dir();
+        let text = format!(
+            "sites:\n  - name: a\n    root: {}\n    profile: wordpress\n    ignore: [\"wp-content/my-cache/**\"]\n",
+            root.display()
+        );
+        let c = parse(&text).unwrap();
+        let p = &c.sites[0].policy;
+        assert!(!p.watched(b"wp-content/my-cache/x.js", crate::model::FileType::File));
+        assert!(p.watched(b"wp-content/themes/t/x.js", crate::model::FileType::File));
+        assert_eq!(c.scan.interval, DEFAULT_SCAN_INTERVAL);
+    }
+
+    #[test]
+    fn strips_serde_positions() {
+        assert_eq!(strip_positions("bad thing at line 3 column 7"), "bad thing");
+    }
+}

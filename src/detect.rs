@@ -1,0 +1,112 @@
+//! Detection: compare what a scan observes with the accepted baseline and
+//! name each change. Shared by `check`, `accept` and the daemon's scans, so
+//! a change is judged the same way however it was seen.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::model::{Change, DetectedBy, FileState, RelPath};
+use crate::policy::Policy;
+use crate::scan::{self, Found, ItemError, ScanError, ScanSpec, ScanStats};
+
+/// The outcome of comparing one site with its baseline.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Changes, sorted by path.
+    pub changes: Vec<Change>,
+    /// Every path observed, with its state (for `accept`).
+    pub observed: Option<Vec<(RelPath, FileState)>>,
+    /// Paths or directories whose state could not be read.
+    pub problems: Vec<(RelPath, ItemError)>,
+    pub stats: ScanStats,
+}
+
+/// What to compare and how.
+pub struct CompareSpec<'a> {
+    pub site: &'a Arc<str>,
+    pub root: &'a std::path::Path,
+    pub policy: &'a Policy,
+    pub baseline: &'a HashMap<RelPath, FileState>,
+    pub rehash: bool,
+    pub detected_by: DetectedBy,
+    /// Keep every observed state (for accepting them).
+    pub keep_observed: bool,
+    /// Only paths below this directory (empty: all).
+    pub start: &'a [u8],
+}
+
+/// True when `rel` is `dir` or below it.
+pub fn is_under(rel: &[u8], dir: &[u8]) -> bool {
+    dir.is_empty() || (rel.starts_with(dir) && (rel.len() == dir.len() || rel[dir.len()] == b'/'))
+}
+
+/// Scans a site (or a subtree) and compares it with its baseline.
+pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
+    let mut out = Comparison {
+        observed: spec.keep_observed.then(Vec::new),
+        ..Comparison::default()
+    };
+    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(spec.baseline.len());
+    let mut unreadable: Vec<RelPath> = Vec::new();
+    let scan_spec = ScanSpec {
+        root: spec.root,
+        policy: spec.policy,
+        cache: Some(spec.baseline),
+        rehash: spec.rehash,
+        threads: 0,
+        start: spec.start,
+    };
+    out.stats = scan::scan(&scan_spec, |found| match found {
+        Found::Entry(rel, state) => {
+            let before = match spec.baseline.get_key_value(&rel) {
+                Some((key, before)) => {
+                    seen.insert(key.as_slice());
+                    Some(before)
+                }
+                None => None,
+            };
+            if let Some(kind) = FileState::compare(before, Some(&state)) {
+                out.changes.push(Change {
+                    site: Arc::clone(spec.site),
+                    rel: rel.clone(),
+                    kind,
+                    before: before.cloned(),
+                    after: Some(state.clone()),
+                    detected_by: spec.detected_by,
+                });
+            }
+            if let Some(obs) = out.observed.as_mut() {
+                obs.push((rel, state));
+            }
+        }
+        Found::Problem(rel, err) => {
+            if let Some((key, _)) = spec.baseline.get_key_value(&rel) {
+                seen.insert(key.as_slice());
+            }
+            out.problems.push((rel, err));
+        }
+        Found::Unreadable(rel, err) => {
+            unreadable.push(rel.clone());
+            out.problems.push((rel, err));
+        }
+    })?;
+    for (rel, before) in spec.baseline {
+        if seen.contains(rel.as_slice())
+            || !is_under(rel, spec.start)
+            || unreadable.iter().any(|d| is_under(rel, d))
+            || !spec.policy.watched(rel, before.kind)
+        {
+            continue;
+        }
+        out.changes.push(Change {
+            site: Arc::clone(spec.site),
+            rel: rel.clone(),
+            kind: crate::model::EventKind::Deleted,
+            before: Some(before.clone()),
+            after: None,
+            detected_by: spec.detected_by,
+        });
+    }
+    out.changes.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}

@@ -1,0 +1,27 @@
+//! sitewarden: a website integrity guard for web-hosting servers.
+//!
+//! Map of the crate, following the data flow (sources → detection → policy
+//! → actions and sinks):
+//! - [`model`]: the shared types: [`model::FileState`], [`model::Change`].
+//! - [`config`]: `sitewarden.yaml`, parsed and validated once.
+//! - [`profile`]: site profiles (built-in and from `/etc/sitewarden/profiles`).
+//! - [`policy`]: pure classification of a path: watched, severity, nodiff,
+//!   quarantine; globs compiled once.
+//! - [`scan`]: the parallel, symlink-safe walker and hasher.
+//! - [`detect`]: a scan compared with the baseline gives changes.
+//! - [`baseline`]: the crash-safe store of accepted states (SQLite, WAL).
+//! - [`alert`]: the alert record and its sinks.
+//! - [`cmd`]: the commands of the command line; [`cli`] defines it.
+//! - [`util`]: byte-path display and timestamps.
+
+pub mod alert;
+pub mod baseline;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod detect;
+pub mod model;
+pub mod policy;
+pub mod profile;
+pub mod scan;
+pub mod util;

@@ -1,0 +1,314 @@
+//! The data every subsystem shares: the state of one file as the store keeps
+//! it, and the `Change` that a scanner or a watcher finds, the policy
+//! classifies and every sink reports.
+//!
+//! Paths inside a site are raw bytes relative to the site root (`RelPath`),
+//! because file names on Linux are bytes and an attacker chooses them: a name
+//! with a newline or invalid UTF-8 must be stored and reported losslessly.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A path relative to a site root, as raw bytes without a leading slash.
+/// The root itself is the empty path.
+pub type RelPath = Vec<u8>;
+
+/// What kind of filesystem object a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileType {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    Device,
+}
+
+impl FileType {
+    /// From the `st_mode` of a stat result.
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & libc_mode::S_IFMT {
+            libc_mode::S_IFREG => FileType::File,
+            libc_mode::S_IFDIR => FileType::Dir,
+            libc_mode::S_IFLNK => FileType::Symlink,
+            libc_mode::S_IFIFO => FileType::Fifo,
+            libc_mode::S_IFSOCK => FileType::Socket,
+            _ => FileType::Device,
+        }
+    }
+
+    /// The name used in alert records and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileType::File => "file",
+            FileType::Dir => "dir",
+            FileType::Symlink => "symlink",
+            FileType::Fifo => "fifo",
+            FileType::Socket => "socket",
+            FileType::Device => "device",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FileType> {
+        Some(match s {
+            "file" => FileType::File,
+            "dir" => FileType::Dir,
+            "symlink" => FileType::Symlink,
+            "fifo" => FileType::Fifo,
+            "socket" => FileType::Socket,
+            "device" => FileType::Device,
+            _ => return None,
+        })
+    }
+}
+
+/// The file-type bits of `st_mode`, spelled out so the pure core does not
+/// depend on a platform crate for six constants.
+mod libc_mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFREG: u32 = 0o100000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFLNK: u32 = 0o120000;
+    pub const S_IFIFO: u32 = 0o010000;
+    pub const S_IFSOCK: u32 = 0o140000;
+}
+
+/// The recorded state of one path: what the baseline accepts and what a scan
+/// observes. `dev`, `ino`, `ctime_ns` are kept for the stat cache and are not
+/// themselves a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileState {
+    pub kind: FileType,
+    pub size: u64,
+    /// Permission bits including setuid/setgid/sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub dev: u64,
+    pub ino: u64,
+    /// SHA-256 of the content, for regular files only.
+    pub sha256: Option<[u8; 32]>,
+    /// The link target as stored in the symlink, never followed.
+    pub target: Option<Vec<u8>>,
+}
+
+impl FileState {
+    /// True when the stat fields that any write would change are identical,
+    /// so the recorded hash still describes the content.
+    pub fn same_stat(&self, other: &FileState) -> bool {
+        self.kind == other.kind
+            && self.dev == other.dev
+            && self.ino == other.ino
+            && self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+            && self.ctime_ns == other.ctime_ns
+    }
+
+    /// Compares an accepted state with an observed one and names the change,
+    /// if any. Content (type, hash, size, link target) beats metadata (mode,
+    /// owner); timestamps and inode numbers alone are not a change, so a
+    /// `touch` or an editor's rewrite with identical bytes stays quiet.
+    pub fn compare(before: Option<&FileState>, after: Option<&FileState>) -> Option<EventKind> {
+        match (before, after) {
+            (None, None) => None,
+            (None, Some(_)) => Some(EventKind::Added),
+            (Some(_), None) => Some(EventKind::Deleted),
+            (Some(b), Some(a)) => {
+                if b.kind != a.kind
+                    || b.sha256 != a.sha256
+                    || b.size != a.size
+                    || b.target != a.target
+                {
+                    Some(EventKind::Modified)
+                } else if b.mode != a.mode || b.uid != a.uid || b.gid != a.gid {
+                    Some(EventKind::Metadata)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// What happened to a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+    Metadata,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Added,
+        EventKind::Modified,
+        EventKind::Deleted,
+        EventKind::Metadata,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "added",
+            EventKind::Modified => "modified",
+            EventKind::Deleted => "deleted",
+            EventKind::Metadata => "metadata",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How serious a change is. Ordered: `Info < Low < ... < Critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a change was seen: from a kernel event (including files found by
+/// walking a directory that just appeared) or by a scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectedBy {
+    Realtime,
+    Scan,
+}
+
+impl DetectedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectedBy::Realtime => "realtime",
+            DetectedBy::Scan => "scan",
+        }
+    }
+}
+
+/// What the quarantine does with a matching changed file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuarantineAction {
+    /// Put the baseline version back (remove the file if it had none).
+    Restore,
+    /// Remove the live file.
+    Remove,
+    /// Keep a copy as evidence, leave the live file alone.
+    Keep,
+}
+
+impl QuarantineAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineAction::Restore => "restore",
+            QuarantineAction::Remove => "remove",
+            QuarantineAction::Keep => "keep",
+        }
+    }
+}
+
+/// One detected change of one path, shared by every source and sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub site: Arc<str>,
+    pub rel: RelPath,
+    pub kind: EventKind,
+    /// The accepted state; `None` for `Added`.
+    pub before: Option<FileState>,
+    /// The observed state; `None` for `Deleted`.
+    pub after: Option<FileState>,
+    pub detected_by: DetectedBy,
+}
+
+impl Change {
+    /// The type of the object the change is about (the new one if any).
+    pub fn file_type(&self) -> FileType {
+        self.after
+            .as_ref()
+            .or(self.before.as_ref())
+            .map(|s| s.kind)
+            .unwrap_or(FileType::File)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> FileState {
+        FileState {
+            kind: FileType::File,
+            size: 3,
+            mode: 0o644,
+            uid: 33,
+            gid: 33,
+            mtime_ns: 1,
+            ctime_ns: 1,
+            dev: 1,
+            ino: 1,
+            sha256: Some([1; 32]),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn compare_names_the_change() {
+        let a = state();
+        assert_eq!(FileState::compare(None, Some(&a)), Some(EventKind::Added));
+        assert_eq!(FileState::compare(Some(&a), None), Some(EventKind::Deleted));
+        let mut b = a.clone();
+        b.mtime_ns = 99;
+        b.ino = 7;
+        assert_eq!(
+            FileState::compare(Some(&a), Some(&b)),
+            None,
+            "timestamps alone are no change"
+        );
+        b.mode = 0o755;
+        assert_eq!(
+            FileState::compare(Some(&a), Some(&b)),
+            Some(EventKind::Metadata)
+        );
+        b.sha256 = Some([2; 32]);
+        assert_eq!(
+            FileState::compare(Some(&a), Some(&b)),
+            Some(EventKind::Modified)
+        );
+    }
+
+    #[test]
+    fn severities_are_ordered() {
+        assert!(Severity::Critical > Severity::High);
+        assert!(Severity::Info < Severity::Low);
+    }
+}

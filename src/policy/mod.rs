@@ -1,0 +1,324 @@
+//! The policy: from a site's profile and its own additions, decide for a path
+//! whether it is watched at all, how severe a change of it is, whether its
+//! content may be shown, and whether it is quarantined.
+//!
+//! Pure and cheap: globs are compiled once, and classifying a path costs a
+//! few automaton runs and no allocation beyond reused buffers, because it
+//! runs for every kernel event.
+
+pub mod glob;
+
+use std::cell::RefCell;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use globset::Candidate;
+
+use crate::model::{EventKind, FileType, QuarantineAction, Severity};
+use glob::PatternSet;
+
+/// The rule id reported when no severity rule matches.
+pub const DEFAULT_RULE: &str = "default";
+
+/// One severity rule, as the profile or site gives it.
+#[derive(Clone, Debug)]
+pub struct RuleSpec {
+    pub id: String,
+    pub patterns: Vec<String>,
+    /// Empty means every event.
+    pub events: Vec<EventKind>,
+    /// Empty means every file type.
+    pub types: Vec<FileType>,
+    pub severity: Severity,
+}
+
+/// One quarantine rule.
+#[derive(Clone, Debug)]
+pub struct QuarantineSpec {
+    pub patterns: Vec<String>,
+    pub action: QuarantineAction,
+}
+
+/// Everything the policy is built from, profile lists first, site lists
+/// appended (site rules are put first so a site can override its profile).
+#[derive(Clone, Debug, Default)]
+pub struct PolicySpec {
+    pub restrict: Vec<String>,
+    pub ignore: Vec<String>,
+    pub always: Vec<String>,
+    pub nodiff: Vec<String>,
+    pub rules: Vec<RuleSpec>,
+    pub quarantine: Vec<QuarantineSpec>,
+    pub default_severity: Option<Severity>,
+}
+
+/// The decision for one changed path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict<'a> {
+    pub severity: Severity,
+    pub rule: &'a str,
+    /// The content must never be stored or shown (a secret).
+    pub nodiff: bool,
+    pub quarantine: Option<QuarantineAction>,
+}
+
+/// A compiled policy for one site.
+#[derive(Debug)]
+pub struct Policy {
+    restrict: PatternSet,
+    ignore: PatternSet,
+    always: PatternSet,
+    nodiff: PatternSet,
+    /// Ignore globs of the form `DIR/**`, reduced to `DIR`: directories the
+    /// walker need not enter unless an `always` glob may match inside.
+    prune: PatternSet,
+    /// Literal directory prefixes of the `always` globs; `None` if one of them
+    /// can match anywhere.
+    always_prefixes: Option<Vec<Vec<u8>>>,
+    rules: Vec<RuleSpec>,
+    rule_set: PatternSet,
+    rule_of_pattern: Vec<usize>,
+    quarantine: Vec<QuarantineSpec>,
+    quarantine_set: PatternSet,
+    quarantine_of_pattern: Vec<usize>,
+    default_severity: Severity,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<usize>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+fn candidate(rel: &[u8]) -> Candidate<'_> {
+    Candidate::new(Path::new(OsStr::from_bytes(rel)))
+}
+
+impl Policy {
+    pub fn compile(spec: &PolicySpec) -> Result<Policy, String> {
+        let mut rule_patterns = Vec::new();
+        let mut rule_of_pattern = Vec::new();
+        for (i, r) in spec.rules.iter().enumerate() {
+            for p in &r.patterns {
+                rule_patterns.push(p.clone());
+                rule_of_pattern.push(i);
+            }
+        }
+        let mut q_patterns = Vec::new();
+        let mut quarantine_of_pattern = Vec::new();
+        for (i, q) in spec.quarantine.iter().enumerate() {
+            for p in &q.patterns {
+                q_patterns.push(p.clone());
+                quarantine_of_pattern.push(i);
+            }
+        }
+        let prune: Vec<String> = spec
+            .ignore
+            .iter()
+            .filter_map(|g| g.strip_suffix("/**").map(str::to_string))
+            .filter(|g| !g.is_empty())
+            .collect();
+        let always_prefixes = spec
+            .always
+            .iter()
+            .map(|g| literal_prefix(g))
+            .collect::<Option<Vec<_>>>();
+        Ok(Policy {
+            restrict: PatternSet::new(&spec.restrict)?,
+            ignore: PatternSet::new(&spec.ignore)?,
+            always: PatternSet::new(&spec.always)?,
+            nodiff: PatternSet::new(&spec.nodiff)?,
+            prune: PatternSet::new(&prune)?,
+            always_prefixes,
+            rules: spec.rules.clone(),
+            rule_set: PatternSet::new(&rule_patterns)?,
+            rule_of_pattern,
+            quarantine: spec.quarantine.clone(),
+            quarantine_set: PatternSet::new(&q_patterns)?,
+            quarantine_of_pattern,
+            default_severity: spec.default_severity.unwrap_or(Severity::Medium),
+        })
+    }
+
+    /// The glob lists, for `config-check` and `profiles`.
+    pub fn lists(&self) -> [(&'static str, &[String]); 4] {
+        [
+            ("restrict", self.restrict.patterns()),
+            ("ignore", self.ignore.patterns()),
+            ("always", self.always.patterns()),
+            ("nodiff", self.nodiff.patterns()),
+        ]
+    }
+
+    /// Severity rules in the order they are tried, and quarantine rules.
+    pub fn rules(&self) -> (&[RuleSpec], &[QuarantineSpec], Severity) {
+        (&self.rules, &self.quarantine, self.default_severity)
+    }
+
+    /// Is this path integrity-checked? `always` beats `ignore`; `restrict`
+    /// and `ignore` narrow regular files only: a symlink, FIFO, socket or
+    /// device node has no business in a web root (a symlink to
+    /// `/etc/shadow` in `uploads/` is a classic way to read it over HTTP), so
+    /// every one found where the walker goes is watched.
+    pub fn watched(&self, rel: &[u8], kind: FileType) -> bool {
+        match kind {
+            FileType::Dir => return false,
+            FileType::File => {}
+            _ => return true,
+        }
+        let cand = candidate(rel);
+        if self.always.is_match(&cand) {
+            return true;
+        }
+        if self.ignore.is_match(&cand) {
+            return false;
+        }
+        self.restrict.is_empty() || self.restrict.is_match(&cand)
+    }
+
+    /// Must the walker (and the watcher) enter this directory? Only an
+    /// ignored `DIR/**` that no `always` glob can reach into is skipped.
+    pub fn descend(&self, rel_dir: &[u8]) -> bool {
+        if rel_dir.is_empty() || !self.prune.is_match(&candidate(rel_dir)) {
+            return true;
+        }
+        match &self.always_prefixes {
+            None => true,
+            Some(prefixes) => prefixes.iter().any(|p| related(p, rel_dir)),
+        }
+    }
+
+    /// Is the content of this path a secret (hash only, never shown)?
+    pub fn nodiff(&self, rel: &[u8]) -> bool {
+        self.nodiff.is_match(&candidate(rel))
+    }
+
+    /// Classifies a change of a watched path.
+    pub fn classify(&self, rel: &[u8], kind: FileType, event: EventKind) -> Verdict<'_> {
+        let cand = candidate(rel);
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (scratch, hits) = &mut *guard;
+            self.rule_set.matches_into(&cand, scratch, hits);
+            let rule = hits
+                .iter()
+                .map(|&p| self.rule_of_pattern[p])
+                .filter(|&r| {
+                    let r = &self.rules[r];
+                    (r.events.is_empty() || r.events.contains(&event))
+                        && (r.types.is_empty() || r.types.contains(&kind))
+                })
+                .min()
+                .map(|r| &self.rules[r]);
+            self.quarantine_set.matches_into(&cand, scratch, hits);
+            let quarantine = hits
+                .iter()
+                .map(|&p| self.quarantine_of_pattern[p])
+                .min()
+                .map(|q| self.quarantine[q].action);
+            Verdict {
+                severity: rule.map(|r| r.severity).unwrap_or(self.default_severity),
+                rule: rule.map(|r| r.id.as_str()).unwrap_or(DEFAULT_RULE),
+                nodiff: self.nodiff.is_match(&cand),
+                quarantine,
+            }
+        })
+    }
+}
+
+/// The leading components of a glob that hold no glob syntax, as bytes;
+/// `None` when the glob starts with a wildcard and so may match anywhere.
+fn literal_prefix(glob: &str) -> Option<Vec<u8>> {
+    let mut prefix: Vec<&str> = Vec::new();
+    for comp in glob.split('/') {
+        if comp.contains(['*', '?', '[', '{', '\\']) || comp == glob::EXEC_TOKEN {
+            break;
+        }
+        prefix.push(comp);
+    }
+    if prefix.is_empty() {
+        None
+    } else {
+        Some(prefix.join("/").into_bytes())
+    }
+}
+
+/// True when one of the two directory paths contains the other.
+fn related(a: &[u8], b: &[u8]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long.starts_with(short) && (long.len() == short.len() || long[short.len()] == b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wp_like() -> Policy {
+        Policy::compile(&PolicySpec {
+            restrict: vec!["**/@exec".into(), "**/*.js".into(), "**/.htaccess".into()],
+            ignore: vec!["wp-content/uploads/**".into(), "wp-content/cache/**".into()],
+            always: vec![
+                "wp-content/uploads/**/@exec".into(),
+                "wp-content/uploads/**/.htaccess".into(),
+            ],
+            nodiff: vec!["wp-config.php".into()],
+            rules: vec![RuleSpec {
+                id: "php-in-uploads".into(),
+                patterns: vec!["wp-content/uploads/**/@exec".into()],
+                events: vec![EventKind::Added, EventKind::Modified],
+                types: vec![],
+                severity: Severity::Critical,
+            }],
+            quarantine: vec![QuarantineSpec {
+                patterns: vec!["**/.htaccess".into()],
+                action: QuarantineAction::Restore,
+            }],
+            default_severity: Some(Severity::High),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn always_beats_ignore() {
+        let p = wp_like();
+        assert!(p.watched(b"wp-content/uploads/2026/11/x.PhP", FileType::File));
+        assert!(p.watched(b"wp-content/uploads/a.php.jpg", FileType::File));
+        assert!(!p.watched(b"wp-content/uploads/a.jpg", FileType::File));
+        assert!(!p.watched(b"wp-content/cache/x.php", FileType::File));
+        assert!(p.watched(b"index.php", FileType::File));
+        assert!(!p.watched(b"readme.txt", FileType::File));
+        assert!(p.watched(b"readme.txt", FileType::Symlink));
+        assert!(p.watched(b"wp-content/uploads/s.txt", FileType::Symlink));
+    }
+
+    #[test]
+    fn pruning_respects_always() {
+        let p = wp_like();
+        assert!(!p.descend(b"wp-content/cache"));
+        assert!(p.descend(b"wp-content/uploads"));
+        assert!(p.descend(b"wp-content/uploads/2026"));
+        assert!(p.descend(b"wp-content"));
+    }
+
+    #[test]
+    fn classify_picks_first_rule_for_the_event() {
+        let p = wp_like();
+        let v = p.classify(
+            b"wp-content/uploads/x.php",
+            FileType::File,
+            EventKind::Added,
+        );
+        assert_eq!((v.severity, v.rule), (Severity::Critical, "php-in-uploads"));
+        let v = p.classify(
+            b"wp-content/uploads/x.php",
+            FileType::File,
+            EventKind::Deleted,
+        );
+        assert_eq!((v.severity, v.rule), (Severity::High, DEFAULT_RULE));
+        let v = p.classify(b"a/.htaccess", FileType::File, EventKind::Modified);
+        assert_eq!(v.quarantine, Some(QuarantineAction::Restore));
+        assert!(
+            p.classify(b"wp-config.php", FileType::File, EventKind::Modified)
+                .nodiff
+        );
+    }
+}

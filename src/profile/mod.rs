@@ -1,0 +1,145 @@
+//! Site profiles: YAML files naming what the code of a stack is, what to
+//! ignore, what is always serious, what holds secrets and what to quarantine.
+//!
+//! Built-in profiles are the files under `profiles/` embedded at build time.
+//! A file `NAME.yaml` in the `profiles/` folder beside the config file
+//! (`/etc/sitewarden/profiles/` for the default config) overrides the
+//! built-in of the same name or adds a new one. Everything in a profile is
+//! validated while it is parsed, so an error names the file, line and column.
+
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::ConfigError;
+use crate::policy::PolicySpec;
+pub use raw::{GlobText, RawProfile, RawQuarantineRule, RawRule};
+
+/// The profiles compiled into the binary: (name, YAML source).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("wordpress", include_str!("../../profiles/wordpress.yaml")),
+    (
+        "generic-php",
+        include_str!("../../profiles/generic-php.yaml"),
+    ),
+];
+
+/// The profile a site gets when its config names none.
+pub const DEFAULT_PROFILE: &str = "generic-php";
+
+/// Where a profile was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Builtin,
+    File(PathBuf),
+}
+
+/// A parsed profile with its name, origin and source text.
+#[derive(Debug)]
+pub struct Profile {
+    pub name: String,
+    pub source: Source,
+    pub text: String,
+    pub raw: RawProfile,
+}
+
+/// Profile names are file names: lower-case letters, digits, `-` and `_`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn builtin(name: &str) -> Option<&'static str> {
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// True when `name` resolves to a profile (a file in `dir` or a built-in).
+pub fn exists(name: &str, dir: &Path) -> bool {
+    valid_name(name) && (dir.join(format!("{name}.yaml")).is_file() || builtin(name).is_some())
+}
+
+/// Loads profile `name`, preferring `dir/NAME.yaml` over the built-in.
+pub fn load(name: &str, dir: &Path) -> Result<Profile, ConfigError> {
+    if !valid_name(name) {
+        return Err(ConfigError::Other(format!(
+            "invalid profile name '{name}' (letters a-z, digits, '-' and '_')"
+        )));
+    }
+    let file = dir.join(format!("{name}.yaml"));
+    if file.is_file() {
+        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError::File {
+            file: file.display().to_string(),
+            message: format!("cannot read profile: {e}"),
+        })?;
+        let raw = parse(&text, &file.display().to_string())?;
+        return Ok(Profile {
+            name: name.into(),
+            source: Source::File(file),
+            text,
+            raw,
+        });
+    }
+    match builtin(name) {
+        Some(text) => {
+            let raw = parse(text, &format!("<built-in profile {name}>"))?;
+            Ok(Profile {
+                name: name.into(),
+                source: Source::Builtin,
+                text: text.into(),
+                raw,
+            })
+        }
+        None => Err(ConfigError::Other(format!(
+            "unknown profile '{name}' (built-in: {}; or add {})",
+            names().join(", "),
+            file.display()
+        ))),
+    }
+}
+
+/// Names of the built-in profiles.
+pub fn names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(n, _)| *n).collect()
+}
+
+/// Parses a profile's YAML, reporting errors at `origin:line:column`.
+pub fn parse(text: &str, origin: &str) -> Result<RawProfile, ConfigError> {
+    serde_yaml::from_str::<RawProfile>(text).map_err(|e| ConfigError::from_yaml(origin, &e))
+}
+
+impl RawProfile {
+    /// The policy lists of this profile, to which a site's own are added.
+    pub fn spec(&self) -> PolicySpec {
+        PolicySpec {
+            restrict: raw::texts(&self.restrict),
+            ignore: raw::texts(&self.ignore),
+            always: raw::texts(&self.always),
+            nodiff: raw::texts(&self.nodiff),
+            rules: self.rules.iter().map(RawRule::spec).collect(),
+            quarantine: self
+                .quarantine
+                .iter()
+                .map(RawQuarantineRule::spec)
+                .collect(),
+            default_severity: self.default_severity,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    #[test]
+    fn every_builtin_profile_parses_and_compiles() {
+        for (name, text) in BUILTIN {
+            let raw = parse(text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!raw.description.is_empty(), "{name} has no description");
+            Policy::compile(&raw.spec()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The serde mirror of a profile and of the rule lists a site config shares
+//! with it. Values are checked as they are read (a glob compiles, a duration
+//! parses), so serde's error carries the line and column of the culprit.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::model::{EventKind, FileType, QuarantineAction, Severity};
+use crate::policy::{glob, QuarantineSpec, RuleSpec};
+
+/// A glob checked while it is parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobText(pub String);
+
+impl<'de> Deserialize<'de> for GlobText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a glob", |s| {
+            glob::validate(s).map(|()| GlobText(s.to_string()))
+        })
+    }
+}
+
+/// Deserializes a string and checks it inside the visitor, so that the YAML
+/// deserializer attaches the string's own line and column to the error.
+pub fn checked_str<'de, D, T, F>(d: D, what: &'static str, check: F) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> Result<T, String>,
+{
+    struct V<F>(F, &'static str);
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.1)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(check, what))
+}
+
+pub fn texts(globs: &[GlobText]) -> Vec<String> {
+    globs.iter().map(|g| g.0.clone()).collect()
+}
+
+/// `match:` takes one glob or a list of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<GlobText>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a glob or a list of globs")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                glob::validate(v).map_err(E::custom)?;
+                Ok(OneOrMany(vec![GlobText(v.to_string())]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(g) = seq.next_element::<GlobText>()? {
+                    out.push(g);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom("match: needs at least one glob"));
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A file type as rules name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleType {
+    File,
+    Symlink,
+    Fifo,
+    Socket,
+    Device,
+}
+
+impl From<RuleType> for FileType {
+    fn from(t: RuleType) -> FileType {
+        match t {
+            RuleType::File => FileType::File,
+            RuleType::Symlink => FileType::Symlink,
+            RuleType::Fifo => FileType::Fifo,
+            RuleType::Socket => FileType::Socket,
+            RuleType::Device => FileType::Device,
+        }
+    }
+}
+
+/// `{ id, match, events?, types?, severity }`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub id: String,
+    #[serde(rename = "match")]
+    pub patterns: OneOrMany,
+    #[serde(default)]
+    pub events: Vec<EventKind>,
+    #[serde(default)]
+    pub types: Vec<RuleType>,
+    pub severity: Severity,
+}
+
+impl RawRule {
+    pub fn spec(&self) -> RuleSpec {
+        RuleSpec {
+            id: self.id.clone(),
+            patterns: texts(&self.patterns.0),
+            events: self.events.clone(),
+            types: self.types.iter().map(|&t| t.into()).collect(),
+            severity: self.severity,
+        }
+    }
+}
+
+/// `{ match, action }`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantineRule {
+    #[serde(rename = "match")]
+    pub patterns: OneOrMany,
+    pub action: QuarantineAction,
+}
+
+impl RawQuarantineRule {
+    pub fn spec(&self) -> QuarantineSpec {
+        QuarantineSpec {
+            patterns: texts(&self.patterns.0),
+            action: self.action,
+        }
+    }
+}
+
+/// A profile file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    /// One line shown by `sitewarden profiles`.
+    #[serde(default)]
+    pub description: String,
+    /// Regular files checked at all (empty: every file).
+    #[serde(default)]
+    pub restrict: Vec<GlobText>,
+    #[serde(default)]
+    pub ignore: Vec<GlobText>,
+    /// Watched even where `ignore` matches.
+    #[serde(default)]
+    pub always: Vec<GlobText>,
+    /// Secrets: hashed, never stored or shown.
+    #[serde(default)]
+    pub nodiff: Vec<GlobText>,
+    #[serde(default)]
+    pub default_severity: Option<Severity>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    #[serde(default)]
+    pub quarantine: Vec<RawQuarantineRule>,
+}

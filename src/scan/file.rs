@@ -1,0 +1,248 @@
+//! Reading one filesystem object safely: `lstat` it, and if it is a regular
+//! file, open it `O_NOFOLLOW|O_NONBLOCK`, check with `fstat` that it is still
+//! the file that was stat'ed, and hash it as a stream. Symlinks are read with
+//! `readlinkat`, never followed; FIFOs, sockets and devices are never opened.
+//! Everything works relative to an open directory descriptor, so a parent
+//! swapped for a symlink mid-scan cannot lead outside the root.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
+use sha2::{Digest, Sha256};
+
+use super::ItemError;
+use crate::model::{FileState, FileType};
+
+/// Size of the read buffer used when hashing: large enough that syscall
+/// overhead vanishes next to SHA-256, small enough to stay in L2.
+pub const HASH_BUF: usize = 256 * 1024;
+
+/// How often a file that keeps changing while it is read is retried.
+const RETRIES: usize = 3;
+
+/// The recorded state for a stat result (no hash, no target yet).
+pub fn state_from_stat(st: &FileStat) -> FileState {
+    FileState {
+        kind: FileType::from_mode(st.st_mode),
+        size: st.st_size.max(0) as u64,
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mtime_ns: st
+            .st_mtime
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_mtime_nsec),
+        ctime_ns: st
+            .st_ctime
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_ctime_nsec),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        sha256: None,
+        target: None,
+    }
+}
+
+/// `lstat` of `name` in the open directory `dir`.
+pub fn lstat_at(dir: RawFd, name: &CStr) -> Result<FileStat, Errno> {
+    fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+}
+
+/// Opens a directory below `dir` without following a symlink.
+pub fn open_dir_at(dir: Option<RawFd>, name: &CStr) -> Result<OwnedFd, Errno> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // Safety: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a directory path (following symlinks: only for a configured root).
+pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // Safety: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The full state of `name` in `dir`: stat, plus the SHA-256 of a regular
+/// file or the target of a symlink. `known` is an earlier state to reuse the
+/// hash from when the stat is unchanged (the stat cache).
+/// `Ok(None)` means the name no longer exists.
+pub fn read_state_at(
+    dir: RawFd,
+    name: &CStr,
+    known: Option<&FileState>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(FileState, u64)>, ItemError> {
+    let mut last_err = None;
+    for _ in 0..RETRIES {
+        let st = match lstat_at(dir, name) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
+            Err(e) => return Err(ItemError::Io(e)),
+        };
+        let mut state = state_from_stat(&st);
+        match state.kind {
+            FileType::File => {
+                if let Some(k) = known {
+                    if k.same_stat(&state) && k.sha256.is_some() {
+                        state.sha256 = k.sha256;
+                        return Ok(Some((state, 0)));
+                    }
+                }
+                match hash_regular(dir, name, &st, buf) {
+                    Ok((sha, after, bytes)) => {
+                        if same_identity(&st, &after) {
+                            state.sha256 = Some(sha);
+                            return Ok(Some((state, bytes)));
+                        }
+                        // Written while being read: read it again.
+                        last_err = Some(ItemError::Busy);
+                    }
+                    Err(HashError::Gone) => return Ok(None),
+                    Err(HashError::Swapped) => last_err = Some(ItemError::Swapped),
+                    Err(HashError::Io(e)) => return Err(ItemError::Io(e)),
+                    Err(HashError::Read(e)) => return Err(ItemError::Read(e.to_string())),
+                }
+            }
+            FileType::Symlink => match nix::fcntl::readlinkat(Some(dir), name) {
+                Ok(t) => {
+                    state.target = Some(t.as_bytes().to_vec());
+                    return Ok(Some((state, 0)));
+                }
+                Err(Errno::ENOENT) => return Ok(None),
+                // Replaced by something else between lstat and readlink.
+                Err(Errno::EINVAL) => last_err = Some(ItemError::Swapped),
+                Err(e) => return Err(ItemError::Io(e)),
+            },
+            _ => return Ok(Some((state, 0))),
+        }
+    }
+    Err(last_err.unwrap_or(ItemError::Busy))
+}
+
+fn same_identity(a: &FileStat, b: &FileStat) -> bool {
+    a.st_dev == b.st_dev
+        && a.st_ino == b.st_ino
+        && a.st_size == b.st_size
+        && a.st_mtime == b.st_mtime
+        && a.st_mtime_nsec == b.st_mtime_nsec
+}
+
+enum HashError {
+    Gone,
+    Swapped,
+    Io(Errno),
+    Read(std::io::Error),
+}
+
+/// Opens and hashes a regular file that was just `lstat`ed as `st`. The
+/// returned stat is taken after reading, to notice a concurrent writer.
+fn hash_regular(
+    dir: RawFd,
+    name: &CStr,
+    st: &FileStat,
+    buf: &mut Vec<u8>,
+) -> Result<([u8; 32], FileStat, u64), HashError> {
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let fd = match openat(Some(dir), name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Err(HashError::Gone),
+        // ELOOP: it became a symlink; ENXIO: a socket. Either way not ours.
+        Err(Errno::ELOOP) | Err(Errno::ENXIO) => return Err(HashError::Swapped),
+        Err(e) => return Err(HashError::Io(e)),
+    };
+    // Safety: openat just returned this descriptor and nothing else owns it.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    let opened = fstat(file.as_raw_fd()).map_err(HashError::Io)?;
+    if FileType::from_mode(opened.st_mode) != FileType::File
+        || opened.st_ino != st.st_ino
+        || opened.st_dev != st.st_dev
+    {
+        return Err(HashError::Swapped);
+    }
+    if buf.len() < HASH_BUF {
+        buf.resize(HASH_BUF, 0);
+    }
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HashError::Read(e)),
+        }
+    }
+    let after = fstat(file.as_raw_fd()).map_err(HashError::Io)?;
+    Ok((hasher.finalize().into(), after, total))
+}
+
+/// The SHA-256 of a byte string.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Reads the state of one path below `root` component by component, with
+/// `O_NOFOLLOW` at every step: a symlinked parent directory means the path
+/// does not exist as a file of the site. `Ok(None)`: nothing is there.
+pub fn probe(
+    root: &Path,
+    rel: &[u8],
+    known: Option<&FileState>,
+) -> Result<Option<FileState>, ItemError> {
+    let Some((dir, name)) = open_parent(root, rel)? else {
+        return Ok(None);
+    };
+    let mut buf = Vec::new();
+    Ok(read_state_at(dir.as_raw_fd(), &name, known, &mut buf)?.map(|(s, _)| s))
+}
+
+/// Opens the directory holding `rel` (without following symlinks below the
+/// root) and returns it with the last component. `Ok(None)` when a parent is
+/// missing or is not a real directory.
+pub fn open_parent(root: &Path, rel: &[u8]) -> Result<Option<(OwnedFd, CString)>, ItemError> {
+    let mut dir = open_root(root).map_err(ItemError::Io)?;
+    let mut parts = rel
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    while let Some(part) = parts.next() {
+        let c = CString::new(part).map_err(|_| ItemError::Io(Errno::EINVAL))?;
+        if parts.peek().is_none() {
+            return Ok(Some((dir, c)));
+        }
+        match open_dir_at(Some(dir.as_raw_fd()), c.as_c_str()) {
+            Ok(d) => dir = d,
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => return Ok(None),
+            Err(e) => return Err(ItemError::Io(e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Path bytes of an `OsStr`.
+pub fn bytes(p: &OsStr) -> &[u8] {
+    p.as_bytes()
+}

@@ -1,0 +1,327 @@
+//! The scanner: walk a site root and produce the state of every watched
+//! path, in parallel over the machine's cores.
+//!
+//! One walker thread reads directories through descriptors (`openat` with
+//! `O_NOFOLLOW`), stays on the root's filesystem, skips directories the
+//! policy prunes and stats only names the policy watches. Files whose stat
+//! matches the cache reuse the cached hash; the rest go to a pool of hashing
+//! threads. Results come back to the caller's thread in no particular order.
+//! A file that vanishes or cannot be read is a per-item problem, counted and
+//! reported, never an abort; only an unusable root stops a scan.
+
+pub mod file;
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+
+use crate::model::{FileState, FileType, RelPath};
+use crate::policy::Policy;
+use crate::util::bytes::printable;
+
+/// A scan that cannot be done at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot open site root {path}: {errno}")]
+    Root { path: PathBuf, errno: Errno },
+}
+
+/// A problem with one path; the scan goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemError {
+    /// A system call failed (EACCES, EIO...).
+    Io(Errno),
+    /// Reading the content failed.
+    Read(String),
+    /// The object changed type or identity between stat and open.
+    Swapped,
+    /// The file kept changing while it was read.
+    Busy,
+}
+
+impl fmt::Display for ItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemError::Io(Errno::EACCES) => f.write_str("permission denied"),
+            ItemError::Io(e) => write!(f, "{}", e.desc()),
+            ItemError::Read(e) => write!(f, "read error: {e}"),
+            ItemError::Swapped => f.write_str("replaced while being read"),
+            ItemError::Busy => f.write_str("kept changing while being read"),
+        }
+    }
+}
+
+/// What the scanner reports, path by path.
+#[derive(Debug)]
+pub enum Found {
+    /// A watched path and its state.
+    Entry(RelPath, FileState),
+    /// A watched path whose state could not be read: its baseline entry
+    /// must be kept as it is, neither confirmed nor reported deleted.
+    Problem(RelPath, ItemError),
+    /// A directory that could not be read: nothing below it is known.
+    Unreadable(RelPath, ItemError),
+}
+
+/// What one scan covers and how.
+pub struct ScanSpec<'a> {
+    pub root: &'a Path,
+    pub policy: &'a Policy,
+    /// Earlier states by path: the stat cache.
+    pub cache: Option<&'a HashMap<RelPath, FileState>>,
+    /// Hash every file, ignoring the cache.
+    pub rehash: bool,
+    /// Hashing threads (0: one per core).
+    pub threads: usize,
+    /// Walk only below this directory (relative, empty: the whole root).
+    pub start: &'a [u8],
+}
+
+/// Figures of one scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub dirs: u64,
+    pub entries: u64,
+    pub hashed: u64,
+    pub bytes_hashed: u64,
+    pub problems: u64,
+    /// Directories skipped because they are another filesystem.
+    pub other_fs: u64,
+}
+
+struct Work {
+    dir: Arc<OwnedFd>,
+    name: CString,
+    rel: RelPath,
+}
+
+/// Walks `spec.root` and calls `sink` with every watched path, on the
+/// caller's thread.
+pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStats, ScanError> {
+    let root_fd = file::open_root(spec.root).map_err(|errno| ScanError::Root {
+        path: spec.root.to_path_buf(),
+        errno,
+    })?;
+    let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd())
+        .map_err(|errno| ScanError::Root {
+            path: spec.root.to_path_buf(),
+            errno,
+        })?
+        .st_dev;
+    let threads = if spec.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        spec.threads
+    };
+    let (work_tx, work_rx) = sync_channel::<Work>(512);
+    let (out_tx, out_rx) = sync_channel::<Found>(1024);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+
+    std::thread::scope(|s| {
+        let mut hashers = Vec::new();
+        for _ in 0..threads {
+            let rx = Arc::clone(&work_rx);
+            let tx = out_tx.clone();
+            hashers.push(s.spawn(move || hash_worker(spec, &rx, &tx)));
+        }
+        let walker = {
+            let tx = out_tx.clone();
+            s.spawn(move || walk(spec, root_fd, root_dev, &work_tx, &tx))
+        };
+        drop(out_tx);
+        for found in out_rx {
+            sink(found);
+        }
+        // The threads only end after their senders are gone, which is when
+        // the loop above ends; join cannot block past that.
+        let mut stats = walker.join().unwrap_or_default();
+        for h in hashers {
+            let (n, bytes, problems) = h.join().unwrap_or_default();
+            stats.hashed += n;
+            stats.bytes_hashed += bytes;
+            stats.problems += problems;
+        }
+        Ok(stats)
+    })
+}
+
+fn hash_worker(
+    spec: &ScanSpec<'_>,
+    rx: &Mutex<Receiver<Work>>,
+    tx: &SyncSender<Found>,
+) -> (u64, u64, u64) {
+    let mut buf = Vec::new();
+    let (mut hashed, mut bytes, mut problems) = (0, 0, 0);
+    loop {
+        let work = {
+            let Ok(guard) = rx.lock() else { break };
+            match guard.recv() {
+                Ok(w) => w,
+                Err(_) => break,
+            }
+        };
+        let known = if spec.rehash {
+            None
+        } else {
+            spec.cache.and_then(|c| c.get(&work.rel))
+        };
+        let found = match file::read_state_at(work.dir.as_raw_fd(), &work.name, known, &mut buf) {
+            Ok(Some((state, n))) => {
+                if n > 0 || state.size == 0 {
+                    hashed += 1;
+                }
+                bytes += n;
+                Found::Entry(work.rel, state)
+            }
+            // Vanished between readdir and stat: simply not there.
+            Ok(None) => continue,
+            Err(e) => {
+                problems += 1;
+                Found::Problem(work.rel, e)
+            }
+        };
+        if tx.send(found).is_err() {
+            break;
+        }
+    }
+    (hashed, bytes, problems)
+}
+
+fn join(dir: &[u8], name: &[u8]) -> RelPath {
+    let mut rel = Vec::with_capacity(dir.len() + 1 + name.len());
+    if !dir.is_empty() {
+        rel.extend_from_slice(dir);
+        rel.push(b'/');
+    }
+    rel.extend_from_slice(name);
+    rel
+}
+
+fn walk(
+    spec: &ScanSpec<'_>,
+    root_fd: OwnedFd,
+    root_dev: u64,
+    work: &SyncSender<Work>,
+    out: &SyncSender<Found>,
+) -> ScanStats {
+    let mut stats = ScanStats::default();
+    let start: RelPath = spec.start.iter().copied().collect::<Vec<u8>>();
+    let first = if start.is_empty() {
+        root_fd
+    } else {
+        match file::open_parent(spec.root, &start) {
+            Ok(Some((parent, name))) => match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
+                Ok(fd) => fd,
+                Err(_) => return stats,
+            },
+            _ => return stats,
+        }
+    };
+    let mut stack: Vec<(OwnedFd, RelPath)> = vec![(first, start)];
+    while let Some((dir_fd, rel_dir)) = stack.pop() {
+        stats.dirs += 1;
+        let dir_fd = Arc::new(dir_fd);
+        let mut dir = match nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) {
+            Ok(d) => d,
+            Err(e) => {
+                stats.problems += 1;
+                let _ = out.send(Found::Unreadable(rel_dir, ItemError::Io(e)));
+                continue;
+            }
+        };
+        for entry in dir.iter() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    stats.problems += 1;
+                    let _ = out.send(Found::Unreadable(rel_dir.clone(), ItemError::Io(e)));
+                    break;
+                }
+            };
+            let name = entry.file_name();
+            let name_bytes = name.to_bytes();
+            if name_bytes == b"." || name_bytes == b".." {
+                continue;
+            }
+            let rel = join(&rel_dir, name_bytes);
+            let mut kind = entry.file_type().map(dtype_kind);
+            if kind.is_none() {
+                // DT_UNKNOWN (some filesystems): ask lstat.
+                match file::lstat_at(dir_fd.as_raw_fd(), name) {
+                    Ok(st) => kind = Some(FileType::from_mode(st.st_mode)),
+                    Err(Errno::ENOENT) => continue,
+                    Err(e) => {
+                        stats.problems += 1;
+                        let _ = out.send(Found::Problem(rel, ItemError::Io(e)));
+                        continue;
+                    }
+                }
+            }
+            let kind = kind.unwrap_or(FileType::File);
+            if kind == FileType::Dir {
+                if !spec.policy.descend(&rel) {
+                    continue;
+                }
+                match file::open_dir_at(Some(dir_fd.as_raw_fd()), name) {
+                    Ok(fd) => match nix::sys::stat::fstat(fd.as_raw_fd()) {
+                        Ok(st) if st.st_dev != root_dev => stats.other_fs += 1,
+                        Ok(_) => stack.push((fd, rel)),
+                        Err(e) => {
+                            stats.problems += 1;
+                            let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
+                        }
+                    },
+                    // Gone, or swapped for a symlink since readdir: the
+                    // next event or scan sees what it became.
+                    Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {}
+                    Err(e) => {
+                        stats.problems += 1;
+                        let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
+                    }
+                }
+                continue;
+            }
+            if !spec.policy.watched(&rel, kind) {
+                continue;
+            }
+            stats.entries += 1;
+            let name = CString::from(name);
+            if work
+                .send(Work {
+                    dir: Arc::clone(&dir_fd),
+                    name,
+                    rel,
+                })
+                .is_err()
+            {
+                return stats;
+            }
+        }
+    }
+    stats
+}
+
+fn dtype_kind(t: Type) -> FileType {
+    match t {
+        Type::File => FileType::File,
+        Type::Directory => FileType::Dir,
+        Type::Symlink => FileType::Symlink,
+        Type::Fifo => FileType::Fifo,
+        Type::Socket => FileType::Socket,
+        Type::CharacterDevice | Type::BlockDevice => FileType::Device,
+    }
+}
+
+/// Prints a relative path for people (control characters escaped).
+pub fn show(rel: &[u8]) -> String {
+    printable(rel)
+}

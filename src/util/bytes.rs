@@ -1,0 +1,93 @@
+//! Byte strings (file names) turned into text without losing anything.
+//!
+//! The contract writes a name that is not valid UTF-8 with each invalid byte
+//! as `\xHH` (and the record adds the exact bytes in base64). For terminal
+//! output, control characters are escaped too, so a name holding a newline or
+//! an escape sequence cannot forge a line of output.
+
+use base64::Engine as _;
+
+/// `bytes` as UTF-8 text with each invalid byte written as `\xHH`.
+/// Valid UTF-8 is returned unchanged (control characters included: JSON
+/// escapes those itself).
+pub fn lossless(bytes: &[u8]) -> String {
+    escape(bytes, false)
+}
+
+/// Like [`lossless`], and also escapes ASCII control characters and DEL, for
+/// output read by people (terminals, mail subjects, log lines).
+pub fn printable(bytes: &[u8]) -> String {
+    escape(bytes, true)
+}
+
+/// True when [`lossless`] would have to escape something.
+pub fn needs_base64(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_err()
+}
+
+pub fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn escape(mut bytes: &[u8], controls: bool) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                push_valid(&mut out, valid, controls);
+                return out;
+            }
+            Err(err) => {
+                let (valid, rest) = bytes.split_at(err.valid_up_to());
+                // Checked by from_utf8 just above.
+                push_valid(
+                    &mut out,
+                    std::str::from_utf8(valid).unwrap_or_default(),
+                    controls,
+                );
+                let bad = err.error_len().unwrap_or(rest.len());
+                for b in &rest[..bad] {
+                    out.push_str(&format!("\\x{b:02X}"));
+                }
+                bytes = &rest[bad..];
+            }
+        }
+    }
+}
+
+fn push_valid(out: &mut String, s: &str, controls: bool) {
+    if !controls {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        if c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_bytes_are_escaped() {
+        assert_eq!(lossless(b"a\xffb.php"), "a\\xFFb.php");
+        assert_eq!(lossless("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert!(needs_base64(b"\xff"));
+        assert!(!needs_base64(b"ok\n"));
+    }
+
+    #[test]
+    fn printable_escapes_controls() {
+        assert_eq!(printable(b"a\r\nBcc: x"), "a\\x0D\\x0ABcc: x");
+        assert_eq!(printable(b"\x1b[31m"), "\\x1B[31m");
+        assert_eq!(lossless(b"a\nb"), "a\nb");
+    }
+}

@@ -1,0 +1,5 @@
+//! Small helpers without a better home: lossless display of byte paths and
+//! timestamps in the formats the interface contract fixes.
+
+pub mod bytes;
+pub mod time;
