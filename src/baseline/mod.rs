@@ -486,7 +486,7 @@ mod tests {
         w.site_done("s", b"/r", Some(1), Some(1)).unwrap();
         w.commit().unwrap();
         let map = store.load("s").unwrap();
-        assert_eq!(map.get(&b"a\xff\nb.php"[..].to_vec()), Some(&state(1)));
+        assert_eq!(map.get(&b"a\xff\nb.php"[..]), Some(&state(1)));
         assert_eq!(store.alerted("s", b"gone.php").unwrap(), Some(None));
         let info = store.site_info("s").unwrap().unwrap();
         assert_eq!((info.files, info.drift), (1, 1));
@@ -506,6 +506,6 @@ mod tests {
             // dropped without commit
         }
         let map = store.load("s").unwrap();
-        assert!(map.contains_key(&b"old"[..].to_vec()) && map.len() == 1);
+        assert!(map.contains_key(&b"old"[..]) && map.len() == 1);
     }
 }

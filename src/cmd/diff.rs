@@ -57,11 +57,14 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
     Ok(OK)
 }
 
+/// How one field of a state is shown.
+type Field = (&'static str, &'static dyn Fn(&FileState) -> String);
+
 fn fields(b: Option<&FileState>, a: Option<&FileState>) -> Vec<(&'static str, String, String)> {
     let get = |s: Option<&FileState>, f: &dyn Fn(&FileState) -> String| {
         s.map(f).unwrap_or_else(|| "-".into())
     };
-    let rows: [(&'static str, &dyn Fn(&FileState) -> String); 7] = [
+    let rows: [Field; 7] = [
         ("type", &|s| s.kind.as_str().into()),
         ("size", &|s| s.size.to_string()),
         ("sha256", &|s| {

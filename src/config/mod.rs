@@ -369,7 +369,10 @@ mod tests {
         let e = parse("sites:\n  - name: a\n    root: /no/such/dir\n")
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "test.yaml:3:11: sites[0].root: site root /no/such/dir does not exist");
+        assert_eq!(
+            e,
+            "test.yaml:3:11: sites[0].root: site root /no/such/dir does not exist"
+        );
         let e = parse(&format!(
             "scan: {{interval: 4x}}\nsites:\n  - {{name: a, root: {}}}\n",
             root.display()

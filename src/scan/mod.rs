@@ -214,7 +214,7 @@ fn walk(
     out: &SyncSender<Found>,
 ) -> ScanStats {
     let mut stats = ScanStats::default();
-    let start: RelPath = spec.start.iter().copied().collect::<Vec<u8>>();
+    let start: RelPath = spec.start.to_vec();
     let first = if start.is_empty() {
         root_fd
     } else {
@@ -324,4 +324,58 @@ fn dtype_kind(t: Type) -> FileType {
 /// Prints a relative path for people (control characters escaped).
 pub fn show(rel: &[u8]) -> String {
     printable(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicySpec;
+
+    #[test]
+    fn a_vanished_name_is_absent_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = file::open_root(dir.path()).unwrap();
+        let name = CString::new("gone.php").unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(
+            file::read_state_at(fd.as_raw_fd(), &name, None, &mut buf),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn scan_reports_types_and_hashes_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a.php"), b"abc").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("l.php")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("etcdir")).unwrap();
+        let policy = Policy::compile(&PolicySpec::default()).unwrap();
+        let spec = ScanSpec {
+            root: dir.path(),
+            policy: &policy,
+            cache: None,
+            rehash: true,
+            threads: 2,
+            start: b"",
+        };
+        let mut found = HashMap::new();
+        let stats = scan(&spec, |f| {
+            if let Found::Entry(rel, st) = f {
+                found.insert(rel, st);
+            }
+        })
+        .unwrap();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(
+            found[&b"sub/a.php".to_vec()].sha256,
+            Some(file::sha256(b"abc"))
+        );
+        assert_eq!(
+            found[&b"l.php".to_vec()].target.as_deref(),
+            Some(&b"/etc/passwd"[..])
+        );
+        assert_eq!(found[&b"etcdir".to_vec()].kind, FileType::Symlink);
+        assert_eq!(stats.dirs, 2);
+    }
 }

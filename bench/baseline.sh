@@ -1,0 +1,489 @@
+#!/usr/bin/env bash
+# Baseline benchmark: sitewarden against AIDE and against the raw cost of
+# hashing and walking the same files, on a corpus of real WordPress sites.
+#
+#   bench/baseline.sh [--sites N] [--runs N] [--quick]
+#
+# Environment:
+#   SITES=40          number of WordPress sites in the corpus
+#   RUNS=3            hyperfine runs per measurement (the median is reported)
+#   BENCH_DIR=/var/tmp/sitewarden-bench   corpus, configs, stores, raw results
+#   AIDE_WORKERS=1    AIDE's num_workers (1 is AIDE's and Debian's default)
+#   SITEWARDEN_BIN=   use this binary instead of building target/release
+#
+# --quick is a smoke run: SITES=2 RUNS=1.
+#
+# Every figure is taken with a warm page cache (the corpus is read once before
+# the first measurement), so it compares CPU and syscall work, not the disk.
+# The Markdown table is written to bench/results-baseline.md.
+
+set -euo pipefail
+
+# ---------------------------------------------------------------- arguments
+
+SITES=${SITES:-40}
+RUNS=${RUNS:-3}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/sitewarden-bench}
+AIDE_WORKERS=${AIDE_WORKERS:-1}
+
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --sites) SITES=${2:?--sites needs a number}; shift 2 ;;
+        --sites=*) SITES=${1#*=}; shift ;;
+        --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
+        --runs=*) RUNS=${1#*=}; shift ;;
+        --quick) SITES=2; RUNS=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+for v in SITES RUNS AIDE_WORKERS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer (got '${!v}')" >&2; exit 2; }
+done
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS_MD=$REPO/bench/results-baseline.md
+BENCH_DIR=$(mkdir -p "$BENCH_DIR" && cd "$BENCH_DIR" && pwd)
+CORPUS=$BENCH_DIR/corpus
+RAW=$BENCH_DIR/raw            # hyperfine JSON, time -v output, command logs
+NPROC=$(nproc)
+
+# What a site holds besides the WordPress core. Part of the corpus marker, so
+# changing them rebuilds the sites.
+UPLOADS_PER_SITE=40           # random "JPEGs" of 50-300 KB
+CACHE_PER_SITE=300            # small page-cache .html files
+CORPUS_VERSION="v1 uploads=$UPLOADS_PER_SITE cache=$CACHE_PER_SITE"
+
+say() { printf '\n== %s\n' "$*"; }
+die() { echo "error: $*" >&2; exit 1; }
+
+# ------------------------------------------------------------ requirements
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+missing=()
+command -v aide >/dev/null || missing+=(aide)
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v jq >/dev/null || missing+=(jq)
+[ -x /usr/bin/time ] || missing+=(time)
+[ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y "${missing[@]}" \
+        || { $SUDO apt-get update && $SUDO apt-get install -y "${missing[@]}"; }
+fi
+
+# ------------------------------------------------------------------- build
+
+if [ -n "${SITEWARDEN_BIN:-}" ]; then
+    SW=$SITEWARDEN_BIN
+else
+    say "cargo build --release (waits for the cargo lock if another build runs)"
+    # Always build: a binary left in target/ may be older than the sources.
+    (cd "$REPO" && cargo build --release)
+    SW=${CARGO_TARGET_DIR:-$REPO/target}/release/sitewarden
+fi
+[ -x "$SW" ] || die "no sitewarden binary at $SW"
+SW_VERSION=$("$SW" --version 2>&1 || true)
+[ -n "$SW_VERSION" ] || die "$SW --version printed nothing: is it a real build?"
+AIDE_VERSION=$(aide --version 2>&1 | head -n1)
+
+# ------------------------------------------------------------------ corpus
+
+site_name() { printf 's%02d' "$1"; }
+
+# N bytes that look random but are the same on every machine: AES-CTR of
+# zeros, keyed by two numbers. Far faster than a shell loop over $RANDOM.
+pseudo_random() { # SITE_INDEX FILE_INDEX BYTES
+    head -c "$3" /dev/zero \
+        | openssl enc -aes-128-ctr -nosalt -K "$(printf '%016x%016x' "$1" "$2")" \
+            -iv 00000000000000000000000000000000
+}
+
+make_site() { # INDEX
+    local idx=$1 name dir i r y m size
+    name=$(site_name "$idx")
+    dir=$CORPUS/$name
+    rm -rf "$dir"
+    # The Debian tree has a few relative symlinks into /usr/share/php and
+    # /usr/share/javascript; in the copies they dangle, as symlinks they stay.
+    cp -a /usr/share/wordpress "$dir"
+
+    # Media library: wp-content/uploads/YYYY/MM/IMG_NNNN.jpg
+    RANDOM=$((idx * 7919))
+    for ((i = 1; i <= UPLOADS_PER_SITE; i++)); do
+        y=$((2019 + RANDOM % 6))
+        m=$(printf '%02d' $((1 + RANDOM % 12)))
+        size=$(((50 + RANDOM % 251) * 1024))
+        mkdir -p "$dir/wp-content/uploads/$y/$m"
+        {
+            printf '\xff\xd8\xff\xe0'   # JPEG magic, for `file` and for realism
+            pseudo_random "$idx" "$i" $((size - 4))
+        } >"$dir/wp-content/uploads/$y/$m/IMG_$(printf '%04d' "$i").jpg"
+    done
+
+    # Page cache in WP Super Cache's layout: one folder per URL, index.html.
+    local host="$name.example.com" cdir body
+    local -a dirs=()
+    for ((i = 1; i <= CACHE_PER_SITE; i++)); do
+        dirs+=("$dir/wp-content/cache/supercache/$host/$((2019 + i % 6))/post-$i")
+    done
+    mkdir -p "${dirs[@]}"
+    for ((i = 1; i <= CACHE_PER_SITE; i++)); do
+        cdir=${dirs[i - 1]}
+        printf -v body '<article id="post-%d"><h2>Post %d on %s</h2><p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.</p></article>\n' "$i" "$i" "$host"
+        {
+            printf '<!DOCTYPE html>\n<html><head><title>Post %d - %s</title></head><body>\n' "$i" "$host"
+            # 1 to 40 repeats: files of roughly 0.3 to 10 KB
+            for ((r = 0; r <= (i * 37) % 40; r++)); do printf '%s' "$body"; done
+            printf '</body></html>\n<!-- Dynamic page generated in 0.%03d seconds. -->\n<!-- Cached page generated by WP-Super-Cache -->\n' $((i % 1000))
+        } >"$cdir/index.html"
+    done
+}
+
+# The corpus is kept between runs. Each site has its own marker, so a run with
+# another --sites only builds (or removes) the difference.
+build_corpus() {
+    mkdir -p "$CORPUS" "$BENCH_DIR/corpus-markers"
+    local i name marker built=0
+    for ((i = 1; i <= SITES; i++)); do
+        name=$(site_name "$i")
+        marker=$BENCH_DIR/corpus-markers/$name
+        if [ -d "$CORPUS/$name" ] && [ "$(cat "$marker" 2>/dev/null)" = "$CORPUS_VERSION" ]; then
+            continue
+        fi
+        rm -f "$marker"
+        printf '  building %s\n' "$name"
+        make_site "$i"
+        echo "$CORPUS_VERSION" >"$marker"
+        built=$((built + 1))
+    done
+    # Sites beyond N from an earlier, larger run.
+    for dir in "$CORPUS"/s*; do
+        [ -d "$dir" ] || continue
+        i=$((10#${dir##*/s}))
+        if [ "$i" -gt "$SITES" ]; then
+            rm -rf "$dir" "$BENCH_DIR/corpus-markers/${dir##*/}"
+        fi
+    done
+    echo "sites=$SITES $CORPUS_VERSION" >"$BENCH_DIR/corpus.marker"
+    [ "$built" -eq 0 ] && echo "  reusing the existing corpus ($SITES sites)"
+    return 0
+}
+
+# ----------------------------------------------------------- scripted changes
+#
+# The "drift" scenario: what an intrusion into a few sites looks like. Every
+# touched file is backed up first and restored at the end (or at the start of
+# the next run if this one was interrupted), so the corpus keeps its content.
+# Restored files get new ctimes and folders new mtimes: harmless, as every
+# run starts by building fresh baselines.
+
+CHANGES_FLAG=$BENCH_DIR/changes.applied
+CHANGES_BACKUP=$BENCH_DIR/changes-backup
+CHANGES_ADDED=$BENCH_DIR/changes-added.list
+N_MODIFY=20 N_ADD=10 N_DELETE=5 N_CHMOD=5
+N_CHANGES=$((N_MODIFY + N_ADD + N_DELETE + N_CHMOD))
+
+# The K-th regular file matching GLOB in site (K mod SITES)+1, sorted; K
+# walks through the files so that no file is picked twice.
+pick() { # K DIR-IN-SITE NAME-GLOB
+    local k=$1 site
+    site=$(site_name $((k % SITES + 1)))
+    find "$CORPUS/$site/$2" -maxdepth 1 -type f -name "$3" -printf "$site/$2/%f\n" \
+        | sort | sed -n "$((k / SITES + 1))p"
+}
+
+apply_changes() {
+    local k rel site updir
+    rm -rf "$CHANGES_BACKUP"
+    mkdir -p "$CHANGES_BACKUP"
+    : >"$CHANGES_ADDED"
+    touch "$CHANGES_FLAG"
+    backup() { (cd "$CORPUS" && cp -a --parents "$1" "$CHANGES_BACKUP/"); }
+
+    for ((k = 0; k < N_MODIFY; k++)); do       # code injected into core files
+        rel=$(pick "$k" wp-includes '*.php'); [ -n "$rel" ] || die "nothing to modify"
+        backup "$rel"
+        # Inert on purpose: a real web shell here could upset a malware scanner.
+        printf '\n<?php /* sitewarden-bench: injected code */ ?>\n' >>"$CORPUS/$rel"
+    done
+    for ((k = 0; k < N_ADD; k++)); do          # web shells dropped in uploads
+        site=$(site_name $((k % SITES + 1)))
+        updir=$(cd "$CORPUS/$site" && find wp-content/uploads -mindepth 2 -maxdepth 2 -type d | sort | head -n1)
+        [ -n "$updir" ] || die "no uploads folder in $site"
+        rel=$site/$updir/cache-$k.php
+        echo '<?php /* sitewarden-bench: dropped file */ ?>' >"$CORPUS/$rel"
+        echo "$rel" >>"$CHANGES_ADDED"
+    done
+    for ((k = 0; k < N_DELETE; k++)); do       # files removed
+        rel=$(pick "$k" wp-admin '*.php'); [ -n "$rel" ] || die "nothing to delete"
+        backup "$rel"
+        rm -f "$CORPUS/$rel"
+    done
+    for ((k = 0; k < N_CHMOD; k++)); do        # permissions loosened
+        rel=$(pick "$k" wp-admin/includes '*.php'); [ -n "$rel" ] || die "nothing to chmod"
+        backup "$rel"
+        chmod 0666 "$CORPUS/$rel"
+    done
+}
+
+revert_changes() {
+    [ -e "$CHANGES_FLAG" ] || return 0
+    echo "  reverting the scripted changes"
+    if [ -f "$CHANGES_ADDED" ]; then
+        while IFS= read -r rel; do rm -f "$CORPUS/$rel"; done <"$CHANGES_ADDED"
+    fi
+    # cp -a puts back content, mode and mtime.
+    if [ -d "$CHANGES_BACKUP" ]; then
+        cp -a "$CHANGES_BACKUP/." "$CORPUS/"
+    fi
+    rm -rf "$CHANGES_BACKUP" "$CHANGES_ADDED" "$CHANGES_FLAG"
+}
+trap revert_changes EXIT
+
+# ------------------------------------------------------------- measurement
+#
+# measure ID LABEL EXPECT COMMAND
+#   EXPECT: the exit code the command must give: 0, 1, or "nz" (any non-zero,
+#   for AIDE, whose check exit code is a bit mask of what changed).
+# First one run under /usr/bin/time -v (peak RSS, exit code, and a warm-up),
+# then hyperfine. The results go to $RAW/ID.{time,log,json}.
+
+declare -a ROW_IDS=()
+declare -A LABEL=() MEDIAN=() RSS_MB=() EXIT=() EXIT_OK=()
+
+measure() {
+    local id=$1 label=$2 expect=$3 cmd=$4 rc ok=yes
+    local -a ignore=()
+    printf '\n-- %s\n   %s\n' "$label" "$cmd"
+
+    set +e
+    /usr/bin/time -v -o "$RAW/$id.time" bash -c "$cmd" >"$RAW/$id.log" 2>&1
+    rc=$?
+    set -e
+    case $expect in
+        nz) [ "$rc" -ne 0 ] || ok=no; ignore=(--ignore-failure) ;;
+        0) [ "$rc" -eq 0 ] || ok=no ;;
+        *) [ "$rc" -eq "$expect" ] || ok=no; ignore=(--ignore-failure) ;;
+    esac
+    if [ "$ok" = no ]; then
+        echo "   !! exit code $rc, expected $expect. Output (last 15 lines):"
+        tail -n 15 "$RAW/$id.log" | sed 's/^/   | /'
+        # A failing command would abort hyperfine: time it anyway.
+        ignore=(--ignore-failure)
+    fi
+
+    if ! hyperfine --style basic --shell bash --runs "$RUNS" "${ignore[@]}" \
+        --command-name "$label" --export-json "$RAW/$id.json" "$cmd" 2>&1 \
+        | sed '/^ *$/d; s/^ */   /'; then
+        echo "   !! hyperfine failed"
+        rm -f "$RAW/$id.json"
+    fi
+
+    ROW_IDS+=("$id")
+    LABEL[$id]=$label
+    MEDIAN[$id]=$(jq -r '.results[0].median' "$RAW/$id.json" 2>/dev/null || true)
+    RSS_MB[$id]=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$RAW/$id.time")
+    EXIT[$id]=$rc
+    EXIT_OK[$id]=$ok
+}
+
+q() { printf '%q' "$1"; }   # quote a path for the command strings
+
+# ================================================================== the run
+
+say "corpus: $SITES sites in $CORPUS"
+revert_changes              # an earlier run may have been interrupted
+build_corpus
+mkdir -p "$RAW"
+rm -f "$RAW"/*
+
+N_FILES=$(find "$CORPUS" -type f | wc -l)
+N_LINKS=$(find "$CORPUS" -type l | wc -l)
+N_DIRS=$(find "$CORPUS" -type d | wc -l)
+BYTES=$(find "$CORPUS" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')
+GB=$(awk -v b="$BYTES" 'BEGIN { printf "%.2f", b / 1e9 }')
+CORPUS_DESC="$SITES WordPress sites: $N_FILES files ($GB GB), $N_LINKS symlinks, $N_DIRS folders"
+echo "  $CORPUS_DESC"
+
+say "warming the page cache"
+find "$CORPUS" -type f -print0 | xargs -0 -n 500 cat >/dev/null
+
+# ---- sitewarden configs: one state_dir per profile, so the stores are apart.
+SWDIR=$BENCH_DIR/sitewarden
+rm -rf "$SWDIR"
+mkdir -p "$SWDIR/profiles"
+# Every regular file, nothing ignored: the same files AIDE checks.
+echo 'description: "every file"' >"$SWDIR/profiles/everything.yaml"
+for profile in everything wordpress; do
+    {
+        echo "state_dir: $SWDIR/state-$profile"
+        echo "alerts:"
+        echo "  log: $SWDIR/alerts-$profile.jsonl"
+        echo "sites:"
+        for ((i = 1; i <= SITES; i++)); do
+            echo "  - name: $(site_name "$i")"
+            echo "    root: $CORPUS/$(site_name "$i")"
+            echo "    profile: $profile"
+        done
+    } >"$SWDIR/$profile.yaml"
+done
+"$SW" -c "$SWDIR/everything.yaml" config-check >/dev/null \
+    || die "sitewarden rejects $SWDIR/everything.yaml"
+
+# ---- AIDE config: the attributes sitewarden records (type, permissions,
+# inode, owner, group, size, mtime, ctime, symlink target) plus SHA-256.
+# Not AIDE's default R group: that adds md5, link count and the X group
+# (ACLs, SELinux, xattrs, ...), which sitewarden does not look at.
+AIDEDIR=$BENCH_DIR/aide
+rm -rf "$AIDEDIR"
+mkdir -p "$AIDEDIR"
+# AIDE selection lines are regular expressions.
+CORPUS_RE=$(printf '%s' "$CORPUS" | sed 's/[][\\.*^$+?(){}|]/\\&/g')
+[[ $CORPUS != *[[:space:]]* ]] || die "AIDE config: BENCH_DIR must not contain spaces"
+cat >"$AIDEDIR/aide.conf" <<EOF
+database_in=file:$AIDEDIR/aide.db
+database_out=file:$AIDEDIR/aide.db.new
+database_new=file:$AIDEDIR/aide.db.new
+gzip_dbout=no
+num_workers=$AIDE_WORKERS
+BENCH = ftype+p+i+u+g+s+m+c+l+sha256
+$CORPUS_RE BENCH
+EOF
+AIDE="aide --config $(q "$AIDEDIR/aide.conf")"
+SWE="$(q "$SW") -c $(q "$SWDIR/everything.yaml")"
+SWW="$(q "$SW") -c $(q "$SWDIR/wordpress.yaml")"
+QC=$(q "$CORPUS")
+
+say "measurements ($RUNS runs each, median; one extra run for peak RSS)"
+
+measure floor "hashing floor: find + xargs -P$NPROC openssl dgst -sha256" 0 \
+    "find $QC -type f -print0 | xargs -0 -P$NPROC -n 500 openssl dgst -sha256 >/dev/null"
+# Print fields that need lstat, so find cannot skip it on d_type alone.
+measure walk "lstat walk: find -printf (same metadata)" 0 \
+    "find $QC -printf '%y %i %m %U %G %s %T@ %C@ %l\n' >/dev/null"
+
+measure aide_init "AIDE --init" 0 "$AIDE --init"
+cp "$AIDEDIR/aide.db.new" "$AIDEDIR/aide.db"
+measure aide_check "AIDE --check, unchanged" 0 "$AIDE --check"
+
+measure swe_base "sitewarden baseline (everything)" 0 "$SWE baseline"
+measure swe_check "sitewarden check, unchanged (everything)" 0 "$SWE check"
+measure swe_rehash "sitewarden check --rehash (everything)" 0 "$SWE check --rehash"
+
+measure sww_base "sitewarden baseline (wordpress)" 0 "$SWW baseline"
+measure sww_check "sitewarden check, unchanged (wordpress)" 0 "$SWW check"
+measure sww_rehash "sitewarden check --rehash (wordpress)" 0 "$SWW check --rehash"
+
+say "applying $N_CHANGES changes: $N_MODIFY .php modified, $N_ADD .php added in uploads, $N_DELETE deleted, $N_CHMOD chmod 0666"
+apply_changes
+
+measure aide_changed "AIDE --check, $N_CHANGES changes" nz "$AIDE --check"
+measure swe_changed "sitewarden check, $N_CHANGES changes (everything)" 1 "$SWE check"
+measure sww_changed "sitewarden check, $N_CHANGES changes (wordpress)" 1 "$SWW check"
+
+# What each tool reported (not timed): a wrong count is a finding too.
+paths_checked() { grep -o '[0-9]* paths checked' "$1" | awk '{ n += $1 } END { print n + 0 }'; }
+SWE_PATHS=$(paths_checked "$RAW/swe_check.log")
+SWW_PATHS=$(paths_checked "$RAW/sww_check.log")
+SWE_ALERTS=$("$SW" -c "$SWDIR/everything.yaml" check --json 2>/dev/null | grep -c '^{' || true)
+SWW_ALERTS=$("$SW" -c "$SWDIR/wordpress.yaml" check --json 2>/dev/null | grep -c '^{' || true)
+AIDE_SUMMARY=$(awk '/^ *(Added|Removed|Changed) entries:[ \t]*[0-9]+/ { printf "%s%s %s", sep, tolower($1), $3; sep = ", " }' "$RAW/aide_changed.log")
+
+revert_changes
+
+# ================================================================= report
+
+# ratio A B: A / B with 1 decimal, or "n/a"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+# meets VALUE OP TARGET -> yes/no
+meets() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { if (v == "n/a") { print "n/a"; exit } r = (op == ">=") ? (v >= t) : (op == "<=") ? (v <= t) : (v < t); print r ? "yes" : "NO" }'; }
+
+declare -a RATIO_ROWS=()
+add_ratio() { # TEXT VALUE SUFFIX OP TARGET
+    RATIO_ROWS+=("$1|$2$3|$4 $5$3|$(meets "$2" "$4" "$5")")
+}
+r=$(ratio "${MEDIAN[aide_init]}" "${MEDIAN[swe_base]}")
+add_ratio "baseline (everything): times faster than AIDE --init" "$r" x ">=" 5
+r=$(ratio "${MEDIAN[swe_base]}" "${MEDIAN[floor]}")
+add_ratio "baseline (everything): times the hashing floor" "$r" x "<=" 1.5
+r=$(ratio "${MEDIAN[aide_check]}" "${MEDIAN[swe_check]}")
+add_ratio "check, unchanged (everything): times faster than AIDE --check" "$r" x ">=" 20
+r=$(ratio "${MEDIAN[aide_check]}" "${MEDIAN[sww_check]}")
+add_ratio "check, unchanged (wordpress): times faster than AIDE --check" "$r" x ">=" 20
+r=$(ratio "${MEDIAN[swe_rehash]}" "${MEDIAN[floor]}")
+add_ratio "check --rehash (everything): times the hashing floor" "$r" x "<=" 1.5
+r=$(ratio "${MEDIAN[aide_changed]}" "${MEDIAN[swe_changed]}")
+RATIO_ROWS+=("check, $N_CHANGES changes (everything): times faster than AIDE --check|${r}x|-|-")
+r=$(ratio "${RSS_MB[swe_base]}" "${RSS_MB[aide_init]}")
+add_ratio "peak RSS, baseline (everything) / AIDE --init" "$r" "" "<" 1
+r=$(ratio "${RSS_MB[swe_check]}" "${RSS_MB[aide_check]}")
+add_ratio "peak RSS, check unchanged (everything) / AIDE --check" "$r" "" "<" 1
+r=$(ratio "${RSS_MB[swe_rehash]}" "${RSS_MB[aide_check]}")
+add_ratio "peak RSS, check --rehash (everything) / AIDE --check" "$r" "" "<" 1
+
+secs() { # ID: the median, 3 decimals
+    awk -v m="${MEDIAN[$1]}" 'BEGIN { if (m == "" || m == "null") print "n/a"; else printf "%.3f", m }'
+}
+exit_text() { # ID
+    if [ "${EXIT_OK[$1]}" = yes ]; then echo "${EXIT[$1]}"; else echo "${EXIT[$1]} (unexpected)"; fi
+}
+
+# Terminal
+say "results: $CORPUS_DESC; median of $RUNS run(s), warm cache"
+printf '%-52s %10s %10s  %s\n' "measurement" "median s" "peak MB" "exit"
+printf '%-52s %10s %10s  %s\n' "-----------" "--------" "-------" "----"
+for id in "${ROW_IDS[@]}"; do
+    printf '%-52s %10s %10s  %s\n' "${LABEL[$id]}" "$(secs "$id")" "${RSS_MB[$id]:-n/a}" "$(exit_text "$id")"
+done
+echo
+printf '%-64s %9s %9s  %s\n' "ratio" "value" "target" "met"
+printf '%-64s %9s %9s  %s\n' "-----" "-----" "------" "---"
+for row in "${RATIO_ROWS[@]}"; do
+    IFS='|' read -r text value target met <<<"$row"
+    printf '%-64s %9s %9s  %s\n' "$text" "$value" "$target" "$met"
+done
+echo
+echo "paths watched: sitewarden everything=$SWE_PATHS, wordpress=$SWW_PATHS"
+echo "alerts on the $N_CHANGES changes: sitewarden everything=$SWE_ALERTS, wordpress=$SWW_ALERTS; AIDE: ${AIDE_SUMMARY:-no summary}"
+
+# Markdown
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock profiles 2>/dev/null)" ] || COMMIT="$COMMIT (+ uncommitted changes)"
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM_GB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+{
+    echo "# sitewarden baseline benchmark"
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Machine: $CPU, $NPROC cores, $MEM_GB GB RAM, $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "- sitewarden: $SW_VERSION, commit $COMMIT"
+    echo "- AIDE: $AIDE_VERSION, num_workers=$AIDE_WORKERS, rule \`ftype+p+i+u+g+s+m+c+l+sha256\`"
+    echo "- Corpus: $CORPUS_DESC (Debian's WordPress core, plus $UPLOADS_PER_SITE uploads of 50-300 KB and $CACHE_PER_SITE cached pages per site)"
+    echo "- Median of $RUNS run(s) with hyperfine, warm page cache; peak RSS from one more run under \`/usr/bin/time -v\`."
+    echo "- Profiles: \`everything\` checks every file, like AIDE; \`wordpress\` is the built-in profile (core, plugins, themes; code only in uploads and caches)."
+    echo "- Changes: $N_MODIFY .php files modified, $N_ADD .php files added in uploads, $N_DELETE deleted, $N_CHMOD made 0666."
+    echo
+    echo "| Measurement | Median (s) | Peak RSS (MB) | Exit |"
+    echo "|---|---:|---:|---:|"
+    for id in "${ROW_IDS[@]}"; do
+        printf '| %s | %s | %s | %s |\n' "${LABEL[$id]}" "$(secs "$id")" "${RSS_MB[$id]:-n/a}" "$(exit_text "$id")"
+    done
+    echo
+    echo "| Ratio | Value | Target | Met |"
+    echo "|---|---:|---:|:---:|"
+    for row in "${RATIO_ROWS[@]}"; do
+        IFS='|' read -r text value target met <<<"$row"
+        echo "| $text | $value | $target | $met |"
+    done
+    echo
+    echo "Paths watched by sitewarden: \`everything\` $SWE_PATHS, \`wordpress\` $SWW_PATHS."
+    echo
+    echo "Alerts on the $N_CHANGES changes: sitewarden \`everything\` $SWE_ALERTS, \`wordpress\` $SWW_ALERTS; AIDE: ${AIDE_SUMMARY:-no summary}."
+} >"$RESULTS_MD"
+echo "Markdown table written to $RESULTS_MD (raw results in $RAW)"
