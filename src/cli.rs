@@ -64,6 +64,17 @@ pub enum Command {
         #[arg(value_name = "PATH")]
         path: OsString,
     },
+    /// The daemon: realtime watch, periodic scans, alerts
+    Run,
+    /// Watch DIR in the foreground with a profile, no config file; alerts are printed
+    Watch {
+        /// Profile of the site
+        #[arg(long, default_value = "generic-php")]
+        profile: String,
+        /// The site's root directory
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Sites, files watched, last scan, alerts waiting
     Status {
         /// One JSON object

@@ -5,6 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use std::os::unix::ffi::OsStrExt;
+
+use crate::baseline::{Store, StoreError};
+use crate::config::Site;
 use crate::model::{Change, DetectedBy, FileState, RelPath};
 use crate::policy::Policy;
 use crate::scan::{self, Found, ItemError, ScanError, ScanSpec, ScanStats};
@@ -33,6 +37,8 @@ pub struct CompareSpec<'a> {
     pub keep_observed: bool,
     /// Only paths below this directory (empty: all).
     pub start: &'a [u8],
+    /// Set to stop early (shutdown).
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// True when `rel` is `dir` or below it.
@@ -55,6 +61,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
         rehash: spec.rehash,
         threads: 0,
         start: spec.start,
+        cancel: spec.cancel,
     };
     out.stats = scan::scan(&scan_spec, |found| match found {
         Found::Entry(rel, state) => {
@@ -109,4 +116,63 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
     }
     out.changes.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
+}
+
+/// Rebuilding a baseline failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("interrupted")]
+    Cancelled,
+}
+
+/// Hashes every watched file of `site` and makes that its baseline, in one
+/// transaction: a crash or a cancel leaves the old baseline untouched.
+/// Paths that could not be read are returned (and left out).
+pub fn rebuild(
+    store: &mut Store,
+    site: &Site,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(ScanStats, Vec<(RelPath, ItemError)>), RebuildError> {
+    let started = crate::util::time::now_ns();
+    let writer = store.write()?;
+    writer.clear_site(&site.name)?;
+    let mut failed = None;
+    let mut problems = Vec::new();
+    let spec = ScanSpec {
+        root: &site.real_root,
+        policy: &site.policy,
+        cache: None,
+        rehash: true,
+        threads: 0,
+        start: b"",
+        cancel,
+    };
+    let stats = scan::scan(&spec, |found| match found {
+        Found::Entry(rel, state) => {
+            if failed.is_none() {
+                if let Err(e) = writer.put(&site.name, &rel, Some(&state)) {
+                    failed = Some(e);
+                }
+            }
+        }
+        Found::Problem(rel, e) | Found::Unreadable(rel, e) => problems.push((rel, e)),
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+        return Err(RebuildError::Cancelled);
+    }
+    writer.site_done(
+        &site.name,
+        site.root.as_os_str().as_bytes(),
+        Some(started),
+        Some(started),
+    )?;
+    writer.commit()?;
+    Ok((stats, problems))
 }

@@ -10,6 +10,9 @@
 //! - [`scan`]: the parallel, symlink-safe walker and hasher.
 //! - [`detect`]: a scan compared with the baseline gives changes.
 //! - [`baseline`]: the crash-safe store of accepted states (SQLite, WAL).
+//! - [`watch`]: the realtime source (inotify through notify).
+//! - [`daemon`]: `run` and `watch`: coalescing, workers, scheduled scans,
+//!   signals, systemd readiness.
 //! - [`alert`]: the alert record and its sinks.
 //! - [`cmd`]: the commands of the command line; [`cli`] defines it.
 //! - [`util`]: byte-path display and timestamps.
@@ -19,9 +22,11 @@ pub mod baseline;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod model;
 pub mod policy;
 pub mod profile;
 pub mod scan;
 pub mod util;
+pub mod watch;

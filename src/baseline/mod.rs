@@ -204,6 +204,42 @@ impl Store {
         Ok(map)
     }
 
+    /// The accepted states of `dir` and everything below it (the whole site
+    /// when `dir` is empty).
+    pub fn load_under(
+        &self,
+        site: &str,
+        dir: &[u8],
+    ) -> Result<HashMap<RelPath, FileState>, StoreError> {
+        if dir.is_empty() {
+            return self.load(site);
+        }
+        // Paths below `dir/` sort between `dir/` and `dir0` ('0' follows '/').
+        let mut lo = dir.to_vec();
+        lo.push(b'/');
+        let mut hi = dir.to_vec();
+        hi.push(b'0');
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT path, {COLS} FROM baseline WHERE site = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))"
+            ))
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![site, dir, lo, hi], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?))
+            })
+            .map_err(self.err())?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let (path, state) = row.map_err(self.err())?;
+            if let Some(state) = state {
+                map.insert(path, state);
+            }
+        }
+        Ok(map)
+    }
+
     /// The accepted state of one path.
     pub fn get(&self, site: &str, rel: &[u8]) -> Result<Option<FileState>, StoreError> {
         self.conn
@@ -268,6 +304,18 @@ impl Store {
             )
             .optional()
             .map_err(self.err())
+    }
+
+    /// Paths of a site whose drift has been alerted and not accepted.
+    pub fn drift_paths(&self, site: &str) -> Result<Vec<RelPath>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path FROM drift WHERE site = ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([site], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
     /// Starts a write transaction (a rebuild, an accept, a batch of alerts).
@@ -490,6 +538,17 @@ mod tests {
         assert_eq!(store.alerted("s", b"gone.php").unwrap(), Some(None));
         let info = store.site_info("s").unwrap().unwrap();
         assert_eq!((info.files, info.drift), (1, 1));
+        let w = store.write().unwrap();
+        for p in [&b"d"[..], b"d/x", b"d/y/z", b"d0", b"d.x", b"dd/x", b"c"] {
+            w.accept("s", p, Some(&state(2))).unwrap();
+        }
+        w.commit().unwrap();
+        let mut under: Vec<_> = store.load_under("s", b"d").unwrap().into_keys().collect();
+        under.sort();
+        assert_eq!(
+            under,
+            vec![b"d".to_vec(), b"d/x".to_vec(), b"d/y/z".to_vec()]
+        );
     }
 
     #[test]

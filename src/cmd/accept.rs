@@ -62,6 +62,7 @@ fn accept_under(store: &mut Store, site: &Site, dir: &[u8]) -> Result<usize> {
         detected_by: DetectedBy::Scan,
         keep_observed: dir.is_empty(),
         start: dir,
+        cancel: None,
     })?;
     for (rel, e) in &cmp.problems {
         warn(&site.name, rel, e);

@@ -38,6 +38,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             detected_by: DetectedBy::Scan,
             keep_observed: false,
             start: b"",
+            cancel: None,
         })?;
         for (rel, e) in &cmp.problems {
             warn(&site.name, rel, e);

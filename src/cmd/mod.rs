@@ -8,7 +8,9 @@ mod check;
 mod config_check;
 mod diff;
 mod profiles;
+mod run;
 mod status;
+mod watch;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -40,6 +42,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Diff { path } => diff::run(&load(&config_path)?, &path),
         Command::Status { json } => status::run(&load(&config_path)?, json),
+        Command::Run => run::run(&config_path),
+        Command::Watch { profile, dir } => watch::run(&profile, &dir),
     }
 }
 

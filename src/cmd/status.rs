@@ -20,12 +20,18 @@ struct SiteStatus {
     drift: u64,
     baseline_at: Option<String>,
     last_scan: Option<String>,
+    /// Directories with a kernel watch (0 when no daemon runs).
+    watches: usize,
+    /// Realtime incomplete (watch limit): checked by frequent scans.
+    degraded: bool,
 }
 
 #[derive(Serialize)]
 struct Status {
     /// True while a daemon has every site watched.
     ready: bool,
+    /// The daemon's pid, when one runs.
+    daemon_pid: Option<u32>,
     /// Alerts waiting in the outbox for delivery.
     outbox: u64,
     sites: Vec<SiteStatus>,
@@ -37,8 +43,12 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
         Err(crate::baseline::StoreError::Missing(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    let daemon = crate::daemon::status::read(&cfg.state_dir);
     let mut sites = Vec::new();
     for site in &cfg.sites {
+        let live = daemon
+            .as_ref()
+            .and_then(|d| d.sites.iter().find(|s| s.name == *site.name));
         let info = match &store {
             Some(s) => s.site_info(&site.name)?,
             None => None,
@@ -52,10 +62,13 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
             drift: info.drift,
             baseline_at: info.baseline_at.map(rfc3339_ms),
             last_scan: info.last_scan_at.map(rfc3339_ms),
+            watches: live.map(|l| l.watches).unwrap_or(0),
+            degraded: live.is_some_and(|l| l.degraded),
         });
     }
     let status = Status {
-        ready: false,
+        ready: daemon.as_ref().is_some_and(|d| d.ready),
+        daemon_pid: daemon.as_ref().map(|d| d.pid),
         outbox: 0,
         sites,
     };
@@ -73,7 +86,7 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
     for s in &status.sites {
         writeln!(
             out,
-            "{}: {} ({}), {} files, {} unaccepted changes, baseline {}, last scan {}",
+            "{}: {} ({}), {} files, {} unaccepted changes, baseline {}, last scan {}{}",
             s.name,
             s.root,
             s.profile,
@@ -81,6 +94,11 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
             s.drift,
             s.baseline_at.as_deref().unwrap_or("never"),
             s.last_scan.as_deref().unwrap_or("never"),
+            if s.degraded {
+                ", REALTIME INCOMPLETE (watch limit): checked by scans"
+            } else {
+                ""
+            },
         )?;
     }
     Ok(OK)

@@ -20,6 +20,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitewarden";
 pub const DEFAULT_ALERT_LOG: &str = "/var/log/sitewarden/alerts.jsonl";
 pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(4 * 3600);
 pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_millis(200);
+pub const DEFAULT_FALLBACK_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A config or profile that cannot be used. Displayed as one line.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,7 @@ pub struct ScanSettings {
     pub interval: Duration,
     pub rehash_interval: Option<Duration>,
     pub quiet_period: Duration,
+    pub fallback_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +258,11 @@ impl Config {
                     .quiet_period
                     .map(|d| d.0)
                     .unwrap_or(DEFAULT_QUIET_PERIOD),
+                fallback_interval: raw
+                    .scan
+                    .fallback_interval
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_FALLBACK_INTERVAL),
             },
             quarantine: QuarantineSettings {
                 hook: raw.quarantine.hook,
@@ -274,6 +281,50 @@ impl Config {
                 email,
             },
         })
+    }
+
+    /// A one-site configuration with no config file (`sitewarden watch`):
+    /// built as YAML text and validated like any other.
+    pub fn ephemeral(profile: &str, root: &Path, state_dir: &Path) -> Result<Config, ConfigError> {
+        let root_text = root
+            .to_str()
+            .ok_or_else(|| ConfigError::Other(format!("{} is not valid UTF-8", root.display())))?;
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let abs = normalize(&cwd.join(root));
+        let name: String = abs
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect()
+            })
+            .filter(|n: &String| {
+                n.as_bytes()
+                    .first()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+            })
+            .unwrap_or_else(|| "site".into());
+        let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let text = format!(
+            "state_dir: {}\nsites:\n  - name: {}\n    root: {}\n    profile: {}\n",
+            quote(&state_dir.display().to_string()),
+            quote(&name),
+            quote(root_text),
+            quote(profile)
+        );
+        Config::parse(
+            &text,
+            Path::new("<command line>"),
+            &cwd,
+            Path::new(DEFAULT_PROFILE_DIR),
+        )
     }
 
     /// The site called `name`.

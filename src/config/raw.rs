@@ -225,6 +225,9 @@ pub struct RawScan {
     pub rehash_interval: Option<ConfigDuration>,
     /// Quiet period that coalesces events on one path.
     pub quiet_period: Option<ConfigDuration>,
+    /// Scan interval of a site whose realtime watching is incomplete
+    /// (inotify watch limit reached).
+    pub fallback_interval: Option<ConfigDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

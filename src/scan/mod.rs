@@ -16,6 +16,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -82,6 +83,8 @@ pub struct ScanSpec<'a> {
     pub threads: usize,
     /// Walk only below this directory (relative, empty: the whole root).
     pub start: &'a [u8],
+    /// Set to stop the scan early (shutdown); what was found is reported.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// Figures of one scan.
@@ -228,6 +231,9 @@ fn walk(
     };
     let mut stack: Vec<(OwnedFd, RelPath)> = vec![(first, start)];
     while let Some((dir_fd, rel_dir)) = stack.pop() {
+        if spec.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            break;
+        }
         stats.dirs += 1;
         let dir_fd = Arc::new(dir_fd);
         let mut dir = match nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) {
@@ -310,6 +316,72 @@ fn walk(
     stats
 }
 
+/// Visits every directory the policy lets the walker enter, from `start`
+/// (relative; empty: the root) down, on the root's filesystem, never
+/// through a symlink. Used to place watches. `visit` gets each directory's
+/// relative path, `start` first.
+pub fn walk_dirs(
+    root: &Path,
+    start: &[u8],
+    policy: &Policy,
+    mut visit: impl FnMut(&[u8]),
+) -> Result<(), ScanError> {
+    let root_fd = file::open_root(root).map_err(|errno| ScanError::Root {
+        path: root.to_path_buf(),
+        errno,
+    })?;
+    let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd())
+        .map_err(|errno| ScanError::Root {
+            path: root.to_path_buf(),
+            errno,
+        })?
+        .st_dev;
+    let first = if start.is_empty() {
+        root_fd
+    } else {
+        match file::open_parent(root, start) {
+            Ok(Some((parent, name))) => match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
+                Ok(fd) => fd,
+                Err(_) => return Ok(()),
+            },
+            _ => return Ok(()),
+        }
+    };
+    let mut stack: Vec<(OwnedFd, RelPath)> = vec![(first, start.to_vec())];
+    while let Some((dir_fd, rel_dir)) = stack.pop() {
+        visit(&rel_dir);
+        let Ok(mut dir) = nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) else {
+            continue;
+        };
+        for entry in dir.iter().flatten() {
+            let name = entry.file_name();
+            let name_bytes = name.to_bytes();
+            if name_bytes == b"." || name_bytes == b".." {
+                continue;
+            }
+            let is_dir = match entry.file_type() {
+                Some(t) => t == Type::Directory,
+                None => file::lstat_at(dir_fd.as_raw_fd(), name)
+                    .map(|st| FileType::from_mode(st.st_mode) == FileType::Dir)
+                    .unwrap_or(false),
+            };
+            if !is_dir {
+                continue;
+            }
+            let rel = join(&rel_dir, name_bytes);
+            if !policy.descend(&rel) {
+                continue;
+            }
+            if let Ok(fd) = file::open_dir_at(Some(dir_fd.as_raw_fd()), name) {
+                if nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_dev == root_dev) {
+                    stack.push((fd, rel));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn dtype_kind(t: Type) -> FileType {
     match t {
         Type::File => FileType::File,
@@ -358,6 +430,7 @@ mod tests {
             rehash: true,
             threads: 2,
             start: b"",
+            cancel: None,
         };
         let mut found = HashMap::new();
         let stats = scan(&spec, |f| {

@@ -1,0 +1,69 @@
+//! The JSON-lines alert log (`alerts.log`): one record per line, appended
+//! and flushed to disk before an alert counts as delivered.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::AlertRecord;
+
+#[derive(Debug, thiserror::Error)]
+#[error("alert log {path}: {source}")]
+pub struct LogError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+pub struct AlertLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl AlertLog {
+    /// Opens (creating) the log for appending; its folder is made 0750.
+    pub fn open(path: &Path) -> Result<AlertLog, LogError> {
+        let err = |source| LogError {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            if !dir.is_dir() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o750)
+                    .create(dir)
+                    .map_err(err)?;
+            }
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(err)?;
+        Ok(AlertLog {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Appends records and waits until they are on disk.
+    pub fn append(&mut self, records: &[AlertRecord]) -> Result<(), LogError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut buf = String::new();
+        for r in records {
+            buf.push_str(&r.to_json());
+            buf.push('\n');
+        }
+        let err = |source| LogError {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(buf.as_bytes()).map_err(err)?;
+        self.file.sync_data().map_err(err)
+    }
+}

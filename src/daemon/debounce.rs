@@ -1,0 +1,191 @@
+//! Coalescing of events: events on one path within a quiet period give one
+//! check of that path, after the writer is done. A path that never goes
+//! quiet is still checked after `max_wait`, so a file rewritten in a loop
+//! cannot postpone its alert forever.
+//!
+//! Pure: the clock is an argument, so tests drive it.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::model::RelPath;
+
+/// A path of a site.
+pub type Key = (Arc<str>, RelPath);
+
+#[derive(Debug)]
+struct Pending {
+    first: Instant,
+    last: Instant,
+}
+
+/// Paths waiting for their quiet period to end.
+#[derive(Debug)]
+pub struct Debouncer {
+    quiet: Duration,
+    max_wait: Duration,
+    pending: HashMap<Key, Pending>,
+    /// Candidate deadlines; stale ones are skipped when popped.
+    heap: BinaryHeap<Reverse<(Instant, Key)>>,
+}
+
+impl Debouncer {
+    pub fn new(quiet: Duration, max_wait: Duration) -> Debouncer {
+        Debouncer {
+            quiet,
+            max_wait: max_wait.max(quiet),
+            pending: HashMap::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    fn deadline(&self, p: &Pending) -> Instant {
+        (p.last + self.quiet).min(p.first + self.max_wait)
+    }
+
+    /// An event on `key` at `now`.
+    pub fn push(&mut self, key: Key, now: Instant) {
+        let deadline = match self.pending.entry(key.clone()) {
+            Entry::Occupied(mut e) => {
+                e.get_mut().last = now;
+                let p = e.get();
+                (p.last + self.quiet).min(p.first + self.max_wait)
+            }
+            Entry::Vacant(e) => {
+                e.insert(Pending {
+                    first: now,
+                    last: now,
+                });
+                now + self.quiet
+            }
+        };
+        self.heap.push(Reverse((deadline, key)));
+    }
+
+    /// When the next path becomes due.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, key))) = self.heap.peek() {
+            match self.pending.get(key) {
+                Some(p) if self.deadline(p) == *at => return Some(*at),
+                // Superseded by a later event, or already taken.
+                _ => {
+                    self.heap.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Removes and returns the paths due at `now` whose site `ready` accepts;
+    /// the others wait (their check is postponed by one quiet period).
+    pub fn take_due(&mut self, now: Instant, ready: impl Fn(&str) -> bool) -> Vec<Key> {
+        let mut due = Vec::new();
+        let mut held = Vec::new();
+        while let Some(at) = self.next_deadline() {
+            if at > now {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.heap.pop() else {
+                break;
+            };
+            if ready(&key.0) {
+                self.pending.remove(&key);
+                due.push(key);
+            } else {
+                held.push(key);
+            }
+        }
+        for key in held {
+            if let Some(p) = self.pending.get_mut(&key) {
+                p.first = now;
+                p.last = now;
+            }
+            self.heap.push(Reverse((now + self.quiet, key)));
+        }
+        due
+    }
+
+    /// Everything pending, at once (shutdown).
+    pub fn drain(&mut self) -> Vec<Key> {
+        self.heap.clear();
+        self.pending.drain().map(|(k, _)| k).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(p: &str) -> Key {
+        (Arc::from("s"), p.as_bytes().to_vec())
+    }
+
+    const Q: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn a_chunked_write_gives_one_check_after_the_quiet_period() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(Q, Duration::from_secs(2));
+        for i in 0..3 {
+            d.push(key("a.php"), t0 + Duration::from_millis(50 * i));
+        }
+        assert_eq!(d.next_deadline(), Some(t0 + Duration::from_millis(300)));
+        assert!(d
+            .take_due(t0 + Duration::from_millis(299), |_| true)
+            .is_empty());
+        assert_eq!(
+            d.take_due(t0 + Duration::from_millis(300), |_| true),
+            vec![key("a.php")]
+        );
+        assert!(d.is_empty());
+        assert_eq!(d.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_path_that_never_goes_quiet_is_checked_at_max_wait() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(Q, Duration::from_secs(1));
+        let mut now = t0;
+        let mut taken = Vec::new();
+        while now < t0 + Duration::from_millis(1500) {
+            d.push(key("loop.php"), now);
+            taken.extend(d.take_due(now, |_| true));
+            now += Duration::from_millis(100);
+        }
+        assert_eq!(taken.len(), 1, "checked once within the first second");
+    }
+
+    #[test]
+    fn paths_of_sites_not_ready_wait() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(Q, Duration::from_secs(2));
+        d.push(key("x"), t0);
+        assert!(d.take_due(t0 + Q, |_| false).is_empty());
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.take_due(t0 + Q * 2, |_| true), vec![key("x")]);
+    }
+
+    #[test]
+    fn distinct_paths_are_independent() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(Q, Duration::from_secs(2));
+        d.push(key("a"), t0);
+        d.push(key("b"), t0 + Duration::from_millis(100));
+        assert_eq!(d.take_due(t0 + Q, |_| true), vec![key("a")]);
+        assert_eq!(
+            d.take_due(t0 + Duration::from_millis(300), |_| true),
+            vec![key("b")]
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! The daemon's detection work, one configuration generation at a time:
+//! start a site (watches first, then the baseline or a catch-up scan under
+//! them), reconcile paths named by kernel events, scan sites, and emit each
+//! change once.
+//!
+//! Runs on worker threads (blocking I/O), never on the async loop. The
+//! decision "alert this change?" is taken under one lock across workers, so
+//! a change seen by a scan and by an event at the same moment is alerted
+//! once.
+
+use std::collections::HashSet;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::alert::{AlertRecord, Sinks};
+use crate::baseline::{Store, StoreError};
+use crate::config::{Config, Site};
+use crate::detect::{self, CompareSpec, RebuildError};
+use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
+use crate::scan::{self, file, ScanError};
+use crate::util::time::now_ns;
+use crate::watch::{SiteWatcher, WatchError, WatchEvent};
+
+/// A failure of one unit of daemon work; the daemon goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Rebuild(#[from] RebuildError),
+    #[error(transparent)]
+    Log(#[from] crate::alert::log::LogError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+}
+
+/// Per-site state of a running generation.
+pub struct SiteRt {
+    pub watcher: Mutex<Option<SiteWatcher>>,
+    /// Raised by the watcher when an event could not be delivered.
+    pub lost: Arc<AtomicBool>,
+    /// Realtime is incomplete (watch limit): scans stand in.
+    pub degraded: AtomicBool,
+}
+
+/// One generation of the running configuration.
+pub struct Runtime {
+    pub generation: u64,
+    pub cfg: Config,
+    pub host: String,
+    pub sinks: Arc<Sinks>,
+    pub sites: Vec<SiteRt>,
+    /// Held while deciding whether a change was alerted already.
+    pub decide: Arc<Mutex<()>>,
+    /// Raised at shutdown: long scans stop early.
+    pub cancel: Arc<AtomicBool>,
+    events: mpsc::Sender<WatchEvent>,
+}
+
+/// What starting a site did.
+#[derive(Debug)]
+pub struct Started {
+    pub watches: usize,
+    pub degraded: bool,
+    pub built_baseline: bool,
+    pub alerts: usize,
+}
+
+impl Runtime {
+    pub fn new(
+        generation: u64,
+        cfg: Config,
+        host: String,
+        sinks: Arc<Sinks>,
+        decide: Arc<Mutex<()>>,
+        events: mpsc::Sender<WatchEvent>,
+    ) -> Runtime {
+        let sites = cfg
+            .sites
+            .iter()
+            .map(|_| SiteRt {
+                watcher: Mutex::new(None),
+                lost: Arc::new(AtomicBool::new(false)),
+                degraded: AtomicBool::new(false),
+            })
+            .collect();
+        Runtime {
+            generation,
+            cfg,
+            host,
+            sinks,
+            sites,
+            decide,
+            cancel: Arc::new(AtomicBool::new(false)),
+            events,
+        }
+    }
+
+    pub fn site_index(&self, name: &str) -> Option<usize> {
+        self.cfg.sites.iter().position(|s| &*s.name == name)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn watcher(&self, i: usize) -> std::sync::MutexGuard<'_, Option<SiteWatcher>> {
+        // A panic while holding the lock leaves the watcher usable.
+        self.sites[i]
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watches `dir` and below; on the watch limit the site turns degraded.
+    fn watch(&self, i: usize, dir: &[u8]) -> Result<usize, WorkError> {
+        let site = &self.cfg.sites[i];
+        let mut guard = self.watcher(i);
+        let Some(w) = guard.as_mut() else {
+            return Ok(0);
+        };
+        match w.watch_tree(dir, &site.policy) {
+            Ok(n) => Ok(n),
+            Err(e @ WatchError::Limit { .. }) => {
+                if !self.sites[i].degraded.swap(true, Ordering::AcqRel) {
+                    tracing::error!(site = %site.name, "{e}");
+                }
+                Ok(0)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts site `i`: watches first, so nothing between them and the
+    /// baseline is missed; then builds the baseline, or reports with a
+    /// catch-up scan what changed while the daemon was down.
+    pub fn start_site(&self, i: usize, store: &mut Store) -> Result<Started, WorkError> {
+        let site = &self.cfg.sites[i];
+        let watcher = SiteWatcher::new(
+            Arc::clone(&site.name),
+            &site.real_root,
+            self.events.clone(),
+            Arc::clone(&self.sites[i].lost),
+        )?;
+        *self.watcher(i) = Some(watcher);
+        let watches = self.watch(i, b"")?;
+        let degraded = self.sites[i].degraded.load(Ordering::Acquire);
+        if !store.has_baseline(&site.name)? {
+            let (stats, problems) = detect::rebuild(store, site, Some(&self.cancel))?;
+            for (rel, e) in problems {
+                tracing::warn!(site = %site.name, "{}: {e}", scan::show(&rel));
+            }
+            tracing::info!(site = %site.name, files = stats.entries, "baseline built");
+            return Ok(Started {
+                watches,
+                degraded,
+                built_baseline: true,
+                alerts: 0,
+            });
+        }
+        let alerts = self.scan_site(i, store, false)?;
+        Ok(Started {
+            watches,
+            degraded,
+            built_baseline: false,
+            alerts,
+        })
+    }
+
+    /// A full scan of site `i` compared with its baseline; returns the
+    /// number of alerts emitted.
+    pub fn scan_site(&self, i: usize, store: &mut Store, rehash: bool) -> Result<usize, WorkError> {
+        let site = &self.cfg.sites[i];
+        let started = now_ns();
+        let baseline = store.load(&site.name)?;
+        let cmp = detect::compare(&CompareSpec {
+            site: &site.name,
+            root: &site.real_root,
+            policy: &site.policy,
+            baseline: &baseline,
+            rehash,
+            detected_by: DetectedBy::Scan,
+            keep_observed: false,
+            start: b"",
+            cancel: Some(&self.cancel),
+        })?;
+        if self.cancelled() {
+            // An interrupted walk would look like mass deletion.
+            return Ok(0);
+        }
+        for (rel, e) in &cmp.problems {
+            tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
+        }
+        let changed: HashSet<&[u8]> = cmp.changes.iter().map(|c| c.rel.as_slice()).collect();
+        let reverted: Vec<RelPath> = store
+            .drift_paths(&site.name)?
+            .into_iter()
+            .filter(|p| {
+                !changed.contains(p.as_slice())
+                    && !cmp.problems.iter().any(|(d, _)| detect::is_under(p, d))
+            })
+            .collect();
+        let n = self.emit(i, store, &cmp.changes, &reverted)?;
+        let w = store.write()?;
+        w.site_done(
+            &site.name,
+            std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str()),
+            None,
+            Some(started),
+        )?;
+        w.commit()?;
+        Ok(n)
+    }
+
+    /// Checks the paths named by kernel events. A path that is now a
+    /// directory is watched and walked (its files may predate the watch); a
+    /// path that was a directory reports what was below it as deleted.
+    pub fn reconcile(
+        &self,
+        i: usize,
+        store: &mut Store,
+        mut rels: Vec<RelPath>,
+    ) -> Result<usize, WorkError> {
+        let site = &self.cfg.sites[i];
+        rels.sort();
+        rels.dedup();
+        let mut changes: Vec<Change> = Vec::new();
+        let mut reverted: Vec<RelPath> = Vec::new();
+        let mut buf = Vec::new();
+        for rel in rels {
+            let now = self.current(site, &rel, store, &mut buf)?;
+            match now {
+                Current::Dir => {
+                    if !site.policy.descend(&rel) {
+                        continue;
+                    }
+                    self.watch(i, &rel)?;
+                    let below = store.load_under(&site.name, &rel)?;
+                    let cmp = detect::compare(&CompareSpec {
+                        site: &site.name,
+                        root: &site.real_root,
+                        policy: &site.policy,
+                        baseline: &below,
+                        rehash: false,
+                        detected_by: DetectedBy::Realtime,
+                        keep_observed: false,
+                        start: &rel,
+                        // Realtime work is finished even at shutdown: a
+                        // cut-short walk would look like deletions.
+                        cancel: None,
+                    })?;
+                    for (p, e) in &cmp.problems {
+                        tracing::warn!(site = %site.name, "{}: {e}", scan::show(p));
+                    }
+                    changes.extend(cmp.changes);
+                }
+                Current::Unknown => {}
+                Current::State(after) => {
+                    if after.is_none() {
+                        if let Some(w) = self.watcher(i).as_mut() {
+                            if w.watches(&rel) {
+                                w.forget_tree(&rel);
+                            }
+                        }
+                    }
+                    // Whatever was below this path, if it was a directory.
+                    for (below, before) in store.load_under(&site.name, &rel)? {
+                        if below != rel && site.policy.watched(&below, before.kind) {
+                            changes.push(Change {
+                                site: Arc::clone(&site.name),
+                                rel: below,
+                                kind: EventKind::Deleted,
+                                before: Some(before),
+                                after: None,
+                                detected_by: DetectedBy::Realtime,
+                            });
+                        }
+                    }
+                    let kind = after.as_ref().map(|s| s.kind).unwrap_or(FileType::File);
+                    let before = store.get(&site.name, &rel)?;
+                    let kind = before
+                        .as_ref()
+                        .filter(|_| after.is_none())
+                        .map(|b| b.kind)
+                        .unwrap_or(kind);
+                    if !site.policy.watched(&rel, kind) {
+                        continue;
+                    }
+                    match FileState::compare(before.as_ref(), after.as_ref()) {
+                        Some(event) => changes.push(Change {
+                            site: Arc::clone(&site.name),
+                            rel,
+                            kind: event,
+                            before,
+                            after,
+                            detected_by: DetectedBy::Realtime,
+                        }),
+                        None => reverted.push(rel),
+                    }
+                }
+            }
+        }
+        changes.sort_by(|a, b| a.rel.cmp(&b.rel));
+        changes.dedup_by(|a, b| a.rel == b.rel);
+        self.emit(i, store, &changes, &reverted)
+    }
+
+    /// What is at `rel` now (hashing a regular file unless its stat matches
+    /// the baseline's).
+    fn current(
+        &self,
+        site: &Site,
+        rel: &[u8],
+        store: &Store,
+        buf: &mut Vec<u8>,
+    ) -> Result<Current, WorkError> {
+        if rel.is_empty() {
+            return Ok(Current::Dir);
+        }
+        let opened = match file::open_parent(&site.real_root, rel) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(Current::State(None)),
+            Err(e) => {
+                tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
+                return Ok(Current::Unknown);
+            }
+        };
+        let (dir, name) = opened;
+        match file::lstat_at(dir.as_raw_fd(), &name) {
+            Ok(st) if FileType::from_mode(st.st_mode) == FileType::Dir => return Ok(Current::Dir),
+            Ok(_) => {}
+            Err(nix::errno::Errno::ENOENT) => return Ok(Current::State(None)),
+            Err(e) => {
+                tracing::warn!(site = %site.name, "{}: {}", scan::show(rel), e.desc());
+                return Ok(Current::Unknown);
+            }
+        }
+        let known = store.get(&site.name, rel)?;
+        match file::read_state_at(dir.as_raw_fd(), &name, known.as_ref(), buf) {
+            Ok(state) => Ok(Current::State(state.map(|(s, _)| s))),
+            Err(e) => {
+                tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
+                Ok(Current::Unknown)
+            }
+        }
+    }
+
+    /// Alerts each change not alerted before in the same state, then
+    /// remembers it (and, with `auto_accept`, accepts it). The records are
+    /// on disk before they are remembered: a crash in between repeats an
+    /// alert, never loses one.
+    fn emit(
+        &self,
+        i: usize,
+        store: &mut Store,
+        changes: &[Change],
+        reverted: &[RelPath],
+    ) -> Result<usize, WorkError> {
+        if changes.is_empty() && reverted.is_empty() {
+            return Ok(0);
+        }
+        let site = &self.cfg.sites[i];
+        let _decide = self.decide.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ns();
+        let mut records = Vec::new();
+        let mut fresh: Vec<&Change> = Vec::new();
+        for c in changes {
+            if let Some(prev) = store.alerted(&site.name, &c.rel)? {
+                if FileState::compare(prev.as_ref(), c.after.as_ref()).is_none() {
+                    continue;
+                }
+            }
+            let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
+            records.push(AlertRecord::new(&self.host, &site.root, c, &verdict, now));
+            fresh.push(c);
+        }
+        let mut forget = Vec::new();
+        for rel in reverted {
+            if store.alerted(&site.name, rel)?.is_some() {
+                forget.push(rel);
+            }
+        }
+        if records.is_empty() && forget.is_empty() {
+            return Ok(0);
+        }
+        self.sinks.deliver(&records)?;
+        let w = store.write()?;
+        for c in &fresh {
+            if site.auto_accept {
+                w.accept(&site.name, &c.rel, c.after.as_ref())?;
+            } else {
+                w.mark_alerted(&site.name, &c.rel, c.after.as_ref(), now)?;
+            }
+        }
+        for rel in forget {
+            w.forget_drift(&site.name, rel)?;
+        }
+        w.commit()?;
+        Ok(records.len())
+    }
+
+    /// Directories watched by site `i`.
+    pub fn watch_count(&self, i: usize) -> usize {
+        self.watcher(i).as_ref().map(|w| w.count()).unwrap_or(0)
+    }
+
+    /// Stops every watch of this generation.
+    pub fn stop_watching(&self) {
+        for i in 0..self.sites.len() {
+            *self.watcher(i) = None;
+        }
+    }
+}
+
+enum Current {
+    Dir,
+    /// The state (None: nothing there).
+    State(Option<FileState>),
+    /// Could not be read: neither confirmed nor reported.
+    Unknown,
+}

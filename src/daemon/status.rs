@@ -1,0 +1,49 @@
+//! The daemon's status file (`state_dir/daemon.json`), read by
+//! `sitewarden status` from another process. Written atomically (temporary
+//! file and rename); a file left by a dead daemon is recognised by its pid.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const FILE: &str = "daemon.json";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SiteState {
+    pub name: String,
+    /// Directories with a kernel watch.
+    pub watches: usize,
+    /// Realtime is off (watch limit): the site is checked by scans.
+    pub degraded: bool,
+    pub ready: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    pub ready: bool,
+    pub started: String,
+    pub sites: Vec<SiteState>,
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE)
+}
+
+pub fn write(state_dir: &Path, status: &DaemonStatus) -> std::io::Result<()> {
+    let tmp = state_dir.join(format!(".{FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(status)?)?;
+    std::fs::rename(&tmp, path(state_dir))
+}
+
+pub fn remove(state_dir: &Path) {
+    let _ = std::fs::remove_file(path(state_dir));
+}
+
+/// The status of a running daemon, if one is running.
+pub fn read(state_dir: &Path) -> Option<DaemonStatus> {
+    let bytes = std::fs::read(path(state_dir)).ok()?;
+    let status: DaemonStatus = serde_json::from_slice(&bytes).ok()?;
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(status.pid as i32), None).is_ok();
+    alive.then_some(status)
+}

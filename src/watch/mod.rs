@@ -1,0 +1,209 @@
+//! The realtime source: kernel events (inotify, through `notify`) turned
+//! into the project's own event type at this one boundary.
+//!
+//! Watches are placed directory by directory (notify's recursive mode would
+//! follow symlinks and watch ignored folders): every directory the policy
+//! lets the walker enter, found without following symlinks. A directory that
+//! appears later is watched by the daemon as soon as it is seen, then walked,
+//! so files created in it before its watch existed are found too.
+//!
+//! The notify callback never blocks: a full channel or a kernel queue
+//! overflow raises the site's rescan flag, because for an integrity monitor
+//! a lost event is a blind spot that only a scan can close.
+
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use crate::model::RelPath;
+use crate::policy::Policy;
+
+/// What the watcher reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// Something happened at this path of site `site`.
+    Path { site: Arc<str>, rel: RelPath },
+    /// Events were lost (queue overflow, full channel, watch error): the
+    /// site must be scanned.
+    Rescan { site: Arc<str>, reason: String },
+}
+
+/// Placing a watch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(
+        "inotify watch limit reached at {path}: raise it with `sysctl -w fs.inotify.max_user_watches=1048576` \
+         (and persist it in /etc/sysctl.d/); until then this site is checked by frequent scans"
+    )]
+    Limit { path: PathBuf },
+    #[error("cannot watch {path}: {message}")]
+    Other { path: PathBuf, message: String },
+    #[error("cannot create an inotify instance: {0} (too many instances? raise fs.inotify.max_user_instances)")]
+    Instance(String),
+}
+
+/// The kernel watches of one site.
+pub struct SiteWatcher {
+    root: PathBuf,
+    inner: notify::INotifyWatcher,
+    dirs: HashSet<RelPath>,
+}
+
+struct Handler {
+    site: Arc<str>,
+    root: PathBuf,
+    tx: mpsc::Sender<WatchEvent>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Handler {
+    fn send(&self, ev: WatchEvent) {
+        if self.tx.try_send(ev).is_err() {
+            // Full (or closed at shutdown): remember to rescan instead.
+            self.lost.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl notify::EventHandler for Handler {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                self.send(WatchEvent::Rescan {
+                    site: Arc::clone(&self.site),
+                    reason: format!("watch error: {e}"),
+                });
+                return;
+            }
+        };
+        if event.need_rescan() {
+            self.send(WatchEvent::Rescan {
+                site: Arc::clone(&self.site),
+                reason: "inotify queue overflow".into(),
+            });
+        }
+        // Opening or reading a file changes nothing; closing after a write
+        // is the moment a chunked write is done.
+        if let EventKind::Access(kind) = event.kind {
+            if kind != AccessKind::Close(AccessMode::Write) {
+                return;
+            }
+        }
+        for path in event.paths {
+            if let Ok(rest) = path.strip_prefix(&self.root) {
+                let rel = rest.as_os_str().as_bytes().to_vec();
+                self.send(WatchEvent::Path {
+                    site: Arc::clone(&self.site),
+                    rel,
+                });
+            }
+        }
+    }
+}
+
+impl SiteWatcher {
+    /// An inotify instance for site `site` rooted at `root` (the canonical
+    /// root). Events go to `tx`; `lost` is raised when one could not be
+    /// delivered.
+    pub fn new(
+        site: Arc<str>,
+        root: &Path,
+        tx: mpsc::Sender<WatchEvent>,
+        lost: Arc<AtomicBool>,
+    ) -> Result<SiteWatcher, WatchError> {
+        let handler = Handler {
+            site,
+            root: root.to_path_buf(),
+            tx,
+            lost,
+        };
+        let inner = notify::INotifyWatcher::new(
+            handler,
+            notify::Config::default().with_follow_symlinks(false),
+        )
+        .map_err(|e| WatchError::Instance(e.to_string()))?;
+        Ok(SiteWatcher {
+            root: root.to_path_buf(),
+            inner,
+            dirs: HashSet::new(),
+        })
+    }
+
+    /// Watches `dir` (relative) and every directory below it that the policy
+    /// enters. Returns how many watches were added.
+    pub fn watch_tree(&mut self, dir: &[u8], policy: &Policy) -> Result<usize, WatchError> {
+        let mut found = Vec::new();
+        crate::scan::walk_dirs(&self.root, dir, policy, |rel| found.push(rel.to_vec())).map_err(
+            |e| WatchError::Other {
+                path: self.root.clone(),
+                message: e.to_string(),
+            },
+        )?;
+        let mut added = 0;
+        for rel in found {
+            if self.dirs.contains(&rel) {
+                continue;
+            }
+            let path = self.abs(&rel);
+            match self.inner.watch(&path, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.dirs.insert(rel);
+                    added += 1;
+                }
+                Err(e) => match e.kind {
+                    notify::ErrorKind::MaxFilesWatch => return Err(WatchError::Limit { path }),
+                    // Gone again already: nothing to watch.
+                    notify::ErrorKind::PathNotFound => {}
+                    _ => {
+                        return Err(WatchError::Other {
+                            path,
+                            message: e.to_string(),
+                        })
+                    }
+                },
+            }
+        }
+        Ok(added)
+    }
+
+    /// Forgets the watches of `dir` and below (the directory is gone or was
+    /// replaced; the kernel drops watches of deleted directories itself).
+    pub fn forget_tree(&mut self, dir: &[u8]) {
+        let gone: Vec<RelPath> = self
+            .dirs
+            .iter()
+            .filter(|d| crate::detect::is_under(d, dir))
+            .cloned()
+            .collect();
+        for rel in gone {
+            let path = self.abs(&rel);
+            let _ = self.inner.unwatch(&path);
+            self.dirs.remove(&rel);
+        }
+    }
+
+    /// Is this directory watched?
+    pub fn watches(&self, dir: &[u8]) -> bool {
+        self.dirs.contains(dir)
+    }
+
+    /// Number of directories watched.
+    pub fn count(&self) -> usize {
+        self.dirs.len()
+    }
+
+    fn abs(&self, rel: &[u8]) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(std::ffi::OsStr::from_bytes(rel))
+        }
+    }
+}
