@@ -1,0 +1,98 @@
+//! No blind spots when the kernel's limits are hit: an inotify queue
+//! overflow and running out of watches both fall back to scans, and every
+//! file is still reported.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::daemon::Daemon;
+use common::Fixture;
+
+/// The two tests change kernel limits: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const QUEUED: &str = "/proc/sys/fs/inotify/max_queued_events";
+
+/// Puts a sysctl back however the test ends.
+struct Restore(&'static str, String);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0, &self.1);
+    }
+}
+
+fn can_write(path: &str) -> bool {
+    std::fs::OpenOptions::new().write(true).open(path).is_ok()
+}
+
+#[test]
+fn a_queue_overflow_still_reports_every_file() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_write(QUEUED) {
+        eprintln!("skipped: {QUEUED} is not writable (needs root)");
+        return;
+    }
+    let f = Fixture::new("generic-php", "");
+    f.write("lib/keep.php", "<?php");
+    f.run(["baseline"]).ok();
+    // The kernel sizes an inotify queue when the instance is made: shrink
+    // the limit just around the daemon's start, then put it back.
+    let d = {
+        let _restore = Restore(QUEUED, std::fs::read_to_string(QUEUED).unwrap());
+        std::fs::write(QUEUED, "16").unwrap();
+        Daemon::start(&f)
+    };
+    for i in 0..1500 {
+        std::fs::write(f.abs(format!("lib/f{i}.php").as_bytes()), "<?php").unwrap();
+    }
+    let recs = d.wait_for("1500 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 1500);
+    let mut paths: Vec<&str> = recs.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 1500, "each file exactly once");
+    assert_eq!(recs.len(), 1500);
+    assert!(d.stderr().contains("inotify queue overflow"), "{}", d.stderr());
+    assert!(recs.iter().any(|r| r["detected_by"] == "scan"), "the rescan reports what the queue lost");
+}
+
+#[test]
+fn running_out_of_watches_falls_back_to_scans() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let probe = Command::new("unshare").args(["-U", "-r", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: unshare -U -r is not available");
+        return;
+    }
+    let f = Fixture::new("generic-php", "");
+    std::fs::write(
+        f.config(),
+        std::fs::read_to_string(f.config()).unwrap().replace("sites:", "scan:\n  fallback_interval: 1s\nsites:"),
+    )
+    .unwrap();
+    for i in 0..30 {
+        f.write(format!("dir{i:02}/index.php"), "<?php");
+    }
+    f.run(["baseline"]).ok();
+    // A user namespace of its own, whose inotify watch limit is 10.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-U", "-r", "sh", "-c", "echo 10 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\""])
+        .arg(common::BIN)
+        .arg("-c")
+        .arg(f.config())
+        .arg("run");
+    let d = Daemon::spawn(cmd, f.path("alerts.jsonl"));
+    let err = d.stderr();
+    assert!(err.contains("watch limit reached") && err.contains("fs.inotify.max_user_watches"), "{err}");
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    assert_eq!(s["sites"][0]["degraded"], true, "{s}");
+    // Directories past the limit have no watch; the fallback scans see them.
+    for i in 0..30 {
+        f.write(format!("dir{i:02}/shell.php"), "<?php");
+    }
+    let recs = d.wait_for("30 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 30);
+    assert_eq!(recs.len(), 30, "each once");
+    assert!(recs.iter().any(|r| r["detected_by"] == "scan"), "some were found by the fallback scans");
+}
