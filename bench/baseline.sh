@@ -361,6 +361,11 @@ SWW="$(q "$SW") -c $(q "$SWDIR/wordpress.yaml")"
 QC=$(q "$CORPUS")
 
 say "measurements ($RUNS runs each, median; one extra run for peak RSS)"
+# Other work on the machine spoils the figures: say so where they are kept.
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$LOAD_BEFORE" 'BEGIN { exit !(l > 0.5) }'; then
+    echo "   !! load average is $LOAD_BEFORE before measuring: other work is running"
+fi
 
 measure floor "hashing floor: find + xargs -P$NPROC openssl dgst -sha256" 0 \
     "find $QC -type f -print0 | xargs -0 -P$NPROC -n 500 openssl dgst -sha256 >/dev/null"
@@ -399,7 +404,7 @@ revert_changes
 
 # ================================================================= report
 
-# ratio A B: A / B with 1 decimal, or "n/a"
+# ratio A B: A / B with 2 decimals, or "n/a"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 # meets VALUE OP TARGET -> yes/no
 meets() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { if (v == "n/a") { print "n/a"; exit } r = (op == ">=") ? (v >= t) : (op == "<=") ? (v <= t) : (v < t); print r ? "yes" : "NO" }'; }
@@ -435,6 +440,12 @@ exit_text() { # ID
 }
 
 # Terminal
+LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+SMOKE=
+if [ "$SITES" -lt 40 ] || [ "$RUNS" -lt 3 ]; then
+    SMOKE="smoke run ($SITES sites, $RUNS run(s)): not figures to publish"
+fi
+
 say "results: $CORPUS_DESC; median of $RUNS run(s), warm cache"
 printf '%-52s %10s %10s  %s\n' "measurement" "median s" "peak MB" "exit"
 printf '%-52s %10s %10s  %s\n' "-----------" "--------" "-------" "----"
@@ -451,6 +462,8 @@ done
 echo
 echo "paths watched: sitewarden everything=$SWE_PATHS, wordpress=$SWW_PATHS"
 echo "alerts on the $N_CHANGES changes: sitewarden everything=$SWE_ALERTS, wordpress=$SWW_ALERTS; AIDE: ${AIDE_SUMMARY:-no summary}"
+echo "load average before / after: $LOAD_BEFORE / $LOAD_AFTER"
+[ -z "$SMOKE" ] || echo "$SMOKE"
 
 # Markdown
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -460,12 +473,14 @@ MEM_GB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 {
     echo "# sitewarden baseline benchmark"
     echo
+    [ -z "$SMOKE" ] || { echo "**$SMOKE**"; echo; }
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- Machine: $CPU, $NPROC cores, $MEM_GB GB RAM, $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "- sitewarden: $SW_VERSION, commit $COMMIT"
     echo "- AIDE: $AIDE_VERSION, num_workers=$AIDE_WORKERS, rule \`ftype+p+i+u+g+s+m+c+l+sha256\`"
     echo "- Corpus: $CORPUS_DESC (Debian's WordPress core, plus $UPLOADS_PER_SITE uploads of 50-300 KB and $CACHE_PER_SITE cached pages per site)"
     echo "- Median of $RUNS run(s) with hyperfine, warm page cache; peak RSS from one more run under \`/usr/bin/time -v\`."
+    echo "- Load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER."
     echo "- Profiles: \`everything\` checks every file, like AIDE; \`wordpress\` is the built-in profile (core, plugins, themes; code only in uploads and caches)."
     echo "- Changes: $N_MODIFY .php files modified, $N_ADD .php files added in uploads, $N_DELETE deleted, $N_CHMOD made 0666."
     echo

@@ -75,6 +75,8 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Send a test alert through the configured email route
+    TestEmail,
     /// Sites, files watched, last scan, alerts waiting
     Status {
         /// One JSON object

@@ -39,6 +39,8 @@ pub struct CompareSpec<'a> {
     pub start: &'a [u8],
     /// Set to stop early (shutdown).
     pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Keep the content of text files hashed now (not for `check`).
+    pub content: Option<&'a crate::content::ContentStore>,
 }
 
 /// True when `rel` is `dir` or below it.
@@ -62,6 +64,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
         threads: 0,
         start: spec.start,
         cancel: spec.cancel,
+        content: spec.content,
     };
     out.stats = scan::scan(&scan_spec, |found| match found {
         Found::Entry(rel, state) => {
@@ -136,6 +139,7 @@ pub fn rebuild(
     store: &mut Store,
     site: &Site,
     cancel: Option<&std::sync::atomic::AtomicBool>,
+    content: Option<&crate::content::ContentStore>,
 ) -> Result<(ScanStats, Vec<(RelPath, ItemError)>), RebuildError> {
     let started = crate::util::time::now_ns();
     let writer = store.write()?;
@@ -150,6 +154,7 @@ pub fn rebuild(
         threads: 0,
         start: b"",
         cancel,
+        content,
     };
     let stats = scan::scan(&spec, |found| match found {
         Found::Entry(rel, state) => {

@@ -10,6 +10,7 @@
 //! - [`scan`]: the parallel, symlink-safe walker and hasher.
 //! - [`detect`]: a scan compared with the baseline gives changes.
 //! - [`baseline`]: the crash-safe store of accepted states (SQLite, WAL).
+//! - [`content`]: earlier versions of text files, for diffs and restores.
 //! - [`watch`]: the realtime source (inotify through notify).
 //! - [`daemon`]: `run` and `watch`: coalescing, workers, scheduled scans,
 //!   signals, systemd readiness.
@@ -22,6 +23,7 @@ pub mod baseline;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod content;
 pub mod daemon;
 pub mod detect;
 pub mod model;

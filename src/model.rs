@@ -199,7 +199,7 @@ impl fmt::Display for Severity {
 
 /// How a change was seen: from a kernel event (including files found by
 /// walking a directory that just appeared) or by a scan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DetectedBy {
     Realtime,

@@ -135,7 +135,7 @@ fn nodiff_content_never_appears() {
     for text in [&r.stdout, &r.stderr, &out.stdout] {
         assert!(!text.contains("secret-"), "secret leaked: {text}");
     }
-    for entry in walk(&f.state()) {
+    for entry in common::walk(&f.state()) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(
             !contains(&bytes, b"secret-"),
@@ -364,18 +364,6 @@ fn filetime(t: std::time::SystemTime) -> nix::sys::time::TimeSpec {
     nix::sys::time::TimeSpec::new(d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Change, DetectedBy, EventKind, FileState, FileType, QuarantineAction, Severity,
@@ -16,10 +16,10 @@ use crate::util::bytes::{base64, lossless, needs_base64};
 use crate::util::time::rfc3339_ms;
 
 /// The state of a path as an alert shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     pub size: u64,
@@ -37,7 +37,7 @@ impl From<&FileState> for StateRecord {
     fn from(s: &FileState) -> StateRecord {
         let target = s.target.as_deref();
         StateRecord {
-            kind: s.kind.as_str(),
+            kind: s.kind.as_str().to_string(),
             sha256: s.sha256.as_ref().map(hex),
             size: s.size,
             mode: format!("{:04o}", s.mode),
@@ -51,14 +51,14 @@ impl From<&FileState> for StateRecord {
 }
 
 /// What the quarantine did, as the record shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineRecord {
     pub id: String,
     pub action: QuarantineAction,
 }
 
 /// One alert.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
     pub time: String,
     pub host: String,
@@ -73,6 +73,9 @@ pub struct AlertRecord {
     pub before: Option<StateRecord>,
     pub after: Option<StateRecord>,
     pub diff: Option<String>,
+    /// Why `diff` is null (or partial): secrets, binary, not kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff_note: Option<String>,
     pub quarantine: Option<QuarantineRecord>,
 }
 
@@ -99,6 +102,7 @@ impl AlertRecord {
             before: change.before.as_ref().map(StateRecord::from),
             after: change.after.as_ref().map(StateRecord::from),
             diff: None,
+            diff_note: None,
             quarantine: None,
         }
     }

@@ -11,6 +11,7 @@ use anyhow::Result;
 use super::{locate, warn, OK};
 use crate::baseline::Store;
 use crate::config::{Config, Site};
+use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec};
 use crate::model::{DetectedBy, RelPath};
 use crate::scan::file;
@@ -18,9 +19,10 @@ use crate::util::time::now_ns;
 
 pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> {
     let mut store = Store::open(&cfg.state_dir)?;
+    let content = ContentStore::new(&cfg.state_dir);
     if paths.is_empty() {
         for site in cfg.select(only)? {
-            let n = accept_under(&mut store, site, b"")?;
+            let n = accept_under(&mut store, site, b"", &content)?;
             eprintln!("sitewarden: {}: accepted {n} changes", site.name);
         }
         return Ok(OK);
@@ -36,7 +38,7 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
                 Ok(Some((dir, name))) if file::open_dir_at(Some(std::os::fd::AsRawFd::as_raw_fd(&dir)), &name).is_ok()
             );
         let n = if is_dir {
-            accept_under(&mut store, site, &rel)?
+            accept_under(&mut store, site, &rel, &content)?
         } else {
             accept_one(&mut store, site, &rel)?
         };
@@ -51,7 +53,12 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
 
 /// Accepts the current state of everything below `dir` (all of the site
 /// when empty). Returns the number of changes taken in.
-fn accept_under(store: &mut Store, site: &Site, dir: &[u8]) -> Result<usize> {
+fn accept_under(
+    store: &mut Store,
+    site: &Site,
+    dir: &[u8],
+    content: &ContentStore,
+) -> Result<usize> {
     let baseline = store.load(&site.name)?;
     let cmp = detect::compare(&CompareSpec {
         site: &site.name,
@@ -63,6 +70,7 @@ fn accept_under(store: &mut Store, site: &Site, dir: &[u8]) -> Result<usize> {
         keep_observed: dir.is_empty(),
         start: dir,
         cancel: None,
+        content: Some(content),
     })?;
     for (rel, e) in &cmp.problems {
         warn(&site.name, rel, e);

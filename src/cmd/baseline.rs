@@ -13,9 +13,10 @@ use crate::detect;
 pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
     let sites = cfg.select(only)?;
     let mut store = Store::open(&cfg.state_dir)?;
+    let content = crate::content::ContentStore::new(&cfg.state_dir);
     for site in sites {
         let started = Instant::now();
-        let (stats, problems) = detect::rebuild(&mut store, site, None)?;
+        let (stats, problems) = detect::rebuild(&mut store, site, None, Some(&content))?;
         for (rel, e) in &problems {
             warn(&site.name, rel, e);
         }

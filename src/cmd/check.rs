@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::{hostname, warn, DRIFT, OK};
-use crate::alert::AlertRecord;
+use crate::alert::{diff, AlertRecord};
 use crate::baseline::Store;
 use crate::config::Config;
 use crate::detect::{self, CompareSpec};
@@ -17,6 +17,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
     let sites = cfg.select(only)?;
     let store = Store::open_existing(&cfg.state_dir)?;
     let host = hostname();
+    let content = crate::content::ContentStore::new(&cfg.state_dir);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut drift = false;
@@ -39,6 +40,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             keep_observed: false,
             start: b"",
             cancel: None,
+            content: None,
         })?;
         for (rel, e) in &cmp.problems {
             warn(&site.name, rel, e);
@@ -50,11 +52,17 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
                 .policy
                 .classify(&change.rel, change.file_type(), change.kind);
             if json {
-                writeln!(
-                    out,
-                    "{}",
-                    AlertRecord::new(&host, &site.root, change, &verdict, now).to_json()
-                )?;
+                let mut record = AlertRecord::new(&host, &site.root, change, &verdict, now);
+                let d = diff::of_change(
+                    change,
+                    &record.path,
+                    verdict.nodiff,
+                    &content,
+                    Some(&site.real_root),
+                );
+                record.diff = d.diff;
+                record.diff_note = d.note;
+                writeln!(out, "{}", record.to_json())?;
             } else {
                 writeln!(
                     out,

@@ -51,8 +51,27 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
             writeln!(out, "{field:<8} {b} -> {a}")?;
         }
     }
-    if verdict.nodiff {
-        writeln!(out, "content: diff suppressed (file holds secrets)")?;
+    let change = crate::model::Change {
+        site: std::sync::Arc::clone(&site.name),
+        rel: rel.clone(),
+        kind: event,
+        before,
+        after,
+        detected_by: crate::model::DetectedBy::Scan,
+    };
+    let content = crate::content::ContentStore::new(&cfg.state_dir);
+    let rendered = crate::alert::diff::of_change(
+        &change,
+        &shown,
+        verdict.nodiff,
+        &content,
+        Some(&site.real_root),
+    );
+    if let Some(note) = &rendered.note {
+        writeln!(out, "({note})")?;
+    }
+    if let Some(d) = &rendered.diff {
+        out.write_all(crate::util::bytes::printable_text(d).as_bytes())?;
     }
     Ok(OK)
 }

@@ -10,6 +10,7 @@ mod diff;
 mod profiles;
 mod run;
 mod status;
+mod test_email;
 mod watch;
 
 use std::ffi::OsStr;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Diff { path } => diff::run(&load(&config_path)?, &path),
         Command::Status { json } => status::run(&load(&config_path)?, json),
         Command::Run => run::run(&config_path),
+        Command::TestEmail => test_email::run(&load(&config_path)?),
         Command::Watch { profile, dir } => watch::run(&profile, &dir),
     }
 }

@@ -69,7 +69,7 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
     let status = Status {
         ready: daemon.as_ref().is_some_and(|d| d.ready),
         daemon_pid: daemon.as_ref().map(|d| d.pid),
-        outbox: 0,
+        outbox: crate::alert::outbox::Outbox::count(&cfg.state_dir) as u64,
         sites,
     };
     let mut out = std::io::stdout().lock();

@@ -37,8 +37,8 @@ pub fn run(profile: &str, dir: &Path) -> Result<i32> {
         config_path: None,
         sinks: Box::new(|_| {
             Ok(Sinks {
-                log: None,
                 terminal: Some(Terminal::new()),
+                ..Sinks::default()
             })
         }),
     })?;

@@ -112,6 +112,7 @@ pub struct EmailSettings {
     pub tls: Tls,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub min_severity: Severity,
     pub digest_seconds: u64,
     pub max_per_hour: Option<u32>,
@@ -216,8 +217,8 @@ impl Config {
             let smtp = e.smtp;
             let tls = smtp.as_ref().and_then(|s| s.tls).unwrap_or(Tls::None);
             EmailSettings {
-                to: e.to,
-                from: e.from,
+                to: e.to.into_iter().map(|a| a.0).collect(),
+                from: e.from.0,
                 transport: e.transport.unwrap_or(Transport::Smtp),
                 smtp_host: smtp
                     .as_ref()
@@ -233,6 +234,9 @@ impl Config {
                 password_file: smtp
                     .as_ref()
                     .and_then(|s| s.password_file.as_ref().map(|p| p.0.clone())),
+                ca_file: smtp
+                    .as_ref()
+                    .and_then(|s| s.ca_file.as_ref().map(|p| p.0.clone())),
                 min_severity: e.min_severity.unwrap_or(Severity::Low),
                 digest_seconds: e.digest_seconds.unwrap_or(60),
                 max_per_hour: e.max_per_hour,

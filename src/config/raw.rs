@@ -246,11 +246,35 @@ pub struct RawAlerts {
     pub email: Option<RawEmail>,
 }
 
+/// A mail address: `user@host` or `Name <user@host>`, no control characters.
+#[derive(Debug, Clone)]
+pub struct EmailAddr(pub String);
+
+impl<'de> Deserialize<'de> for EmailAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a mail address", |s| {
+            let addr = match (s.find('<'), s.rfind('>')) {
+                (Some(a), Some(b)) if a < b => &s[a + 1..b],
+                _ => s,
+            };
+            let ok = !s.chars().any(|c| c.is_control())
+                && addr.split_once('@').is_some_and(|(u, h)| {
+                    !u.is_empty() && !h.is_empty() && !addr.contains(char::is_whitespace)
+                });
+            if ok {
+                Ok(EmailAddr(s.to_string()))
+            } else {
+                Err(format!("invalid mail address '{s}'"))
+            }
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmail {
-    pub to: Vec<String>,
-    pub from: String,
+    pub to: Vec<EmailAddr>,
+    pub from: EmailAddr,
     pub smtp: Option<RawSmtp>,
     #[serde(default)]
     pub transport: Option<Transport>,
@@ -283,4 +307,6 @@ pub struct RawSmtp {
     pub username: Option<String>,
     /// A file holding the password, so it never sits in the config.
     pub password_file: Option<AbsPath>,
+    /// Extra CA certificates (PEM) to trust, for a private mail relay.
+    pub ca_file: Option<AbsPath>,
 }

@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::RelPath;
+use crate::model::{DetectedBy, RelPath};
 
 /// A path of a site.
 pub type Key = (Arc<str>, RelPath);
@@ -20,6 +20,9 @@ pub type Key = (Arc<str>, RelPath);
 struct Pending {
     first: Instant,
     last: Instant,
+    /// How the change was first seen: a scan that found a file still being
+    /// written hands it over here, and the alert keeps saying `scan`.
+    by: DetectedBy,
 }
 
 /// Paths waiting for their quiet period to end.
@@ -47,10 +50,13 @@ impl Debouncer {
     }
 
     /// An event on `key` at `now`.
-    pub fn push(&mut self, key: Key, now: Instant) {
+    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy) {
         let deadline = match self.pending.entry(key.clone()) {
             Entry::Occupied(mut e) => {
                 e.get_mut().last = now;
+                if by == DetectedBy::Scan {
+                    e.get_mut().by = by;
+                }
                 let p = e.get();
                 (p.last + self.quiet).min(p.first + self.max_wait)
             }
@@ -58,6 +64,7 @@ impl Debouncer {
                 e.insert(Pending {
                     first: now,
                     last: now,
+                    by,
                 });
                 now + self.quiet
             }
@@ -81,7 +88,11 @@ impl Debouncer {
 
     /// Removes and returns the paths due at `now` whose site `ready` accepts;
     /// the others wait (their check is postponed by one quiet period).
-    pub fn take_due(&mut self, now: Instant, ready: impl Fn(&str) -> bool) -> Vec<Key> {
+    pub fn take_due(
+        &mut self,
+        now: Instant,
+        ready: impl Fn(&str) -> bool,
+    ) -> Vec<(Key, DetectedBy)> {
         let mut due = Vec::new();
         let mut held = Vec::new();
         while let Some(at) = self.next_deadline() {
@@ -92,8 +103,9 @@ impl Debouncer {
                 break;
             };
             if ready(&key.0) {
-                self.pending.remove(&key);
-                due.push(key);
+                if let Some(p) = self.pending.remove(&key) {
+                    due.push((key, p.by));
+                }
             } else {
                 held.push(key);
             }
@@ -109,9 +121,9 @@ impl Debouncer {
     }
 
     /// Everything pending, at once (shutdown).
-    pub fn drain(&mut self) -> Vec<Key> {
+    pub fn drain(&mut self) -> Vec<(Key, DetectedBy)> {
         self.heap.clear();
-        self.pending.drain().map(|(k, _)| k).collect()
+        self.pending.drain().map(|(k, p)| (k, p.by)).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -132,13 +144,14 @@ mod tests {
     }
 
     const Q: Duration = Duration::from_millis(200);
+    const R: DetectedBy = DetectedBy::Realtime;
 
     #[test]
     fn a_chunked_write_gives_one_check_after_the_quiet_period() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         for i in 0..3 {
-            d.push(key("a.php"), t0 + Duration::from_millis(50 * i));
+            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R);
         }
         assert_eq!(d.next_deadline(), Some(t0 + Duration::from_millis(300)));
         assert!(d
@@ -146,7 +159,7 @@ mod tests {
             .is_empty());
         assert_eq!(
             d.take_due(t0 + Duration::from_millis(300), |_| true),
-            vec![key("a.php")]
+            vec![(key("a.php"), R)]
         );
         assert!(d.is_empty());
         assert_eq!(d.next_deadline(), None);
@@ -159,7 +172,7 @@ mod tests {
         let mut now = t0;
         let mut taken = Vec::new();
         while now < t0 + Duration::from_millis(1500) {
-            d.push(key("loop.php"), now);
+            d.push(key("loop.php"), now, R);
             taken.extend(d.take_due(now, |_| true));
             now += Duration::from_millis(100);
         }
@@ -167,25 +180,29 @@ mod tests {
     }
 
     #[test]
-    fn paths_of_sites_not_ready_wait() {
+    fn paths_of_sites_not_ready_wait_and_scan_findings_keep_their_origin() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("x"), t0);
+        d.push(key("x"), t0, R);
+        d.push(key("x"), t0, DetectedBy::Scan);
         assert!(d.take_due(t0 + Q, |_| false).is_empty());
         assert_eq!(d.len(), 1);
-        assert_eq!(d.take_due(t0 + Q * 2, |_| true), vec![key("x")]);
+        assert_eq!(
+            d.take_due(t0 + Q * 2, |_| true),
+            vec![(key("x"), DetectedBy::Scan)]
+        );
     }
 
     #[test]
     fn distinct_paths_are_independent() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("a"), t0);
-        d.push(key("b"), t0 + Duration::from_millis(100));
-        assert_eq!(d.take_due(t0 + Q, |_| true), vec![key("a")]);
+        d.push(key("a"), t0, R);
+        d.push(key("b"), t0 + Duration::from_millis(100), R);
+        assert_eq!(d.take_due(t0 + Q, |_| true), vec![(key("a"), R)]);
         assert_eq!(
             d.take_due(t0 + Duration::from_millis(300), |_| true),
-            vec![key("b")]
+            vec![(key("b"), R)]
         );
     }
 }

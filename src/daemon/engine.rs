@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::alert::{AlertRecord, Sinks};
+use crate::alert::{diff, AlertRecord, Sinks};
 use crate::baseline::{Store, StoreError};
 use crate::config::{Config, Site};
+use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec, RebuildError};
 use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
 use crate::scan::{self, file, ScanError};
@@ -34,7 +35,7 @@ pub enum WorkError {
     #[error(transparent)]
     Rebuild(#[from] RebuildError),
     #[error(transparent)]
-    Log(#[from] crate::alert::log::LogError),
+    Sink(#[from] crate::alert::SinkError),
     #[error(transparent)]
     Watch(#[from] WatchError),
 }
@@ -59,6 +60,8 @@ pub struct Runtime {
     pub decide: Arc<Mutex<()>>,
     /// Raised at shutdown: long scans stop early.
     pub cancel: Arc<AtomicBool>,
+    /// Earlier versions of text files, for diffs.
+    pub content: ContentStore,
     events: mpsc::Sender<WatchEvent>,
 }
 
@@ -80,6 +83,7 @@ impl Runtime {
         decide: Arc<Mutex<()>>,
         events: mpsc::Sender<WatchEvent>,
     ) -> Runtime {
+        let content = ContentStore::new(&cfg.state_dir);
         let sites = cfg
             .sites
             .iter()
@@ -97,6 +101,7 @@ impl Runtime {
             sites,
             decide,
             cancel: Arc::new(AtomicBool::new(false)),
+            content,
             events,
         }
     }
@@ -151,7 +156,8 @@ impl Runtime {
         let watches = self.watch(i, b"")?;
         let degraded = self.sites[i].degraded.load(Ordering::Acquire);
         if !store.has_baseline(&site.name)? {
-            let (stats, problems) = detect::rebuild(store, site, Some(&self.cancel))?;
+            let (stats, problems) =
+                detect::rebuild(store, site, Some(&self.cancel), Some(&self.content))?;
             for (rel, e) in problems {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(&rel));
             }
@@ -188,6 +194,7 @@ impl Runtime {
             keep_observed: false,
             start: b"",
             cancel: Some(&self.cancel),
+            content: Some(&self.content),
         })?;
         if self.cancelled() {
             // An interrupted walk would look like mass deletion.
@@ -196,7 +203,7 @@ impl Runtime {
         for (rel, e) in &cmp.problems {
             tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
         }
-        let changed: HashSet<&[u8]> = cmp.changes.iter().map(|c| c.rel.as_slice()).collect();
+        let changed: HashSet<RelPath> = cmp.changes.iter().map(|c| c.rel.clone()).collect();
         let reverted: Vec<RelPath> = store
             .drift_paths(&site.name)?
             .into_iter()
@@ -205,7 +212,29 @@ impl Runtime {
                     && !cmp.problems.iter().any(|(d, _)| detect::is_under(p, d))
             })
             .collect();
-        let n = self.emit(i, store, &cmp.changes, &reverted)?;
+        // A file modified within the last quiet period may still be being
+        // written: hand it to the realtime path, which waits for the writer
+        // to finish, rather than alert a half-written state now.
+        let fresh_after = now_ns() - self.cfg.scan.quiet_period.as_nanos() as i64 * 2;
+        let (settled, busy): (Vec<Change>, Vec<Change>) = cmp.changes.into_iter().partition(|c| {
+            c.after
+                .as_ref()
+                .is_none_or(|a| a.mtime_ns < fresh_after && a.ctime_ns < fresh_after)
+        });
+        for c in busy {
+            if self
+                .events
+                .try_send(WatchEvent::Path {
+                    site: Arc::clone(&site.name),
+                    rel: c.rel,
+                    by: DetectedBy::Scan,
+                })
+                .is_err()
+            {
+                self.sites[i].lost.store(true, Ordering::Release);
+            }
+        }
+        let n = self.emit(i, store, &settled, &reverted)?;
         let w = store.write()?;
         w.site_done(
             &site.name,
@@ -225,6 +254,7 @@ impl Runtime {
         i: usize,
         store: &mut Store,
         mut rels: Vec<RelPath>,
+        by: DetectedBy,
     ) -> Result<usize, WorkError> {
         let site = &self.cfg.sites[i];
         rels.sort();
@@ -247,12 +277,13 @@ impl Runtime {
                         policy: &site.policy,
                         baseline: &below,
                         rehash: false,
-                        detected_by: DetectedBy::Realtime,
+                        detected_by: by,
                         keep_observed: false,
                         start: &rel,
                         // Realtime work is finished even at shutdown: a
                         // cut-short walk would look like deletions.
                         cancel: None,
+                        content: Some(&self.content),
                     })?;
                     for (p, e) in &cmp.problems {
                         tracing::warn!(site = %site.name, "{}: {e}", scan::show(p));
@@ -277,7 +308,7 @@ impl Runtime {
                                 kind: EventKind::Deleted,
                                 before: Some(before),
                                 after: None,
-                                detected_by: DetectedBy::Realtime,
+                                detected_by: by,
                             });
                         }
                     }
@@ -298,7 +329,7 @@ impl Runtime {
                             kind: event,
                             before,
                             after,
-                            detected_by: DetectedBy::Realtime,
+                            detected_by: by,
                         }),
                         None => reverted.push(rel),
                     }
@@ -341,8 +372,26 @@ impl Runtime {
             }
         }
         let known = store.get(&site.name, rel)?;
-        match file::read_state_at(dir.as_raw_fd(), &name, known.as_ref(), buf) {
-            Ok(state) => Ok(Current::State(state.map(|(s, _)| s))),
+        let keep = !site.policy.nodiff(rel);
+        let mut captured = Vec::new();
+        let capture = keep.then_some(&mut captured);
+        match file::read_state_at(dir.as_raw_fd(), &name, known.as_ref(), buf, capture) {
+            Ok(state) => {
+                if let Some((s, n)) = &state {
+                    if let Some(sha) = s
+                        .sha256
+                        .as_ref()
+                        .filter(|_| keep && (*n > 0 || s.size == 0))
+                    {
+                        if captured.len() as u64 == s.size {
+                            if let Err(e) = self.content.put(sha, &captured) {
+                                tracing::warn!("content store: {e}");
+                            }
+                        }
+                    }
+                }
+                Ok(Current::State(state.map(|(s, _)| s)))
+            }
             Err(e) => {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
                 Ok(Current::Unknown)
@@ -376,7 +425,17 @@ impl Runtime {
                 }
             }
             let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
-            records.push(AlertRecord::new(&self.host, &site.root, c, &verdict, now));
+            let mut record = AlertRecord::new(&self.host, &site.root, c, &verdict, now);
+            let d = diff::of_change(
+                c,
+                &record.path,
+                verdict.nodiff,
+                &self.content,
+                Some(&site.real_root),
+            );
+            record.diff = d.diff;
+            record.diff_note = d.note;
+            records.push(record);
             fresh.push(c);
         }
         let mut forget = Vec::new();

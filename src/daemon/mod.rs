@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::alert::Sinks;
 use crate::baseline::{Store, StoreError};
 use crate::config::{Config, ConfigError};
-use crate::model::RelPath;
+use crate::model::{DetectedBy, RelPath};
 use crate::watch::WatchEvent;
 use debounce::Debouncer;
 use engine::{Runtime, Started, WorkError};
@@ -47,6 +47,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Log(#[from] crate::alert::log::LogError),
+    #[error("{0}")]
+    Email(String),
     #[error("another sitewarden daemon is running on {0}")]
     Locked(PathBuf),
     #[error("{what}: {source}")]
@@ -94,6 +96,7 @@ enum Job {
         rt: Arc<Runtime>,
         site: usize,
         rels: Vec<RelPath>,
+        by: DetectedBy,
     },
 }
 
@@ -199,7 +202,7 @@ async fn serve(setup: Setup) -> Result<(), DaemonError> {
                 let now = std::time::Instant::now();
                 for ev in batch.drain(..) {
                     match ev {
-                        WatchEvent::Path { site, rel } => debouncer.push((site, rel), now),
+                        WatchEvent::Path { site, rel, by } => debouncer.push((site, rel), now, by),
                         WatchEvent::Rescan { site, reason } => {
                             if let Some(i) = current.site_index(&site) {
                                 tracing::warn!(site = %site, "{reason}: rescanning the site");
@@ -243,6 +246,8 @@ async fn serve(setup: Setup) -> Result<(), DaemonError> {
                             }
                             if !announced {
                                 announced = true;
+                                // `status` must say ready as soon as the line below is out.
+                                write_status(&current, &sched, &started_at);
                                 let watches: usize = (0..current.sites.len()).map(|i| current.watch_count(i)).sum();
                                 eprintln!(
                                     "sitewarden: ready ({} sites, {watches} directories watched)",
@@ -323,14 +328,14 @@ async fn serve(setup: Setup) -> Result<(), DaemonError> {
     }
     current.stop_watching();
     while let Ok(ev) = ev_rx.try_recv() {
-        if let WatchEvent::Path { site, rel } = ev {
-            debouncer.push((site, rel), std::time::Instant::now());
+        if let WatchEvent::Path { site, rel, by } = ev {
+            debouncer.push((site, rel), std::time::Instant::now(), by);
         }
     }
     let pending: Vec<_> = debouncer
         .drain()
         .into_iter()
-        .filter(|(name, _)| current.site_index(name).is_some_and(|i| sched[i].ready))
+        .filter(|((name, _), _)| current.site_index(name).is_some_and(|i| sched[i].ready))
         .collect();
     dispatch(&current, pending, &paths_tx).await;
     drop(paths_tx);
@@ -400,19 +405,24 @@ fn request_scan(
 }
 
 /// Hands due paths to the realtime worker, one job per site.
-async fn dispatch(rt: &Arc<Runtime>, due: Vec<debounce::Key>, paths: &mpsc::Sender<Job>) {
-    let mut by_site: HashMap<usize, Vec<RelPath>> = HashMap::new();
-    for (name, rel) in due {
+async fn dispatch(
+    rt: &Arc<Runtime>,
+    due: Vec<(debounce::Key, DetectedBy)>,
+    paths: &mpsc::Sender<Job>,
+) {
+    let mut groups: HashMap<(usize, DetectedBy), Vec<RelPath>> = HashMap::new();
+    for ((name, rel), by) in due {
         if let Some(i) = rt.site_index(&name) {
-            by_site.entry(i).or_default().push(rel);
+            groups.entry((i, by)).or_default().push(rel);
         }
     }
-    for (site, rels) in by_site {
+    for ((site, by), rels) in groups {
         let _ = paths
             .send(Job::Paths {
                 rt: Arc::clone(rt),
                 site,
                 rels,
+                by,
             })
             .await;
     }
@@ -520,8 +530,8 @@ fn worker(mut jobs: mpsc::Receiver<Job>, reports: mpsc::Sender<Report>, low_prio
                     site,
                 });
             }
-            Job::Paths { site, rels, .. } => {
-                if let Err(e) = rt.reconcile(site, st, rels) {
+            Job::Paths { site, rels, by, .. } => {
+                if let Err(e) = rt.reconcile(site, st, rels, by) {
                     log_work_error(&rt, site, &e);
                     // The paths are not judged: a scan judges them instead.
                     rt.sites[site].lost.store(true, Ordering::Release);

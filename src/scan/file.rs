@@ -80,13 +80,16 @@ pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
 
 /// The full state of `name` in `dir`: stat, plus the SHA-256 of a regular
 /// file or the target of a symlink. `known` is an earlier state to reuse the
-/// hash from when the stat is unchanged (the stat cache).
+/// hash from when the stat is unchanged (the stat cache). With `capture`,
+/// the bytes of a file hashed now that fits the content store's limit are
+/// left there (empty otherwise).
 /// `Ok(None)` means the name no longer exists.
 pub fn read_state_at(
     dir: RawFd,
     name: &CStr,
     known: Option<&FileState>,
     buf: &mut Vec<u8>,
+    mut capture: Option<&mut Vec<u8>>,
 ) -> Result<Option<(FileState, u64)>, ItemError> {
     let mut last_err = None;
     for _ in 0..RETRIES {
@@ -104,7 +107,10 @@ pub fn read_state_at(
                         return Ok(Some((state, 0)));
                     }
                 }
-                match hash_regular(dir, name, &st, buf) {
+                if let Some(c) = capture.as_deref_mut() {
+                    c.clear();
+                }
+                match hash_regular(dir, name, &st, buf, capture.as_deref_mut()) {
                     Ok((sha, after, bytes)) => {
                         if same_identity(&st, &after) {
                             state.sha256 = Some(sha);
@@ -157,6 +163,7 @@ fn hash_regular(
     name: &CStr,
     st: &FileStat,
     buf: &mut Vec<u8>,
+    mut capture: Option<&mut Vec<u8>>,
 ) -> Result<([u8; 32], FileStat, u64), HashError> {
     let flags = OFlag::O_RDONLY
         | OFlag::O_NOFOLLOW
@@ -190,6 +197,14 @@ fn hash_regular(
             Ok(n) => {
                 hasher.update(&buf[..n]);
                 total += n as u64;
+                if let Some(c) = capture.as_deref_mut() {
+                    if total <= crate::content::MAX_SIZE {
+                        c.extend_from_slice(&buf[..n]);
+                    } else {
+                        c.clear();
+                        capture = None;
+                    }
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(HashError::Read(e)),
@@ -216,7 +231,33 @@ pub fn probe(
         return Ok(None);
     };
     let mut buf = Vec::new();
-    Ok(read_state_at(dir.as_raw_fd(), &name, known, &mut buf)?.map(|(s, _)| s))
+    Ok(read_state_at(dir.as_raw_fd(), &name, known, &mut buf, None)?.map(|(s, _)| s))
+}
+
+/// The content of the regular file `rel` below `root`, if it is within the
+/// content store's size limit and still hashes to `sha` (never through a
+/// symlink, never a FIFO or device).
+pub fn read_content(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<Vec<u8>> {
+    let (dir, name) = open_parent(root, rel).ok()??;
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let fd = openat(Some(dir.as_raw_fd()), name.as_c_str(), flags, Mode::empty()).ok()?;
+    // Safety: openat just returned this descriptor and nothing else owns it.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let st = fstat(file.as_raw_fd()).ok()?;
+    if FileType::from_mode(st.st_mode) != FileType::File
+        || st.st_size as u64 > crate::content::MAX_SIZE
+    {
+        return None;
+    }
+    let mut out = Vec::new();
+    file.take(crate::content::MAX_SIZE + 1)
+        .read_to_end(&mut out)
+        .ok()?;
+    (sha256(&out) == *sha).then_some(out)
 }
 
 /// Opens the directory holding `rel` (without following symlinks below the

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 
+use crate::content::ContentStore;
 use crate::model::{FileState, FileType, RelPath};
 use crate::policy::Policy;
 use crate::util::bytes::printable;
@@ -85,6 +86,8 @@ pub struct ScanSpec<'a> {
     pub start: &'a [u8],
     /// Set to stop the scan early (shutdown); what was found is reported.
     pub cancel: Option<&'a AtomicBool>,
+    /// Where the content of hashed text files is kept (except `nodiff`).
+    pub content: Option<&'a ContentStore>,
 }
 
 /// Figures of one scan.
@@ -163,6 +166,7 @@ fn hash_worker(
     tx: &SyncSender<Found>,
 ) -> (u64, u64, u64) {
     let mut buf = Vec::new();
+    let mut captured = Vec::new();
     let (mut hashed, mut bytes, mut problems) = (0, 0, 0);
     loop {
         let work = {
@@ -177,21 +181,31 @@ fn hash_worker(
         } else {
             spec.cache.and_then(|c| c.get(&work.rel))
         };
-        let found = match file::read_state_at(work.dir.as_raw_fd(), &work.name, known, &mut buf) {
-            Ok(Some((state, n))) => {
-                if n > 0 || state.size == 0 {
-                    hashed += 1;
+        let keep = spec.content.filter(|_| !spec.policy.nodiff(&work.rel));
+        let capture = keep.is_some().then_some(&mut captured);
+        let found =
+            match file::read_state_at(work.dir.as_raw_fd(), &work.name, known, &mut buf, capture) {
+                Ok(Some((state, n))) => {
+                    if n > 0 || state.size == 0 {
+                        hashed += 1;
+                        if let (Some(store), Some(sha)) = (keep, state.sha256.as_ref()) {
+                            if captured.len() as u64 == state.size {
+                                if let Err(e) = store.put(sha, &captured) {
+                                    tracing::warn!("content store: {e}");
+                                }
+                            }
+                        }
+                    }
+                    bytes += n;
+                    Found::Entry(work.rel, state)
                 }
-                bytes += n;
-                Found::Entry(work.rel, state)
-            }
-            // Vanished between readdir and stat: simply not there.
-            Ok(None) => continue,
-            Err(e) => {
-                problems += 1;
-                Found::Problem(work.rel, e)
-            }
-        };
+                // Vanished between readdir and stat: simply not there.
+                Ok(None) => continue,
+                Err(e) => {
+                    problems += 1;
+                    Found::Problem(work.rel, e)
+                }
+            };
         if tx.send(found).is_err() {
             break;
         }
@@ -410,7 +424,7 @@ mod tests {
         let name = CString::new("gone.php").unwrap();
         let mut buf = Vec::new();
         assert_eq!(
-            file::read_state_at(fd.as_raw_fd(), &name, None, &mut buf),
+            file::read_state_at(fd.as_raw_fd(), &name, None, &mut buf, None),
             Ok(None)
         );
     }
@@ -431,6 +445,7 @@ mod tests {
             threads: 2,
             start: b"",
             cancel: None,
+            content: None,
         };
         let mut found = HashMap::new();
         let stats = scan(&spec, |f| {

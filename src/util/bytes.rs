@@ -20,6 +20,23 @@ pub fn printable(bytes: &[u8]) -> String {
     escape(bytes, true)
 }
 
+/// Multi-line text for a terminal or a mail body: newlines and tabs kept,
+/// every other control character escaped (no escape sequences, no `\r`).
+pub fn printable_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// True when [`lossless`] would have to escape something.
 pub fn needs_base64(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes).is_err()

@@ -21,14 +21,19 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
-use crate::model::RelPath;
+use crate::model::{DetectedBy, RelPath};
 use crate::policy::Policy;
 
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// Something happened at this path of site `site`.
-    Path { site: Arc<str>, rel: RelPath },
+    /// Something happened at this path of site `site` (`by` is `Scan` for
+    /// a path a scan found still being written).
+    Path {
+        site: Arc<str>,
+        rel: RelPath,
+        by: DetectedBy,
+    },
     /// Events were lost (queue overflow, full channel, watch error): the
     /// site must be scanned.
     Rescan { site: Arc<str>, reason: String },
@@ -102,6 +107,7 @@ impl notify::EventHandler for Handler {
                 self.send(WatchEvent::Path {
                     site: Arc::clone(&self.site),
                     rel,
+                    by: DetectedBy::Realtime,
                 });
             }
         }

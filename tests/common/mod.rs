@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod daemon;
+pub mod smtp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sitewarden");
 
@@ -170,4 +171,18 @@ pub fn find<'a>(records: &'a [serde_json::Value], suffix: &str) -> Option<&'a se
 /// Bytes of a path, for comparing with `path_base64`.
 pub fn bytes(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
+}
+
+/// Every file below `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -1,0 +1,556 @@
+#!/usr/bin/env bash
+# Realtime benchmark: the sitewarden daemon side by side with
+# `inotifywait -m -r` (inotify-tools), in one run:
+#
+#   1. latency: new .php files created one at a time in a watched folder,
+#      from creation to the alert record (p50 / p90 / p99 / max);
+#   2. storm: files written into new folders as fast as possible (mkdir,
+#      then fill each folder at once): how many each tool reports;
+#   3. idle: the daemon over the WordPress corpus of bench/baseline.sh:
+#      time to `ready`, then RSS and CPU over an idle window.
+#
+#   bench/realtime.sh [--sites N] [--quick]
+#
+# Environment:
+#   SITES=40             WordPress sites for the idle measurement
+#   BENCH_DIR=/var/tmp/sitewarden-bench   corpus (shared with baseline.sh), work files
+#   LATENCY_FILES=200    files created one at a time
+#   PAUSE_MS=75          pause between two of them
+#   STORM_DIRS=100       new folders in the storm
+#   STORM_FILES=100      files written into each of them
+#   IDLE_SECONDS=60      length of the idle window
+#   QUIET_PERIOD=        scan.quiet_period for the daemon (empty: its default, 200ms)
+#   SITEWARDEN_BIN=      use this binary instead of building target/release
+#
+# --quick is a smoke run: SITES=2 LATENCY_FILES=50 STORM_DIRS=10
+# STORM_FILES=100 IDLE_SECONDS=10. Its figures are not ones to publish.
+#
+# The table is printed and written as Markdown to bench/results-realtime.md.
+# Work files (configs, state, alert logs, raw timings) stay in
+# $BENCH_DIR/realtime and $BENCH_DIR/realtime-idle.
+
+set -euo pipefail
+
+# ---------------------------------------------------------------- arguments
+
+SITES=${SITES:-40}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/sitewarden-bench}
+LATENCY_FILES=${LATENCY_FILES:-200}
+PAUSE_MS=${PAUSE_MS:-75}
+STORM_DIRS=${STORM_DIRS:-100}
+STORM_FILES=${STORM_FILES:-100}
+IDLE_SECONDS=${IDLE_SECONDS:-60}
+QUIET_PERIOD=${QUIET_PERIOD:-}
+QUICK=no
+
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --sites) SITES=${2:?--sites needs a number}; shift 2 ;;
+        --sites=*) SITES=${1#*=}; shift ;;
+        --quick)
+            QUICK=yes SITES=2 LATENCY_FILES=50 STORM_DIRS=10 STORM_FILES=100 IDLE_SECONDS=10
+            shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+for v in SITES LATENCY_FILES PAUSE_MS STORM_DIRS STORM_FILES IDLE_SECONDS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer (got '${!v}')" >&2; exit 2; }
+done
+[[ -z $QUIET_PERIOD || $QUIET_PERIOD =~ ^[0-9]+(ms|s)$ ]] \
+    || { echo "QUIET_PERIOD must look like 200ms or 1s (got '$QUIET_PERIOD')" >&2; exit 2; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HELPER=$REPO/bench/realtime_helper.py
+RESULTS_MD=$REPO/bench/results-realtime.md
+# -P: the daemon names files under the root as configured, inotifywait under
+# the path it was given; both must be the canonical one to compare.
+BENCH_DIR=$(mkdir -p "$BENCH_DIR" && cd "$BENCH_DIR" && pwd -P)
+CORPUS=$BENCH_DIR/corpus
+STORM_TOTAL=$((STORM_DIRS * STORM_FILES))
+
+say() { printf '\n== %s\n' "$*"; }
+note() { printf '   %s\n' "$*"; }
+die() { echo "error: $*" >&2; exit 1; }
+now() { echo "$EPOCHREALTIME"; }                  # seconds, microseconds
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ------------------------------------------------------------ requirements
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+missing=()
+command -v inotifywait >/dev/null || missing+=(inotify-tools)
+command -v python3 >/dev/null || missing+=(python3)
+command -v stdbuf >/dev/null || missing+=(coreutils)
+command -v openssl >/dev/null || missing+=(openssl)
+[ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y "${missing[@]}" \
+        || { $SUDO apt-get update && $SUDO apt-get install -y "${missing[@]}"; }
+fi
+PY=(python3 "$HELPER")
+
+# ------------------------------------------------------------------- build
+
+if [ -n "${SITEWARDEN_BIN:-}" ]; then
+    SW=$SITEWARDEN_BIN
+else
+    say "cargo build --release (waits for the cargo lock if another build runs)"
+    # Always build: a binary left in target/ may be older than the sources.
+    (cd "$REPO" && cargo build --release)
+    SW=${CARGO_TARGET_DIR:-$REPO/target}/release/sitewarden
+fi
+[ -x "$SW" ] || die "no sitewarden binary at $SW"
+SW_VERSION=$("$SW" --version 2>&1 || true)
+[ -n "$SW_VERSION" ] || die "$SW --version printed nothing: is it a real build?"
+IW_VERSION=$(inotifywait --help 2>&1 | head -n1 || true)
+
+# -------------------------------------------------------------- processes
+#
+# Every process started here is in PIDS and stopped by the EXIT trap; an
+# inotifywait started by the Python reader is found through its pid file.
+
+declare -a PIDS=() CHILD_PIDFILES=()
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# stop PID [GRACE_S]: SIGTERM, wait, SIGKILL after GRACE_S. Sets STOP_RC to
+# the exit code and STOP_S to the time it took.
+stop() {
+    local pid=$1 grace=${2:-10} t0 i
+    t0=$(now)
+    STOP_RC=
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < grace * 20; i++)); do
+            alive "$pid" || break
+            sleep 0.05
+        done
+        if alive "$pid"; then
+            echo "   !! pid $pid still running ${grace} s after SIGTERM: SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null && STOP_RC=0 || STOP_RC=$?
+    STOP_S=$(since "$t0")
+    local -a keep=()
+    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || keep+=("$i"); done
+    PIDS=("${keep[@]}")
+}
+
+kill_child_from() { # PIDFILE: an inotifywait left by a killed reader
+    local pid
+    pid=$(cat "$1" 2>/dev/null) || return 0
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = inotifywait ] \
+        && kill -TERM "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid f
+    for pid in "${PIDS[@]}"; do stop "$pid" 5 || true; done
+    for f in "${CHILD_PIDFILES[@]}"; do kill_child_from "$f"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_line FILE REGEX TIMEOUT_S PID: waits until FILE has a line matching
+# REGEX; fails if PID exits first or on the timeout.
+wait_line() {
+    local file=$1 re=$2 timeout=$3 pid=$4 t0
+    t0=$SECONDS
+    while ! grep -qE "$re" "$file" 2>/dev/null; do
+        if ! alive "$pid"; then
+            echo "   !! process $pid exited before '$re'; last lines of $file:" >&2
+            tail -n 20 "$file" 2>/dev/null | sed 's/^/   | /' >&2
+            return 1
+        fi
+        if [ $((SECONDS - t0)) -ge "$timeout" ]; then
+            echo "   !! no '$re' in $file after $timeout s; last lines:" >&2
+            tail -n 20 "$file" 2>/dev/null | sed 's/^/   | /' >&2
+            return 1
+        fi
+        sleep 0.02
+    done
+}
+
+# start_daemon CONFIG LOG: starts `sitewarden run`, sets DAEMON; waits for
+# the ready line and sets READY_S (seconds from the start), READY_LINE.
+start_daemon() {
+    local t0
+    t0=$(now)
+    "$SW" -c "$1" run 2>"$2" &
+    DAEMON=$!
+    PIDS+=("$DAEMON")
+    wait_line "$2" '^sitewarden: ready \(' 900 "$DAEMON" || die "the daemon did not become ready ($1)"
+    READY_S=$(since "$t0")
+    READY_LINE=$(grep -m1 -E '^sitewarden: ready \(' "$2")
+}
+
+# start_iw OUT ERR PIDFILE DIR...: inotifywait -m -r behind the timestamping
+# reader; sets IW_READER, IW_PID, IW_READY_S (time to "Watches established.").
+IW_EVENTS=create,close_write,moved_to
+start_iw() {
+    local out=$1 err=$2 pidfile=$3 t0
+    shift 3
+    t0=$(now)
+    rm -f "$pidfile"
+    "${PY[@]}" iw-reader "$out" "$pidfile" -- \
+        stdbuf -oL inotifywait -m -r --format '%w%f' -e "$IW_EVENTS" "$@" 2>"$err" &
+    IW_READER=$!
+    PIDS+=("$IW_READER")
+    CHILD_PIDFILES+=("$pidfile")
+    wait_line "$err" '^Watches established' 900 "$IW_READER" || die "inotifywait did not start"
+    IW_READY_S=$(since "$t0")
+    IW_PID=$(cat "$pidfile")
+}
+
+proc_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+mb() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.1f", k / 1024 }'; }
+
+write_config() { # FILE STATE_DIR ALERT_LOG (site lines on stdin)
+    {
+        echo "state_dir: $2"
+        echo "alerts:"
+        echo "  log: $3"
+        if [ -n "$QUIET_PERIOD" ]; then
+            echo "scan:"
+            echo "  quiet_period: $QUIET_PERIOD"
+        fi
+        echo "sites:"
+        cat
+    } >"$1"
+    "$SW" -c "$1" config-check >/dev/null || die "sitewarden rejects $1"
+}
+
+# ------------------------------------------------------------------ corpus
+#
+# The corpus of bench/baseline.sh, built the same way with the same marker
+# (keep make_site and CORPUS_VERSION in step with it), so either script
+# reuses the sites the other built. Unlike baseline.sh, sites beyond SITES
+# are left alone.
+
+UPLOADS_PER_SITE=40
+CACHE_PER_SITE=300
+CORPUS_VERSION="v1 uploads=$UPLOADS_PER_SITE cache=$CACHE_PER_SITE"
+
+site_name() { printf 's%02d' "$1"; }
+
+pseudo_random() { # SITE_INDEX FILE_INDEX BYTES
+    head -c "$3" /dev/zero \
+        | openssl enc -aes-128-ctr -nosalt -K "$(printf '%016x%016x' "$1" "$2")" \
+            -iv 00000000000000000000000000000000
+}
+
+make_site() { # INDEX
+    local idx=$1 name dir i r y m size
+    name=$(site_name "$idx")
+    dir=$CORPUS/$name
+    rm -rf "$dir"
+    cp -a /usr/share/wordpress "$dir"
+    RANDOM=$((idx * 7919))
+    for ((i = 1; i <= UPLOADS_PER_SITE; i++)); do
+        y=$((2019 + RANDOM % 6))
+        m=$(printf '%02d' $((1 + RANDOM % 12)))
+        size=$(((50 + RANDOM % 251) * 1024))
+        mkdir -p "$dir/wp-content/uploads/$y/$m"
+        {
+            printf '\xff\xd8\xff\xe0'
+            pseudo_random "$idx" "$i" $((size - 4))
+        } >"$dir/wp-content/uploads/$y/$m/IMG_$(printf '%04d' "$i").jpg"
+    done
+    local host="$name.example.com" cdir body
+    local -a dirs=()
+    for ((i = 1; i <= CACHE_PER_SITE; i++)); do
+        dirs+=("$dir/wp-content/cache/supercache/$host/$((2019 + i % 6))/post-$i")
+    done
+    mkdir -p "${dirs[@]}"
+    for ((i = 1; i <= CACHE_PER_SITE; i++)); do
+        cdir=${dirs[i - 1]}
+        printf -v body '<article id="post-%d"><h2>Post %d on %s</h2><p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.</p></article>\n' "$i" "$i" "$host"
+        {
+            printf '<!DOCTYPE html>\n<html><head><title>Post %d - %s</title></head><body>\n' "$i" "$host"
+            for ((r = 0; r <= (i * 37) % 40; r++)); do printf '%s' "$body"; done
+            printf '</body></html>\n<!-- Dynamic page generated in 0.%03d seconds. -->\n<!-- Cached page generated by WP-Super-Cache -->\n' $((i % 1000))
+        } >"$cdir/index.html"
+    done
+}
+
+build_corpus() {
+    mkdir -p "$CORPUS" "$BENCH_DIR/corpus-markers"
+    local i name marker built=0
+    for ((i = 1; i <= SITES; i++)); do
+        name=$(site_name "$i")
+        marker=$BENCH_DIR/corpus-markers/$name
+        if [ -d "$CORPUS/$name" ] && [ "$(cat "$marker" 2>/dev/null)" = "$CORPUS_VERSION" ]; then
+            continue
+        fi
+        rm -f "$marker"
+        printf '  building %s\n' "$name"
+        make_site "$i"
+        echo "$CORPUS_VERSION" >"$marker"
+        built=$((built + 1))
+    done
+    [ "$built" -eq 0 ] && echo "  reusing the existing corpus ($SITES sites)"
+    return 0
+}
+
+# ================================================================== the run
+
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+say "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores, shared machine)"
+if awk -v l="$LOAD_BEFORE" 'BEGIN { exit !(l > 0.5) }'; then
+    note "!! other work is running: latencies and CPU figures will be noisy"
+fi
+note "inotify: max_user_watches=$(cat /proc/sys/fs/inotify/max_user_watches)," \
+    "max_user_instances=$(cat /proc/sys/fs/inotify/max_user_instances)," \
+    "max_queued_events=$(cat /proc/sys/fs/inotify/max_queued_events)"
+QP_TEXT=${QUIET_PERIOD:-200ms, the default}
+declare -a ODD=()     # anything unexpected, for the report
+
+# ------------------------------------------------- 1 + 2: latency and storm
+
+RT=$BENCH_DIR/realtime
+SITE=$RT/site
+LAT_DIR=$SITE/wp-content/plugins/sw-bench-latency
+STORM_ROOT=$SITE/wp-content/plugins/sw-bench-storm
+say "latency and storm: one WordPress site in $SITE, quiet period $QP_TEXT"
+rm -rf "$RT"
+mkdir -p "$RT"
+cp -a /usr/share/wordpress "$SITE"
+# Both exist before anything starts: the latency files go into a folder
+# already watched; the storm's folders are new, under an existing one.
+mkdir -p "$LAT_DIR" "$STORM_ROOT"
+printf '  - name: rt\n    root: %s\n    profile: wordpress\n' "$SITE" \
+    | write_config "$RT/sitewarden.yaml" "$RT/state" "$RT/alerts.jsonl"
+"$SW" -c "$RT/sitewarden.yaml" baseline >"$RT/baseline.log" 2>&1 \
+    || { tail -n 20 "$RT/baseline.log"; die "sitewarden baseline failed"; }
+
+start_daemon "$RT/sitewarden.yaml" "$RT/daemon.log"
+RT_DAEMON=$DAEMON
+note "$READY_LINE (after $READY_S s)"
+start_iw "$RT/iw.tsv" "$RT/iw.err" "$RT/iw.pid" "$SITE"
+RT_IW_READER=$IW_READER
+note "inotifywait -m -r: watches established after $IW_READY_S s"
+"${PY[@]}" tail "$RT/alerts.jsonl" "$RT/alerts-seen.tsv" &
+RT_TAIL=$!
+PIDS+=("$RT_TAIL")
+sleep 1
+RT_ALERTS_BEFORE=$(wc -l <"$RT/alerts.jsonl" 2>/dev/null || echo 0)
+[ "$RT_ALERTS_BEFORE" -eq 0 ] || ODD+=("$RT_ALERTS_BEFORE alert(s) before the first file was created (fresh baseline of an unchanged copy)")
+
+say "latency: $LATENCY_FILES new .php files, one every $PAUSE_MS ms, in ${LAT_DIR#"$SITE"/}"
+"${PY[@]}" create-latency "$LAT_DIR" "$LATENCY_FILES" "$PAUSE_MS" "$RT/latency.tsv"
+read -r n t why < <("${PY[@]}" wait alerts "$RT/alerts.jsonl" "$LAT_DIR" "$LATENCY_FILES" 5 60)
+note "sitewarden: $n/$LATENCY_FILES files alerted (${why//_/ }, waited $t s after the last file)"
+read -r n t why < <("${PY[@]}" wait iw "$RT/iw.tsv" "$LAT_DIR" "$LATENCY_FILES" 2 10)
+note "inotifywait: $n/$LATENCY_FILES files named (${why//_/ })"
+
+say "storm: $STORM_TOTAL files in $STORM_DIRS new folders under ${STORM_ROOT#"$SITE"/}"
+"${PY[@]}" storm "$STORM_ROOT" "$STORM_DIRS" "$STORM_FILES" "$RT/storm.json"
+read -r n t why < <("${PY[@]}" wait alerts "$RT/alerts.jsonl" "$STORM_ROOT" "$STORM_TOTAL" 15 300)
+note "sitewarden: $n/$STORM_TOTAL files alerted (${why//_/ }, waited $t s after the storm)"
+# A path is checked at the latest 2 s after its first event (MAX_COALESCE):
+# give any second alert on a storm file the time to show up.
+sleep 2.5
+read -r n t why < <("${PY[@]}" wait iw "$RT/iw.tsv" "$STORM_ROOT" "$STORM_TOTAL" 3 30)
+note "inotifywait: $n/$STORM_TOTAL files named (${why//_/ })"
+
+RT_SW_RSS=$(mb "$(proc_kb "$RT_DAEMON" VmRSS)")
+RT_SW_HWM=$(mb "$(proc_kb "$RT_DAEMON" VmHWM)")
+RT_IW_HWM=$(mb "$(proc_kb "$IW_PID" VmHWM)")
+read -r _ RT_SW_WATCHES < <("${PY[@]}" watches "$RT_DAEMON")
+read -r _ RT_IW_WATCHES < <("${PY[@]}" watches "$IW_PID")
+stop "$RT_IW_READER"
+stop "$RT_DAEMON" 15
+RT_DAEMON_RC=$STOP_RC RT_DAEMON_STOP_S=$STOP_S
+sleep 0.2                      # a last poll of the alert log
+stop "$RT_TAIL"
+[ "$RT_DAEMON_RC" = 0 ] || ODD+=("latency/storm daemon exited with code $RT_DAEMON_RC on SIGTERM (see $RT/daemon.log)")
+
+"${PY[@]}" analyze alerts="$RT/alerts.jsonl" tail="$RT/alerts-seen.tsv" iw="$RT/iw.tsv" \
+    latency="$RT/latency.tsv" latency_dir="$LAT_DIR" storm="$RT/storm.json" \
+    storm_root="$STORM_ROOT" out="$RT/results.sh"
+# shellcheck source=/dev/null
+. "$RT/results.sh"
+
+RT_WARNINGS=$(grep -cE ' (WARN|ERROR) ' "$RT/daemon.log" || true)
+if [ "$RT_WARNINGS" -gt 0 ]; then
+    ODD+=("latency/storm daemon logged $RT_WARNINGS warning/error line(s), e.g.: $(grep -m1 -E ' (WARN|ERROR) ' "$RT/daemon.log" | sed 's/\x1b\[[0-9;]*m//g')")
+fi
+[ "$LAT_SW_SEEN" -eq "$LAT_N" ] || ODD+=("sitewarden alerted $LAT_SW_SEEN of the $LAT_N latency files")
+[ "$LAT_SW_EXTRA_ALERTS" -eq 0 ] || ODD+=("sitewarden gave $LAT_SW_EXTRA_ALERTS extra alert(s) on the latency files (more than one per file)")
+[ "$LAT_SW_NEGATIVE" -eq 0 ] || ODD+=("$LAT_SW_NEGATIVE alert(s) stamped before their file was created (clock?)")
+[ "$LAT_SW_STRAY" -eq 0 ] || ODD+=("$LAT_SW_STRAY alert(s) on paths in the latency folder that were not created")
+[ "$STORM_SW_FILES" -eq "$STORM_EXPECTED" ] || ODD+=("sitewarden reported $STORM_SW_FILES of the $STORM_EXPECTED storm files")
+[ "$STORM_SW_RECORDS" -eq "$STORM_SW_FILES" ] || ODD+=("sitewarden wrote $STORM_SW_RECORDS alert records for $STORM_SW_FILES storm files ($STORM_SW_EVENTS)")
+[ "$ALERT_BAD_LINES" -eq 0 ] || ODD+=("$ALERT_BAD_LINES line(s) of alerts.jsonl are not JSON")
+
+# ------------------------------------------------------------------ 3: idle
+
+say "idle: corpus of $SITES WordPress sites in $CORPUS"
+build_corpus
+if [ -e "$BENCH_DIR/changes.applied" ]; then
+    note "!! $BENCH_DIR/changes.applied exists: bench/baseline.sh is running or was interrupted; the corpus holds its scripted changes"
+    ODD+=("bench/baseline.sh's scripted changes were applied to the corpus during the idle measurement")
+fi
+IDLE=$BENCH_DIR/realtime-idle
+rm -rf "$IDLE"
+mkdir -p "$IDLE"
+ROOTS=()
+for ((i = 1; i <= SITES; i++)); do ROOTS+=("$CORPUS/$(site_name "$i")"); done
+N_DIRS=$(find "${ROOTS[@]}" -type d | wc -l)
+N_FILES=$(find "${ROOTS[@]}" -type f | wc -l)
+CORPUS_DESC="$SITES WordPress sites, $N_FILES files, $N_DIRS folders"
+note "$CORPUS_DESC"
+MAX_WATCHES=$(cat /proc/sys/fs/inotify/max_user_watches)
+if [ $((2 * N_DIRS)) -gt "$MAX_WATCHES" ]; then
+    note "!! sitewarden and inotifywait together may need $((2 * N_DIRS)) watches; fs.inotify.max_user_watches is $MAX_WATCHES"
+fi
+for ((i = 1; i <= SITES; i++)); do
+    printf '  - name: %s\n    root: %s\n    profile: wordpress\n' "$(site_name "$i")" "${ROOTS[i - 1]}"
+done | write_config "$IDLE/sitewarden.yaml" "$IDLE/state" "$IDLE/alerts.jsonl"
+
+t0=$(now)
+"$SW" -c "$IDLE/sitewarden.yaml" baseline >"$IDLE/baseline.log" 2>&1 \
+    || { tail -n 20 "$IDLE/baseline.log"; die "sitewarden baseline failed"; }
+IDLE_BASELINE_S=$(since "$t0")
+note "sitewarden baseline: $IDLE_BASELINE_S s (also warms the page cache)"
+
+# inotifywait first: its setup and the daemon's start do not overlap, and
+# both are idle over the same window.
+start_iw "$IDLE/iw.tsv" "$IDLE/iw.err" "$IDLE/iw.pid" "${ROOTS[@]}"
+IDLE_IW_READER=$IW_READER IDLE_IW=$IW_PID IDLE_IW_READY_S=$IW_READY_S
+note "inotifywait -m -r: watches established after $IDLE_IW_READY_S s"
+start_daemon "$IDLE/sitewarden.yaml" "$IDLE/daemon.log"
+IDLE_DAEMON=$DAEMON IDLE_READY_S=$READY_S
+note "$READY_LINE (after $READY_S s, with a baseline: watches + catch-up scan)"
+IDLE_READY_DIRS=$(sed -nE 's/.*, ([0-9]+) directories watched.*/\1/p' <<<"$READY_LINE")
+IDLE_READY_SITES=$(sed -nE 's/.*ready \(([0-9]+) sites.*/\1/p' <<<"$READY_LINE")
+[ "$IDLE_READY_SITES" = "$SITES" ] || ODD+=("ready line names $IDLE_READY_SITES sites, expected $SITES: $READY_LINE")
+IDLE_ALERTS_AT_READY=$(wc -l <"$IDLE/alerts.jsonl" 2>/dev/null || echo 0)
+
+say "idle window: $IDLE_SECONDS s"
+"${PY[@]}" idle "$IDLE_SECONDS" "$IDLE/idle.sh" sw="$IDLE_DAEMON" iw="$IDLE_IW"
+# shellcheck source=/dev/null
+. "$IDLE/idle.sh"
+IDLE_ALERTS_DURING=$(($(wc -l <"$IDLE/alerts.jsonl" 2>/dev/null || echo 0) - IDLE_ALERTS_AT_READY))
+stop "$IDLE_IW_READER"
+stop "$IDLE_DAEMON" 15
+IDLE_DAEMON_RC=$STOP_RC IDLE_STOP_S=$STOP_S
+[ "$IDLE_DAEMON_RC" = 0 ] || ODD+=("idle daemon exited with code $IDLE_DAEMON_RC on SIGTERM (see $IDLE/daemon.log)")
+[ "$IDLE_ALERTS_AT_READY" -eq 0 ] || ODD+=("$IDLE_ALERTS_AT_READY alert(s) from the catch-up scan of an unchanged corpus")
+[ "$IDLE_ALERTS_DURING" -eq 0 ] || ODD+=("$IDLE_ALERTS_DURING alert(s) during the idle window")
+[ "$sw_INOTIFY_WATCHES" = "$IDLE_READY_DIRS" ] \
+    || ODD+=("ready line says $IDLE_READY_DIRS directories watched, the kernel holds $sw_INOTIFY_WATCHES inotify watches for the daemon")
+IDLE_WARNINGS=$(grep -cE ' (WARN|ERROR) ' "$IDLE/daemon.log" || true)
+if [ "$IDLE_WARNINGS" -gt 0 ]; then
+    ODD+=("idle daemon logged $IDLE_WARNINGS warning/error line(s), e.g.: $(grep -m1 -E ' (WARN|ERROR) ' "$IDLE/daemon.log" | sed 's/\x1b\[[0-9;]*m//g')")
+fi
+
+# ================================================================= report
+
+LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+# meets VALUE OP TARGET -> yes/NO/n/a
+meets() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { if (v == "n/a" || v == "") { print "n/a"; exit } r = (op == "==") ? (v == t) : (op == "<=") ? (v <= t) : (v < t); print r ? "yes" : "NO" }'; }
+
+declare -a ROWS=()   # section|measurement|sitewarden|inotifywait|target|met
+row() { ROWS+=("$1|$2|$3|$4|$5|$6"); }
+LAT="latency ($LATENCY_FILES files)"
+row "$LAT" "files reported" "$LAT_SW_SEEN / $LAT_N" "$LAT_IW_SEEN / $LAT_N" "all" \
+    "$(meets "$LAT_SW_SEEN" == "$LAT_N")"
+row "$LAT" "p50 creation -> alert (ms)" "$LAT_SW_P50" "$LAT_IW_P50" "-" "-"
+row "$LAT" "p90 (ms)" "$LAT_SW_P90" "$LAT_IW_P90" "-" "-"
+row "$LAT" "p99 (ms)" "$LAT_SW_P99" "$LAT_IW_P99" "< 300" "$(meets "$LAT_SW_P99" "<" 300)"
+row "$LAT" "max (ms)" "$LAT_SW_MAX" "$LAT_IW_MAX" "-" "-"
+row "$LAT" "min (ms)" "$LAT_SW_MIN" "$LAT_IW_MIN" "-" "-"
+row "$LAT" "p50 / p99 until readable in alerts.jsonl (ms)" "$LAT_DISK_P50 / $LAT_DISK_P99" "-" "-" "-"
+row "$LAT" "p50 / p99 from the file's mtime instead (ms)" "$LAT_MTIME_P50 / $LAT_MTIME_P99" "-" "-" "-"
+STORM="storm ($STORM_EXPECTED files, $STORM_DIRS new dirs)"
+row "$STORM" "distinct files reported" "$STORM_SW_FILES / $STORM_EXPECTED" "$STORM_IW_FILES / $STORM_EXPECTED" \
+    "$STORM_EXPECTED" "$(meets "$STORM_SW_FILES" == "$STORM_EXPECTED")"
+row "$STORM" "new dirs with every file named" "-" "$STORM_IW_FULL_DIRS / $STORM_DIRS" "-" "-"
+row "$STORM" "storm start -> last alert / line (s)" "$STORM_SW_LAST_S" "$STORM_IW_LAST_S" "-" "-"
+row "$STORM" "storm start -> last alert readable (s)" "$STORM_DISK_LAST_S" "-" "-" "-"
+row "$STORM" "peak RSS after the storm (MB)" "$RT_SW_HWM" "$RT_IW_HWM" "-" "-"
+IDL="idle ($SITES sites, ${IDLE_ELAPSED} s)"
+row "$IDL" "time to ready / watches established (s)" "$IDLE_READY_S" "$IDLE_IW_READY_S" "-" "-"
+row "$IDL" "directories watched (ready line / kernel)" "$IDLE_READY_DIRS / $sw_INOTIFY_WATCHES" "- / $iw_INOTIFY_WATCHES" "-" "-"
+row "$IDL" "CPU over the idle window (% of one core)" "$sw_CPU_PCT" "$iw_CPU_PCT" "~0 (< 1)" "$(meets "$sw_CPU_PCT" "<" 1)"
+row "$IDL" "CPU time over the idle window (s)" "$sw_CPU_S" "$iw_CPU_S" "-" "-"
+row "$IDL" "VmRSS at the end (MB)" "$sw_RSS_MB" "$iw_RSS_MB" "< 100" "$(meets "$sw_RSS_MB" "<" 100)"
+row "$IDL" "highest VmRSS sampled in the window (MB)" "$sw_RSSMAX_MB" "$iw_RSSMAX_MB" "< 100" "$(meets "$sw_RSSMAX_MB" "<" 100)"
+row "$IDL" "VmHWM, since start (MB)" "$sw_HWM_MB" "$iw_HWM_MB" "-" "-"
+row "$IDL" "threads" "$sw_THREADS" "$iw_THREADS" "-" "-"
+row "$IDL" "wake-ups per second (voluntary context switches)" "$sw_WAKEUPS_PER_S" "$iw_WAKEUPS_PER_S" "-" "-"
+
+SMOKE=
+if [ "$QUICK" = yes ] || [ "$SITES" -lt 40 ] || [ "$LATENCY_FILES" -lt 200 ] || [ "$IDLE_SECONDS" -lt 60 ]; then
+    SMOKE="smoke run ($SITES sites, $LATENCY_FILES latency files, $STORM_EXPECTED storm files, ${IDLE_SECONDS} s idle): not figures to publish"
+fi
+PCT_NOTE="nearest-rank percentiles over the $LAT_N files (p99 is sample $(awk -v n="$LAT_N" 'BEGIN { k = int(0.99 * n); if (k < 0.99 * n) k++; printf "%d", k }') of $LAT_N in rising order)"
+NOTES=(
+    "The machine is shared (2 cores, other builds and tests running): latencies and CPU are noisy. Load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER."
+    "Latency: from just before open(O_CREAT) in the creating script (time.time_ns) to the alert's \`time\` field (ms, taken before the record is written and fsynced); $PCT_NOTE. sitewarden waits for the path to be quiet for the quiet period ($QP_TEXT) before it checks it, so the quiet period is the floor of its latency: the 300 ms target leaves 100 ms above a 200 ms quiet period."
+    "\"Until readable in alerts.jsonl\": when a 5 ms poller first read the line from the log (after write + fsync). \"From the file's mtime\": alert \`time\` minus \`after.mtime\` of the record, a cross-check only (the kernel stamps mtimes from a coarse clock)."
+    "inotifywait: \`inotifywait -m -r --format '%w%f' -e $IW_EVENTS\` on the same site, line-buffered (stdbuf -oL), each line stamped with time.time_ns() by the reader on arrival; its latency is the first event for the path (the create). It only names paths, it checks nothing."
+    "Storm: created by one Python loop in $STORM_CREATE_S s (mkdir, then $STORM_FILES files written into the folder at once). inotifywait -r only adds a watch to a new folder after it has read the folder's create event, so files written before that are never named; sitewarden watches the new folder and then walks it. sitewarden storm alerts by event/detector: $STORM_SW_EVENTS ($STORM_SW_RECORDS records, $STORM_SW_OTHER_RECORDS not on .php files)."
+    "Latency alerts by event/detector: $LAT_SW_EVENTS."
+    "Idle: sitewarden started on an existing baseline (built first in $IDLE_BASELINE_S s), so \`ready\` includes the watches and a catch-up scan; inotifywait -m -r watched the same $SITES roots (every folder, including uploads and caches) over the same window. CPU = utime+stime delta of the whole process from /proc/PID/stat; RSS from /proc/PID/status; watches counted in /proc/PID/fdinfo. Shutdown on SIGTERM took $IDLE_STOP_S s (exit $IDLE_DAEMON_RC)."
+    "The latency/storm daemon watched $RT_SW_WATCHES directories at the end (inotifywait: $RT_IW_WATCHES); shutdown took $RT_DAEMON_STOP_S s (exit $RT_DAEMON_RC)."
+)
+
+say "results"
+[ -z "$SMOKE" ] || echo "!! $SMOKE"
+FMT='%-44s %-44s %15s %15s %9s %4s\n'
+printf "$FMT" "section" "measurement" "sitewarden" "inotifywait" "target" "met"
+printf "$FMT" "-------" "-----------" "----------" "-----------" "------" "---"
+for r in "${ROWS[@]}"; do
+    IFS='|' read -r sec m a b t ok <<<"$r"
+    printf "$FMT" "$sec" "$m" "$a" "$b" "$t" "$ok"
+done
+echo
+for n in "${NOTES[@]}"; do echo "- $n" | fold -s -w 110 | sed '2,$s/^/  /'; done
+if [ ${#ODD[@]} -gt 0 ]; then
+    echo
+    echo "!! Anything odd:"
+    for n in "${ODD[@]}"; do echo "   - $n"; done
+fi
+
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock profiles 2>/dev/null)" ] || COMMIT="$COMMIT (+ uncommitted changes)"
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM_GB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+{
+    echo "# sitewarden realtime benchmark"
+    echo
+    [ -z "$SMOKE" ] || { echo "**$SMOKE**"; echo; }
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Machine: $CPU, $(nproc) cores, $MEM_GB GB RAM, $(. /etc/os-release && echo "$PRETTY_NAME"); shared and noisy"
+    echo "- sitewarden: $SW_VERSION, commit $COMMIT; quiet period $QP_TEXT; profile wordpress"
+    echo "- inotifywait: $IW_VERSION"
+    echo "- Latency: $LATENCY_FILES new .php files, $PAUSE_MS ms apart, in an existing folder of one WordPress site (wp-content/plugins/)"
+    echo "- Storm: $STORM_EXPECTED .php files in $STORM_DIRS new folders ($STORM_FILES each) under wp-content/plugins/ of the same site"
+    echo "- Idle: $CORPUS_DESC (the corpus of bench/baseline.sh), $IDLE_SECONDS s"
+    echo
+    echo "| Section | Measurement | sitewarden | inotifywait -m -r | Target | Met |"
+    echo "|---|---|---:|---:|---:|:---:|"
+    for r in "${ROWS[@]}"; do
+        IFS='|' read -r sec m a b t ok <<<"$r"
+        echo "| $sec | $m | $a | $b | $t | $ok |"
+    done
+    echo
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+    if [ ${#ODD[@]} -gt 0 ]; then
+        echo
+        echo "**Anything odd:**"
+        echo
+        for n in "${ODD[@]}"; do echo "- $n"; done
+    fi
+} >"$RESULTS_MD"
+echo
+echo "Markdown written to $RESULTS_MD (raw data in $RT and $IDLE)"

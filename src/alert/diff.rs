@@ -1,0 +1,267 @@
+//! The diff of an alert: a unified diff (3 lines of context) of the earlier
+//! and the new content, or for an added file the head of it, capped in
+//! lines, bytes and computing time. Binary content is named, never dumped;
+//! secrets (`nodiff`) are never read for it at all.
+
+use std::time::Duration;
+
+use similar::TextDiff;
+
+use crate::model::EventKind;
+
+/// At most this many lines of diff...
+pub const MAX_LINES: usize = 200;
+/// ...and this many bytes.
+pub const MAX_BYTES: usize = 16 * 1024;
+/// A diff taking longer than this falls back to a coarser one.
+const TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Said instead of a diff for a file that holds secrets.
+pub const SUPPRESSED: &str = "content changed (diff suppressed: file holds secrets)";
+
+/// What is known of one side of a change.
+pub enum Side<'a> {
+    /// Nothing there (the `before` of an added file).
+    Absent,
+    /// The content, text or not.
+    Bytes(&'a [u8]),
+    /// There was content, but it was not kept (too large, or before the
+    /// content store knew the file).
+    Unknown,
+}
+
+/// The diff and, where there is none, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub diff: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The diff of `change`: earlier content from the content store, new
+/// content from the store or, failing that, read from the live file below
+/// `root` (only if it still has the hash the change reports).
+pub fn of_change(
+    change: &crate::model::Change,
+    label: &str,
+    nodiff: bool,
+    content: &crate::content::ContentStore,
+    root: Option<&std::path::Path>,
+) -> Rendered {
+    if nodiff || change.kind == EventKind::Metadata {
+        return render(change.kind, label, Side::Absent, Side::Absent, nodiff);
+    }
+    let load = |state: Option<&crate::model::FileState>, live: bool| -> Loaded {
+        let Some(s) = state else {
+            return Loaded::Absent;
+        };
+        let Some(sha) = s.sha256 else {
+            // Not a regular file: there is no content to show.
+            return Loaded::Absent;
+        };
+        if let Some(b) = content.get(&sha) {
+            return Loaded::Bytes(b);
+        }
+        if live {
+            if let Some(root) = root {
+                if let Some(b) = crate::scan::file::read_content(root, &change.rel, &sha) {
+                    return Loaded::Bytes(b);
+                }
+            }
+        }
+        Loaded::Unknown
+    };
+    let before = load(change.before.as_ref(), false);
+    let after = load(change.after.as_ref(), true);
+    render(change.kind, label, before.side(), after.side(), false)
+}
+
+enum Loaded {
+    Absent,
+    Bytes(Vec<u8>),
+    Unknown,
+}
+
+impl Loaded {
+    fn side(&self) -> Side<'_> {
+        match self {
+            Loaded::Absent => Side::Absent,
+            Loaded::Bytes(b) => Side::Bytes(b),
+            Loaded::Unknown => Side::Unknown,
+        }
+    }
+}
+
+fn is_binary(b: &[u8]) -> bool {
+    !crate::content::is_text(b)
+}
+
+/// Renders the diff of a change of `label` (the path shown in the header).
+pub fn render(
+    event: EventKind,
+    label: &str,
+    before: Side<'_>,
+    after: Side<'_>,
+    nodiff: bool,
+) -> Rendered {
+    let none = |note: &str| Rendered {
+        diff: None,
+        note: Some(note.to_string()),
+    };
+    if nodiff {
+        return if event == EventKind::Metadata {
+            Rendered {
+                diff: None,
+                note: None,
+            }
+        } else {
+            none(SUPPRESSED)
+        };
+    }
+    if event == EventKind::Metadata {
+        return Rendered {
+            diff: None,
+            note: None,
+        };
+    }
+    let old = match before {
+        Side::Absent => Some(&b""[..]),
+        Side::Bytes(b) if is_binary(b) => {
+            return none(&format!("binary content ({} bytes before)", b.len()))
+        }
+        Side::Bytes(b) => Some(b),
+        Side::Unknown => None,
+    };
+    let new = match after {
+        Side::Absent => Some(&b""[..]),
+        Side::Bytes(b) if is_binary(b) => {
+            return none(&format!("binary content ({} bytes)", b.len()))
+        }
+        Side::Bytes(b) => Some(b),
+        Side::Unknown => None,
+    };
+    match (old, new) {
+        (Some(old), Some(new)) => Rendered { diff: Some(unified(label, event, old, new)), note: None },
+        (None, Some(new)) => Rendered {
+            diff: Some(unified(label, EventKind::Added, b"", new)),
+            note: Some("no earlier version was kept (too large, or older than the content store): new content shown".into()),
+        },
+        (_, None) => none("the content was not kept (file too large to diff)"),
+    }
+}
+
+fn unified(label: &str, event: EventKind, old: &[u8], new: &[u8]) -> String {
+    let old = String::from_utf8_lossy(old);
+    let new = String::from_utf8_lossy(new);
+    let (from, to) = match event {
+        EventKind::Added => ("/dev/null".to_string(), label.to_string()),
+        EventKind::Deleted => (label.to_string(), "/dev/null".to_string()),
+        _ => (label.to_string(), label.to_string()),
+    };
+    let diff = TextDiff::configure()
+        .timeout(TIMEOUT)
+        .diff_lines(old.as_ref(), new.as_ref());
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&from, &to)
+        .to_string();
+    cap(&text)
+}
+
+/// Cuts a diff at `MAX_LINES` lines or `MAX_BYTES` bytes, saying how many
+/// changed lines were left out.
+pub fn cap(text: &str) -> String {
+    let mut out = String::new();
+    let mut lines = 0;
+    let mut rest_changed = 0;
+    let mut cut = false;
+    for line in text.split_inclusive('\n') {
+        if !cut && (lines >= MAX_LINES || out.len() + line.len() > MAX_BYTES) {
+            cut = true;
+        }
+        if cut {
+            if (line.starts_with('+') && !line.starts_with("+++"))
+                || (line.starts_with('-') && !line.starts_with("---"))
+            {
+                rest_changed += 1;
+            }
+            continue;
+        }
+        out.push_str(line);
+        lines += 1;
+    }
+    if cut {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("[truncated: {rest_changed} more changed lines]\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modified_text_gives_a_unified_diff() {
+        let r = render(
+            EventKind::Modified,
+            "a.php",
+            Side::Bytes(b"1\n2\n3\n"),
+            Side::Bytes(b"1\n2\nevil()\n3\n"),
+            false,
+        );
+        let d = r.diff.unwrap();
+        assert!(d.contains("--- a.php\n+++ a.php\n"), "{d}");
+        assert!(d.contains("\n+evil()\n"), "{d}");
+    }
+
+    #[test]
+    fn added_shows_the_head_and_big_diffs_are_truncated() {
+        let big: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let r = render(
+            EventKind::Added,
+            "x.php",
+            Side::Absent,
+            Side::Bytes(big.as_bytes()),
+            false,
+        );
+        let d = r.diff.unwrap();
+        assert!(d.starts_with("--- /dev/null\n+++ x.php\n"), "{d}");
+        assert!(d.contains("+line 0\n"));
+        assert!(d.lines().count() <= MAX_LINES + 1);
+        assert!(d.len() <= MAX_BYTES + 100);
+        assert!(
+            d.ends_with("more changed lines]\n"),
+            "{}",
+            &d[d.len() - 80..]
+        );
+    }
+
+    #[test]
+    fn secrets_and_binaries_are_never_shown() {
+        let r = render(
+            EventKind::Modified,
+            "wp-config.php",
+            Side::Bytes(b"pw1"),
+            Side::Bytes(b"pw2"),
+            true,
+        );
+        assert_eq!(
+            r,
+            Rendered {
+                diff: None,
+                note: Some(SUPPRESSED.into())
+            }
+        );
+        let r = render(
+            EventKind::Added,
+            "x.jpg",
+            Side::Absent,
+            Side::Bytes(b"\xff\xd8\0\0"),
+            false,
+        );
+        assert!(r.diff.is_none() && r.note.unwrap().contains("binary"));
+    }
+}

@@ -1,0 +1,306 @@
+//! Mail: the message sitewarden sends (plain text, readable on a phone) and
+//! the transport that sends it (SMTP with `none | starttls | tls`, optional
+//! authentication, or the local `sendmail`). The only module that knows
+//! lettre.
+//!
+//! Recipients come only from the config. File names never reach a header:
+//! the subject is built from the host name, site names (validated) and
+//! counts, and the body is text whose control characters are escaped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{Message, SendmailTransport, SmtpTransport, Transport};
+
+use super::AlertRecord;
+use crate::config::{self, EmailSettings, Transport as Route};
+use crate::model::Severity;
+use crate::util::bytes::{printable, printable_text};
+
+/// Changes shown in full in one mail; the rest are listed one line each.
+pub const FULL_SECTIONS: usize = 100;
+/// Changes listed at all in one mail; beyond, only counted.
+pub const LISTED: usize = 1000;
+/// Longest wait for the mail server.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    #[error("mail settings: {0}")]
+    Settings(String),
+    #[error("mail to {server} failed: {message}")]
+    Send { server: String, message: String },
+}
+
+enum Route2 {
+    Smtp(Box<SmtpTransport>),
+    Sendmail(SendmailTransport),
+}
+
+/// A configured mail route, checked when it is built.
+pub struct Mailer {
+    route: Route2,
+    server: String,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+}
+
+impl Mailer {
+    /// Builds the route: addresses parsed, password file read, CA loaded.
+    /// Connects to nothing: the server may be down, the outbox waits.
+    pub fn build(s: &EmailSettings) -> Result<Mailer, EmailError> {
+        let bad = |m: String| EmailError::Settings(m);
+        let from: Mailbox = s
+            .from
+            .parse()
+            .map_err(|e| bad(format!("from '{}': {e}", s.from)))?;
+        let to =
+            s.to.iter()
+                .map(|t| {
+                    t.parse::<Mailbox>()
+                        .map_err(|e| bad(format!("to '{t}': {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        if to.is_empty() {
+            return Err(bad("no recipient in alerts.email.to".into()));
+        }
+        let (route, server) = match s.transport {
+            Route::Sendmail => (
+                Route2::Sendmail(SendmailTransport::new()),
+                "sendmail".to_string(),
+            ),
+            Route::Smtp => {
+                let mut b = SmtpTransport::builder_dangerous(&s.smtp_host)
+                    .port(s.smtp_port)
+                    .timeout(Some(SMTP_TIMEOUT));
+                if s.tls != config::Tls::None {
+                    let mut params = TlsParameters::builder(s.smtp_host.clone());
+                    if let Some(ca) = &s.ca_file {
+                        let pem = std::fs::read(ca)
+                            .map_err(|e| bad(format!("ca_file {}: {e}", ca.display())))?;
+                        let cert = Certificate::from_pem(&pem)
+                            .map_err(|e| bad(format!("ca_file {}: {e}", ca.display())))?;
+                        params = params.add_root_certificate(cert);
+                    }
+                    let params = params
+                        .build_rustls()
+                        .map_err(|e| bad(format!("TLS: {e}")))?;
+                    b = b.tls(match s.tls {
+                        config::Tls::Starttls => Tls::Required(params),
+                        _ => Tls::Wrapper(params),
+                    });
+                }
+                if let Some(user) = &s.username {
+                    let Some(pw_file) = &s.password_file else {
+                        return Err(bad("smtp.username needs smtp.password_file".into()));
+                    };
+                    let pw = std::fs::read_to_string(pw_file)
+                        .map_err(|e| bad(format!("password_file {}: {e}", pw_file.display())))?;
+                    b = b.credentials(Credentials::new(
+                        user.clone(),
+                        pw.trim_end_matches(['\n', '\r']).to_string(),
+                    ));
+                }
+                (
+                    Route2::Smtp(Box::new(b.build())),
+                    format!("{}:{}", s.smtp_host, s.smtp_port),
+                )
+            }
+        };
+        Ok(Mailer {
+            route,
+            server,
+            from,
+            to,
+        })
+    }
+
+    /// Sends one mail; returns the server's answer.
+    pub fn send(&self, subject: &str, body: String) -> Result<String, EmailError> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(clean_header(subject));
+        for t in &self.to {
+            builder = builder.to(t.clone());
+        }
+        let msg = builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| EmailError::Settings(e.to_string()))?;
+        let fail = |message: String| EmailError::Send {
+            server: self.server.clone(),
+            message,
+        };
+        match &self.route {
+            Route2::Smtp(t) => t
+                .send(&msg)
+                .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
+                .map_err(|e| fail(error_chain(&e))),
+            Route2::Sendmail(t) => t
+                .send(&msg)
+                .map(|()| "accepted by sendmail".into())
+                .map_err(|e| fail(error_chain(&e))),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    text
+}
+
+/// A header value with control characters removed (CR/LF cannot start a
+/// new header).
+pub fn clean_header(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// The host name as a subject may carry it.
+fn clean_host(h: &str) -> String {
+    let h: String = h
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+        .collect();
+    if h.is_empty() {
+        "localhost".into()
+    } else {
+        h
+    }
+}
+
+/// Subject and body of a mail for `records`; `overflow` alerts did not fit
+/// the outbox and are only in the alert log.
+pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, String) {
+    let host = clean_host(host);
+    let n = records.len() as u64 + overflow;
+    let critical = records
+        .iter()
+        .filter(|r| r.severity == Severity::Critical)
+        .count();
+    let mut sites: Vec<&str> = records.iter().map(|r| r.site.as_str()).collect();
+    sites.sort_unstable();
+    sites.dedup();
+    let on = match sites.as_slice() {
+        [] => "this host".to_string(),
+        [one] => clean_header(one),
+        more => format!("{} sites", more.len()),
+    };
+    let subject = format!("[sitewarden] {host}: {n} changes on {on} ({critical} critical)");
+
+    let mut by_sev: BTreeMap<std::cmp::Reverse<Severity>, usize> = BTreeMap::new();
+    for r in records {
+        *by_sev.entry(std::cmp::Reverse(r.severity)).or_default() += 1;
+    }
+    let mut body = String::new();
+    body.push_str(&format!(
+        "sitewarden on {host}: {n} changes on {}\n",
+        sites.join(", ")
+    ));
+    let counts: Vec<String> = by_sev.iter().map(|(s, c)| format!("{} {c}", s.0)).collect();
+    body.push_str(&counts.join(", "));
+    body.push('\n');
+    if let (Some(first), Some(last)) = (
+        records.iter().map(|r| &r.time).min(),
+        records.iter().map(|r| &r.time).max(),
+    ) {
+        body.push_str(&format!("from {first} to {last}\n"));
+    }
+    if overflow > 0 {
+        body.push_str(&format!(
+            "{overflow} more alerts did not fit in the mail queue; they are in the alert log.\n"
+        ));
+    }
+
+    let mut order: Vec<&AlertRecord> = records.iter().collect();
+    order.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)));
+    for (i, r) in order.iter().enumerate() {
+        if i == FULL_SECTIONS {
+            body.push_str(&format!(
+                "\n== {} more changes, listed without details:\n",
+                records.len() - FULL_SECTIONS
+            ));
+        }
+        if i >= LISTED {
+            body.push_str(&format!(
+                "\n... and {} more changes (see the alert log).\n",
+                records.len() - LISTED
+            ));
+            break;
+        }
+        if i >= FULL_SECTIONS {
+            body.push_str(&format!(
+                "{} {} {}\n",
+                r.severity.as_str().to_uppercase(),
+                r.event.as_str(),
+                printable(r.path.as_bytes())
+            ));
+            continue;
+        }
+        section(&mut body, r);
+    }
+    (subject, body)
+}
+
+fn section(body: &mut String, r: &AlertRecord) {
+    body.push_str("\n----------------------------------------\n");
+    body.push_str(&format!(
+        "{} {}\n",
+        r.severity.as_str().to_uppercase(),
+        r.event.as_str()
+    ));
+    body.push_str(&format!("{}\n", printable(r.path.as_bytes())));
+    body.push_str(&format!(
+        "site {} | rule {} | found by {} | {}\n",
+        r.site,
+        r.rule,
+        r.detected_by.as_str(),
+        r.time
+    ));
+    for (label, st) in [("before", &r.before), ("now", &r.after)] {
+        if let Some(s) = st {
+            let mut line = format!(
+                "{label}: {} {} bytes, mode {}, owner {}:{}",
+                s.kind, s.size, s.mode, s.uid, s.gid
+            );
+            if let Some(t) = &s.target {
+                line.push_str(&format!(", -> {}", printable(t.as_bytes())));
+            }
+            if let Some(h) = &s.sha256 {
+                line.push_str(&format!(", sha256 {}", &h[..16.min(h.len())]));
+            }
+            body.push_str(&line);
+            body.push('\n');
+        }
+    }
+    if let Some(q) = &r.quarantine {
+        body.push_str(&format!(
+            "quarantine: {} (id {})\n",
+            q.action.as_str(),
+            q.id
+        ));
+        match q.action {
+            crate::model::QuarantineAction::Keep => {}
+            _ => body.push_str(&format!("  undo: sitewarden quarantine restore {}\n", q.id)),
+        }
+    }
+    if let Some(note) = &r.diff_note {
+        body.push_str(&format!("({note})\n"));
+    }
+    if let Some(d) = &r.diff {
+        body.push('\n');
+        body.push_str(&printable_text(d));
+        if !d.ends_with('\n') {
+            body.push('\n');
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The outbox: alerts waiting for mail delivery, under `state_dir/outbox/`,
+//! one JSON-lines file per batch of alerts (one sync per batch, so a mass
+//! change does not cost a disk flush per file), written before any send and
+//! removed only after the mail server accepted them. It survives an SMTP outage and
+//! a daemon restart. Its size is bounded: past the bound, alerts are counted
+//! (they are in the alert log) and the next mail says how many.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::AlertRecord;
+use crate::model::Severity;
+
+/// Alerts kept at most; more are counted, not queued.
+pub const MAX_ENTRIES: usize = 20_000;
+
+const OVERFLOW_FILE: &str = "overflow";
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// One queued batch of alerts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    /// When it was queued (ns since the epoch).
+    pub queued_ns: i64,
+    /// The highest severity in it.
+    pub severity: Severity,
+    /// How many alerts it holds.
+    pub count: usize,
+}
+
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+fn severity_code(s: Severity) -> char {
+    match s {
+        Severity::Info => '0',
+        Severity::Low => '1',
+        Severity::Medium => '2',
+        Severity::High => '3',
+        Severity::Critical => '4',
+    }
+}
+
+fn severity_of(c: char) -> Severity {
+    match c {
+        '0' => Severity::Info,
+        '1' => Severity::Low,
+        '3' => Severity::High,
+        '4' => Severity::Critical,
+        _ => Severity::Medium,
+    }
+}
+
+impl Outbox {
+    pub fn dir(state_dir: &Path) -> PathBuf {
+        state_dir.join("outbox")
+    }
+
+    /// Opens the outbox (creating its folder, 0700).
+    pub fn open(state_dir: &Path) -> std::io::Result<Outbox> {
+        let dir = Outbox::dir(state_dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        Ok(Outbox { dir })
+    }
+
+    /// Number of alerts waiting, without opening (for `status`).
+    pub fn count(state_dir: &Path) -> usize {
+        Outbox {
+            dir: Outbox::dir(state_dir),
+        }
+        .list()
+        .map(|l| l.iter().map(|e| e.count).sum())
+        .unwrap_or(0)
+    }
+
+    /// Queues records as one batch; returns how many were queued (the rest
+    /// overflowed).
+    pub fn push(&self, records: &[AlertRecord], now_ns: i64) -> std::io::Result<usize> {
+        let waiting: usize = self.list()?.iter().map(|e| e.count).sum();
+        let room = MAX_ENTRIES.saturating_sub(waiting);
+        let take = records.len().min(room);
+        if take < records.len() {
+            self.add_overflow((records.len() - take) as u64)?;
+        }
+        if take == 0 {
+            return Ok(0);
+        }
+        let batch = &records[..take];
+        let top = batch
+            .iter()
+            .map(|r| r.severity)
+            .max()
+            .unwrap_or(Severity::Medium);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!(
+            "{now_ns:020}-{}-{seq:08}-{}-{take}.jsonl",
+            std::process::id(),
+            severity_code(top)
+        );
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let mut text = String::new();
+        for r in batch {
+            text.push_str(&r.to_json());
+            text.push('\n');
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, self.dir.join(&name))?;
+        // The rename itself must survive a crash.
+        File::open(&self.dir)?.sync_all()?;
+        Ok(take)
+    }
+
+    /// Every queued batch, oldest first.
+    pub fn list(&self) -> std::io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".jsonl") else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let parts: Vec<&str> = stem.split('-').collect();
+            let queued_ns = parts.first().and_then(|t| t.parse().ok()).unwrap_or(0);
+            let severity = severity_of(parts.get(3).and_then(|s| s.chars().next()).unwrap_or('2'));
+            let count = parts.get(4).and_then(|c| c.parse().ok()).unwrap_or(1);
+            out.push(Entry {
+                name,
+                queued_ns,
+                severity,
+                count,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The records of a batch (unreadable lines are skipped with a warning:
+    /// the alert log still has them).
+    pub fn load(&self, e: &Entry) -> Vec<AlertRecord> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join(&e.name)) else {
+            tracing::warn!("mail outbox: cannot read {}", e.name);
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| match serde_json::from_str(l) {
+                Ok(r) => Some(r),
+                Err(err) => {
+                    tracing::warn!("mail outbox: bad line in {}: {err}", e.name);
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Removes delivered entries.
+    pub fn remove(&self, entries: &[Entry]) -> std::io::Result<()> {
+        for e in entries {
+            match std::fs::remove_file(self.dir.join(&e.name)) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Alerts that did not fit since the last mail.
+    pub fn overflow(&self) -> u64 {
+        std::fs::read_to_string(self.dir.join(OVERFLOW_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn add_overflow(&self, n: u64) -> std::io::Result<()> {
+        let total = self.overflow() + n;
+        tracing::error!(
+            "mail outbox full ({MAX_ENTRIES} alerts): {n} more alerts are only in the alert log"
+        );
+        std::fs::write(self.dir.join(OVERFLOW_FILE), total.to_string())
+    }
+
+    pub fn clear_overflow(&self) {
+        let _ = std::fs::remove_file(self.dir.join(OVERFLOW_FILE));
+    }
+}

@@ -1,0 +1,172 @@
+//! The content store: earlier versions of text files, addressed by their
+//! SHA-256, compressed, under `state_dir/content/`. It serves the diffs of
+//! alerts and the restoring of quarantined files.
+//!
+//! Identical files (the same WordPress core in fifty sites) are stored once.
+//! Never stored: files the policy marks `nodiff` (secrets), files over the
+//! size limit, binary files, and anything that is not a regular file.
+//! Blobs no baseline or alerted drift refers to any more are pruned.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+
+/// Files larger than this are hashed but not kept.
+pub const MAX_SIZE: u64 = 1024 * 1024;
+
+/// How much of the start of a file decides whether it is text.
+const SNIFF: usize = 8192;
+
+pub struct ContentStore {
+    dir: PathBuf,
+}
+
+fn hex(sha: &[u8; 32]) -> String {
+    sha.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Text, as far as diffs are concerned: no NUL byte near the start.
+pub fn is_text(bytes: &[u8]) -> bool {
+    !bytes[..bytes.len().min(SNIFF)].contains(&0)
+}
+
+impl ContentStore {
+    /// The store under `state_dir` (created on first write).
+    pub fn new(state_dir: &Path) -> ContentStore {
+        ContentStore {
+            dir: state_dir.join("content"),
+        }
+    }
+
+    fn path(&self, sha: &[u8; 32]) -> PathBuf {
+        let h = hex(sha);
+        self.dir.join(&h[..2]).join(format!("{}.gz", &h[2..]))
+    }
+
+    pub fn contains(&self, sha: &[u8; 32]) -> bool {
+        self.path(sha).is_file()
+    }
+
+    /// Keeps `bytes` (whose SHA-256 is `sha`) if it is text within the size
+    /// limit. Written to a temporary file and renamed, so a reader never
+    /// sees half a blob.
+    pub fn put(&self, sha: &[u8; 32], bytes: &[u8]) -> std::io::Result<bool> {
+        if bytes.len() as u64 > MAX_SIZE || !is_text(bytes) {
+            return Ok(false);
+        }
+        let path = self.path(sha);
+        if path.is_file() {
+            return Ok(true);
+        }
+        let Some(parent) = path.parent() else {
+            return Ok(false);
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+        let tmp = parent.join(format!(".{}.{}.tmp", hex(sha), std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        let mut enc = GzEncoder::new(file, flate2::Compression::fast());
+        enc.write_all(bytes)?;
+        enc.finish()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(true)
+    }
+
+    /// The content with this hash, if kept (and intact).
+    pub fn get(&self, sha: &[u8; 32]) -> Option<Vec<u8>> {
+        let file = std::fs::File::open(self.path(sha)).ok()?;
+        let mut out = Vec::new();
+        GzDecoder::new(file)
+            .take(MAX_SIZE + 1)
+            .read_to_end(&mut out)
+            .ok()?;
+        (crate::scan::file::sha256(&out) == *sha).then_some(out)
+    }
+
+    /// Removes blobs not in `keep` and older than `grace` (a blob written
+    /// just now may belong to a change not yet recorded). Returns how many
+    /// were removed.
+    pub fn prune(&self, keep: &HashSet<[u8; 32]>, grace: Duration) -> std::io::Result<usize> {
+        let mut removed = 0;
+        let Ok(shards) = std::fs::read_dir(&self.dir) else {
+            return Ok(0);
+        };
+        let now = SystemTime::now();
+        for shard in shards.flatten() {
+            let Ok(entries) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let full = format!(
+                    "{}{}",
+                    shard.file_name().to_string_lossy(),
+                    name.trim_end_matches(".gz")
+                );
+                let sha = parse_hex(&full);
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| now.duration_since(t).unwrap_or_default() > grace)
+                    .unwrap_or(true);
+                if old && sha.is_none_or(|s| !keep.contains(&s)) {
+                    std::fs::remove_file(e.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::file::sha256;
+
+    #[test]
+    fn stores_text_once_and_refuses_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::new(dir.path());
+        let text = b"<?php echo 1;\n".to_vec();
+        let sha = sha256(&text);
+        assert!(store.put(&sha, &text).unwrap());
+        assert!(store.put(&sha, &text).unwrap());
+        assert_eq!(store.get(&sha).unwrap(), text);
+        let bin = vec![0u8, 1, 2];
+        assert!(!store.put(&sha256(&bin), &bin).unwrap());
+        assert!(store.get(&sha256(&bin)).is_none());
+        // Pruning keeps what is referenced.
+        assert_eq!(
+            store.prune(&HashSet::from([sha]), Duration::ZERO).unwrap(),
+            0
+        );
+        assert_eq!(store.prune(&HashSet::new(), Duration::ZERO).unwrap(), 1);
+        assert!(store.get(&sha).is_none());
+    }
+}
