@@ -75,6 +75,11 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Quarantined changes: list, show, restore, purge
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Send a test alert through the configured email route
     TestEmail,
     /// Sites, files watched, last scan, alerts waiting
@@ -82,5 +87,24 @@ pub enum Command {
         /// One JSON object
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined changes
+    List {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item: what was done, and the quarantined version against the baseline
+    Show { id: String },
+    /// Put the quarantined version back and accept it (the change was legitimate)
+    Restore { id: String },
+    /// Remove items older than AGE (e.g. 30d)
+    Purge {
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
     },
 }

@@ -14,6 +14,7 @@
 //! - [`watch`]: the realtime source (inotify through notify).
 //! - [`daemon`]: `run` and `watch`: coalescing, workers, scheduled scans,
 //!   signals, systemd readiness.
+//! - [`quarantine`]: evidence, restore/remove/keep, and the admin's hook.
 //! - [`alert`]: the alert record and its sinks.
 //! - [`cmd`]: the commands of the command line; [`cli`] defines it.
 //! - [`util`]: byte-path display and timestamps.
@@ -29,6 +30,7 @@ pub mod detect;
 pub mod model;
 pub mod policy;
 pub mod profile;
+pub mod quarantine;
 pub mod scan;
 pub mod util;
 pub mod watch;

@@ -364,7 +364,6 @@ fn filetime(t: std::time::SystemTime) -> nix::sys::time::TimeSpec {
     nix::sys::time::TimeSpec::new(d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }

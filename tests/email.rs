@@ -283,4 +283,3 @@ fn wait_outbox(f: &Fixture, n: u64) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
-

@@ -283,14 +283,17 @@ fn section(body: &mut String, r: &AlertRecord) {
         }
     }
     if let Some(q) = &r.quarantine {
+        let result = q.result.as_deref().unwrap_or(q.action.as_str());
         body.push_str(&format!(
-            "quarantine: {} (id {})\n",
+            "QUARANTINE ({}): {result}; evidence kept as {}\n",
             q.action.as_str(),
             q.id
         ));
-        match q.action {
-            crate::model::QuarantineAction::Keep => {}
-            _ => body.push_str(&format!("  undo: sitewarden quarantine restore {}\n", q.id)),
+        if result.starts_with("restored") || result.starts_with("removed") {
+            body.push_str(&format!(
+                "  if this change was legitimate, put it back and accept it with:\n  sitewarden quarantine restore {}\n",
+                q.id
+            ));
         }
     }
     if let Some(note) = &r.diff_note {

@@ -55,6 +55,9 @@ impl From<&FileState> for StateRecord {
 pub struct QuarantineRecord {
     pub id: String,
     pub action: QuarantineAction,
+    /// What was done (`restored`, `removed`, `kept`) or why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 /// One alert.

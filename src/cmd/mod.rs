@@ -8,6 +8,7 @@ mod check;
 mod config_check;
 mod diff;
 mod profiles;
+mod quarantine;
 mod run;
 mod status;
 mod test_email;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Diff { path } => diff::run(&load(&config_path)?, &path),
         Command::Status { json } => status::run(&load(&config_path)?, json),
         Command::Run => run::run(&config_path),
+        Command::Quarantine { command } => quarantine::run(&load(&config_path)?, command),
         Command::TestEmail => test_email::run(&load(&config_path)?),
         Command::Watch { profile, dir } => watch::run(&profile, &dir),
     }

@@ -12,18 +12,24 @@ use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::alert::record::QuarantineRecord;
 use crate::alert::{diff, AlertRecord, Sinks};
 use crate::baseline::{Store, StoreError};
 use crate::config::{Config, Site};
 use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec, RebuildError};
-use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
+use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, QuarantineAction, RelPath};
+use crate::quarantine::{self, QuarantineStore};
 use crate::scan::{self, file, ScanError};
 use crate::util::time::now_ns;
 use crate::watch::{SiteWatcher, WatchError, WatchEvent};
+
+/// Quarantine alerts per path and minute; further rewrites are still undone.
+const QUARANTINE_ALERTS: usize = 5;
 
 /// A failure of one unit of daemon work; the daemon goes on.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,10 @@ pub struct Runtime {
     pub cancel: Arc<AtomicBool>,
     /// Earlier versions of text files, for diffs.
     pub content: ContentStore,
+    pub quarantine: QuarantineStore,
+    /// Runs the admin's quarantine hook, when one is configured.
+    hooks: Option<quarantine::hook::HookRunner>,
+    limiter: Mutex<quarantine::RateLimit>,
     events: mpsc::Sender<WatchEvent>,
 }
 
@@ -84,6 +94,18 @@ impl Runtime {
         events: mpsc::Sender<WatchEvent>,
     ) -> Runtime {
         let content = ContentStore::new(&cfg.state_dir);
+        let cfg_state = cfg.state_dir.clone();
+        let hooks = if cfg.quarantine.hook.is_empty() {
+            None
+        } else {
+            match quarantine::hook::HookRunner::spawn() {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::error!("cannot start the quarantine hook thread: {e}");
+                    None
+                }
+            }
+        };
         let sites = cfg
             .sites
             .iter()
@@ -102,6 +124,12 @@ impl Runtime {
             decide,
             cancel: Arc::new(AtomicBool::new(false)),
             content,
+            quarantine: QuarantineStore::new(&cfg_state),
+            hooks,
+            limiter: Mutex::new(quarantine::RateLimit::new(
+                QUARANTINE_ALERTS,
+                Duration::from_secs(60),
+            )),
             events,
         }
     }
@@ -417,7 +445,10 @@ impl Runtime {
         let _decide = self.decide.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ns();
         let mut records = Vec::new();
+        // Changes to remember as alerted drift, and paths back at their
+        // accepted state (a quarantine restored or removed them).
         let mut fresh: Vec<&Change> = Vec::new();
+        let mut back: Vec<(&Change, bool)> = Vec::new();
         for c in changes {
             if let Some(prev) = store.alerted(&site.name, &c.rel)? {
                 if FileState::compare(prev.as_ref(), c.after.as_ref()).is_none() {
@@ -435,8 +466,62 @@ impl Runtime {
             );
             record.diff = d.diff;
             record.diff_note = d.note;
-            records.push(record);
-            fresh.push(c);
+            let mut alert = true;
+            if let Some(action) = verdict
+                .quarantine
+                .filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
+            {
+                let act = quarantine::Action {
+                    site_root_shown: &site.root,
+                    site_root_real: &site.real_root,
+                    rule: verdict.rule,
+                    action,
+                };
+                match quarantine::apply(&self.quarantine, &self.content, c, &act) {
+                    Ok(meta) => {
+                        tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
+                        let undone = matches!(meta.result.as_str(), "restored" | "removed")
+                            || meta.result.starts_with("removed (");
+                        let mut result = meta.result.clone();
+                        match self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(&site.name, &c.rel, now) {
+                            Ok(0) => {}
+                            Ok(held) => result.push_str(&format!(
+                                " ({held} earlier changes of this file were quarantined without an alert)"
+                            )),
+                            Err(()) => alert = false,
+                        }
+                        if let Some(hooks) = &self.hooks {
+                            hooks.submit(quarantine::hook::HookJob {
+                                argv: self.cfg.quarantine.hook.clone(),
+                                env: quarantine::hook_env(
+                                    &meta,
+                                    &self.quarantine,
+                                    verdict.severity.as_str(),
+                                ),
+                                timeout: self.cfg.quarantine.hook_timeout,
+                                report: quarantine::hook_report(&self.quarantine, &meta.id),
+                            });
+                        }
+                        record.quarantine = Some(QuarantineRecord {
+                            id: meta.id,
+                            action,
+                            result: Some(result),
+                        });
+                        if undone {
+                            back.push((c, alert));
+                            if alert {
+                                records.push(record);
+                            }
+                            continue;
+                        }
+                    }
+                    Err(e) => tracing::error!(site = %site.name, "quarantine failed: {e}"),
+                }
+            }
+            if alert {
+                records.push(record);
+                fresh.push(c);
+            }
         }
         let mut forget = Vec::new();
         for rel in reverted {
@@ -444,7 +529,7 @@ impl Runtime {
                 forget.push(rel);
             }
         }
-        if records.is_empty() && forget.is_empty() {
+        if records.is_empty() && forget.is_empty() && back.is_empty() {
             return Ok(0);
         }
         self.sinks.deliver(&records)?;
@@ -454,6 +539,18 @@ impl Runtime {
                 w.accept(&site.name, &c.rel, c.after.as_ref())?;
             } else {
                 w.mark_alerted(&site.name, &c.rel, c.after.as_ref(), now)?;
+            }
+        }
+        for (c, _) in &back {
+            w.forget_drift(&site.name, &c.rel)?;
+            // Refresh the stat cache of a restored file: same content and
+            // owner, new inode and times.
+            if let Ok(Some(now_state)) = file::probe(&site.real_root, &c.rel, None) {
+                if c.before.is_some()
+                    && FileState::compare(c.before.as_ref(), Some(&now_state)).is_none()
+                {
+                    w.put(&site.name, &c.rel, Some(&now_state))?;
+                }
             }
         }
         for rel in forget {

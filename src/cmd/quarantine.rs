@@ -1,0 +1,169 @@
+//! `sitewarden quarantine list | show ID | restore ID | purge --older-than AGE`.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::OK;
+use crate::alert::diff::{render, Side};
+use crate::baseline::Store;
+use crate::cli::QuarantineCommand;
+use crate::config::{duration, Config};
+use crate::content::ContentStore;
+use crate::model::{EventKind, FileState, FileType};
+use crate::quarantine::{rel_of, write, QuarantineStore};
+use crate::scan::file;
+use crate::util::bytes::printable_text;
+
+pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
+    let store = QuarantineStore::new(&cfg.state_dir);
+    let mut out = std::io::stdout().lock();
+    match command {
+        QuarantineCommand::List { json } => {
+            let items = store.list();
+            for m in &items {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(m)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {}  {:<8} {:<8} {}  ({})",
+                        m.id,
+                        m.time,
+                        m.site,
+                        m.action.as_str(),
+                        crate::util::bytes::printable(m.path.as_bytes()),
+                        m.result
+                    )?;
+                }
+            }
+            if !json && items.is_empty() {
+                writeln!(out, "no quarantined changes")?;
+            }
+        }
+        QuarantineCommand::Show { id } => {
+            let m = store.get(&id).ok_or_else(|| {
+                anyhow!("no quarantine item '{id}' in {}", cfg.state_dir.display())
+            })?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&m)?)?;
+            if let Some(h) = store.hook_result(&id) {
+                writeln!(
+                    out,
+                    "hook: {:?} -> {}",
+                    h.argv,
+                    if h.ok() {
+                        "ok".to_string()
+                    } else {
+                        format!("FAILED ({h:?})")
+                    }
+                )?;
+            }
+            let nodiff = cfg
+                .site(&m.site)
+                .is_some_and(|s| s.policy.nodiff(&rel_of(&m)));
+            let content = ContentStore::new(&cfg.state_dir);
+            let evidence = store.evidence(&id);
+            let before = m
+                .baseline_sha256
+                .as_deref()
+                .and_then(parse_sha)
+                .and_then(|s| content.get(&s));
+            let before_side = match (&m.baseline_sha256, &before) {
+                (None, _) => Side::Absent,
+                (Some(_), Some(b)) => Side::Bytes(b),
+                (Some(_), None) => Side::Unknown,
+            };
+            let after_side = match &evidence {
+                Some(e) => Side::Bytes(e),
+                None => Side::Unknown,
+            };
+            let event = if m.baseline_sha256.is_some() {
+                EventKind::Modified
+            } else {
+                EventKind::Added
+            };
+            let r = render(event, &m.path, before_side, after_side, nodiff);
+            if let Some(note) = r.note {
+                writeln!(out, "({note})")?;
+            }
+            if let Some(d) = r.diff {
+                out.write_all(printable_text(&d).as_bytes())?;
+            }
+        }
+        QuarantineCommand::Restore { id } => {
+            let m = store.get(&id).ok_or_else(|| {
+                anyhow!("no quarantine item '{id}' in {}", cfg.state_dir.display())
+            })?;
+            let site = cfg.site(&m.site).ok_or_else(|| {
+                anyhow!(
+                    "item {id} belongs to site '{}', which is not in the config",
+                    m.site
+                )
+            })?;
+            let Some(bytes) = store.evidence(&id) else {
+                bail!(
+                    "item {id} has no copy of the file to put back (it was a {} change)",
+                    m.event
+                );
+            };
+            let rel = rel_of(&m);
+            let mode = m
+                .mode
+                .as_deref()
+                .and_then(|t| u32::from_str_radix(t, 8).ok())
+                .unwrap_or(0o644);
+            let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+            let sha = file::sha256(&bytes);
+            let state = FileState {
+                kind: FileType::File,
+                size: bytes.len() as u64,
+                mode,
+                uid,
+                gid,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                dev: 0,
+                ino: 0,
+                sha256: Some(sha),
+                target: None,
+            };
+            if !site.policy.nodiff(&rel) {
+                let _ = ContentStore::new(&cfg.state_dir).put(&sha, &bytes);
+            }
+            // Accepted first: a running daemon then sees the write as no change.
+            let mut db = Store::open(&cfg.state_dir)?;
+            let w = db.write()?;
+            w.accept(&site.name, &rel, Some(&state))?;
+            w.commit()?;
+            write::replace(&site.real_root, &rel, &bytes, uid, gid, mode)
+                .map_err(|e| anyhow!("{}: {e}", m.path))?;
+            if let Ok(Some(now)) = file::probe(&site.real_root, &rel, None) {
+                let w = db.write()?;
+                w.accept(&site.name, &rel, Some(&now))?;
+                w.commit()?;
+            }
+            writeln!(out, "restored {} from {id} and accepted it", m.path)?;
+        }
+        QuarantineCommand::Purge { older_than } => {
+            let age = duration::parse(&older_than).map_err(|e| anyhow!("--older-than: {e}"))?;
+            let n = store.purge(age)?;
+            writeln!(
+                out,
+                "purged {n} quarantine items older than {}",
+                duration::format(age)
+            )?;
+        }
+    }
+    Ok(OK)
+}
+
+fn parse_sha(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, c) in hex.as_bytes().chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok()?;
+    }
+    Some(out)
+}

@@ -1,0 +1,212 @@
+//! The admin's quarantine hook: an argv list run after each quarantine
+//! action, never through a shell, with what happened in environment
+//! variables. It runs on its own thread, is killed (with its process group)
+//! at the timeout, and its exit status and output are recorded next to the
+//! evidence. A failing hook is logged as an error; it never stops the
+//! daemon.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Output kept from a hook (stdout and stderr together).
+const MAX_OUTPUT: u64 = 64 * 1024;
+
+/// One run of the hook.
+pub struct HookJob {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, OsString)>,
+    pub timeout: Duration,
+    /// Where the outcome is written (JSON).
+    pub report: PathBuf,
+}
+
+/// What a run of the hook did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookResult {
+    pub argv: Vec<String>,
+    /// Exit code, when it exited.
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    pub error: Option<String>,
+    pub output: String,
+    pub millis: u64,
+}
+
+impl HookResult {
+    pub fn ok(&self) -> bool {
+        self.status == Some(0) && !self.timed_out && self.error.is_none()
+    }
+}
+
+/// The hook thread.
+pub struct HookRunner {
+    tx: SyncSender<HookJob>,
+}
+
+impl HookRunner {
+    pub fn spawn() -> std::io::Result<HookRunner> {
+        let (tx, rx) = sync_channel(256);
+        std::thread::Builder::new()
+            .name("sw-hook".into())
+            .spawn(move || serve(rx))?;
+        Ok(HookRunner { tx })
+    }
+
+    /// Queues a run; `false` when too many are waiting (the job is logged).
+    pub fn submit(&self, job: HookJob) -> bool {
+        match self.tx.try_send(job) {
+            Ok(()) => true,
+            Err(e) => {
+                let job = match e {
+                    std::sync::mpsc::TrySendError::Full(j)
+                    | std::sync::mpsc::TrySendError::Disconnected(j) => j,
+                };
+                tracing::error!("quarantine hook not run (too many waiting): {:?}", job.argv);
+                false
+            }
+        }
+    }
+}
+
+fn serve(rx: Receiver<HookJob>) {
+    for job in rx {
+        let result = run(&job);
+        if !result.ok() {
+            tracing::error!(
+                "quarantine hook {:?} failed: {}",
+                result.argv,
+                result.error.clone().unwrap_or_else(|| if result.timed_out {
+                    format!("killed after {} s", job.timeout.as_secs())
+                } else {
+                    format!("exit status {:?}", result.status)
+                })
+            );
+        }
+        if let Ok(text) = serde_json::to_vec_pretty(&result) {
+            let _ = std::fs::write(&job.report, text);
+        }
+    }
+}
+
+/// Runs one hook to completion or timeout.
+pub fn run(job: &HookJob) -> HookResult {
+    let started = Instant::now();
+    let mut result = HookResult {
+        argv: job.argv.clone(),
+        ..HookResult::default()
+    };
+    let Some((prog, args)) = job.argv.split_first() else {
+        result.error = Some("empty hook".into());
+        return result;
+    };
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills whatever it started.
+        .process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            result.error = Some(format!("cannot start {prog}: {e}"));
+            return result;
+        }
+    };
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.take(MAX_OUTPUT).read_to_end(&mut buf);
+            buf
+        })
+    })
+    .collect();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                result.status = status.code();
+                break;
+            }
+            Ok(None) if started.elapsed() >= job.timeout => {
+                result.timed_out = true;
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                break;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                result.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    // The group is dead or done; readers see end of file once every
+    // writer is gone (a daemonised grandchild is killed with the group).
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    let mut out = Vec::new();
+    for r in readers {
+        out.extend(r.join().unwrap_or_default());
+    }
+    result.output = String::from_utf8_lossy(&out).into_owned();
+    result.millis = started.elapsed().as_millis() as u64;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(argv: &[&str], timeout: Duration) -> HookJob {
+        HookJob {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec![("SITEWARDEN_PATH".into(), "/var/www/a b;$(rm -rf /)".into())],
+            timeout,
+            report: PathBuf::from("/dev/null"),
+        }
+    }
+
+    #[test]
+    fn runs_without_a_shell_and_passes_the_environment() {
+        let r = run(&job(
+            &["/bin/sh", "-c", "printf '%s' \"$SITEWARDEN_PATH\""],
+            Duration::from_secs(10),
+        ));
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.output, "/var/www/a b;$(rm -rf /)");
+    }
+
+    #[test]
+    fn a_hanging_hook_is_killed_at_the_timeout() {
+        let r = run(&job(&["/bin/sleep", "30"], Duration::from_millis(300)));
+        assert!(r.timed_out && !r.ok());
+        assert!(r.millis < 5000, "{r:?}");
+        let r = run(&job(&["/nonexistent/hook"], Duration::from_secs(1)));
+        assert!(r.error.is_some());
+    }
+}

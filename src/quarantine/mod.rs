@@ -1,0 +1,458 @@
+//! The quarantine: for a change a quarantine rule names, keep the changed
+//! version as evidence (`state_dir/quarantine/<id>/`, root-only), then
+//! restore the accepted version, remove the file, or leave it, and run the
+//! admin's hook.
+//!
+//! Restoring goes through the race-safe writer in [`write`]; the daemon sees
+//! its own restore as a return to the baseline, which is no change, so it
+//! neither alerts again nor loops.
+
+pub mod hook;
+pub mod write;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, Mode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::alert::record::{absolute, hex};
+use crate::content::ContentStore;
+use crate::model::{Change, EventKind, FileType, QuarantineAction};
+use crate::scan::file;
+use crate::util::bytes::{base64, lossless, needs_base64};
+use crate::util::time::{now_ns, rfc3339_ms};
+use hook::HookResult;
+
+/// Evidence larger than this is not copied (the metadata still is).
+pub const MAX_EVIDENCE: u64 = 256 * 1024 * 1024;
+
+/// Name of the evidence copy inside an item's folder.
+pub const EVIDENCE: &str = "file";
+const META: &str = "meta.json";
+const HOOK: &str = "hook.json";
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// What is recorded of one quarantined change.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    pub site: String,
+    /// Absolute path (invalid UTF-8 as `\xHH`).
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
+    /// The exact path relative to the site root, base64.
+    pub rel_base64: String,
+    pub time: String,
+    pub time_ns: i64,
+    pub event: EventKind,
+    pub rule: String,
+    pub action: QuarantineAction,
+    /// What was done: `restored`, `removed`, `kept`, or why not.
+    pub result: String,
+    /// The changed version (the evidence).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mode: Option<String>,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The accepted version.
+    pub baseline_sha256: Option<String>,
+    pub baseline_size: Option<u64>,
+    /// True when `file` holds a copy of the changed version.
+    pub evidence: bool,
+}
+
+pub struct QuarantineStore {
+    dir: PathBuf,
+}
+
+/// A quarantine item could not be recorded at all.
+#[derive(Debug, thiserror::Error)]
+#[error("quarantine {path}: {source}")]
+pub struct QuarantineError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl QuarantineStore {
+    pub fn new(state_dir: &Path) -> QuarantineStore {
+        QuarantineStore {
+            dir: state_dir.join("quarantine"),
+        }
+    }
+
+    pub fn item_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn valid_id(id: &str) -> bool {
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }
+
+    /// Every item, oldest first.
+    pub fn list(&self) -> Vec<Meta> {
+        let mut out: Vec<Meta> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.get(&e.file_name().to_string_lossy()))
+            .collect();
+        out.sort_by(|a, b| a.time_ns.cmp(&b.time_ns).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    pub fn get(&self, id: &str) -> Option<Meta> {
+        if !Self::valid_id(id) {
+            return None;
+        }
+        let bytes = std::fs::read(self.item_dir(id).join(META)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The hook's outcome for an item, once it ran.
+    pub fn hook_result(&self, id: &str) -> Option<HookResult> {
+        let bytes = std::fs::read(self.item_dir(id).join(HOOK)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn evidence(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.item_dir(id).join(EVIDENCE)).ok()
+    }
+
+    /// Removes items older than `age`; returns how many.
+    pub fn purge(&self, age: Duration) -> std::io::Result<usize> {
+        let limit = now_ns() - age.as_nanos() as i64;
+        let mut n = 0;
+        for m in self.list() {
+            if m.time_ns < limit {
+                std::fs::remove_dir_all(self.item_dir(&m.id))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn new_item(&self) -> Result<(String, PathBuf), QuarantineError> {
+        let err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| QuarantineError { path, source }
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(err(&self.dir))?;
+        let stamp: String = rfc3339_ms(now_ns())
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .take(14)
+            .collect();
+        loop {
+            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+            let id = format!(
+                "{}-{}-{:x}{seq:x}",
+                &stamp[..8],
+                &stamp[8..],
+                std::process::id() % 0xfff
+            );
+            let dir = self.item_dir(&id);
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok((id, dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(err(&dir)(e)),
+            }
+        }
+    }
+}
+
+/// What a quarantine action needs to know besides the change.
+pub struct Action<'a> {
+    pub site_root_shown: &'a Path,
+    pub site_root_real: &'a Path,
+    pub rule: &'a str,
+    pub action: QuarantineAction,
+}
+
+/// Quarantines `change`: evidence first, then the action. Returns the
+/// item's metadata (its `result` says what was done).
+pub fn apply(
+    store: &QuarantineStore,
+    content: &ContentStore,
+    change: &Change,
+    act: &Action<'_>,
+) -> Result<Meta, QuarantineError> {
+    let (id, dir) = store.new_item()?;
+    let abs = absolute(act.site_root_shown, &change.rel);
+    let now = now_ns();
+    let after = change.after.as_ref();
+    let before = change.before.as_ref();
+    let mut meta = Meta {
+        id: id.clone(),
+        site: change.site.to_string(),
+        path: lossless(&abs),
+        path_base64: needs_base64(&abs).then(|| base64(&abs)),
+        rel_base64: base64(&change.rel),
+        time: rfc3339_ms(now),
+        time_ns: now,
+        event: change.kind,
+        rule: act.rule.to_string(),
+        action: act.action,
+        result: String::new(),
+        uid: after.map(|a| a.uid),
+        gid: after.map(|a| a.gid),
+        mode: after.map(|a| format!("{:04o}", a.mode)),
+        size: after.map(|a| a.size),
+        sha256: after.and_then(|a| a.sha256.as_ref()).map(hex),
+        target: after.and_then(|a| a.target.as_deref()).map(lossless),
+        baseline_sha256: before.and_then(|b| b.sha256.as_ref()).map(hex),
+        baseline_size: before.map(|b| b.size),
+        evidence: false,
+    };
+    if after.is_some_and(|a| a.kind == FileType::File) {
+        match copy_evidence(act.site_root_real, &change.rel, &dir.join(EVIDENCE)) {
+            Ok(Some(sha)) => {
+                meta.evidence = true;
+                meta.sha256 = Some(hex(&sha));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("quarantine {id}: evidence not copied: {e}"),
+        }
+    }
+    meta.result = match act.action {
+        QuarantineAction::Keep => "kept".into(),
+        QuarantineAction::Remove => match change.kind {
+            EventKind::Deleted => "already gone".into(),
+            _ => outcome(write::remove(act.site_root_real, &change.rel), "removed"),
+        },
+        QuarantineAction::Restore => restore_baseline(content, change, act.site_root_real),
+    };
+    write_meta(&dir, &meta)?;
+    Ok(meta)
+}
+
+fn outcome(r: Result<(), write::WriteError>, done: &str) -> String {
+    match r {
+        Ok(()) => done.to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Puts the accepted version back; a file with no accepted version is
+/// removed.
+fn restore_baseline(content: &ContentStore, change: &Change, root: &Path) -> String {
+    let Some(before) = change.before.as_ref() else {
+        return outcome(
+            write::remove(root, &change.rel),
+            "removed (it had no accepted version)",
+        );
+    };
+    if before.kind != FileType::File {
+        return format!(
+            "not restored: the accepted version is a {}",
+            before.kind.as_str()
+        );
+    }
+    let Some(good) = before.sha256.and_then(|sha| content.get(&sha)) else {
+        return "not restored: the accepted version was not kept (binary or too large)".into();
+    };
+    outcome(
+        write::replace(
+            root,
+            &change.rel,
+            &good,
+            before.uid,
+            before.gid,
+            before.mode,
+        ),
+        "restored",
+    )
+}
+
+fn write_meta(dir: &Path, meta: &Meta) -> Result<(), QuarantineError> {
+    let path = dir.join(META);
+    let err = |source| QuarantineError {
+        path: path.clone(),
+        source,
+    };
+    let text = serde_json::to_vec_pretty(meta).map_err(|e| err(std::io::Error::other(e)))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(err)?;
+    f.write_all(&text).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+/// Copies the live regular file to `dest` (0600), never through a symlink;
+/// returns the SHA-256 of what was copied.
+fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option<[u8; 32]>> {
+    let Some((dir, name)) =
+        file::open_parent(root, rel).map_err(|e| std::io::Error::other(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let Ok(fd) = openat(Some(dir.as_raw_fd()), name.as_c_str(), flags, Mode::empty()) else {
+        return Ok(None);
+    };
+    // Safety: openat just returned this descriptor and nothing else owns it.
+    let src = unsafe { File::from_raw_fd(fd) };
+    let st = fstat(src.as_raw_fd()).map_err(std::io::Error::from)?;
+    if FileType::from_mode(st.st_mode) != FileType::File || st.st_size as u64 > MAX_EVIDENCE {
+        return Ok(None);
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut reader = src.take(MAX_EVIDENCE);
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+    }
+    out.sync_all()?;
+    Ok(Some(hasher.finalize().into()))
+}
+
+/// The hook's environment for an item.
+pub fn hook_env(meta: &Meta, store: &QuarantineStore, severity: &str) -> Vec<(String, OsString)> {
+    let rel = base64_decode(&meta.rel_base64);
+    let abs = match &meta.path_base64 {
+        Some(b) => OsString::from_vec(base64_decode(b)),
+        None => OsString::from(&meta.path),
+    };
+    let mut env = vec![
+        (
+            "SITEWARDEN_EVENT".to_string(),
+            OsString::from(meta.event.as_str()),
+        ),
+        ("SITEWARDEN_SITE".into(), OsString::from(&meta.site)),
+        ("SITEWARDEN_PATH".into(), abs),
+        ("SITEWARDEN_REL_PATH".into(), OsString::from_vec(rel)),
+        ("SITEWARDEN_QUARANTINE_ID".into(), OsString::from(&meta.id)),
+        (
+            "SITEWARDEN_QUARANTINE_DIR".into(),
+            store.item_dir(&meta.id).into_os_string(),
+        ),
+        (
+            "SITEWARDEN_ACTION".into(),
+            OsString::from(meta.action.as_str()),
+        ),
+        ("SITEWARDEN_RESULT".into(), OsString::from(&meta.result)),
+        ("SITEWARDEN_RULE".into(), OsString::from(&meta.rule)),
+        ("SITEWARDEN_SEVERITY".into(), OsString::from(severity)),
+        (
+            "SITEWARDEN_SHA256_BEFORE".into(),
+            OsString::from(meta.baseline_sha256.clone().unwrap_or_default()),
+        ),
+        (
+            "SITEWARDEN_SHA256_AFTER".into(),
+            OsString::from(meta.sha256.clone().unwrap_or_default()),
+        ),
+    ];
+    if meta.evidence {
+        env.push((
+            "SITEWARDEN_QUARANTINE_FILE".into(),
+            store.item_dir(&meta.id).join(EVIDENCE).into_os_string(),
+        ));
+    }
+    env
+}
+
+/// Where a hook's outcome is written.
+pub fn hook_report(store: &QuarantineStore, id: &str) -> PathBuf {
+    store.item_dir(id).join(HOOK)
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
+}
+
+/// The exact relative path of an item.
+pub fn rel_of(meta: &Meta) -> Vec<u8> {
+    base64_decode(&meta.rel_base64)
+}
+
+/// Per-path limit on quarantine alerts: an attacker rewriting a file in a
+/// loop is restored every time, but alerted at most `max` times a window.
+pub struct RateLimit {
+    window: Duration,
+    max: usize,
+    seen: HashMap<(String, Vec<u8>), (Vec<i64>, u64)>,
+}
+
+impl RateLimit {
+    pub fn new(max: usize, window: Duration) -> RateLimit {
+        RateLimit {
+            window,
+            max,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Records one quarantine of `rel` at `now`; `Ok(suppressed_before)`
+    /// when it may be alerted (with how many were not), `Err(())` when not.
+    #[allow(clippy::result_unit_err)]
+    pub fn check(&mut self, site: &str, rel: &[u8], now: i64) -> Result<u64, ()> {
+        let window = self.window.as_nanos() as i64;
+        let entry = self
+            .seen
+            .entry((site.to_string(), rel.to_vec()))
+            .or_default();
+        entry.0.retain(|&t| t > now - window);
+        if entry.0.len() >= self.max {
+            entry.1 += 1;
+            return Err(());
+        }
+        entry.0.push(now);
+        Ok(std::mem::take(&mut entry.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_counts_what_it_holds_back() {
+        let mut r = RateLimit::new(2, Duration::from_secs(60));
+        let s = 1_000_000_000;
+        assert_eq!(r.check("a", b"x", 0), Ok(0));
+        assert_eq!(r.check("a", b"x", s), Ok(0));
+        assert_eq!(r.check("a", b"x", 2 * s), Err(()));
+        assert_eq!(r.check("a", b"x", 3 * s), Err(()));
+        assert_eq!(r.check("a", b"y", 3 * s), Ok(0));
+        assert_eq!(r.check("a", b"x", 61 * s), Ok(2));
+    }
+}
