@@ -25,6 +25,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write CONFIG for a site (detects the stack without --profile)
+    Init {
+        /// Site profile (see `sitewarden profiles`)
+        #[arg(long)]
+        profile: Option<String>,
+        /// The site's root directory
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// Site name [default: the root's last component]
+        #[arg(long)]
+        name: Option<String>,
+        /// Where alerts are mailed
+        #[arg(long, value_name = "ADDR")]
+        email: Option<String>,
+        /// Overwrite an existing CONFIG instead of adding to it
+        #[arg(long)]
+        force: bool,
+    },
     /// List the built-in profiles, or print one
     Profiles {
         /// Profile to print
@@ -74,6 +92,15 @@ pub enum Command {
         /// The site's root directory
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+    },
+    /// Run COMMAND (a CMS update), accept what it changed, send one summary
+    Maintenance {
+        /// The site being updated
+        #[arg(long)]
+        site: String,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
     },
     /// Quarantined changes: list, show, restore, purge
     Quarantine {

@@ -50,10 +50,7 @@ pub fn is_under(rel: &[u8], dir: &[u8]) -> bool {
 
 /// Scans a site (or a subtree) and compares it with its baseline.
 pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
-    let mut out = Comparison {
-        observed: spec.keep_observed.then(Vec::new),
-        ..Comparison::default()
-    };
+    let mut out = Comparison { observed: spec.keep_observed.then(Vec::new), ..Comparison::default() };
     let mut seen: HashSet<&[u8]> = HashSet::with_capacity(spec.baseline.len());
     let mut unreadable: Vec<RelPath> = Vec::new();
     let scan_spec = ScanSpec {
@@ -172,12 +169,7 @@ pub fn rebuild(
     if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
         return Err(RebuildError::Cancelled);
     }
-    writer.site_done(
-        &site.name,
-        site.root.as_os_str().as_bytes(),
-        Some(started),
-        Some(started),
-    )?;
+    writer.site_done(&site.name, site.root.as_os_str().as_bytes(), Some(started), Some(started))?;
     writer.commit()?;
     Ok((stats, problems))
 }

@@ -118,11 +118,7 @@ impl FileState {
             (None, Some(_)) => Some(EventKind::Added),
             (Some(_), None) => Some(EventKind::Deleted),
             (Some(b), Some(a)) => {
-                if b.kind != a.kind
-                    || b.sha256 != a.sha256
-                    || b.size != a.size
-                    || b.target != a.target
-                {
+                if b.kind != a.kind || b.sha256 != a.sha256 || b.size != a.size || b.target != a.target {
                     Some(EventKind::Modified)
                 } else if b.mode != a.mode || b.uid != a.uid || b.gid != a.gid {
                     Some(EventKind::Metadata)
@@ -145,12 +141,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
-        EventKind::Added,
-        EventKind::Modified,
-        EventKind::Deleted,
-        EventKind::Metadata,
-    ];
+    pub const ALL: [EventKind; 4] = [EventKind::Added, EventKind::Modified, EventKind::Deleted, EventKind::Metadata];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -253,11 +244,7 @@ pub struct Change {
 impl Change {
     /// The type of the object the change is about (the new one if any).
     pub fn file_type(&self) -> FileType {
-        self.after
-            .as_ref()
-            .or(self.before.as_ref())
-            .map(|s| s.kind)
-            .unwrap_or(FileType::File)
+        self.after.as_ref().or(self.before.as_ref()).map(|s| s.kind).unwrap_or(FileType::File)
     }
 }
 
@@ -289,21 +276,11 @@ mod tests {
         let mut b = a.clone();
         b.mtime_ns = 99;
         b.ino = 7;
-        assert_eq!(
-            FileState::compare(Some(&a), Some(&b)),
-            None,
-            "timestamps alone are no change"
-        );
+        assert_eq!(FileState::compare(Some(&a), Some(&b)), None, "timestamps alone are no change");
         b.mode = 0o755;
-        assert_eq!(
-            FileState::compare(Some(&a), Some(&b)),
-            Some(EventKind::Metadata)
-        );
+        assert_eq!(FileState::compare(Some(&a), Some(&b)), Some(EventKind::Metadata));
         b.sha256 = Some([2; 32]);
-        assert_eq!(
-            FileState::compare(Some(&a), Some(&b)),
-            Some(EventKind::Modified)
-        );
+        assert_eq!(FileState::compare(Some(&a), Some(&b)), Some(EventKind::Modified));
     }
 
     #[test]

@@ -9,25 +9,15 @@ use common::{Fixture, Run};
 /// `config-check` and `baseline`, and returns the error line.
 fn error_of(config: &str) -> String {
     let f = Fixture::new("generic-php", "");
-    let text = config
-        .replace("{root}", f.root().to_str().unwrap())
-        .replace("{state}", f.state().to_str().unwrap());
+    let text = config.replace("{root}", f.root().to_str().unwrap()).replace("{state}", f.state().to_str().unwrap());
     std::fs::write(f.config(), text).unwrap();
     let mut last = String::new();
     for cmd in ["config-check", "baseline", "check", "status"] {
         let r: Run = f.run([cmd]);
         assert_eq!(r.code, 2, "{cmd}: {r:?}");
-        assert_eq!(
-            r.stderr.lines().count(),
-            1,
-            "{cmd}: one line expected: {}",
-            r.stderr
-        );
+        assert_eq!(r.stderr.lines().count(), 1, "{cmd}: one line expected: {}", r.stderr);
         assert!(r.stdout.is_empty(), "{cmd}: {}", r.stdout);
-        assert!(
-            !f.state().exists(),
-            "{cmd} created the state directory on a bad config"
-        );
+        assert!(!f.state().exists(), "{cmd} created the state directory on a bad config");
         last = r
             .stderr
             .trim_end()
@@ -45,69 +35,39 @@ fn yaml_syntax_error() {
 
 #[test]
 fn unknown_key() {
-    let e = error_of(
-        "state_dir: {state}\nsites:\n  - name: a\n    root: {root}\n    ignor: [\"x/**\"]\n",
-    );
-    assert!(
-        e.starts_with("sitewarden: CONFIG:5:5: sites[0]: unknown field `ignor`, expected one of"),
-        "{e}"
-    );
+    let e = error_of("state_dir: {state}\nsites:\n  - name: a\n    root: {root}\n    ignor: [\"x/**\"]\n");
+    assert!(e.starts_with("sitewarden: CONFIG:5:5: sites[0]: unknown field `ignor`, expected one of"), "{e}");
     let e = error_of("state_dir: {state}\nscan: {interval: 4h, intervall: 1h}\nsites:\n  - {name: a, root: {root}}\n");
-    assert!(
-        e.starts_with("sitewarden: CONFIG:2:") && e.contains("unknown field `intervall`"),
-        "{e}"
-    );
+    assert!(e.starts_with("sitewarden: CONFIG:2:") && e.contains("unknown field `intervall`"), "{e}");
 }
 
 #[test]
 fn bad_glob() {
-    let e = error_of("state_dir: {state}\nsites:\n  - name: a\n    root: {root}\n    ignore: [\"ok/**\", \"cache/[a\"]\n");
-    assert!(
-        e.starts_with("sitewarden: CONFIG:5:23: sites[0].ignore[1]: invalid glob 'cache/[a'"),
-        "{e}"
-    );
+    let e =
+        error_of("state_dir: {state}\nsites:\n  - name: a\n    root: {root}\n    ignore: [\"ok/**\", \"cache/[a\"]\n");
+    assert!(e.starts_with("sitewarden: CONFIG:5:23: sites[0].ignore[1]: invalid glob 'cache/[a'"), "{e}");
 }
 
 #[test]
 fn missing_or_non_directory_root() {
     let e = error_of("state_dir: {state}\nsites:\n  - name: a\n    root: /nonexistent/site\n");
-    assert_eq!(
-        e,
-        "sitewarden: CONFIG:4:11: sites[0].root: site root /nonexistent/site does not exist"
-    );
+    assert_eq!(e, "sitewarden: CONFIG:4:11: sites[0].root: site root /nonexistent/site does not exist");
     let e = error_of("state_dir: {state}\nsites:\n  - name: a\n    root: /etc/hostname\n");
-    assert_eq!(
-        e,
-        "sitewarden: CONFIG:4:11: sites[0].root: site root /etc/hostname is not a directory"
-    );
+    assert_eq!(e, "sitewarden: CONFIG:4:11: sites[0].root: site root /etc/hostname is not a directory");
 }
 
 #[test]
 fn bad_values() {
-    let e = error_of(
-        "state_dir: {state}\nscan:\n  interval: 4 hours\nsites:\n  - {name: a, root: {root}}\n",
-    );
-    assert!(
-        e.starts_with("sitewarden: CONFIG:3:13: scan.interval: "),
-        "{e}"
-    );
-    let e =
-        error_of("state_dir: {state}\nsites:\n  - {name: a, root: {root}, profile: wordpres}\n");
-    assert!(
-        e.starts_with("sitewarden: CONFIG:3:") && e.contains("unknown profile 'wordpres'"),
-        "{e}"
-    );
-    let e = error_of(
-        "state_dir: {state}\nsites:\n  - {name: a, root: {root}}\n  - {name: a, root: /tmp}\n",
-    );
+    let e = error_of("state_dir: {state}\nscan:\n  interval: 4 hours\nsites:\n  - {name: a, root: {root}}\n");
+    assert!(e.starts_with("sitewarden: CONFIG:3:13: scan.interval: "), "{e}");
+    let e = error_of("state_dir: {state}\nsites:\n  - {name: a, root: {root}, profile: wordpres}\n");
+    assert!(e.starts_with("sitewarden: CONFIG:3:") && e.contains("unknown profile 'wordpres'"), "{e}");
+    let e = error_of("state_dir: {state}\nsites:\n  - {name: a, root: {root}}\n  - {name: a, root: /tmp}\n");
     assert!(e.contains("duplicate site name 'a'"), "{e}");
     let e = error_of("state_dir: relative/state\nsites:\n  - {name: a, root: {root}}\n");
     assert!(e.contains("must be an absolute path"), "{e}");
     let e = error_of("state_dir: {state}\nsites:\n  - name: a\n    root: {root}\n    rules: [{id: x, match: \"*.php\", severity: urgent}]\n");
-    assert!(
-        e.starts_with("sitewarden: CONFIG:5:") && e.contains("unknown variant `urgent`"),
-        "{e}"
-    );
+    assert!(e.starts_with("sitewarden: CONFIG:5:") && e.contains("unknown variant `urgent`"), "{e}");
     let e = error_of("");
     assert!(e.contains("the config is empty"), "{e}");
 }
@@ -137,32 +97,19 @@ fn a_good_config_is_printed_back() {
 fn profiles_are_listed_and_local_files_override() {
     let f = Fixture::new("generic-php", "");
     let r = f.run(["profiles"]).ok();
-    assert!(
-        r.stdout.contains("wordpress") && r.stdout.contains("generic-php"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("wordpress") && r.stdout.contains("generic-php"), "{}", r.stdout);
     std::fs::create_dir(f.path("profiles")).unwrap();
-    std::fs::write(
-        f.path("profiles/mine.yaml"),
-        "description: \"my stack\"\nrestrict: [\"**/*.py\"]\n",
-    )
-    .unwrap();
+    std::fs::write(f.path("profiles/mine.yaml"), "description: \"my stack\"\nrestrict: [\"**/*.py\"]\n").unwrap();
     let r = f.run(["profiles"]).ok();
     assert!(r.stdout.contains("my stack"), "{}", r.stdout);
     f.write_config("mine", "");
     f.write("app.py", "print(1)");
     f.write("index.php", "<?php");
     f.run(["baseline"]).ok();
-    let s: serde_json::Value =
-        serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["sites"][0]["files"], 1);
     // A broken local profile is reported at its own file, line and column.
-    std::fs::write(
-        f.path("profiles/mine.yaml"),
-        "description: x\nignore: [\"a/[\"]\n",
-    )
-    .unwrap();
+    std::fs::write(f.path("profiles/mine.yaml"), "description: x\nignore: [\"a/[\"]\n").unwrap();
     let r = f.run(["check"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("profiles/mine.yaml:2:"), "{}", r.stderr);

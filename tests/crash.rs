@@ -15,10 +15,7 @@ fn kill_9_during_baseline_leaves_old_or_new() {
     f.run(["baseline"]).ok();
     for d in 0..100 {
         for i in 0..200 {
-            f.write(
-                format!("lib/{d}/{i}.php"),
-                format!("<?php // file {d}/{i}\n{}", "x".repeat(2000)),
-            );
+            f.write(format!("lib/{d}/{i}.php"), format!("<?php // file {d}/{i}\n{}", "x".repeat(2000)));
         }
     }
     // Kill at several points of the rebuild: early, middle, late.
@@ -38,21 +35,16 @@ fn kill_9_during_baseline_leaves_old_or_new() {
         let (code, recs) = f.check_json();
         let added = recs.iter().filter(|r| r["event"] == "added").count();
         assert!(
-            (code == 1 && added == 20_000 && recs.len() == 20_000)
-                || (code == 0 && recs.is_empty()),
+            (code == 1 && added == 20_000 && recs.len() == 20_000) || (code == 0 && recs.is_empty()),
             "after kill at {delay_ms} ms: code {code}, {} records, {added} added",
             recs.len()
         );
         interrupted += usize::from(code == 1);
     }
-    assert!(
-        interrupted > 0,
-        "no kill landed before the rebuild committed"
-    );
+    assert!(interrupted > 0, "no kill landed before the rebuild committed");
     // And the store still completes a rebuild.
     f.run(["baseline"]).ok();
     assert_eq!(f.check_json().0, 0);
-    let s: serde_json::Value =
-        serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["sites"][0]["files"], 20_001);
 }

@@ -20,9 +20,7 @@ fn site(extra: &str) -> Fixture {
 }
 
 fn count(recs: &[serde_json::Value], suffix: &str) -> usize {
-    recs.iter()
-        .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
-        .count()
+    recs.iter().filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix))).count()
 }
 
 #[test]
@@ -32,18 +30,13 @@ fn a_new_file_is_alerted_in_realtime() {
     let t = Instant::now();
     f.write("uploads/2026/shell.php", "<?php system($_GET['c']);");
     let r = d.wait_record("added", "/uploads/2026/shell.php");
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     assert_eq!(r["detected_by"], "realtime");
     assert_eq!(r["severity"], "critical");
     assert_eq!(r["rule"], "php-in-uploads");
     assert!(r["after"]["sha256"].is_string());
     // status and check work while the daemon runs.
-    let s: serde_json::Value =
-        serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["ready"], true, "{s}");
     assert!(s["sites"][0]["watches"].as_u64().unwrap() >= 3, "{s}");
     assert_eq!(f.run(["check"]).code, 1);
@@ -79,15 +72,9 @@ fn a_tree_moved_in_is_reported_file_by_file() {
     }
     let d = Daemon::start(&f);
     std::fs::rename(outside.join("plugin"), f.abs(b"plugin")).unwrap();
-    let recs = d.wait_for("20 added files", |r| {
-        r.iter().filter(|x| x["event"] == "added").count() >= 20
-    });
+    let recs = d.wait_for("20 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 20);
     for i in 0..20 {
-        assert_eq!(
-            count(&recs, &format!("/plugin/sub{}/f{i}.php", i % 4)),
-            1,
-            "f{i}"
-        );
+        assert_eq!(count(&recs, &format!("/plugin/sub{}/f{i}.php", i % 4)), 1, "f{i}");
     }
     // Moved out again before it was accepted: back to the baseline, no drift.
     std::fs::rename(f.abs(b"plugin"), outside.join("plugin")).unwrap();
@@ -98,9 +85,7 @@ fn a_tree_moved_in_is_reported_file_by_file() {
     settle();
     f.run(["accept"]).ok();
     std::fs::rename(f.abs(b"plugin"), outside.join("plugin")).unwrap();
-    let recs = d.wait_for("20 deleted", |r| {
-        r.iter().filter(|x| x["event"] == "deleted").count() >= 20
-    });
+    let recs = d.wait_for("20 deleted", |r| r.iter().filter(|x| x["event"] == "deleted").count() >= 20);
     assert_eq!(recs.iter().filter(|x| x["event"] == "deleted").count(), 20);
     // Its old watches follow the moved directory: events out there are not
     // reported as if they were in the site.
@@ -120,14 +105,9 @@ fn rename_delete_and_chmod() {
     d.wait_record("deleted", "/index.php");
     f.write("lib/perm.php", "<?php");
     d.wait_record("added", "/lib/perm.php");
-    f.run(["accept", f.abs(b"lib/perm.php").to_str().unwrap()])
-        .ok();
+    f.run(["accept", f.abs(b"lib/perm.php").to_str().unwrap()]).ok();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        f.abs(b"lib/perm.php"),
-        std::fs::Permissions::from_mode(0o666),
-    )
-    .unwrap();
+    std::fs::set_permissions(f.abs(b"lib/perm.php"), std::fs::Permissions::from_mode(0o666)).unwrap();
     let m = d.wait_record("metadata", "/lib/perm.php");
     assert_eq!(m["after"]["mode"], "0666");
 }
@@ -145,10 +125,7 @@ fn a_file_written_in_chunks_gives_one_record() {
     }
     drop(file);
     let r = d.wait_record("added", "/lib/chunked.php");
-    assert_eq!(
-        r["after"]["size"], 32,
-        "hashed after the writer was done: {r}"
-    );
+    assert_eq!(r["after"]["size"], 32, "hashed after the writer was done: {r}");
     settle();
     assert_eq!(count(&d.records(), "/lib/chunked.php"), 1);
 }
@@ -161,20 +138,13 @@ fn each_change_is_alerted_once_and_drift_stays_until_accepted() {
     d.wait_record("modified", "/lib/util.php");
     // Touching it again without changing it alerts nothing new.
     let t = filetime::now();
-    nix::sys::stat::utimensat(
-        None,
-        &f.abs(b"lib/util.php"),
-        &t,
-        &t,
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    )
-    .unwrap();
+    nix::sys::stat::utimensat(None, &f.abs(b"lib/util.php"), &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+        .unwrap();
     settle();
     assert_eq!(count(&d.records(), "/lib/util.php"), 1);
     // The drift stays listed by check and status until accepted.
     assert_eq!(f.run(["check"]).code, 1);
-    let s: serde_json::Value =
-        serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["sites"][0]["drift"], 1);
     // accept while the daemon runs takes effect at once.
     f.run(["accept"]).ok();
@@ -200,10 +170,7 @@ fn restart_catch_up_reports_what_changed_while_down() {
     let d = Daemon::start(&f);
     let r = d.wait_record("added", "/lib/offline.php");
     assert_eq!(r["detected_by"], "scan");
-    assert_eq!(
-        d.wait_record("deleted", "/index.php")["detected_by"],
-        "scan"
-    );
+    assert_eq!(d.wait_record("deleted", "/index.php")["detected_by"], "scan");
 }
 
 #[test]
@@ -211,11 +178,7 @@ fn no_baseline_builds_one_under_the_watches() {
     let f = Fixture::new("generic-php", "");
     f.write("index.php", "<?php");
     let d = Daemon::start(&f);
-    assert!(f
-        .run(["status", "--json"])
-        .ok()
-        .stdout
-        .contains("\"files\":1"));
+    assert!(f.run(["status", "--json"]).ok().stdout.contains("\"files\":1"));
     settle();
     assert!(d.records().is_empty(), "the first baseline alerts nothing");
     f.write("new.php", "<?php");
@@ -230,10 +193,7 @@ fn sigterm_exits_0_quickly() {
     let (status, took, stderr) = d.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert!(
-        !f.state().join("daemon.json").exists(),
-        "status file left behind"
-    );
+    assert!(!f.state().join("daemon.json").exists(), "status file left behind");
     // Whatever was pending was judged before exit, or is caught at restart.
     let d = Daemon::start(&f);
     d.wait_record("added", "/lib/last.php");
@@ -270,11 +230,7 @@ fn a_second_daemon_on_the_same_state_is_refused() {
     let _d = Daemon::start(&f);
     let r = f.run(["run"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("another sitewarden daemon is running"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("another sitewarden daemon is running"), "{}", r.stderr);
 }
 
 #[test]
@@ -282,8 +238,7 @@ fn watch_prints_alerts_without_a_config() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.php"), "<?php").unwrap();
     let mut cmd = std::process::Command::new(common::BIN);
-    cmd.args(["watch", "--profile", "generic-php"])
-        .arg(dir.path());
+    cmd.args(["watch", "--profile", "generic-php"]).arg(dir.path());
     cmd.stdout(std::process::Stdio::piped());
     let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -300,23 +255,14 @@ fn watch_prints_alerts_without_a_config() {
     std::fs::write(dir.path().join("evil.php"), "<?php").unwrap();
     let mut out_lines = std::io::BufReader::new(stdout).lines();
     let line = out_lines.next().unwrap().unwrap();
-    assert!(
-        line.contains("added") && line.contains("evil.php") && line.contains("realtime"),
-        "{line}"
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        Signal::SIGINT,
-    )
-    .unwrap();
+    assert!(line.contains("added") && line.contains("evil.php") && line.contains("realtime"), "{line}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     assert!(child.wait().unwrap().success());
 }
 
 mod filetime {
     pub fn now() -> nix::sys::time::TimeSpec {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
         nix::sys::time::TimeSpec::new(d.as_secs() as i64, d.subsec_nanos() as i64)
     }
 }

@@ -48,23 +48,14 @@ fn a_queue_overflow_still_reports_every_file() {
     for i in 0..1500 {
         std::fs::write(f.abs(format!("lib/f{i}.php").as_bytes()), "<?php").unwrap();
     }
-    let recs = d.wait_for("1500 added files", |r| {
-        r.iter().filter(|x| x["event"] == "added").count() >= 1500
-    });
+    let recs = d.wait_for("1500 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 1500);
     let mut paths: Vec<&str> = recs.iter().map(|r| r["path"].as_str().unwrap()).collect();
     paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), 1500, "each file exactly once");
     assert_eq!(recs.len(), 1500);
-    assert!(
-        d.stderr().contains("inotify queue overflow"),
-        "{}",
-        d.stderr()
-    );
-    assert!(
-        recs.iter().any(|r| r["detected_by"] == "scan"),
-        "the rescan reports what the queue lost"
-    );
+    assert!(d.stderr().contains("inotify queue overflow"), "{}", d.stderr());
+    assert!(recs.iter().any(|r| r["detected_by"] == "scan"), "the rescan reports what the queue lost");
 }
 
 #[test]
@@ -78,9 +69,7 @@ fn running_out_of_watches_falls_back_to_scans() {
     let f = Fixture::new("generic-php", "");
     std::fs::write(
         f.config(),
-        std::fs::read_to_string(f.config())
-            .unwrap()
-            .replace("sites:", "scan:\n  fallback_interval: 1s\nsites:"),
+        std::fs::read_to_string(f.config()).unwrap().replace("sites:", "scan:\n  fallback_interval: 1s\nsites:"),
     )
     .unwrap();
     for i in 0..30 {
@@ -89,36 +78,21 @@ fn running_out_of_watches_falls_back_to_scans() {
     f.run(["baseline"]).ok();
     // A user namespace of its own, whose inotify watch limit is 10.
     let mut cmd = Command::new("unshare");
-    cmd.args([
-        "-U",
-        "-r",
-        "sh",
-        "-c",
-        "echo 10 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"",
-    ])
-    .arg(common::BIN)
-    .arg("-c")
-    .arg(f.config())
-    .arg("run");
+    cmd.args(["-U", "-r", "sh", "-c", "echo 10 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\""])
+        .arg(common::BIN)
+        .arg("-c")
+        .arg(f.config())
+        .arg("run");
     let d = Daemon::spawn(cmd, f.path("alerts.jsonl"));
     let err = d.stderr();
-    assert!(
-        err.contains("watch limit reached") && err.contains("fs.inotify.max_user_watches"),
-        "{err}"
-    );
-    let s: serde_json::Value =
-        serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    assert!(err.contains("watch limit reached") && err.contains("fs.inotify.max_user_watches"), "{err}");
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["sites"][0]["degraded"], true, "{s}");
     // Directories past the limit have no watch; the fallback scans see them.
     for i in 0..30 {
         f.write(format!("dir{i:02}/shell.php"), "<?php");
     }
-    let recs = d.wait_for("30 added files", |r| {
-        r.iter().filter(|x| x["event"] == "added").count() >= 30
-    });
+    let recs = d.wait_for("30 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 30);
     assert_eq!(recs.len(), 30, "each once");
-    assert!(
-        recs.iter().any(|r| r["detected_by"] == "scan"),
-        "some were found by the fallback scans"
-    );
+    assert!(recs.iter().any(|r| r["detected_by"] == "scan"), "some were found by the fallback scans");
 }

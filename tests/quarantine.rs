@@ -21,26 +21,20 @@ fn is_root() -> bool {
 fn site(hook: &str, timeout: &str) -> Fixture {
     let f = Fixture::new("wordpress", "");
     let cfg = std::fs::read_to_string(f.config()).unwrap();
-    let cfg = cfg.replacen(
-        "\nsites:",
-        &format!("\nquarantine:\n  hook: {hook}\n  hook_timeout: {timeout}\nsites:"),
-        1,
-    );
+    let cfg = cfg.replacen("\nsites:", &format!("\nquarantine:\n  hook: {hook}\n  hook_timeout: {timeout}\nsites:"), 1);
     std::fs::write(f.config(), cfg).unwrap();
     std::fs::write(
         f.path("hook.sh"),
-        format!("#!/bin/sh\nenv | grep ^SITEWARDEN_ | sort > {}/hook-$SITEWARDEN_QUARANTINE_ID.env\necho hook ran\n", f.dir.path().display()),
+        format!(
+            "#!/bin/sh\nenv | grep ^SITEWARDEN_ | sort > {}/hook-$SITEWARDEN_QUARANTINE_ID.env\necho hook ran\n",
+            f.dir.path().display()
+        ),
     )
     .unwrap();
     f.write("index.php", "<?php // wp");
     let h = f.write(".htaccess", GOOD);
     if is_root() {
-        nix::unistd::chown(
-            &h,
-            Some(nix::unistd::Uid::from_raw(33)),
-            Some(nix::unistd::Gid::from_raw(33)),
-        )
-        .unwrap();
+        nix::unistd::chown(&h, Some(nix::unistd::Uid::from_raw(33)), Some(nix::unistd::Gid::from_raw(33))).unwrap();
     }
     std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o640)).unwrap();
     f.run(["baseline"]).ok();
@@ -54,9 +48,7 @@ fn hook_sh(f: &Fixture) -> String {
 fn with_hook() -> Fixture {
     // The hook path is only known once the fixture exists: write it twice.
     let f = site("[]", "10s");
-    let cfg = std::fs::read_to_string(f.config())
-        .unwrap()
-        .replace("hook: []", &format!("hook: {}", hook_sh(&f)));
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replace("hook: []", &format!("hook: {}", hook_sh(&f)));
     std::fs::write(f.config(), cfg).unwrap();
     f
 }
@@ -76,9 +68,7 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
     let d = Daemon::start(&f);
     let evil = format!("{GOOD}AddHandler application/x-httpd-php .png\n");
     std::fs::write(f.abs(b".htaccess"), &evil).unwrap();
-    let took = wait_until("the restore", || {
-        std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD
-    });
+    let took = wait_until("the restore", || std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD);
     eprintln!("restored {took:?} after the write");
     let meta = std::fs::metadata(f.abs(b".htaccess")).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o640);
@@ -89,25 +79,15 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
     let q = &r["quarantine"];
     assert_eq!(q["action"], "restore");
     assert_eq!(q["result"], "restored");
-    assert!(r["diff"]
-        .as_str()
-        .unwrap()
-        .contains("+AddHandler application/x-httpd-php .png"));
+    assert!(r["diff"].as_str().unwrap().contains("+AddHandler application/x-httpd-php .png"));
     let id = q["id"].as_str().unwrap().to_string();
     // The evidence: root-only, byte for byte what the attacker wrote.
     let item = f.state().join("quarantine").join(&id);
     assert_eq!(std::fs::metadata(&item).unwrap().mode() & 0o777, 0o700);
     assert_eq!(std::fs::read_to_string(item.join("file")).unwrap(), evil);
-    assert_eq!(
-        std::fs::metadata(item.join("file")).unwrap().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(
-        std::fs::metadata(item.join("meta.json")).unwrap().mode() & 0o777,
-        0o600
-    );
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(item.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(item.join("file")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(item.join("meta.json")).unwrap().mode() & 0o777, 0o600);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(item.join("meta.json")).unwrap()).unwrap();
     assert_eq!(m["path"], f.abs(b".htaccess").to_str().unwrap());
     assert_eq!(m["site"], "site");
     assert_eq!(m["rule"], "server-config");
@@ -122,10 +102,7 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
         format!("SITEWARDEN_PATH={}", f.abs(b".htaccess").display()),
         format!("SITEWARDEN_QUARANTINE_ID={id}"),
         format!("SITEWARDEN_QUARANTINE_FILE={}", item.join("file").display()),
-        format!(
-            "SITEWARDEN_SHA256_BEFORE={}",
-            m["baseline_sha256"].as_str().unwrap()
-        ),
+        format!("SITEWARDEN_SHA256_BEFORE={}", m["baseline_sha256"].as_str().unwrap()),
         format!("SITEWARDEN_SHA256_AFTER={}", m["sha256"].as_str().unwrap()),
         "SITEWARDEN_EVENT=modified".to_string(),
         "SITEWARDEN_SITE=site".to_string(),
@@ -134,8 +111,7 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
         assert!(env.lines().any(|l| l == line), "{line} missing in:\n{env}");
     }
     wait_until("the hook report", || item.join("hook.json").exists());
-    let hook: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(item.join("hook.json")).unwrap()).unwrap();
+    let hook: serde_json::Value = serde_json::from_slice(&std::fs::read(item.join("hook.json")).unwrap()).unwrap();
     assert_eq!(hook["status"], 0);
     assert_eq!(hook["output"], "hook ran\n");
     // Exactly one alert; the daemon's own restore is no change.
@@ -145,33 +121,17 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
     let list = f.run(["quarantine", "list"]).ok();
     assert!(list.stdout.contains(&id), "{}", list.stdout);
     let show = f.run(["quarantine", "show", &id]).ok();
-    assert!(
-        show.stdout
-            .contains("+AddHandler application/x-httpd-php .png"),
-        "{}",
-        show.stdout
-    );
+    assert!(show.stdout.contains("+AddHandler application/x-httpd-php .png"), "{}", show.stdout);
 }
 
 #[test]
 fn a_new_htaccess_in_a_subdirectory_is_removed() {
     let f = site("[]", "10s");
     let d = Daemon::start(&f);
-    f.write(
-        "wp-content/themes/t/.htaccess",
-        "SetHandler application/x-httpd-php\n",
-    );
-    wait_until("the removal", || {
-        !f.abs(b"wp-content/themes/t/.htaccess").exists()
-    });
+    f.write("wp-content/themes/t/.htaccess", "SetHandler application/x-httpd-php\n");
+    wait_until("the removal", || !f.abs(b"wp-content/themes/t/.htaccess").exists());
     let r = d.wait_record("added", "/wp-content/themes/t/.htaccess");
-    assert!(
-        r["quarantine"]["result"]
-            .as_str()
-            .unwrap()
-            .starts_with("removed"),
-        "{r}"
-    );
+    assert!(r["quarantine"]["result"].as_str().unwrap().starts_with("removed"), "{r}");
     settle();
     assert_eq!(d.records().len(), 1);
     assert_eq!(f.run(["check"]).code, 0);
@@ -204,24 +164,14 @@ fn an_htaccess_replaced_by_a_symlink_is_not_written_through() {
     std::fs::remove_file(f.abs(b".htaccess")).unwrap();
     std::os::unix::fs::symlink(&outside, f.abs(b".htaccess")).unwrap();
     let r = d.wait_for("the refusal", |recs| {
-        recs.iter().any(|x| {
-            x["quarantine"]["result"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("refused"))
-        })
+        recs.iter().any(|x| x["quarantine"]["result"].as_str().is_some_and(|s| s.starts_with("refused")))
     });
     let q = r.iter().find(|x| x["quarantine"].is_object()).unwrap();
     assert_eq!(q["after"]["type"], "symlink");
-    assert_eq!(
-        q["quarantine"]["result"],
-        "refused: the path is now a symlink"
-    );
+    assert_eq!(q["quarantine"]["result"], "refused: the path is now a symlink");
     settle();
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "do not touch\n");
-    assert!(std::fs::symlink_metadata(f.abs(b".htaccess"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(std::fs::symlink_metadata(f.abs(b".htaccess")).unwrap().file_type().is_symlink());
 }
 
 #[test]
@@ -231,37 +181,20 @@ fn quarantine_restore_brings_a_legitimate_change_back_for_good() {
     let wanted = format!("{GOOD}# legitimate: new redirect\nRedirect 301 /old /new\n");
     std::fs::write(f.abs(b".htaccess"), &wanted).unwrap();
     let r = d.wait_record("modified", "/.htaccess");
-    wait_until("the restore", || {
-        std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD
-    });
+    wait_until("the restore", || std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD);
     let id = r["quarantine"]["id"].as_str().unwrap();
     let out = f.run(["quarantine", "restore", id]).ok();
     assert!(out.stdout.contains("accepted"), "{}", out.stdout);
-    assert_eq!(
-        std::fs::read_to_string(f.abs(b".htaccess")).unwrap(),
-        wanted
-    );
+    assert_eq!(std::fs::read_to_string(f.abs(b".htaccess")).unwrap(), wanted);
     settle();
-    assert_eq!(
-        std::fs::read_to_string(f.abs(b".htaccess")).unwrap(),
-        wanted,
-        "it stays"
-    );
+    assert_eq!(std::fs::read_to_string(f.abs(b".htaccess")).unwrap(), wanted, "it stays");
     assert_eq!(d.records().len(), 1);
     assert_eq!(f.run(["check"]).code, 0);
     let mode = std::fs::metadata(f.abs(b".htaccess")).unwrap().mode() & 0o7777;
     assert_eq!(mode, 0o640);
     // purge keeps recent items, removes old ones.
-    assert!(f
-        .run(["quarantine", "purge", "--older-than", "30d"])
-        .ok()
-        .stdout
-        .contains("purged 0"));
-    assert!(f
-        .run(["quarantine", "purge", "--older-than", "0s"])
-        .ok()
-        .stdout
-        .contains("purged 1"));
+    assert!(f.run(["quarantine", "purge", "--older-than", "30d"]).ok().stdout.contains("purged 0"));
+    assert!(f.run(["quarantine", "purge", "--older-than", "0s"]).ok().stdout.contains("purged 1"));
 }
 
 #[test]
@@ -269,22 +202,14 @@ fn a_rewrite_loop_ends_restored_with_bounded_alerts() {
     let f = site("[]", "10s");
     let d = Daemon::start(&f);
     for i in 0..1000 {
-        let _ = std::fs::write(
-            f.abs(b".htaccess"),
-            format!("AddHandler application/x-httpd-php .png # {i}\n"),
-        );
+        let _ = std::fs::write(f.abs(b".htaccess"), format!("AddHandler application/x-httpd-php .png # {i}\n"));
     }
     let last = Instant::now();
-    wait_until("the final restore", || {
-        std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD
-    });
+    wait_until("the final restore", || std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD);
     settle();
     assert_eq!(std::fs::read_to_string(f.abs(b".htaccess")).unwrap(), GOOD);
     let n = d.records().len();
-    eprintln!(
-        "1000 rewrites: {n} alerts, restored {:?} after the last",
-        last.elapsed()
-    );
+    eprintln!("1000 rewrites: {n} alerts, restored {:?} after the last", last.elapsed());
     assert!((1..=6).contains(&n), "{n} alerts");
     assert_eq!(f.run(["check"]).code, 0);
 }

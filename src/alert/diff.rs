@@ -96,46 +96,23 @@ fn is_binary(b: &[u8]) -> bool {
 }
 
 /// Renders the diff of a change of `label` (the path shown in the header).
-pub fn render(
-    event: EventKind,
-    label: &str,
-    before: Side<'_>,
-    after: Side<'_>,
-    nodiff: bool,
-) -> Rendered {
-    let none = |note: &str| Rendered {
-        diff: None,
-        note: Some(note.to_string()),
-    };
+pub fn render(event: EventKind, label: &str, before: Side<'_>, after: Side<'_>, nodiff: bool) -> Rendered {
+    let none = |note: &str| Rendered { diff: None, note: Some(note.to_string()) };
     if nodiff {
-        return if event == EventKind::Metadata {
-            Rendered {
-                diff: None,
-                note: None,
-            }
-        } else {
-            none(SUPPRESSED)
-        };
+        return if event == EventKind::Metadata { Rendered { diff: None, note: None } } else { none(SUPPRESSED) };
     }
     if event == EventKind::Metadata {
-        return Rendered {
-            diff: None,
-            note: None,
-        };
+        return Rendered { diff: None, note: None };
     }
     let old = match before {
         Side::Absent => Some(&b""[..]),
-        Side::Bytes(b) if is_binary(b) => {
-            return none(&format!("binary content ({} bytes before)", b.len()))
-        }
+        Side::Bytes(b) if is_binary(b) => return none(&format!("binary content ({} bytes before)", b.len())),
         Side::Bytes(b) => Some(b),
         Side::Unknown => None,
     };
     let new = match after {
         Side::Absent => Some(&b""[..]),
-        Side::Bytes(b) if is_binary(b) => {
-            return none(&format!("binary content ({} bytes)", b.len()))
-        }
+        Side::Bytes(b) if is_binary(b) => return none(&format!("binary content ({} bytes)", b.len())),
         Side::Bytes(b) => Some(b),
         Side::Unknown => None,
     };
@@ -143,7 +120,9 @@ pub fn render(
         (Some(old), Some(new)) => Rendered { diff: Some(unified(label, event, old, new)), note: None },
         (None, Some(new)) => Rendered {
             diff: Some(unified(label, EventKind::Added, b"", new)),
-            note: Some("no earlier version was kept (too large, or older than the content store): new content shown".into()),
+            note: Some(
+                "no earlier version was kept (too large, or older than the content store): new content shown".into(),
+            ),
         },
         (_, None) => none("the content was not kept (file too large to diff)"),
     }
@@ -157,14 +136,8 @@ fn unified(label: &str, event: EventKind, old: &[u8], new: &[u8]) -> String {
         EventKind::Deleted => (label.to_string(), "/dev/null".to_string()),
         _ => (label.to_string(), label.to_string()),
     };
-    let diff = TextDiff::configure()
-        .timeout(TIMEOUT)
-        .diff_lines(old.as_ref(), new.as_ref());
-    let text = diff
-        .unified_diff()
-        .context_radius(3)
-        .header(&from, &to)
-        .to_string();
+    let diff = TextDiff::configure().timeout(TIMEOUT).diff_lines(old.as_ref(), new.as_ref());
+    let text = diff.unified_diff().context_radius(3).header(&from, &to).to_string();
     cap(&text)
 }
 
@@ -205,13 +178,8 @@ mod tests {
 
     #[test]
     fn modified_text_gives_a_unified_diff() {
-        let r = render(
-            EventKind::Modified,
-            "a.php",
-            Side::Bytes(b"1\n2\n3\n"),
-            Side::Bytes(b"1\n2\nevil()\n3\n"),
-            false,
-        );
+        let r =
+            render(EventKind::Modified, "a.php", Side::Bytes(b"1\n2\n3\n"), Side::Bytes(b"1\n2\nevil()\n3\n"), false);
         let d = r.diff.unwrap();
         assert!(d.contains("--- a.php\n+++ a.php\n"), "{d}");
         assert!(d.contains("\n+evil()\n"), "{d}");
@@ -220,48 +188,20 @@ mod tests {
     #[test]
     fn added_shows_the_head_and_big_diffs_are_truncated() {
         let big: String = (0..1000).map(|i| format!("line {i}\n")).collect();
-        let r = render(
-            EventKind::Added,
-            "x.php",
-            Side::Absent,
-            Side::Bytes(big.as_bytes()),
-            false,
-        );
+        let r = render(EventKind::Added, "x.php", Side::Absent, Side::Bytes(big.as_bytes()), false);
         let d = r.diff.unwrap();
         assert!(d.starts_with("--- /dev/null\n+++ x.php\n"), "{d}");
         assert!(d.contains("+line 0\n"));
         assert!(d.lines().count() <= MAX_LINES + 1);
         assert!(d.len() <= MAX_BYTES + 100);
-        assert!(
-            d.ends_with("more changed lines]\n"),
-            "{}",
-            &d[d.len() - 80..]
-        );
+        assert!(d.ends_with("more changed lines]\n"), "{}", &d[d.len() - 80..]);
     }
 
     #[test]
     fn secrets_and_binaries_are_never_shown() {
-        let r = render(
-            EventKind::Modified,
-            "wp-config.php",
-            Side::Bytes(b"pw1"),
-            Side::Bytes(b"pw2"),
-            true,
-        );
-        assert_eq!(
-            r,
-            Rendered {
-                diff: None,
-                note: Some(SUPPRESSED.into())
-            }
-        );
-        let r = render(
-            EventKind::Added,
-            "x.jpg",
-            Side::Absent,
-            Side::Bytes(b"\xff\xd8\0\0"),
-            false,
-        );
+        let r = render(EventKind::Modified, "wp-config.php", Side::Bytes(b"pw1"), Side::Bytes(b"pw2"), true);
+        assert_eq!(r, Rendered { diff: None, note: Some(SUPPRESSED.into()) });
+        let r = render(EventKind::Added, "x.jpg", Side::Absent, Side::Bytes(b"\xff\xd8\0\0"), false);
         assert!(r.diff.is_none() && r.note.unwrap().contains("binary"));
     }
 }

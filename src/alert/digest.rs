@@ -28,29 +28,14 @@ fn ns(d: Duration) -> i64 {
 impl DigestPolicy {
     /// When the queue should be mailed (`None`: nothing to send). `queue`
     /// holds (queued at, severity), `sent` the times of recent mails.
-    pub fn due(
-        &self,
-        queue: &[(i64, Severity)],
-        sent: &[i64],
-        retry_at: Option<i64>,
-        now: i64,
-    ) -> Option<i64> {
+    pub fn due(&self, queue: &[(i64, Severity)], sent: &[i64], retry_at: Option<i64>, now: i64) -> Option<i64> {
         let first = queue.iter().map(|q| q.0).min()?;
         let mut at = first + ns(self.digest);
-        if let Some(urgent) = queue
-            .iter()
-            .filter(|q| q.1 >= Severity::High)
-            .map(|q| q.0)
-            .min()
-        {
+        if let Some(urgent) = queue.iter().filter(|q| q.1 >= Severity::High).map(|q| q.0).min() {
             at = at.min(urgent + ns(self.urgent_delay));
         }
         if let Some(max) = self.max_per_hour {
-            let mut recent: Vec<i64> = sent
-                .iter()
-                .copied()
-                .filter(|&t| t > now - HOUR_NS)
-                .collect();
+            let mut recent: Vec<i64> = sent.iter().copied().filter(|&t| t > now - HOUR_NS).collect();
             recent.sort_unstable();
             if max == 0 {
                 return None;
@@ -74,21 +59,14 @@ mod tests {
     const S: i64 = 1_000_000_000;
 
     fn policy(max: Option<u32>) -> DigestPolicy {
-        DigestPolicy {
-            urgent_delay: URGENT_DELAY,
-            digest: Duration::from_secs(60),
-            max_per_hour: max,
-        }
+        DigestPolicy { urgent_delay: URGENT_DELAY, digest: Duration::from_secs(60), max_per_hour: max }
     }
 
     #[test]
     fn urgent_goes_out_in_seconds_the_rest_in_a_digest() {
         let p = policy(None);
         assert_eq!(p.due(&[], &[], None, 0), None);
-        assert_eq!(
-            p.due(&[(10 * S, Severity::Medium)], &[], None, 10 * S),
-            Some(70 * S)
-        );
+        assert_eq!(p.due(&[(10 * S, Severity::Medium)], &[], None, 10 * S), Some(70 * S));
         let q = [(10 * S, Severity::Medium), (20 * S, Severity::Critical)];
         assert_eq!(p.due(&q, &[], None, 20 * S), Some(23 * S));
     }

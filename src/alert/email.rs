@@ -54,41 +54,28 @@ impl Mailer {
     /// Connects to nothing: the server may be down, the outbox waits.
     pub fn build(s: &EmailSettings) -> Result<Mailer, EmailError> {
         let bad = |m: String| EmailError::Settings(m);
-        let from: Mailbox = s
-            .from
-            .parse()
-            .map_err(|e| bad(format!("from '{}': {e}", s.from)))?;
+        let from: Mailbox = s.from.parse().map_err(|e| bad(format!("from '{}': {e}", s.from)))?;
         let to =
             s.to.iter()
-                .map(|t| {
-                    t.parse::<Mailbox>()
-                        .map_err(|e| bad(format!("to '{t}': {e}")))
-                })
+                .map(|t| t.parse::<Mailbox>().map_err(|e| bad(format!("to '{t}': {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
         if to.is_empty() {
             return Err(bad("no recipient in alerts.email.to".into()));
         }
         let (route, server) = match s.transport {
-            Route::Sendmail => (
-                Route2::Sendmail(SendmailTransport::new()),
-                "sendmail".to_string(),
-            ),
+            Route::Sendmail => (Route2::Sendmail(SendmailTransport::new()), "sendmail".to_string()),
             Route::Smtp => {
-                let mut b = SmtpTransport::builder_dangerous(&s.smtp_host)
-                    .port(s.smtp_port)
-                    .timeout(Some(SMTP_TIMEOUT));
+                let mut b =
+                    SmtpTransport::builder_dangerous(&s.smtp_host).port(s.smtp_port).timeout(Some(SMTP_TIMEOUT));
                 if s.tls != config::Tls::None {
                     let mut params = TlsParameters::builder(s.smtp_host.clone());
                     if let Some(ca) = &s.ca_file {
-                        let pem = std::fs::read(ca)
-                            .map_err(|e| bad(format!("ca_file {}: {e}", ca.display())))?;
-                        let cert = Certificate::from_pem(&pem)
-                            .map_err(|e| bad(format!("ca_file {}: {e}", ca.display())))?;
+                        let pem = std::fs::read(ca).map_err(|e| bad(format!("ca_file {}: {e}", ca.display())))?;
+                        let cert =
+                            Certificate::from_pem(&pem).map_err(|e| bad(format!("ca_file {}: {e}", ca.display())))?;
                         params = params.add_root_certificate(cert);
                     }
-                    let params = params
-                        .build_rustls()
-                        .map_err(|e| bad(format!("TLS: {e}")))?;
+                    let params = params.build_rustls().map_err(|e| bad(format!("TLS: {e}")))?;
                     b = b.tls(match s.tls {
                         config::Tls::Starttls => Tls::Required(params),
                         _ => Tls::Wrapper(params),
@@ -100,50 +87,31 @@ impl Mailer {
                     };
                     let pw = std::fs::read_to_string(pw_file)
                         .map_err(|e| bad(format!("password_file {}: {e}", pw_file.display())))?;
-                    b = b.credentials(Credentials::new(
-                        user.clone(),
-                        pw.trim_end_matches(['\n', '\r']).to_string(),
-                    ));
+                    b = b.credentials(Credentials::new(user.clone(), pw.trim_end_matches(['\n', '\r']).to_string()));
                 }
-                (
-                    Route2::Smtp(Box::new(b.build())),
-                    format!("{}:{}", s.smtp_host, s.smtp_port),
-                )
+                (Route2::Smtp(Box::new(b.build())), format!("{}:{}", s.smtp_host, s.smtp_port))
             }
         };
-        Ok(Mailer {
-            route,
-            server,
-            from,
-            to,
-        })
+        Ok(Mailer { route, server, from, to })
     }
 
     /// Sends one mail; returns the server's answer.
     pub fn send(&self, subject: &str, body: String) -> Result<String, EmailError> {
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .subject(clean_header(subject));
+        let mut builder = Message::builder().from(self.from.clone()).subject(clean_header(subject));
         for t in &self.to {
             builder = builder.to(t.clone());
         }
-        let msg = builder
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| EmailError::Settings(e.to_string()))?;
-        let fail = |message: String| EmailError::Send {
-            server: self.server.clone(),
-            message,
-        };
+        let msg =
+            builder.header(ContentType::TEXT_PLAIN).body(body).map_err(|e| EmailError::Settings(e.to_string()))?;
+        let fail = |message: String| EmailError::Send { server: self.server.clone(), message };
         match &self.route {
             Route2::Smtp(t) => t
                 .send(&msg)
                 .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
                 .map_err(|e| fail(error_chain(&e))),
-            Route2::Sendmail(t) => t
-                .send(&msg)
-                .map(|()| "accepted by sendmail".into())
-                .map_err(|e| fail(error_chain(&e))),
+            Route2::Sendmail(t) => {
+                t.send(&msg).map(|()| "accepted by sendmail".into()).map_err(|e| fail(error_chain(&e)))
+            }
         }
     }
 }
@@ -167,10 +135,7 @@ pub fn clean_header(s: &str) -> String {
 
 /// The host name as a subject may carry it.
 fn clean_host(h: &str) -> String {
-    let h: String = h
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
-        .collect();
+    let h: String = h.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-').collect();
     if h.is_empty() {
         "localhost".into()
     } else {
@@ -183,10 +148,7 @@ fn clean_host(h: &str) -> String {
 pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, String) {
     let host = clean_host(host);
     let n = records.len() as u64 + overflow;
-    let critical = records
-        .iter()
-        .filter(|r| r.severity == Severity::Critical)
-        .count();
+    let critical = records.iter().filter(|r| r.severity == Severity::Critical).count();
     let mut sites: Vec<&str> = records.iter().map(|r| r.site.as_str()).collect();
     sites.sort_unstable();
     sites.dedup();
@@ -202,39 +164,25 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
         *by_sev.entry(std::cmp::Reverse(r.severity)).or_default() += 1;
     }
     let mut body = String::new();
-    body.push_str(&format!(
-        "sitewarden on {host}: {n} changes on {}\n",
-        sites.join(", ")
-    ));
+    body.push_str(&format!("sitewarden on {host}: {n} changes on {}\n", sites.join(", ")));
     let counts: Vec<String> = by_sev.iter().map(|(s, c)| format!("{} {c}", s.0)).collect();
     body.push_str(&counts.join(", "));
     body.push('\n');
-    if let (Some(first), Some(last)) = (
-        records.iter().map(|r| &r.time).min(),
-        records.iter().map(|r| &r.time).max(),
-    ) {
+    if let (Some(first), Some(last)) = (records.iter().map(|r| &r.time).min(), records.iter().map(|r| &r.time).max()) {
         body.push_str(&format!("from {first} to {last}\n"));
     }
     if overflow > 0 {
-        body.push_str(&format!(
-            "{overflow} more alerts did not fit in the mail queue; they are in the alert log.\n"
-        ));
+        body.push_str(&format!("{overflow} more alerts did not fit in the mail queue; they are in the alert log.\n"));
     }
 
     let mut order: Vec<&AlertRecord> = records.iter().collect();
     order.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)));
     for (i, r) in order.iter().enumerate() {
         if i == FULL_SECTIONS {
-            body.push_str(&format!(
-                "\n== {} more changes, listed without details:\n",
-                records.len() - FULL_SECTIONS
-            ));
+            body.push_str(&format!("\n== {} more changes, listed without details:\n", records.len() - FULL_SECTIONS));
         }
         if i >= LISTED {
-            body.push_str(&format!(
-                "\n... and {} more changes (see the alert log).\n",
-                records.len() - LISTED
-            ));
+            body.push_str(&format!("\n... and {} more changes (see the alert log).\n", records.len() - LISTED));
             break;
         }
         if i >= FULL_SECTIONS {
@@ -253,25 +201,12 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
 
 fn section(body: &mut String, r: &AlertRecord) {
     body.push_str("\n----------------------------------------\n");
-    body.push_str(&format!(
-        "{} {}\n",
-        r.severity.as_str().to_uppercase(),
-        r.event.as_str()
-    ));
+    body.push_str(&format!("{} {}\n", r.severity.as_str().to_uppercase(), r.event.as_str()));
     body.push_str(&format!("{}\n", printable(r.path.as_bytes())));
-    body.push_str(&format!(
-        "site {} | rule {} | found by {} | {}\n",
-        r.site,
-        r.rule,
-        r.detected_by.as_str(),
-        r.time
-    ));
+    body.push_str(&format!("site {} | rule {} | found by {} | {}\n", r.site, r.rule, r.detected_by.as_str(), r.time));
     for (label, st) in [("before", &r.before), ("now", &r.after)] {
         if let Some(s) = st {
-            let mut line = format!(
-                "{label}: {} {} bytes, mode {}, owner {}:{}",
-                s.kind, s.size, s.mode, s.uid, s.gid
-            );
+            let mut line = format!("{label}: {} {} bytes, mode {}, owner {}:{}", s.kind, s.size, s.mode, s.uid, s.gid);
             if let Some(t) = &s.target {
                 line.push_str(&format!(", -> {}", printable(t.as_bytes())));
             }
@@ -284,11 +219,7 @@ fn section(body: &mut String, r: &AlertRecord) {
     }
     if let Some(q) = &r.quarantine {
         let result = q.result.as_deref().unwrap_or(q.action.as_str());
-        body.push_str(&format!(
-            "QUARANTINE ({}): {result}; evidence kept as {}\n",
-            q.action.as_str(),
-            q.id
-        ));
+        body.push_str(&format!("QUARANTINE ({}): {result}; evidence kept as {}\n", q.action.as_str(), q.id));
         if result.starts_with("restored") || result.starts_with("removed") {
             body.push_str(&format!(
                 "  if this change was legitimate, put it back and accept it with:\n  sitewarden quarantine restore {}\n",

@@ -23,17 +23,10 @@ pub struct AlertLog {
 impl AlertLog {
     /// Opens (creating) the log for appending; its folder is made 0750.
     pub fn open(path: &Path) -> Result<AlertLog, LogError> {
-        let err = |source| LogError {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| LogError { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent() {
             if !dir.is_dir() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o750)
-                    .create(dir)
-                    .map_err(err)?;
+                std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir).map_err(err)?;
             }
         }
         let file = OpenOptions::new()
@@ -43,10 +36,7 @@ impl AlertLog {
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(path)
             .map_err(err)?;
-        Ok(AlertLog {
-            path: path.to_path_buf(),
-            file,
-        })
+        Ok(AlertLog { path: path.to_path_buf(), file })
     }
 
     /// Appends records and waits until they are on disk.
@@ -59,10 +49,7 @@ impl AlertLog {
             buf.push_str(&r.to_json());
             buf.push('\n');
         }
-        let err = |source| LogError {
-            path: self.path.clone(),
-            source,
-        };
+        let err = |source| LogError { path: self.path.clone(), source };
         self.file.write_all(buf.as_bytes()).map_err(err)?;
         self.file.sync_data().map_err(err)
     }

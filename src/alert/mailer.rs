@@ -39,29 +39,15 @@ impl Drop for MailerHandle {
     }
 }
 
-pub fn spawn(
-    mailer: Mailer,
-    outbox: Outbox,
-    policy: DigestPolicy,
-    host: String,
-) -> std::io::Result<MailerHandle> {
+pub fn spawn(mailer: Mailer, outbox: Outbox, policy: DigestPolicy, host: String) -> std::io::Result<MailerHandle> {
     let (wake, rx) = sync_channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("sw-mailer".into())
-        .spawn(move || run(mailer, outbox, policy, host, rx, flag))?;
+    std::thread::Builder::new().name("sw-mailer".into()).spawn(move || run(mailer, outbox, policy, host, rx, flag))?;
     Ok(MailerHandle { wake, stop })
 }
 
-fn run(
-    mailer: Mailer,
-    outbox: Outbox,
-    policy: DigestPolicy,
-    host: String,
-    wake: Receiver<()>,
-    stop: Arc<AtomicBool>,
-) {
+fn run(mailer: Mailer, outbox: Outbox, policy: DigestPolicy, host: String, wake: Receiver<()>, stop: Arc<AtomicBool>) {
     let mut sent: Vec<i64> = Vec::new();
     let mut retry_at: Option<i64> = None;
     let mut backoff = FIRST_BACKOFF;
@@ -77,9 +63,7 @@ fn run(
         let queue: Vec<_> = entries.iter().map(|e| (e.queued_ns, e.severity)).collect();
         let wait = match policy.due(&queue, &sent, retry_at, now) {
             None => Duration::from_secs(60),
-            Some(at) if at > now => {
-                Duration::from_nanos((at - now) as u64).min(Duration::from_secs(60))
-            }
+            Some(at) if at > now => Duration::from_nanos((at - now) as u64).min(Duration::from_secs(60)),
             Some(_) => {
                 let guard = SENDING.lock().unwrap_or_else(|p| p.into_inner());
                 // Another mailer may have sent them meanwhile.
@@ -102,11 +86,7 @@ fn run(
                         backoff = FIRST_BACKOFF;
                     }
                     Err(e) => {
-                        tracing::warn!(
-                            "{e}; {} alerts stay queued, retry in {} s",
-                            records.len(),
-                            backoff.as_secs()
-                        );
+                        tracing::warn!("{e}; {} alerts stay queued, retry in {} s", records.len(), backoff.as_secs());
                         retry_at = Some(now_ns() + backoff.as_nanos() as i64);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }

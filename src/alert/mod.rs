@@ -67,15 +67,10 @@ impl Sinks {
             log.append(records)?;
         }
         if let Some(mail) = &self.mail {
-            let wanted: Vec<AlertRecord> = records
-                .iter()
-                .filter(|r| r.severity >= mail.min_severity)
-                .cloned()
-                .collect();
+            let wanted: Vec<AlertRecord> =
+                records.iter().filter(|r| r.severity >= mail.min_severity).cloned().collect();
             if !wanted.is_empty() {
-                mail.outbox
-                    .push(&wanted, crate::util::time::now_ns())
-                    .map_err(SinkError::Outbox)?;
+                mail.outbox.push(&wanted, crate::util::time::now_ns()).map_err(SinkError::Outbox)?;
                 mail.handle.wake();
             }
         }

@@ -65,21 +65,13 @@ impl Outbox {
     /// Opens the outbox (creating its folder, 0700).
     pub fn open(state_dir: &Path) -> std::io::Result<Outbox> {
         let dir = Outbox::dir(state_dir);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         Ok(Outbox { dir })
     }
 
     /// Number of alerts waiting, without opening (for `status`).
     pub fn count(state_dir: &Path) -> usize {
-        Outbox {
-            dir: Outbox::dir(state_dir),
-        }
-        .list()
-        .map(|l| l.iter().map(|e| e.count).sum())
-        .unwrap_or(0)
+        Outbox { dir: Outbox::dir(state_dir) }.list().map(|l| l.iter().map(|e| e.count).sum()).unwrap_or(0)
     }
 
     /// Queues records as one batch; returns how many were queued (the rest
@@ -95,28 +87,16 @@ impl Outbox {
             return Ok(0);
         }
         let batch = &records[..take];
-        let top = batch
-            .iter()
-            .map(|r| r.severity)
-            .max()
-            .unwrap_or(Severity::Medium);
+        let top = batch.iter().map(|r| r.severity).max().unwrap_or(Severity::Medium);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "{now_ns:020}-{}-{seq:08}-{}-{take}.jsonl",
-            std::process::id(),
-            severity_code(top)
-        );
+        let name = format!("{now_ns:020}-{}-{seq:08}-{}-{take}.jsonl", std::process::id(), severity_code(top));
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut text = String::new();
         for r in batch {
             text.push_str(&r.to_json());
             text.push('\n');
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_data()?;
         std::fs::rename(&tmp, self.dir.join(&name))?;
@@ -140,12 +120,7 @@ impl Outbox {
             let queued_ns = parts.first().and_then(|t| t.parse().ok()).unwrap_or(0);
             let severity = severity_of(parts.get(3).and_then(|s| s.chars().next()).unwrap_or('2'));
             let count = parts.get(4).and_then(|c| c.parse().ok()).unwrap_or(1);
-            out.push(Entry {
-                name,
-                queued_ns,
-                severity,
-                count,
-            });
+            out.push(Entry { name, queued_ns, severity, count });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -182,17 +157,12 @@ impl Outbox {
 
     /// Alerts that did not fit since the last mail.
     pub fn overflow(&self) -> u64 {
-        std::fs::read_to_string(self.dir.join(OVERFLOW_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+        std::fs::read_to_string(self.dir.join(OVERFLOW_FILE)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
     }
 
     fn add_overflow(&self, n: u64) -> std::io::Result<()> {
         let total = self.overflow() + n;
-        tracing::error!(
-            "mail outbox full ({MAX_ENTRIES} alerts): {n} more alerts are only in the alert log"
-        );
+        tracing::error!("mail outbox full ({MAX_ENTRIES} alerts): {n} more alerts are only in the alert log");
         std::fs::write(self.dir.join(OVERFLOW_FILE), total.to_string())
     }
 

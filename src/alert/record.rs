@@ -8,9 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{
-    Change, DetectedBy, EventKind, FileState, FileType, QuarantineAction, Severity,
-};
+use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, QuarantineAction, Severity};
 use crate::policy::Verdict;
 use crate::util::bytes::{base64, lossless, needs_base64};
 use crate::util::time::rfc3339_ms;
@@ -84,13 +82,7 @@ pub struct AlertRecord {
 
 impl AlertRecord {
     /// The record of `change` of a site rooted at `root`, as classified.
-    pub fn new(
-        host: &str,
-        root: &Path,
-        change: &Change,
-        verdict: &Verdict<'_>,
-        time_ns: i64,
-    ) -> AlertRecord {
+    pub fn new(host: &str, root: &Path, change: &Change, verdict: &Verdict<'_>, time_ns: i64) -> AlertRecord {
         let abs = absolute(root, &change.rel);
         AlertRecord {
             time: rfc3339_ms(time_ns),
@@ -168,26 +160,12 @@ mod tests {
             after: Some(after),
             detected_by: DetectedBy::Realtime,
         };
-        let verdict = Verdict {
-            severity: Severity::Critical,
-            rule: "php-in-uploads",
-            nodiff: false,
-            quarantine: None,
-        };
-        let rec = AlertRecord::new(
-            "web1",
-            Path::new("/var/www/blog"),
-            &change,
-            &verdict,
-            1_795_802_400_123_000_000,
-        );
+        let verdict = Verdict { severity: Severity::Critical, rule: "php-in-uploads", nodiff: false, quarantine: None };
+        let rec = AlertRecord::new("web1", Path::new("/var/www/blog"), &change, &verdict, 1_795_802_400_123_000_000);
         let v: serde_json::Value = serde_json::from_str(&rec.to_json()).unwrap();
         assert_eq!(v["time"], "2026-11-27T18:00:00.123Z");
         assert_eq!(v["path"], "/var/www/blog/wp-content/uploads/\\xFF.php");
-        assert_eq!(
-            v["path_base64"],
-            base64(b"/var/www/blog/wp-content/uploads/\xff.php")
-        );
+        assert_eq!(v["path_base64"], base64(b"/var/www/blog/wp-content/uploads/\xff.php"));
         assert_eq!(v["after"]["mode"], "0644");
         assert_eq!(v["after"]["mtime"], "2026-11-27T17:59:59.870Z");
         assert_eq!(v["before"], serde_json::Value::Null);

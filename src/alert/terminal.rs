@@ -18,9 +18,7 @@ impl Default for Terminal {
 
 impl Terminal {
     pub fn new() -> Terminal {
-        Terminal {
-            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        }
+        Terminal { colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
     }
 
     pub fn line(&self, r: &AlertRecord) -> String {
@@ -42,19 +40,11 @@ impl Terminal {
         let extra = match (&r.after, &r.before) {
             (Some(a), _) if a.kind == "symlink" => format!(
                 " -> {}",
-                a.target
-                    .as_deref()
-                    .map(|t| crate::util::bytes::printable(t.as_bytes()))
-                    .unwrap_or_default()
+                a.target.as_deref().map(|t| crate::util::bytes::printable(t.as_bytes())).unwrap_or_default()
             ),
             _ => String::new(),
         };
-        format!(
-            "{time} {sev} {:<8} {path}{extra}  [{}, {}]",
-            r.event.as_str(),
-            r.rule,
-            r.detected_by.as_str()
-        )
+        format!("{time} {sev} {:<8} {path}{extra}  [{}, {}]", r.event.as_str(), r.rule, r.detected_by.as_str())
     }
 
     pub fn print(&self, records: &[AlertRecord]) {

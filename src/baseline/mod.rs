@@ -24,20 +24,12 @@ const SCHEMA_VERSION: i64 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("baseline store {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sql { path: PathBuf, source: rusqlite::Error },
     #[error("cannot create state directory {path}: {source}")]
-    StateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    StateDir { path: PathBuf, source: std::io::Error },
     #[error("no baseline yet in {0}: run `sitewarden baseline` first")]
     Missing(PathBuf),
-    #[error(
-        "baseline store {path} has schema version {found}, this sitewarden knows {SCHEMA_VERSION}"
-    )]
+    #[error("baseline store {path} has schema version {found}, this sitewarden knows {SCHEMA_VERSION}")]
     Version { path: PathBuf, found: i64 },
 }
 
@@ -70,15 +62,10 @@ impl Store {
                 .recursive(true)
                 .mode(0o700)
                 .create(state_dir)
-                .map_err(|source| StoreError::StateDir {
-                    path: state_dir.to_path_buf(),
-                    source,
-                })?;
+                .map_err(|source| StoreError::StateDir { path: state_dir.to_path_buf(), source })?;
         }
         let path = state_dir.join(DB_FILE);
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let store = Store::open_with(&path, flags)?;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         Ok(store)
@@ -90,52 +77,32 @@ impl Store {
         if !path.is_file() {
             return Err(StoreError::Missing(state_dir.to_path_buf()));
         }
-        Store::open_with(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        Store::open_with(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
     }
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Sql {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| StoreError::Sql { path: path.to_path_buf(), source };
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         // A writer (the daemon, or a rebuild) holds the lock briefly; wait.
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        let store = Store { conn, path: path.to_path_buf() };
         store.migrate()?;
         Ok(store)
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        }
+        move |source| StoreError::Sql { path: self.path.clone(), source }
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(self.err())?;
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(self.err())?;
         if version == SCHEMA_VERSION {
             return Ok(());
         }
         if version != 0 {
-            return Err(StoreError::Version {
-                path: self.path.clone(),
-                found: version,
-            });
+            return Err(StoreError::Version { path: self.path.clone(), found: version });
         }
         self.conn
             .execute_batch(&format!(
@@ -171,11 +138,7 @@ impl Store {
     /// True when a baseline was built for `site`.
     pub fn has_baseline(&self, site: &str) -> Result<bool, StoreError> {
         self.conn
-            .query_row(
-                "SELECT baseline_at IS NOT NULL FROM sites WHERE name = ?1",
-                [site],
-                |r| r.get(0),
-            )
+            .query_row("SELECT baseline_at IS NOT NULL FROM sites WHERE name = ?1", [site], |r| r.get(0))
             .optional()
             .map(|v| v.unwrap_or(false))
             .map_err(self.err())
@@ -185,15 +148,10 @@ impl Store {
     pub fn load(&self, site: &str) -> Result<HashMap<RelPath, FileState>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT path, {COLS} FROM baseline WHERE site = ?1"
-            ))
+            .prepare_cached(&format!("SELECT path, {COLS} FROM baseline WHERE site = ?1"))
             .map_err(self.err())?;
-        let rows = stmt
-            .query_map([site], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?))
-            })
-            .map_err(self.err())?;
+        let rows =
+            stmt.query_map([site], |r| Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?))).map_err(self.err())?;
         let mut map = HashMap::new();
         for row in rows {
             let (path, state) = row.map_err(self.err())?;
@@ -206,11 +164,7 @@ impl Store {
 
     /// The accepted states of `dir` and everything below it (the whole site
     /// when `dir` is empty).
-    pub fn load_under(
-        &self,
-        site: &str,
-        dir: &[u8],
-    ) -> Result<HashMap<RelPath, FileState>, StoreError> {
+    pub fn load_under(&self, site: &str, dir: &[u8]) -> Result<HashMap<RelPath, FileState>, StoreError> {
         if dir.is_empty() {
             return self.load(site);
         }
@@ -226,9 +180,7 @@ impl Store {
             ))
             .map_err(self.err())?;
         let rows = stmt
-            .query_map(params![site, dir, lo, hi], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?))
-            })
+            .query_map(params![site, dir, lo, hi], |r| Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?)))
             .map_err(self.err())?;
         let mut map = HashMap::new();
         for row in rows {
@@ -243,11 +195,9 @@ impl Store {
     /// The accepted state of one path.
     pub fn get(&self, site: &str, rel: &[u8]) -> Result<Option<FileState>, StoreError> {
         self.conn
-            .query_row(
-                &format!("SELECT {COLS} FROM baseline WHERE site = ?1 AND path = ?2"),
-                params![site, rel],
-                |r| state_from_row(r, 0),
-            )
+            .query_row(&format!("SELECT {COLS} FROM baseline WHERE site = ?1 AND path = ?2"), params![site, rel], |r| {
+                state_from_row(r, 0)
+            })
             .optional()
             .map(Option::flatten)
             .map_err(self.err())
@@ -257,20 +207,16 @@ impl Store {
     pub fn site_info(&self, site: &str) -> Result<Option<SiteInfo>, StoreError> {
         let info = self
             .conn
-            .query_row(
-                "SELECT name, root, baseline_at, last_scan_at FROM sites WHERE name = ?1",
-                [site],
-                |r| {
-                    Ok(SiteInfo {
-                        name: r.get(0)?,
-                        root: r.get(1)?,
-                        baseline_at: r.get(2)?,
-                        last_scan_at: r.get(3)?,
-                        files: 0,
-                        drift: 0,
-                    })
-                },
-            )
+            .query_row("SELECT name, root, baseline_at, last_scan_at FROM sites WHERE name = ?1", [site], |r| {
+                Ok(SiteInfo {
+                    name: r.get(0)?,
+                    root: r.get(1)?,
+                    baseline_at: r.get(2)?,
+                    last_scan_at: r.get(3)?,
+                    files: 0,
+                    drift: 0,
+                })
+            })
             .optional()
             .map_err(self.err())?;
         let Some(mut info) = info else {
@@ -278,17 +224,11 @@ impl Store {
         };
         info.files = self
             .conn
-            .query_row(
-                "SELECT count(*) FROM baseline WHERE site = ?1",
-                [site],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row("SELECT count(*) FROM baseline WHERE site = ?1", [site], |r| r.get::<_, i64>(0))
             .map_err(self.err())? as u64;
         info.drift = self
             .conn
-            .query_row("SELECT count(*) FROM drift WHERE site = ?1", [site], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row("SELECT count(*) FROM drift WHERE site = ?1", [site], |r| r.get::<_, i64>(0))
             .map_err(self.err())? as u64;
         Ok(Some(info))
     }
@@ -297,24 +237,17 @@ impl Store {
     /// alerted as deleted.
     pub fn alerted(&self, site: &str, rel: &[u8]) -> Result<Option<Option<FileState>>, StoreError> {
         self.conn
-            .query_row(
-                &format!("SELECT {COLS} FROM drift WHERE site = ?1 AND path = ?2"),
-                params![site, rel],
-                |r| state_from_row(r, 0),
-            )
+            .query_row(&format!("SELECT {COLS} FROM drift WHERE site = ?1 AND path = ?2"), params![site, rel], |r| {
+                state_from_row(r, 0)
+            })
             .optional()
             .map_err(self.err())
     }
 
     /// Paths of a site whose drift has been alerted and not accepted.
     pub fn drift_paths(&self, site: &str) -> Result<Vec<RelPath>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT path FROM drift WHERE site = ?1")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([site], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(self.err())?;
+        let mut stmt = self.conn.prepare_cached("SELECT path FROM drift WHERE site = ?1").map_err(self.err())?;
+        let rows = stmt.query_map([site], |r| r.get::<_, Vec<u8>>(0)).map_err(self.err())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
@@ -324,10 +257,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|source| StoreError::Sql {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Sql { path: path.clone(), source })?;
         Ok(Writer { tx, path })
     }
 
@@ -344,31 +274,19 @@ pub struct Writer<'a> {
 
 impl Writer<'_> {
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        }
+        move |source| StoreError::Sql { path: self.path.clone(), source }
     }
 
     /// Forgets the whole baseline and alerted drift of a site.
     pub fn clear_site(&self, site: &str) -> Result<(), StoreError> {
-        self.tx
-            .execute("DELETE FROM baseline WHERE site = ?1", [site])
-            .map_err(self.err())?;
-        self.tx
-            .execute("DELETE FROM drift WHERE site = ?1", [site])
-            .map_err(self.err())?;
+        self.tx.execute("DELETE FROM baseline WHERE site = ?1", [site]).map_err(self.err())?;
+        self.tx.execute("DELETE FROM drift WHERE site = ?1", [site]).map_err(self.err())?;
         Ok(())
     }
 
     /// Accepts `state` for a path (or its absence, with `None`) and forgets
     /// any drift alerted for it.
-    pub fn accept(
-        &self,
-        site: &str,
-        rel: &[u8],
-        state: Option<&FileState>,
-    ) -> Result<(), StoreError> {
+    pub fn accept(&self, site: &str, rel: &[u8], state: Option<&FileState>) -> Result<(), StoreError> {
         self.put(site, rel, state)?;
         self.forget_drift(site, rel)
     }
@@ -402,10 +320,8 @@ impl Writer<'_> {
                 .map_err(self.err())?;
             }
             None => {
-                let mut stmt = self
-                    .tx
-                    .prepare_cached("DELETE FROM baseline WHERE site = ?1 AND path = ?2")
-                    .map_err(self.err())?;
+                let mut stmt =
+                    self.tx.prepare_cached("DELETE FROM baseline WHERE site = ?1 AND path = ?2").map_err(self.err())?;
                 stmt.execute(params![site, rel]).map_err(self.err())?;
             }
         }
@@ -448,10 +364,7 @@ impl Writer<'_> {
 
     /// Forgets alerted drift of a path (accepted, or back to the baseline).
     pub fn forget_drift(&self, site: &str, rel: &[u8]) -> Result<(), StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("DELETE FROM drift WHERE site = ?1 AND path = ?2")
-            .map_err(self.err())?;
+        let mut stmt = self.tx.prepare_cached("DELETE FROM drift WHERE site = ?1 AND path = ?2").map_err(self.err())?;
         stmt.execute(params![site, rel]).map_err(self.err())?;
         Ok(())
     }
@@ -478,9 +391,7 @@ impl Writer<'_> {
 
     pub fn commit(self) -> Result<(), StoreError> {
         let path = self.path.clone();
-        self.tx
-            .commit()
-            .map_err(|source| StoreError::Sql { path, source })
+        self.tx.commit().map_err(|source| StoreError::Sql { path, source })
     }
 }
 
@@ -545,10 +456,7 @@ mod tests {
         w.commit().unwrap();
         let mut under: Vec<_> = store.load_under("s", b"d").unwrap().into_keys().collect();
         under.sort();
-        assert_eq!(
-            under,
-            vec![b"d".to_vec(), b"d/x".to_vec(), b"d/y/z".to_vec()]
-        );
+        assert_eq!(under, vec![b"d".to_vec(), b"d/x".to_vec(), b"d/y/z".to_vec()]);
     }
 
     #[test]

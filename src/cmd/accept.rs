@@ -22,7 +22,7 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
     let content = ContentStore::new(&cfg.state_dir);
     if paths.is_empty() {
         for site in cfg.select(only)? {
-            let n = accept_under(&mut store, site, b"", &content)?;
+            let n = accept_under(&mut store, site, b"", &content)?.len();
             eprintln!("sitewarden: {}: accepted {n} changes", site.name);
         }
         return Ok(OK);
@@ -38,7 +38,7 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
                 Ok(Some((dir, name))) if file::open_dir_at(Some(std::os::fd::AsRawFd::as_raw_fd(&dir)), &name).is_ok()
             );
         let n = if is_dir {
-            accept_under(&mut store, site, &rel, &content)?
+            accept_under(&mut store, site, &rel, &content)?.len()
         } else {
             accept_one(&mut store, site, &rel)?
         };
@@ -51,14 +51,19 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
     Ok(OK)
 }
 
+/// Accepts the current state of the whole site; returns what changed.
+pub fn accept_site(store: &mut Store, site: &Site, content: &ContentStore) -> Result<Vec<crate::model::Change>> {
+    accept_under(store, site, b"", content)
+}
+
 /// Accepts the current state of everything below `dir` (all of the site
-/// when empty). Returns the number of changes taken in.
+/// when empty). Returns the changes taken in.
 fn accept_under(
     store: &mut Store,
     site: &Site,
     dir: &[u8],
     content: &ContentStore,
-) -> Result<usize> {
+) -> Result<Vec<crate::model::Change>> {
     let baseline = store.load(&site.name)?;
     let cmp = detect::compare(&CompareSpec {
         site: &site.name,
@@ -80,54 +85,37 @@ fn accept_under(
         // The whole site: the baseline becomes exactly what was observed,
         // plus the old entries of paths that could not be read, and drops
         // entries the policy no longer watches.
-        let unreadable: HashMap<&[u8], ()> = cmp
-            .problems
-            .iter()
-            .map(|(r, _)| (r.as_slice(), ()))
-            .collect();
+        let unreadable: HashMap<&[u8], ()> = cmp.problems.iter().map(|(r, _)| (r.as_slice(), ())).collect();
         writer.clear_site(&site.name)?;
         for (rel, state) in observed {
             writer.put(&site.name, rel, Some(state))?;
         }
         for (rel, state) in &baseline {
-            let kept = unreadable.contains_key(rel.as_slice())
-                || cmp.problems.iter().any(|(d, _)| detect::is_under(rel, d));
+            let kept =
+                unreadable.contains_key(rel.as_slice()) || cmp.problems.iter().any(|(d, _)| detect::is_under(rel, d));
             if kept {
                 writer.put(&site.name, rel, Some(state))?;
             }
         }
         let now = now_ns();
-        writer.site_done(
-            &site.name,
-            site.root.as_os_str().as_bytes(),
-            Some(now),
-            Some(now),
-        )?;
+        writer.site_done(&site.name, site.root.as_os_str().as_bytes(), Some(now), Some(now))?;
     } else {
         for change in &cmp.changes {
             writer.accept(&site.name, &change.rel, change.after.as_ref())?;
         }
     }
     writer.commit()?;
-    Ok(cmp.changes.len())
+    Ok(cmp.changes)
 }
 
 /// Accepts the current state of one path (its absence, if it is gone).
 fn accept_one(store: &mut Store, site: &Site, rel: &[u8]) -> Result<usize> {
     let before = store.get(&site.name, rel)?;
-    let now = file::probe(&site.real_root, rel, None).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}",
-            crate::scan::show(&crate::alert::record::absolute(&site.root, rel))
-        )
-    })?;
+    let now = file::probe(&site.real_root, rel, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", crate::scan::show(&crate::alert::record::absolute(&site.root, rel))))?;
     if let Some(state) = &now {
         if !site.policy.watched(rel, state.kind) {
-            warn(
-                &site.name,
-                rel,
-                &"not watched by the site's profile; nothing to accept",
-            );
+            warn(&site.name, rel, &"not watched by the site's profile; nothing to accept");
             return Ok(0);
         }
     }

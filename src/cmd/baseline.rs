@@ -27,11 +27,7 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
             stats.hashed,
             stats.bytes_hashed as f64 / 1e6,
             started.elapsed().as_secs_f64(),
-            if problems.is_empty() {
-                String::new()
-            } else {
-                format!(", {} unreadable (see warnings)", problems.len())
-            }
+            if problems.is_empty() { String::new() } else { format!(", {} unreadable (see warnings)", problems.len()) }
         );
     }
     Ok(OK)

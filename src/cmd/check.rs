@@ -23,11 +23,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
     let mut drift = false;
     for site in sites {
         if !store.has_baseline(&site.name)? {
-            bail!(
-                "site '{}' has no baseline yet: run `sitewarden baseline --site {}`",
-                site.name,
-                site.name
-            );
+            bail!("site '{}' has no baseline yet: run `sitewarden baseline --site {}`", site.name, site.name);
         }
         let baseline = store.load(&site.name)?;
         let cmp = detect::compare(&CompareSpec {
@@ -48,18 +44,10 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
         drift |= !cmp.changes.is_empty();
         let now = now_ns();
         for change in &cmp.changes {
-            let verdict = site
-                .policy
-                .classify(&change.rel, change.file_type(), change.kind);
+            let verdict = site.policy.classify(&change.rel, change.file_type(), change.kind);
             if json {
                 let mut record = AlertRecord::new(&host, &site.root, change, &verdict, now);
-                let d = diff::of_change(
-                    change,
-                    &record.path,
-                    verdict.nodiff,
-                    &content,
-                    Some(&site.real_root),
-                );
+                let d = diff::of_change(change, &record.path, verdict.nodiff, &content, Some(&site.real_root));
                 record.diff = d.diff;
                 record.diff_note = d.note;
                 writeln!(out, "{}", record.to_json())?;
@@ -76,19 +64,9 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
         }
         if !json {
             if cmp.changes.is_empty() {
-                writeln!(
-                    out,
-                    "{}: no drift ({} paths checked)",
-                    site.name, cmp.stats.entries
-                )?;
+                writeln!(out, "{}: no drift ({} paths checked)", site.name, cmp.stats.entries)?;
             } else {
-                writeln!(
-                    out,
-                    "{}: {} changes ({} paths checked)",
-                    site.name,
-                    cmp.changes.len(),
-                    cmp.stats.entries
-                )?;
+                writeln!(out, "{}: {} changes ({} paths checked)", site.name, cmp.changes.len(), cmp.stats.entries)?;
             }
         }
     }

@@ -17,10 +17,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         "scan: interval {}, quiet period {}, full re-hash {}",
         duration::format(cfg.scan.interval),
         duration::format(cfg.scan.quiet_period),
-        cfg.scan
-            .rehash_interval
-            .map(duration::format)
-            .unwrap_or_else(|| "off".into())
+        cfg.scan.rehash_interval.map(duration::format).unwrap_or_else(|| "off".into())
     )?;
     writeln!(out, "alerts: log {}", cfg.alerts.log.display())?;
     match &cfg.alerts.email {
@@ -28,9 +25,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         Some(e) => {
             let route = match e.transport {
                 Transport::Sendmail => "sendmail".to_string(),
-                Transport::Smtp => {
-                    format!("smtp {}:{} (tls {:?})", e.smtp_host, e.smtp_port, e.tls).to_lowercase()
-                }
+                Transport::Smtp => format!("smtp {}:{} (tls {:?})", e.smtp_host, e.smtp_port, e.tls).to_lowercase(),
             };
             writeln!(
                 out,
@@ -59,15 +54,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         writeln!(out, "  profile: {}", site.profile)?;
         writeln!(out, "  auto_accept: {}", site.auto_accept)?;
         for (name, list) in site.policy.lists() {
-            writeln!(
-                out,
-                "  {name}: {}",
-                if list.is_empty() {
-                    "[]".into()
-                } else {
-                    format!("{list:?}")
-                }
-            )?;
+            writeln!(out, "  {name}: {}", if list.is_empty() { "[]".into() } else { format!("{list:?}") })?;
         }
         let (rules, quarantine, default) = site.policy.rules();
         for r in rules {
@@ -77,22 +64,13 @@ pub fn run(cfg: &Config) -> Result<i32> {
                 "  rule {}: {:?} {} -> {}",
                 r.id,
                 r.patterns,
-                if events.is_empty() {
-                    "any event".into()
-                } else {
-                    events.join("|")
-                },
+                if events.is_empty() { "any event".into() } else { events.join("|") },
                 r.severity
             )?;
         }
         writeln!(out, "  default severity: {default}")?;
         for q in quarantine {
-            writeln!(
-                out,
-                "  quarantine {:?} -> {}",
-                q.patterns,
-                q.action.as_str()
-            )?;
+            writeln!(out, "  quarantine {:?} -> {}", q.patterns, q.action.as_str())?;
         }
     }
     writeln!(out, "config OK")?;

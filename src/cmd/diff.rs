@@ -21,17 +21,9 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", show(&absolute(&site.root, &rel))))?;
     let shown = show(&absolute(&site.root, &rel));
     let mut out = std::io::stdout().lock();
-    let kind = after
-        .as_ref()
-        .or(before.as_ref())
-        .map(|s| s.kind)
-        .unwrap_or(FileType::File);
+    let kind = after.as_ref().or(before.as_ref()).map(|s| s.kind).unwrap_or(FileType::File);
     if !site.policy.watched(&rel, kind) && before.is_none() {
-        writeln!(
-            out,
-            "{shown}: not watched by the profile of site '{}'",
-            site.name
-        )?;
+        writeln!(out, "{shown}: not watched by the profile of site '{}'", site.name)?;
         return Ok(OK);
     }
     let Some(event) = FileState::compare(before.as_ref(), after.as_ref()) else {
@@ -41,11 +33,7 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
     let verdict = site.policy.classify(&rel, kind, event);
     writeln!(out, "--- baseline {shown}")?;
     writeln!(out, "+++ now      {shown}")?;
-    writeln!(
-        out,
-        "event: {event}  severity: {}  rule: {}",
-        verdict.severity, verdict.rule
-    )?;
+    writeln!(out, "event: {event}  severity: {}  rule: {}", verdict.severity, verdict.rule)?;
     for (field, b, a) in fields(before.as_ref(), after.as_ref()) {
         if b != a {
             writeln!(out, "{field:<8} {b} -> {a}")?;
@@ -60,13 +48,7 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
         detected_by: crate::model::DetectedBy::Scan,
     };
     let content = crate::content::ContentStore::new(&cfg.state_dir);
-    let rendered = crate::alert::diff::of_change(
-        &change,
-        &shown,
-        verdict.nodiff,
-        &content,
-        Some(&site.real_root),
-    );
+    let rendered = crate::alert::diff::of_change(&change, &shown, verdict.nodiff, &content, Some(&site.real_root));
     if let Some(note) = &rendered.note {
         writeln!(out, "({note})")?;
     }
@@ -80,23 +62,15 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
 type Field = (&'static str, &'static dyn Fn(&FileState) -> String);
 
 fn fields(b: Option<&FileState>, a: Option<&FileState>) -> Vec<(&'static str, String, String)> {
-    let get = |s: Option<&FileState>, f: &dyn Fn(&FileState) -> String| {
-        s.map(f).unwrap_or_else(|| "-".into())
-    };
+    let get = |s: Option<&FileState>, f: &dyn Fn(&FileState) -> String| s.map(f).unwrap_or_else(|| "-".into());
     let rows: [Field; 7] = [
         ("type", &|s| s.kind.as_str().into()),
         ("size", &|s| s.size.to_string()),
-        ("sha256", &|s| {
-            s.sha256.as_ref().map(hex).unwrap_or_else(|| "-".into())
-        }),
-        ("target", &|s| {
-            s.target.as_deref().map(show).unwrap_or_else(|| "-".into())
-        }),
+        ("sha256", &|s| s.sha256.as_ref().map(hex).unwrap_or_else(|| "-".into())),
+        ("target", &|s| s.target.as_deref().map(show).unwrap_or_else(|| "-".into())),
         ("mode", &|s| format!("{:04o}", s.mode)),
         ("owner", &|s| format!("{}:{}", s.uid, s.gid)),
         ("mtime", &|s| rfc3339_ms(s.mtime_ns)),
     ];
-    rows.iter()
-        .map(|(name, f)| (*name, get(b, f), get(a, f)))
-        .collect()
+    rows.iter().map(|(name, f)| (*name, get(b, f), get(a, f))).collect()
 }

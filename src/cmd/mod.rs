@@ -7,7 +7,9 @@ mod baseline;
 mod check;
 mod config_check;
 mod diff;
-mod profiles;
+mod init;
+mod maintenance;
+pub(crate) mod profiles;
 mod quarantine;
 mod run;
 mod status;
@@ -33,15 +35,20 @@ pub const DRIFT: i32 = 1;
 pub fn run(cli: Cli) -> Result<i32> {
     let config_path = Config::resolve_path(cli.config.as_deref());
     match cli.command {
+        Command::Init { profile, root, name, email, force } => init::run(init::InitArgs {
+            config: &config_path,
+            profile: profile.as_deref(),
+            root: &root,
+            name: name.as_deref(),
+            email: email.as_deref(),
+            force,
+        }),
+        Command::Maintenance { site, command } => maintenance::run(&load(&config_path)?, &site, &command),
         Command::Profiles { name } => profiles::run(&config_path, name.as_deref()),
         Command::ConfigCheck => config_check::run(&load(&config_path)?),
         Command::Baseline { site } => baseline::run(&load(&config_path)?, site.as_deref()),
-        Command::Check { site, json, rehash } => {
-            check::run(&load(&config_path)?, site.as_deref(), json, rehash)
-        }
-        Command::Accept { site, paths } => {
-            accept::run(&load(&config_path)?, site.as_deref(), &paths)
-        }
+        Command::Check { site, json, rehash } => check::run(&load(&config_path)?, site.as_deref(), json, rehash),
+        Command::Accept { site, paths } => accept::run(&load(&config_path)?, site.as_deref(), &paths),
         Command::Diff { path } => diff::run(&load(&config_path)?, &path),
         Command::Status { json } => status::run(&load(&config_path)?, json),
         Command::Run => run::run(&config_path),
@@ -57,10 +64,7 @@ fn load(path: &Path) -> Result<Config> {
 
 /// This machine's name, as alerts show it.
 pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
 
 /// Resolves a `PATH` argument (absolute or relative to the current
@@ -68,11 +72,7 @@ pub fn hostname() -> String {
 /// resolved: it may be deleted, or be a symlink that must not be followed.
 pub fn locate<'a>(cfg: &'a Config, only: Option<&str>, arg: &OsStr) -> Result<(&'a Site, RelPath)> {
     let p = Path::new(arg);
-    let abs: PathBuf = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(p)
-    };
+    let abs: PathBuf = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
     let abs = config::normalize(&abs);
     for site in cfg.select(only)? {
         for root in [&site.root, &site.real_root] {
@@ -81,11 +81,7 @@ pub fn locate<'a>(cfg: &'a Config, only: Option<&str>, arg: &OsStr) -> Result<(&
             }
         }
     }
-    let roots: Vec<String> = cfg
-        .sites
-        .iter()
-        .map(|s| format!("{} ({})", s.name, s.root.display()))
-        .collect();
+    let roots: Vec<String> = cfg.sites.iter().map(|s| format!("{} ({})", s.name, s.root.display())).collect();
     bail!(
         "{} is not inside a site root (sites: {})",
         crate::util::bytes::printable(abs.as_os_str().as_bytes()),
@@ -95,8 +91,5 @@ pub fn locate<'a>(cfg: &'a Config, only: Option<&str>, arg: &OsStr) -> Result<(&
 
 /// Prints a per-item problem as a warning line on stderr.
 pub fn warn(site: &str, rel: &[u8], what: &dyn std::fmt::Display) {
-    eprintln!(
-        "sitewarden: warning: {site}: {}: {what}",
-        crate::scan::show(if rel.is_empty() { b"." } else { rel })
-    );
+    eprintln!("sitewarden: warning: {site}: {}: {what}", crate::scan::show(if rel.is_empty() { b"." } else { rel }));
 }

@@ -30,10 +30,7 @@ pub fn run(config_path: &Path, name: Option<&str>) -> Result<i32> {
         out.write_all(p.text.as_bytes())?;
         return Ok(OK);
     }
-    let mut names: BTreeMap<String, ()> = profile::names()
-        .into_iter()
-        .map(|n| (n.to_string(), ()))
-        .collect();
+    let mut names: BTreeMap<String, ()> = profile::names().into_iter().map(|n| (n.to_string(), ())).collect();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
             let file = e.file_name();

@@ -42,32 +42,21 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             }
         }
         QuarantineCommand::Show { id } => {
-            let m = store.get(&id).ok_or_else(|| {
-                anyhow!("no quarantine item '{id}' in {}", cfg.state_dir.display())
-            })?;
+            let m =
+                store.get(&id).ok_or_else(|| anyhow!("no quarantine item '{id}' in {}", cfg.state_dir.display()))?;
             writeln!(out, "{}", serde_json::to_string_pretty(&m)?)?;
             if let Some(h) = store.hook_result(&id) {
                 writeln!(
                     out,
                     "hook: {:?} -> {}",
                     h.argv,
-                    if h.ok() {
-                        "ok".to_string()
-                    } else {
-                        format!("FAILED ({h:?})")
-                    }
+                    if h.ok() { "ok".to_string() } else { format!("FAILED ({h:?})") }
                 )?;
             }
-            let nodiff = cfg
-                .site(&m.site)
-                .is_some_and(|s| s.policy.nodiff(&rel_of(&m)));
+            let nodiff = cfg.site(&m.site).is_some_and(|s| s.policy.nodiff(&rel_of(&m)));
             let content = ContentStore::new(&cfg.state_dir);
             let evidence = store.evidence(&id);
-            let before = m
-                .baseline_sha256
-                .as_deref()
-                .and_then(parse_sha)
-                .and_then(|s| content.get(&s));
+            let before = m.baseline_sha256.as_deref().and_then(parse_sha).and_then(|s| content.get(&s));
             let before_side = match (&m.baseline_sha256, &before) {
                 (None, _) => Side::Absent,
                 (Some(_), Some(b)) => Side::Bytes(b),
@@ -77,11 +66,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                 Some(e) => Side::Bytes(e),
                 None => Side::Unknown,
             };
-            let event = if m.baseline_sha256.is_some() {
-                EventKind::Modified
-            } else {
-                EventKind::Added
-            };
+            let event = if m.baseline_sha256.is_some() { EventKind::Modified } else { EventKind::Added };
             let r = render(event, &m.path, before_side, after_side, nodiff);
             if let Some(note) = r.note {
                 writeln!(out, "({note})")?;
@@ -91,27 +76,16 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             }
         }
         QuarantineCommand::Restore { id } => {
-            let m = store.get(&id).ok_or_else(|| {
-                anyhow!("no quarantine item '{id}' in {}", cfg.state_dir.display())
-            })?;
-            let site = cfg.site(&m.site).ok_or_else(|| {
-                anyhow!(
-                    "item {id} belongs to site '{}', which is not in the config",
-                    m.site
-                )
-            })?;
+            let m =
+                store.get(&id).ok_or_else(|| anyhow!("no quarantine item '{id}' in {}", cfg.state_dir.display()))?;
+            let site = cfg
+                .site(&m.site)
+                .ok_or_else(|| anyhow!("item {id} belongs to site '{}', which is not in the config", m.site))?;
             let Some(bytes) = store.evidence(&id) else {
-                bail!(
-                    "item {id} has no copy of the file to put back (it was a {} change)",
-                    m.event
-                );
+                bail!("item {id} has no copy of the file to put back (it was a {} change)", m.event);
             };
             let rel = rel_of(&m);
-            let mode = m
-                .mode
-                .as_deref()
-                .and_then(|t| u32::from_str_radix(t, 8).ok())
-                .unwrap_or(0o644);
+            let mode = m.mode.as_deref().and_then(|t| u32::from_str_radix(t, 8).ok()).unwrap_or(0o644);
             let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
             let sha = file::sha256(&bytes);
             let state = FileState {
@@ -135,8 +109,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             let w = db.write()?;
             w.accept(&site.name, &rel, Some(&state))?;
             w.commit()?;
-            write::replace(&site.real_root, &rel, &bytes, uid, gid, mode)
-                .map_err(|e| anyhow!("{}: {e}", m.path))?;
+            write::replace(&site.real_root, &rel, &bytes, uid, gid, mode).map_err(|e| anyhow!("{}: {e}", m.path))?;
             if let Ok(Some(now)) = file::probe(&site.real_root, &rel, None) {
                 let w = db.write()?;
                 w.accept(&site.name, &rel, Some(&now))?;
@@ -147,11 +120,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
         QuarantineCommand::Purge { older_than } => {
             let age = duration::parse(&older_than).map_err(|e| anyhow!("--older-than: {e}"))?;
             let n = store.purge(age)?;
-            writeln!(
-                out,
-                "purged {n} quarantine items older than {}",
-                duration::format(age)
-            )?;
+            writeln!(out, "purged {n} quarantine items older than {}", duration::format(age))?;
         }
     }
     Ok(OK)

@@ -24,42 +24,22 @@ pub fn sinks(cfg: &Config) -> Result<Sinks, DaemonError> {
         None => None,
         Some(e) => {
             let mailer = Mailer::build(e).map_err(|err| DaemonError::Email(err.to_string()))?;
-            let io = |source| DaemonError::Io {
-                what: format!("mail outbox in {}", cfg.state_dir.display()),
-                source,
-            };
+            let io = |source| DaemonError::Io { what: format!("mail outbox in {}", cfg.state_dir.display()), source };
             let policy = DigestPolicy {
                 urgent_delay: URGENT_DELAY,
                 digest: Duration::from_secs(e.digest_seconds),
                 max_per_hour: e.max_per_hour,
             };
-            let handle = mailer::spawn(
-                mailer,
-                Outbox::open(&cfg.state_dir).map_err(io)?,
-                policy,
-                hostname(),
-            )
-            .map_err(io)?;
-            Some(MailSink {
-                outbox: Outbox::open(&cfg.state_dir).map_err(io)?,
-                min_severity: e.min_severity,
-                handle,
-            })
+            let handle =
+                mailer::spawn(mailer, Outbox::open(&cfg.state_dir).map_err(io)?, policy, hostname()).map_err(io)?;
+            Some(MailSink { outbox: Outbox::open(&cfg.state_dir).map_err(io)?, min_severity: e.min_severity, handle })
         }
     };
-    Ok(Sinks {
-        log,
-        terminal: None,
-        mail,
-    })
+    Ok(Sinks { log, terminal: None, mail })
 }
 
 pub fn run(config_path: &Path) -> Result<i32> {
     let cfg = Config::load(config_path)?;
-    daemon::run(Setup {
-        cfg,
-        config_path: Some(config_path.to_path_buf()),
-        sinks: Box::new(sinks),
-    })?;
+    daemon::run(Setup { cfg, config_path: Some(config_path.to_path_buf()), sinks: Box::new(sinks) })?;
     Ok(OK)
 }

@@ -46,9 +46,7 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
     let daemon = crate::daemon::status::read(&cfg.state_dir);
     let mut sites = Vec::new();
     for site in &cfg.sites {
-        let live = daemon
-            .as_ref()
-            .and_then(|d| d.sites.iter().find(|s| s.name == *site.name));
+        let live = daemon.as_ref().and_then(|d| d.sites.iter().find(|s| s.name == *site.name));
         let info = match &store {
             Some(s) => s.site_info(&site.name)?,
             None => None,
@@ -77,11 +75,7 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
         writeln!(out, "{}", serde_json::to_string(&status)?)?;
         return Ok(OK);
     }
-    writeln!(
-        out,
-        "daemon: {}",
-        if status.ready { "ready" } else { "not running" }
-    )?;
+    writeln!(out, "daemon: {}", if status.ready { "ready" } else { "not running" })?;
     writeln!(out, "outbox: {} alerts waiting", status.outbox)?;
     for s in &status.sites {
         writeln!(
@@ -94,11 +88,7 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
             s.drift,
             s.baseline_at.as_deref().unwrap_or("never"),
             s.last_scan.as_deref().unwrap_or("never"),
-            if s.degraded {
-                ", REALTIME INCOMPLETE (watch limit): checked by scans"
-            } else {
-                ""
-            },
+            if s.degraded { ", REALTIME INCOMPLETE (watch limit): checked by scans" } else { "" },
         )?;
     }
     Ok(OK)

@@ -14,16 +14,10 @@ use crate::policy::Verdict;
 
 pub fn run(cfg: &Config) -> Result<i32> {
     let Some(settings) = &cfg.alerts.email else {
-        bail!(
-            "{}: no alerts.email section: mail is off",
-            cfg.path.display()
-        );
+        bail!("{}: no alerts.email section: mail is off", cfg.path.display());
     };
     let mailer = Mailer::build(settings)?;
-    let site = cfg
-        .sites
-        .first()
-        .map(|s| (Arc::clone(&s.name), s.root.clone()));
+    let site = cfg.sites.first().map(|s| (Arc::clone(&s.name), s.root.clone()));
     let (name, root) = site.unwrap_or_else(|| (Arc::from("test"), "/var/www/test".into()));
     let content = b"<?php /* sitewarden test alert: nothing changed on this server */\n";
     let change = Change {
@@ -46,24 +40,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
         }),
         detected_by: DetectedBy::Scan,
     };
-    let verdict = Verdict {
-        severity: Severity::Info,
-        rule: "test-email",
-        nodiff: false,
-        quarantine: None,
-    };
-    let mut record = AlertRecord::new(
-        &hostname(),
-        &root,
-        &change,
-        &verdict,
-        crate::util::time::now_ns(),
-    );
-    record.diff = Some(format!(
-        "--- /dev/null\n+++ {}\n@@ -0,0 +1 @@\n+{}",
-        record.path,
-        String::from_utf8_lossy(content)
-    ));
+    let verdict = Verdict { severity: Severity::Info, rule: "test-email", nodiff: false, quarantine: None };
+    let mut record = AlertRecord::new(&hostname(), &root, &change, &verdict, crate::util::time::now_ns());
+    record.diff =
+        Some(format!("--- /dev/null\n+++ {}\n@@ -0,0 +1 @@\n+{}", record.path, String::from_utf8_lossy(content)));
     let (subject, body) = compose(&hostname(), &[record], 0);
     let answer = mailer.send(&format!("{subject} [test]"), body)?;
     println!("test mail sent to {}: {answer}", settings.to.join(", "));

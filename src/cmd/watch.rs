@@ -28,19 +28,11 @@ pub fn run(profile: &str, dir: &Path) -> Result<i32> {
     std::fs::DirBuilder::new().mode(0o700).create(&state)?;
     let state = TempState(state);
     let cfg = Config::ephemeral(profile, dir, &state.0)?;
-    eprintln!(
-        "sitewarden: watching {} with profile {profile} (Ctrl-C to stop)",
-        cfg.sites[0].root.display()
-    );
+    eprintln!("sitewarden: watching {} with profile {profile} (Ctrl-C to stop)", cfg.sites[0].root.display());
     daemon::run(Setup {
         cfg,
         config_path: None,
-        sinks: Box::new(|_| {
-            Ok(Sinks {
-                terminal: Some(Terminal::new()),
-                ..Sinks::default()
-            })
-        }),
+        sinks: Box::new(|_| Ok(Sinks { terminal: Some(Terminal::new()), ..Sinks::default() })),
     })?;
     Ok(OK)
 }

@@ -23,13 +23,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(format!(
-                "invalid duration '{text}' (use e.g. 4h, 30m, 90s, 200ms, 7d)"
-            ));
+            return Err(format!("invalid duration '{text}' (use e.g. 4h, 30m, 90s, 200ms, 7d)"));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("duration '{text}' is too large"))?;
+        let n: u64 = rest[..digits].parse().map_err(|_| format!("duration '{text}' is too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
@@ -41,11 +37,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "h" => Duration::from_secs(n.saturating_mul(3600)),
             "d" => Duration::from_secs(n.saturating_mul(86_400)),
             "" => return Err(format!("duration '{text}' needs a unit (ms, s, m, h or d)")),
-            other => {
-                return Err(format!(
-                    "unknown unit '{other}' in duration '{text}' (use ms, s, m, h or d)"
-                ))
-            }
+            other => return Err(format!("unknown unit '{other}' in duration '{text}' (use ms, s, m, h or d)")),
         };
         total = total.saturating_add(part);
     }
@@ -84,14 +76,10 @@ impl<'de> Deserialize<'de> for ConfigDuration {
                 parse(v).map(ConfigDuration).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfigDuration, E> {
-                Err(E::custom(format!(
-                    "duration {v} needs a unit (ms, s, m, h or d), e.g. {v}s"
-                )))
+                Err(E::custom(format!("duration {v} needs a unit (ms, s, m, h or d), e.g. {v}s")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConfigDuration, E> {
-                Err(E::custom(format!(
-                    "duration {v} needs a unit (ms, s, m, h or d)"
-                )))
+                Err(E::custom(format!("duration {v} needs a unit (ms, s, m, h or d)")))
             }
         }
         d.deserialize_any(V)

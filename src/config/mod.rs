@@ -26,12 +26,7 @@ pub const DEFAULT_FALLBACK_INTERVAL: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}:{line}:{column}: {message}")]
-    At {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    At { file: String, line: usize, column: usize, message: String },
     #[error("{file}: {message}")]
     File { file: String, message: String },
     #[error("{0}")]
@@ -45,16 +40,8 @@ impl ConfigError {
         let mut message = strip_positions(&e.to_string());
         message = message.replace(['\n', '\r'], " ");
         match e.location() {
-            Some(loc) => ConfigError::At {
-                file: file.to_string(),
-                line: loc.line(),
-                column: loc.column(),
-                message,
-            },
-            None => ConfigError::File {
-                file: file.to_string(),
-                message,
-            },
+            Some(loc) => ConfigError::At { file: file.to_string(), line: loc.line(), column: loc.column(), message },
+            None => ConfigError::File { file: file.to_string(), message },
         }
     }
 }
@@ -157,52 +144,31 @@ impl Config {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
-            std::env::current_dir()
-                .map(|d| d.join(path))
-                .unwrap_or_else(|_| path.to_path_buf())
+            std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
         };
-        let base = abs
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
+        let base = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
         Config::parse(&text, path, &base, &base.join("profiles"))
     }
 
     /// Validates config `text`; `origin` names it in errors, relative roots
     /// are taken from `base_dir`, profile files from `profile_dir`.
-    pub fn parse(
-        text: &str,
-        origin: &Path,
-        base_dir: &Path,
-        profile_dir: &Path,
-    ) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, origin: &Path, base_dir: &Path, profile_dir: &Path) -> Result<Config, ConfigError> {
         let file = origin.display().to_string();
         if text.trim().is_empty() {
-            return Err(ConfigError::File {
-                file,
-                message: "the config is empty (it needs at least `sites:`)".into(),
-            });
+            return Err(ConfigError::File { file, message: "the config is empty (it needs at least `sites:`)".into() });
         }
-        let ctx = raw::Context {
-            base_dir: base_dir.to_path_buf(),
-            profile_dir: profile_dir.to_path_buf(),
-        };
-        let raw: raw::RawConfig = raw::with_context(ctx, || serde_yaml::from_str(text))
-            .map_err(|e| ConfigError::from_yaml(&file, &e))?;
+        let ctx = raw::Context { base_dir: base_dir.to_path_buf(), profile_dir: profile_dir.to_path_buf() };
+        let raw: raw::RawConfig =
+            raw::with_context(ctx, || serde_yaml::from_str(text)).map_err(|e| ConfigError::from_yaml(&file, &e))?;
 
         let mut sites = Vec::new();
         for s in raw.sites.0 {
-            let profile_name = s
-                .profile
-                .as_ref()
-                .map(|p| p.0.clone())
-                .unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
+            let profile_name =
+                s.profile.as_ref().map(|p| p.0.clone()).unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
             let profile = profile::load(&profile_name, profile_dir)?;
             let spec = site_spec(&profile.raw, &s);
-            let policy = Policy::compile(&spec).map_err(|e| ConfigError::File {
-                file: file.clone(),
-                message: format!("site '{}': {e}", s.name.0),
-            })?;
+            let policy = Policy::compile(&spec)
+                .map_err(|e| ConfigError::File { file: file.clone(), message: format!("site '{}': {e}", s.name.0) })?;
             sites.push(Site {
                 name: Arc::from(s.name.0.as_str()),
                 root: s.root.shown,
@@ -220,10 +186,7 @@ impl Config {
                 to: e.to.into_iter().map(|a| a.0).collect(),
                 from: e.from.0,
                 transport: e.transport.unwrap_or(Transport::Smtp),
-                smtp_host: smtp
-                    .as_ref()
-                    .map(|s| s.host.clone())
-                    .unwrap_or_else(|| "localhost".into()),
+                smtp_host: smtp.as_ref().map(|s| s.host.clone()).unwrap_or_else(|| "localhost".into()),
                 smtp_port: smtp.as_ref().and_then(|s| s.port).unwrap_or(match tls {
                     Tls::None => 25,
                     Tls::Starttls => 587,
@@ -231,12 +194,8 @@ impl Config {
                 }),
                 tls,
                 username: smtp.as_ref().and_then(|s| s.username.clone()),
-                password_file: smtp
-                    .as_ref()
-                    .and_then(|s| s.password_file.as_ref().map(|p| p.0.clone())),
-                ca_file: smtp
-                    .as_ref()
-                    .and_then(|s| s.ca_file.as_ref().map(|p| p.0.clone())),
+                password_file: smtp.as_ref().and_then(|s| s.password_file.as_ref().map(|p| p.0.clone())),
+                ca_file: smtp.as_ref().and_then(|s| s.ca_file.as_ref().map(|p| p.0.clone())),
                 min_severity: e.min_severity.unwrap_or(Severity::Low),
                 digest_seconds: e.digest_seconds.unwrap_or(60),
                 max_per_hour: e.max_per_hour,
@@ -245,43 +204,20 @@ impl Config {
 
         Ok(Config {
             path: origin.to_path_buf(),
-            state_dir: raw
-                .state_dir
-                .map(|p| p.0)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            state_dir: raw.state_dir.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             sites,
             scan: ScanSettings {
-                interval: raw
-                    .scan
-                    .interval
-                    .map(|d| d.0)
-                    .unwrap_or(DEFAULT_SCAN_INTERVAL),
+                interval: raw.scan.interval.map(|d| d.0).unwrap_or(DEFAULT_SCAN_INTERVAL),
                 rehash_interval: raw.scan.rehash_interval.map(|d| d.0),
-                quiet_period: raw
-                    .scan
-                    .quiet_period
-                    .map(|d| d.0)
-                    .unwrap_or(DEFAULT_QUIET_PERIOD),
-                fallback_interval: raw
-                    .scan
-                    .fallback_interval
-                    .map(|d| d.0)
-                    .unwrap_or(DEFAULT_FALLBACK_INTERVAL),
+                quiet_period: raw.scan.quiet_period.map(|d| d.0).unwrap_or(DEFAULT_QUIET_PERIOD),
+                fallback_interval: raw.scan.fallback_interval.map(|d| d.0).unwrap_or(DEFAULT_FALLBACK_INTERVAL),
             },
             quarantine: QuarantineSettings {
                 hook: raw.quarantine.hook,
-                hook_timeout: raw
-                    .quarantine
-                    .hook_timeout
-                    .map(|d| d.0)
-                    .unwrap_or(Duration::from_secs(30)),
+                hook_timeout: raw.quarantine.hook_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
             },
             alerts: AlertSettings {
-                log: raw
-                    .alerts
-                    .log
-                    .map(|p| p.0)
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
+                log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
                 email,
             },
         })
@@ -290,9 +226,8 @@ impl Config {
     /// A one-site configuration with no config file (`sitewarden watch`):
     /// built as YAML text and validated like any other.
     pub fn ephemeral(profile: &str, root: &Path, state_dir: &Path) -> Result<Config, ConfigError> {
-        let root_text = root
-            .to_str()
-            .ok_or_else(|| ConfigError::Other(format!("{} is not valid UTF-8", root.display())))?;
+        let root_text =
+            root.to_str().ok_or_else(|| ConfigError::Other(format!("{} is not valid UTF-8", root.display())))?;
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let abs = normalize(&cwd.join(root));
         let name: String = abs
@@ -300,20 +235,10 @@ impl Config {
             .map(|n| {
                 n.to_string_lossy()
                     .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
                     .collect()
             })
-            .filter(|n: &String| {
-                n.as_bytes()
-                    .first()
-                    .is_some_and(|b| b.is_ascii_alphanumeric())
-            })
+            .filter(|n: &String| n.as_bytes().first().is_some_and(|b| b.is_ascii_alphanumeric()))
             .unwrap_or_else(|| "site".into());
         let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let text = format!(
@@ -323,12 +248,7 @@ impl Config {
             quote(root_text),
             quote(profile)
         );
-        Config::parse(
-            &text,
-            Path::new("<command line>"),
-            &cwd,
-            Path::new(DEFAULT_PROFILE_DIR),
-        )
+        Config::parse(&text, Path::new("<command line>"), &cwd, Path::new(DEFAULT_PROFILE_DIR))
     }
 
     /// The site called `name`.
@@ -391,53 +311,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir();
-        Config::parse(
-            text,
-            Path::new("test.yaml"),
-            &dir,
-            &dir.join("no-such-profiles"),
-        )
+        Config::parse(text, Path::new("test.yaml"), &dir, &dir.join("no-such-profiles"))
     }
 
     #[test]
     fn errors_carry_line_and_column() {
         let root = std::env::temp_dir();
-        let text = format!(
-            "sites:\n  - name: a\n    root: {}\n    ignore: [\"x/[b\"]\n",
-            root.display()
-        );
+        let text = format!("sites:\n  - name: a\n    root: {}\n    ignore: [\"x/[b\"]\n", root.display());
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.starts_with("test.yaml:4:"), "{e}");
         assert!(e.contains("invalid glob 'x/[b'"), "{e}");
-        let e = parse(&format!(
-            "sites:\n  - {{name: a, root: {}, profle: x}}\n",
-            root.display()
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.starts_with("test.yaml:2:") && e.contains("unknown field `profle`"),
-            "{e}"
-        );
+        let e =
+            parse(&format!("sites:\n  - {{name: a, root: {}, profle: x}}\n", root.display())).unwrap_err().to_string();
+        assert!(e.starts_with("test.yaml:2:") && e.contains("unknown field `profle`"), "{e}");
         let e = parse("sites: []\n").unwrap_err().to_string();
         assert!(e.contains("at least one site is needed"), "{e}");
-        let e = parse("sites:\n  - name: a\n    root: /no/such/dir\n")
+        let e = parse("sites:\n  - name: a\n    root: /no/such/dir\n").unwrap_err().to_string();
+        assert_eq!(e, "test.yaml:3:11: sites[0].root: site root /no/such/dir does not exist");
+        let e = parse(&format!("scan: {{interval: 4x}}\nsites:\n  - {{name: a, root: {}}}\n", root.display()))
             .unwrap_err()
             .to_string();
-        assert_eq!(
-            e,
-            "test.yaml:3:11: sites[0].root: site root /no/such/dir does not exist"
-        );
-        let e = parse(&format!(
-            "scan: {{interval: 4x}}\nsites:\n  - {{name: a, root: {}}}\n",
-            root.display()
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.starts_with("test.yaml:1:18: ") && e.contains("unknown unit"),
-            "{e}"
-        );
+        assert!(e.starts_with("test.yaml:1:18: ") && e.contains("unknown unit"), "{e}");
     }
 
     #[test]

@@ -72,10 +72,7 @@ impl<'de> Deserialize<'de> for Sites {
                 let mut roots = HashSet::new();
                 while let Some(site) = seq.next_element::<RawSite>()? {
                     if !names.insert(site.name.0.clone()) {
-                        return Err(de::Error::custom(format!(
-                            "duplicate site name '{}'",
-                            site.name.0
-                        )));
+                        return Err(de::Error::custom(format!("duplicate site name '{}'", site.name.0)));
                     }
                     if !roots.insert(site.root.real.clone()) {
                         return Err(de::Error::custom(format!(
@@ -128,13 +125,10 @@ impl<'de> Deserialize<'de> for SiteName {
         checked_str(d, "a site name", |s| {
             let ok = !s.is_empty()
                 && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                 && s.as_bytes()[0].is_ascii_alphanumeric();
             if !ok {
-                return Err(format!(
-                    "invalid site name '{s}' (letters, digits, '.', '_' and '-', at most 64)"
-                ));
+                return Err(format!("invalid site name '{s}' (letters, digits, '.', '_' and '-', at most 64)"));
             }
             Ok(SiteName(s.to_string()))
         })
@@ -155,23 +149,17 @@ impl<'de> Deserialize<'de> for SiteRoot {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "a directory path", |s| {
             let s = PathBuf::from(s);
-            let shown = if s.is_absolute() {
-                s
-            } else {
-                context(|c| c.base_dir.join(&s)).unwrap_or(s)
-            };
+            let shown = if s.is_absolute() { s } else { context(|c| c.base_dir.join(&s)).unwrap_or(s) };
             let shown = super::normalize(&shown);
             match std::fs::metadata(&shown) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Err(format!("site root {} does not exist", shown.display()))
                 }
                 Err(e) => Err(format!("site root {}: {e}", shown.display())),
-                Ok(m) if !m.is_dir() => {
-                    Err(format!("site root {} is not a directory", shown.display()))
-                }
+                Ok(m) if !m.is_dir() => Err(format!("site root {} is not a directory", shown.display())),
                 Ok(_) => {
-                    let real = std::fs::canonicalize(&shown)
-                        .map_err(|e| format!("site root {}: {e}", shown.display()))?;
+                    let real =
+                        std::fs::canonicalize(&shown).map_err(|e| format!("site root {}: {e}", shown.display()))?;
                     Ok(SiteRoot { shown, real })
                 }
             }
@@ -186,8 +174,7 @@ pub struct ProfileName(pub String);
 impl<'de> Deserialize<'de> for ProfileName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "a profile name", |s| {
-            let dir = context(|c| c.profile_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(super::DEFAULT_PROFILE_DIR));
+            let dir = context(|c| c.profile_dir.clone()).unwrap_or_else(|| PathBuf::from(super::DEFAULT_PROFILE_DIR));
             if !profile::exists(s, &dir) {
                 return Err(format!(
                     "unknown profile '{s}' (built-in: {}; or add {}/{s}.yaml)",
@@ -258,9 +245,9 @@ impl<'de> Deserialize<'de> for EmailAddr {
                 _ => s,
             };
             let ok = !s.chars().any(|c| c.is_control())
-                && addr.split_once('@').is_some_and(|(u, h)| {
-                    !u.is_empty() && !h.is_empty() && !addr.contains(char::is_whitespace)
-                });
+                && addr
+                    .split_once('@')
+                    .is_some_and(|(u, h)| !u.is_empty() && !h.is_empty() && !addr.contains(char::is_whitespace));
             if ok {
                 Ok(EmailAddr(s.to_string()))
             } else {

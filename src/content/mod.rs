@@ -38,9 +38,7 @@ pub fn is_text(bytes: &[u8]) -> bool {
 impl ContentStore {
     /// The store under `state_dir` (created on first write).
     pub fn new(state_dir: &Path) -> ContentStore {
-        ContentStore {
-            dir: state_dir.join("content"),
-        }
+        ContentStore { dir: state_dir.join("content") }
     }
 
     fn path(&self, sha: &[u8; 32]) -> PathBuf {
@@ -66,10 +64,7 @@ impl ContentStore {
         let Some(parent) = path.parent() else {
             return Ok(false);
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
         let tmp = parent.join(format!(".{}.{}.tmp", hex(sha), std::process::id()));
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -89,10 +84,7 @@ impl ContentStore {
     pub fn get(&self, sha: &[u8; 32]) -> Option<Vec<u8>> {
         let file = std::fs::File::open(self.path(sha)).ok()?;
         let mut out = Vec::new();
-        GzDecoder::new(file)
-            .take(MAX_SIZE + 1)
-            .read_to_end(&mut out)
-            .ok()?;
+        GzDecoder::new(file).take(MAX_SIZE + 1).read_to_end(&mut out).ok()?;
         (crate::scan::file::sha256(&out) == *sha).then_some(out)
     }
 
@@ -112,11 +104,7 @@ impl ContentStore {
             for e in entries.flatten() {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                let full = format!(
-                    "{}{}",
-                    shard.file_name().to_string_lossy(),
-                    name.trim_end_matches(".gz")
-                );
+                let full = format!("{}{}", shard.file_name().to_string_lossy(), name.trim_end_matches(".gz"));
                 let sha = parse_hex(&full);
                 let old = e
                     .metadata()
@@ -162,10 +150,7 @@ mod tests {
         assert!(!store.put(&sha256(&bin), &bin).unwrap());
         assert!(store.get(&sha256(&bin)).is_none());
         // Pruning keeps what is referenced.
-        assert_eq!(
-            store.prune(&HashSet::from([sha]), Duration::ZERO).unwrap(),
-            0
-        );
+        assert_eq!(store.prune(&HashSet::from([sha]), Duration::ZERO).unwrap(), 0);
         assert_eq!(store.prune(&HashSet::new(), Duration::ZERO).unwrap(), 1);
         assert!(store.get(&sha).is_none());
     }

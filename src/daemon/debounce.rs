@@ -37,12 +37,7 @@ pub struct Debouncer {
 
 impl Debouncer {
     pub fn new(quiet: Duration, max_wait: Duration) -> Debouncer {
-        Debouncer {
-            quiet,
-            max_wait: max_wait.max(quiet),
-            pending: HashMap::new(),
-            heap: BinaryHeap::new(),
-        }
+        Debouncer { quiet, max_wait: max_wait.max(quiet), pending: HashMap::new(), heap: BinaryHeap::new() }
     }
 
     fn deadline(&self, p: &Pending) -> Instant {
@@ -61,11 +56,7 @@ impl Debouncer {
                 (p.last + self.quiet).min(p.first + self.max_wait)
             }
             Entry::Vacant(e) => {
-                e.insert(Pending {
-                    first: now,
-                    last: now,
-                    by,
-                });
+                e.insert(Pending { first: now, last: now, by });
                 now + self.quiet
             }
         };
@@ -88,11 +79,7 @@ impl Debouncer {
 
     /// Removes and returns the paths due at `now` whose site `ready` accepts;
     /// the others wait (their check is postponed by one quiet period).
-    pub fn take_due(
-        &mut self,
-        now: Instant,
-        ready: impl Fn(&str) -> bool,
-    ) -> Vec<(Key, DetectedBy)> {
+    pub fn take_due(&mut self, now: Instant, ready: impl Fn(&str) -> bool) -> Vec<(Key, DetectedBy)> {
         let mut due = Vec::new();
         let mut held = Vec::new();
         while let Some(at) = self.next_deadline() {
@@ -154,13 +141,8 @@ mod tests {
             d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R);
         }
         assert_eq!(d.next_deadline(), Some(t0 + Duration::from_millis(300)));
-        assert!(d
-            .take_due(t0 + Duration::from_millis(299), |_| true)
-            .is_empty());
-        assert_eq!(
-            d.take_due(t0 + Duration::from_millis(300), |_| true),
-            vec![(key("a.php"), R)]
-        );
+        assert!(d.take_due(t0 + Duration::from_millis(299), |_| true).is_empty());
+        assert_eq!(d.take_due(t0 + Duration::from_millis(300), |_| true), vec![(key("a.php"), R)]);
         assert!(d.is_empty());
         assert_eq!(d.next_deadline(), None);
     }
@@ -187,10 +169,7 @@ mod tests {
         d.push(key("x"), t0, DetectedBy::Scan);
         assert!(d.take_due(t0 + Q, |_| false).is_empty());
         assert_eq!(d.len(), 1);
-        assert_eq!(
-            d.take_due(t0 + Q * 2, |_| true),
-            vec![(key("x"), DetectedBy::Scan)]
-        );
+        assert_eq!(d.take_due(t0 + Q * 2, |_| true), vec![(key("x"), DetectedBy::Scan)]);
     }
 
     #[test]
@@ -200,9 +179,6 @@ mod tests {
         d.push(key("a"), t0, R);
         d.push(key("b"), t0 + Duration::from_millis(100), R);
         assert_eq!(d.take_due(t0 + Q, |_| true), vec![(key("a"), R)]);
-        assert_eq!(
-            d.take_due(t0 + Duration::from_millis(300), |_| true),
-            vec![(key("b"), R)]
-        );
+        assert_eq!(d.take_due(t0 + Duration::from_millis(300), |_| true), vec![(key("b"), R)]);
     }
 }

@@ -126,10 +126,7 @@ impl Runtime {
             content,
             quarantine: QuarantineStore::new(&cfg_state),
             hooks,
-            limiter: Mutex::new(quarantine::RateLimit::new(
-                QUARANTINE_ALERTS,
-                Duration::from_secs(60),
-            )),
+            limiter: Mutex::new(quarantine::RateLimit::new(QUARANTINE_ALERTS, Duration::from_secs(60))),
             events,
         }
     }
@@ -144,10 +141,7 @@ impl Runtime {
 
     fn watcher(&self, i: usize) -> std::sync::MutexGuard<'_, Option<SiteWatcher>> {
         // A panic while holding the lock leaves the watcher usable.
-        self.sites[i]
-            .watcher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.sites[i].watcher.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Watches `dir` and below; on the watch limit the site turns degraded.
@@ -184,26 +178,15 @@ impl Runtime {
         let watches = self.watch(i, b"")?;
         let degraded = self.sites[i].degraded.load(Ordering::Acquire);
         if !store.has_baseline(&site.name)? {
-            let (stats, problems) =
-                detect::rebuild(store, site, Some(&self.cancel), Some(&self.content))?;
+            let (stats, problems) = detect::rebuild(store, site, Some(&self.cancel), Some(&self.content))?;
             for (rel, e) in problems {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(&rel));
             }
             tracing::info!(site = %site.name, files = stats.entries, "baseline built");
-            return Ok(Started {
-                watches,
-                degraded,
-                built_baseline: true,
-                alerts: 0,
-            });
+            return Ok(Started { watches, degraded, built_baseline: true, alerts: 0 });
         }
         let alerts = self.scan_site(i, store, false)?;
-        Ok(Started {
-            watches,
-            degraded,
-            built_baseline: false,
-            alerts,
-        })
+        Ok(Started { watches, degraded, built_baseline: false, alerts })
     }
 
     /// A full scan of site `i` compared with its baseline; returns the
@@ -235,28 +218,20 @@ impl Runtime {
         let reverted: Vec<RelPath> = store
             .drift_paths(&site.name)?
             .into_iter()
-            .filter(|p| {
-                !changed.contains(p.as_slice())
-                    && !cmp.problems.iter().any(|(d, _)| detect::is_under(p, d))
-            })
+            .filter(|p| !changed.contains(p.as_slice()) && !cmp.problems.iter().any(|(d, _)| detect::is_under(p, d)))
             .collect();
         // A file modified within the last quiet period may still be being
         // written: hand it to the realtime path, which waits for the writer
         // to finish, rather than alert a half-written state now.
         let fresh_after = now_ns() - self.cfg.scan.quiet_period.as_nanos() as i64 * 2;
-        let (settled, busy): (Vec<Change>, Vec<Change>) = cmp.changes.into_iter().partition(|c| {
-            c.after
-                .as_ref()
-                .is_none_or(|a| a.mtime_ns < fresh_after && a.ctime_ns < fresh_after)
-        });
+        let (settled, busy): (Vec<Change>, Vec<Change>) = cmp
+            .changes
+            .into_iter()
+            .partition(|c| c.after.as_ref().is_none_or(|a| a.mtime_ns < fresh_after && a.ctime_ns < fresh_after));
         for c in busy {
             if self
                 .events
-                .try_send(WatchEvent::Path {
-                    site: Arc::clone(&site.name),
-                    rel: c.rel,
-                    by: DetectedBy::Scan,
-                })
+                .try_send(WatchEvent::Path { site: Arc::clone(&site.name), rel: c.rel, by: DetectedBy::Scan })
                 .is_err()
             {
                 self.sites[i].lost.store(true, Ordering::Release);
@@ -264,12 +239,7 @@ impl Runtime {
         }
         let n = self.emit(i, store, &settled, &reverted)?;
         let w = store.write()?;
-        w.site_done(
-            &site.name,
-            std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str()),
-            None,
-            Some(started),
-        )?;
+        w.site_done(&site.name, std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str()), None, Some(started))?;
         w.commit()?;
         Ok(n)
     }
@@ -342,11 +312,7 @@ impl Runtime {
                     }
                     let kind = after.as_ref().map(|s| s.kind).unwrap_or(FileType::File);
                     let before = store.get(&site.name, &rel)?;
-                    let kind = before
-                        .as_ref()
-                        .filter(|_| after.is_none())
-                        .map(|b| b.kind)
-                        .unwrap_or(kind);
+                    let kind = before.as_ref().filter(|_| after.is_none()).map(|b| b.kind).unwrap_or(kind);
                     if !site.policy.watched(&rel, kind) {
                         continue;
                     }
@@ -371,13 +337,7 @@ impl Runtime {
 
     /// What is at `rel` now (hashing a regular file unless its stat matches
     /// the baseline's).
-    fn current(
-        &self,
-        site: &Site,
-        rel: &[u8],
-        store: &Store,
-        buf: &mut Vec<u8>,
-    ) -> Result<Current, WorkError> {
+    fn current(&self, site: &Site, rel: &[u8], store: &Store, buf: &mut Vec<u8>) -> Result<Current, WorkError> {
         if rel.is_empty() {
             return Ok(Current::Dir);
         }
@@ -406,11 +366,7 @@ impl Runtime {
         match file::read_state_at(dir.as_raw_fd(), &name, known.as_ref(), buf, capture) {
             Ok(state) => {
                 if let Some((s, n)) = &state {
-                    if let Some(sha) = s
-                        .sha256
-                        .as_ref()
-                        .filter(|_| keep && (*n > 0 || s.size == 0))
-                    {
+                    if let Some(sha) = s.sha256.as_ref().filter(|_| keep && (*n > 0 || s.size == 0)) {
                         if captured.len() as u64 == s.size {
                             if let Err(e) = self.content.put(sha, &captured) {
                                 tracing::warn!("content store: {e}");
@@ -431,18 +387,16 @@ impl Runtime {
     /// remembers it (and, with `auto_accept`, accepts it). The records are
     /// on disk before they are remembered: a crash in between repeats an
     /// alert, never loses one.
-    fn emit(
-        &self,
-        i: usize,
-        store: &mut Store,
-        changes: &[Change],
-        reverted: &[RelPath],
-    ) -> Result<usize, WorkError> {
+    fn emit(&self, i: usize, store: &mut Store, changes: &[Change], reverted: &[RelPath]) -> Result<usize, WorkError> {
         if changes.is_empty() && reverted.is_empty() {
             return Ok(0);
         }
         let site = &self.cfg.sites[i];
         let _decide = self.decide.lock().unwrap_or_else(|p| p.into_inner());
+        if super::maintenance::active(&self.cfg.state_dir, &site.name) {
+            // An update on purpose: `sitewarden maintenance` accepts it all.
+            return Ok(0);
+        }
         let now = now_ns();
         let mut records = Vec::new();
         // Changes to remember as alerted drift, and paths back at their
@@ -457,19 +411,12 @@ impl Runtime {
             }
             let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
             let mut record = AlertRecord::new(&self.host, &site.root, c, &verdict, now);
-            let d = diff::of_change(
-                c,
-                &record.path,
-                verdict.nodiff,
-                &self.content,
-                Some(&site.real_root),
-            );
+            let d = diff::of_change(c, &record.path, verdict.nodiff, &self.content, Some(&site.real_root));
             record.diff = d.diff;
             record.diff_note = d.note;
             let mut alert = true;
-            if let Some(action) = verdict
-                .quarantine
-                .filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
+            if let Some(action) =
+                verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
             {
                 let act = quarantine::Action {
                     site_root_shown: &site.root,
@@ -493,20 +440,12 @@ impl Runtime {
                         if let Some(hooks) = &self.hooks {
                             hooks.submit(quarantine::hook::HookJob {
                                 argv: self.cfg.quarantine.hook.clone(),
-                                env: quarantine::hook_env(
-                                    &meta,
-                                    &self.quarantine,
-                                    verdict.severity.as_str(),
-                                ),
+                                env: quarantine::hook_env(&meta, &self.quarantine, verdict.severity.as_str()),
                                 timeout: self.cfg.quarantine.hook_timeout,
                                 report: quarantine::hook_report(&self.quarantine, &meta.id),
                             });
                         }
-                        record.quarantine = Some(QuarantineRecord {
-                            id: meta.id,
-                            action,
-                            result: Some(result),
-                        });
+                        record.quarantine = Some(QuarantineRecord { id: meta.id, action, result: Some(result) });
                         if undone {
                             back.push((c, alert));
                             if alert {
@@ -546,9 +485,7 @@ impl Runtime {
             // Refresh the stat cache of a restored file: same content and
             // owner, new inode and times.
             if let Ok(Some(now_state)) = file::probe(&site.real_root, &c.rel, None) {
-                if c.before.is_some()
-                    && FileState::compare(c.before.as_ref(), Some(&now_state)).is_none()
-                {
+                if c.before.is_some() && FileState::compare(c.before.as_ref(), Some(&now_state)).is_none() {
                     w.put(&site.name, &c.rel, Some(&now_state))?;
                 }
             }

@@ -9,6 +9,7 @@
 
 pub mod debounce;
 pub mod engine;
+pub mod maintenance;
 pub mod status;
 pub mod systemd;
 
@@ -52,10 +53,7 @@ pub enum DaemonError {
     #[error("another sitewarden daemon is running on {0}")]
     Locked(PathBuf),
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
 }
 
 /// Builds the sinks of a configuration generation.
@@ -74,43 +72,21 @@ pub fn run(setup: Setup) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| DaemonError::Io {
-            what: "cannot start the async runtime".into(),
-            source,
-        })?;
+        .map_err(|source| DaemonError::Io { what: "cannot start the async runtime".into(), source })?;
     runtime.block_on(serve(setup))
 }
 
 /// Work for the worker threads.
 enum Job {
-    Start {
-        rt: Arc<Runtime>,
-        site: usize,
-    },
-    Scan {
-        rt: Arc<Runtime>,
-        site: usize,
-        rehash: bool,
-    },
-    Paths {
-        rt: Arc<Runtime>,
-        site: usize,
-        rels: Vec<RelPath>,
-        by: DetectedBy,
-    },
+    Start { rt: Arc<Runtime>, site: usize },
+    Scan { rt: Arc<Runtime>, site: usize, rehash: bool },
+    Paths { rt: Arc<Runtime>, site: usize, rels: Vec<RelPath>, by: DetectedBy },
 }
 
 /// What the workers tell the loop.
 enum Report {
-    Started {
-        generation: u64,
-        site: usize,
-        result: Result<Started, String>,
-    },
-    Scanned {
-        generation: u64,
-        site: usize,
-    },
+    Started { generation: u64, site: usize, result: Result<Started, String> },
+    Scanned { generation: u64, site: usize },
 }
 
 /// The loop's view of one site of the current generation.
@@ -124,10 +100,7 @@ struct SiteSched {
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Io {
-        what: what.to_string(),
-        source,
-    }
+    move |source| DaemonError::Io { what: what.to_string(), source }
 }
 
 /// Holds the exclusive lock of `state_dir` while the daemon runs.
@@ -160,23 +133,11 @@ async fn serve(setup: Setup) -> Result<(), DaemonError> {
     let decide = Arc::new(Mutex::new(()));
     let sinks = Arc::new((setup.sinks)(&setup.cfg)?);
     let quiet = setup.cfg.scan.quiet_period;
-    let mut current = Arc::new(Runtime::new(
-        1,
-        setup.cfg,
-        host.clone(),
-        sinks,
-        Arc::clone(&decide),
-        ev_tx.clone(),
-    ));
+    let mut current = Arc::new(Runtime::new(1, setup.cfg, host.clone(), sinks, Arc::clone(&decide), ev_tx.clone()));
     let mut previous: Option<Arc<Runtime>> = None;
     let mut sched = vec![SiteSched::default(); current.sites.len()];
     for site in 0..current.sites.len() {
-        let _ = scans_tx
-            .send(Job::Start {
-                rt: Arc::clone(&current),
-                site,
-            })
-            .await;
+        let _ = scans_tx.send(Job::Start { rt: Arc::clone(&current), site }).await;
     }
     let started_at = crate::util::time::rfc3339_ms(crate::util::time::now_ns());
     let mut announced = false;
@@ -350,10 +311,7 @@ async fn serve(setup: Setup) -> Result<(), DaemonError> {
     )
     .await;
     if joined.is_err() {
-        tracing::warn!(
-            "workers still busy after {} s; exiting anyway",
-            SHUTDOWN_GRACE.as_secs()
-        );
+        tracing::warn!("workers still busy after {} s; exiting anyway", SHUTDOWN_GRACE.as_secs());
     }
     status::remove(&state_dir);
     Ok(())
@@ -376,13 +334,7 @@ fn scan_interval(rt: &Runtime, site: usize) -> Duration {
     }
 }
 
-fn request_scan(
-    rt: &Arc<Runtime>,
-    s: &mut SiteSched,
-    site: usize,
-    rehash: bool,
-    scans: &mpsc::Sender<Job>,
-) {
+fn request_scan(rt: &Arc<Runtime>, s: &mut SiteSched, site: usize, rehash: bool, scans: &mpsc::Sender<Job>) {
     if !s.ready {
         return;
     }
@@ -390,14 +342,7 @@ fn request_scan(
         s.scan_again = true;
         return;
     }
-    if scans
-        .try_send(Job::Scan {
-            rt: Arc::clone(rt),
-            site,
-            rehash,
-        })
-        .is_ok()
-    {
+    if scans.try_send(Job::Scan { rt: Arc::clone(rt), site, rehash }).is_ok() {
         s.scan_running = true;
     } else {
         s.scan_again = true;
@@ -405,11 +350,7 @@ fn request_scan(
 }
 
 /// Hands due paths to the realtime worker, one job per site.
-async fn dispatch(
-    rt: &Arc<Runtime>,
-    due: Vec<(debounce::Key, DetectedBy)>,
-    paths: &mpsc::Sender<Job>,
-) {
+async fn dispatch(rt: &Arc<Runtime>, due: Vec<(debounce::Key, DetectedBy)>, paths: &mpsc::Sender<Job>) {
     let mut groups: HashMap<(usize, DetectedBy), Vec<RelPath>> = HashMap::new();
     for ((name, rel), by) in due {
         if let Some(i) = rt.site_index(&name) {
@@ -417,22 +358,11 @@ async fn dispatch(
         }
     }
     for ((site, by), rels) in groups {
-        let _ = paths
-            .send(Job::Paths {
-                rt: Arc::clone(rt),
-                site,
-                rels,
-                by,
-            })
-            .await;
+        let _ = paths.send(Job::Paths { rt: Arc::clone(rt), site, rels, by }).await;
     }
 }
 
-fn reload(
-    path: &Path,
-    current: &Runtime,
-    sinks: &SinkFactory,
-) -> Result<(Config, Sinks), DaemonError> {
+fn reload(path: &Path, current: &Runtime, sinks: &SinkFactory) -> Result<(Config, Sinks), DaemonError> {
     let cfg = Config::load(path)?;
     if cfg.state_dir != current.cfg.state_dir {
         return Err(DaemonError::Config(ConfigError::Other(format!(
@@ -490,10 +420,7 @@ fn worker(mut jobs: mpsc::Receiver<Job>, reports: mpsc::Sender<Report>, low_prio
         let rt = match &job {
             Job::Start { rt, .. } | Job::Scan { rt, .. } | Job::Paths { rt, .. } => Arc::clone(rt),
         };
-        if store
-            .as_ref()
-            .is_none_or(|(dir, _)| *dir != rt.cfg.state_dir)
-        {
+        if store.as_ref().is_none_or(|(dir, _)| *dir != rt.cfg.state_dir) {
             match Store::open(&rt.cfg.state_dir) {
                 Ok(s) => store = Some((rt.cfg.state_dir.clone(), s)),
                 Err(e) => {
@@ -515,20 +442,13 @@ fn worker(mut jobs: mpsc::Receiver<Job>, reports: mpsc::Sender<Report>, low_prio
         match job {
             Job::Start { site, .. } => {
                 let result = rt.start_site(site, st).map_err(|e| e.to_string());
-                let _ = reports.blocking_send(Report::Started {
-                    generation: rt.generation,
-                    site,
-                    result,
-                });
+                let _ = reports.blocking_send(Report::Started { generation: rt.generation, site, result });
             }
             Job::Scan { site, rehash, .. } => {
                 if let Err(e) = rt.scan_site(site, st, rehash) {
                     log_work_error(&rt, site, &e);
                 }
-                let _ = reports.blocking_send(Report::Scanned {
-                    generation: rt.generation,
-                    site,
-                });
+                let _ = reports.blocking_send(Report::Scanned { generation: rt.generation, site });
             }
             Job::Paths { site, rels, by, .. } => {
                 if let Err(e) = rt.reconcile(site, st, rels, by) {

@@ -13,9 +13,8 @@
 use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// The extensions PHP runs under common Apache/nginx handlers.
-pub const EXEC_EXTENSIONS: &[&str] = &[
-    "php", "phtml", "phar", "pht", "php3", "php4", "php5", "php6", "php7", "php8", "phps", "inc",
-];
+pub const EXEC_EXTENSIONS: &[&str] =
+    &["php", "phtml", "phar", "pht", "php3", "php4", "php5", "php6", "php7", "php8", "phps", "inc"];
 
 /// The token that stands for "an executable file name".
 pub const EXEC_TOKEN: &str = "@exec";
@@ -32,10 +31,7 @@ pub fn expand(pattern: &str) -> Vec<String> {
     [single, double]
         .iter()
         .map(|name| {
-            let replaced: Vec<&str> = parts
-                .iter()
-                .map(|p| if *p == EXEC_TOKEN { name.as_str() } else { p })
-                .collect();
+            let replaced: Vec<&str> = parts.iter().map(|p| if *p == EXEC_TOKEN { name.as_str() } else { p }).collect();
             ci_suffix(&replaced.join("/"))
         })
         .collect()
@@ -91,9 +87,7 @@ pub fn validate(pattern: &str) -> Result<(), String> {
         return Err("empty glob".into());
     }
     if pattern.starts_with('/') {
-        return Err(format!(
-            "glob '{pattern}' is absolute; globs are relative to the site root"
-        ));
+        return Err(format!("glob '{pattern}' is absolute; globs are relative to the site root"));
     }
     for p in expand(pattern) {
         build_one(&p).map_err(|e| format!("invalid glob '{pattern}': {}", kind_text(&e)))?;
@@ -106,10 +100,7 @@ fn kind_text(e: &globset::Error) -> String {
 }
 
 fn build_one(pattern: &str) -> Result<globset::Glob, globset::Error> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
+    GlobBuilder::new(pattern).literal_separator(true).backslash_escape(true).build()
 }
 
 /// A compiled list of user patterns that can tell which of them matched.
@@ -128,18 +119,14 @@ impl PatternSet {
         for (i, p) in patterns.iter().enumerate() {
             validate(p.as_ref())?;
             for expanded in expand(p.as_ref()) {
-                let glob = build_one(&expanded)
-                    .map_err(|e| format!("invalid glob '{}': {}", p.as_ref(), kind_text(&e)))?;
+                let glob =
+                    build_one(&expanded).map_err(|e| format!("invalid glob '{}': {}", p.as_ref(), kind_text(&e)))?;
                 builder.add(glob);
                 owner.push(i);
             }
         }
         let set = builder.build().map_err(|e| e.to_string())?;
-        Ok(PatternSet {
-            set,
-            owner,
-            patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect(),
-        })
+        Ok(PatternSet { set, owner, patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect() })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,12 +143,7 @@ impl PatternSet {
 
     /// The user-pattern indices that match, in ascending order, written
     /// into `out` (cleared first) so the caller can reuse the buffer.
-    pub fn matches_into(
-        &self,
-        cand: &Candidate<'_>,
-        scratch: &mut Vec<usize>,
-        out: &mut Vec<usize>,
-    ) {
+    pub fn matches_into(&self, cand: &Candidate<'_>, scratch: &mut Vec<usize>, out: &mut Vec<usize>) {
         out.clear();
         if self.patterns.is_empty() {
             return;
@@ -202,14 +184,7 @@ mod tests {
 
     #[test]
     fn exec_covers_cousins_and_double_extensions() {
-        for p in [
-            &b"u/x.php"[..],
-            b"u/x.PhTmL",
-            b"u/a.php.jpg",
-            b"u/x.phar",
-            b"u/x.php7",
-            b"u/deep/x.inc",
-        ] {
+        for p in [&b"u/x.php"[..], b"u/x.PhTmL", b"u/a.php.jpg", b"u/x.phar", b"u/x.php7", b"u/deep/x.inc"] {
             assert!(m("u/**/@exec", p), "{}", String::from_utf8_lossy(p));
         }
         for p in [&b"u/x.jpg"[..], b"u/php", b"u/x.phpx"] {

@@ -117,11 +117,7 @@ impl Policy {
             .filter_map(|g| g.strip_suffix("/**").map(str::to_string))
             .filter(|g| !g.is_empty())
             .collect();
-        let always_prefixes = spec
-            .always
-            .iter()
-            .map(|g| literal_prefix(g))
-            .collect::<Option<Vec<_>>>();
+        let always_prefixes = spec.always.iter().map(|g| literal_prefix(g)).collect::<Option<Vec<_>>>();
         Ok(Policy {
             restrict: PatternSet::new(&spec.restrict)?,
             ignore: PatternSet::new(&spec.ignore)?,
@@ -210,11 +206,8 @@ impl Policy {
                 .min()
                 .map(|r| &self.rules[r]);
             self.quarantine_set.matches_into(&cand, scratch, hits);
-            let quarantine = hits
-                .iter()
-                .map(|&p| self.quarantine_of_pattern[p])
-                .min()
-                .map(|q| self.quarantine[q].action);
+            let quarantine =
+                hits.iter().map(|&p| self.quarantine_of_pattern[p]).min().map(|q| self.quarantine[q].action);
             Verdict {
                 severity: rule.map(|r| r.severity).unwrap_or(self.default_severity),
                 rule: rule.map(|r| r.id.as_str()).unwrap_or(DEFAULT_RULE),
@@ -256,10 +249,7 @@ mod tests {
         Policy::compile(&PolicySpec {
             restrict: vec!["**/@exec".into(), "**/*.js".into(), "**/.htaccess".into()],
             ignore: vec!["wp-content/uploads/**".into(), "wp-content/cache/**".into()],
-            always: vec![
-                "wp-content/uploads/**/@exec".into(),
-                "wp-content/uploads/**/.htaccess".into(),
-            ],
+            always: vec!["wp-content/uploads/**/@exec".into(), "wp-content/uploads/**/.htaccess".into()],
             nodiff: vec!["wp-config.php".into()],
             rules: vec![RuleSpec {
                 id: "php-in-uploads".into(),
@@ -302,23 +292,12 @@ mod tests {
     #[test]
     fn classify_picks_first_rule_for_the_event() {
         let p = wp_like();
-        let v = p.classify(
-            b"wp-content/uploads/x.php",
-            FileType::File,
-            EventKind::Added,
-        );
+        let v = p.classify(b"wp-content/uploads/x.php", FileType::File, EventKind::Added);
         assert_eq!((v.severity, v.rule), (Severity::Critical, "php-in-uploads"));
-        let v = p.classify(
-            b"wp-content/uploads/x.php",
-            FileType::File,
-            EventKind::Deleted,
-        );
+        let v = p.classify(b"wp-content/uploads/x.php", FileType::File, EventKind::Deleted);
         assert_eq!((v.severity, v.rule), (Severity::High, DEFAULT_RULE));
         let v = p.classify(b"a/.htaccess", FileType::File, EventKind::Modified);
         assert_eq!(v.quarantine, Some(QuarantineAction::Restore));
-        assert!(
-            p.classify(b"wp-config.php", FileType::File, EventKind::Modified)
-                .nodiff
-        );
+        assert!(p.classify(b"wp-config.php", FileType::File, EventKind::Modified).nodiff);
     }
 }

@@ -18,10 +18,12 @@ pub use raw::{GlobText, RawProfile, RawQuarantineRule, RawRule};
 /// The profiles compiled into the binary: (name, YAML source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("wordpress", include_str!("../../profiles/wordpress.yaml")),
-    (
-        "generic-php",
-        include_str!("../../profiles/generic-php.yaml"),
-    ),
+    ("drupal", include_str!("../../profiles/drupal.yaml")),
+    ("joomla", include_str!("../../profiles/joomla.yaml")),
+    ("magento", include_str!("../../profiles/magento.yaml")),
+    ("laravel", include_str!("../../profiles/laravel.yaml")),
+    ("static", include_str!("../../profiles/static.yaml")),
+    ("generic-php", include_str!("../../profiles/generic-php.yaml")),
 ];
 
 /// The profile a site gets when its config names none.
@@ -47,9 +49,7 @@ pub struct Profile {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn builtin(name: &str) -> Option<&'static str> {
@@ -64,9 +64,7 @@ pub fn exists(name: &str, dir: &Path) -> bool {
 /// Loads profile `name`, preferring `dir/NAME.yaml` over the built-in.
 pub fn load(name: &str, dir: &Path) -> Result<Profile, ConfigError> {
     if !valid_name(name) {
-        return Err(ConfigError::Other(format!(
-            "invalid profile name '{name}' (letters a-z, digits, '-' and '_')"
-        )));
+        return Err(ConfigError::Other(format!("invalid profile name '{name}' (letters a-z, digits, '-' and '_')")));
     }
     let file = dir.join(format!("{name}.yaml"));
     if file.is_file() {
@@ -75,22 +73,12 @@ pub fn load(name: &str, dir: &Path) -> Result<Profile, ConfigError> {
             message: format!("cannot read profile: {e}"),
         })?;
         let raw = parse(&text, &file.display().to_string())?;
-        return Ok(Profile {
-            name: name.into(),
-            source: Source::File(file),
-            text,
-            raw,
-        });
+        return Ok(Profile { name: name.into(), source: Source::File(file), text, raw });
     }
     match builtin(name) {
         Some(text) => {
             let raw = parse(text, &format!("<built-in profile {name}>"))?;
-            Ok(Profile {
-                name: name.into(),
-                source: Source::Builtin,
-                text: text.into(),
-                raw,
-            })
+            Ok(Profile { name: name.into(), source: Source::Builtin, text: text.into(), raw })
         }
         None => Err(ConfigError::Other(format!(
             "unknown profile '{name}' (built-in: {}; or add {})",
@@ -119,11 +107,7 @@ impl RawProfile {
             always: raw::texts(&self.always),
             nodiff: raw::texts(&self.nodiff),
             rules: self.rules.iter().map(RawRule::spec).collect(),
-            quarantine: self
-                .quarantine
-                .iter()
-                .map(RawQuarantineRule::spec)
-                .collect(),
+            quarantine: self.quarantine.iter().map(RawQuarantineRule::spec).collect(),
             default_severity: self.default_severity,
         }
     }

@@ -16,9 +16,7 @@ pub struct GlobText(pub String);
 
 impl<'de> Deserialize<'de> for GlobText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, "a glob", |s| {
-            glob::validate(s).map(|()| GlobText(s.to_string()))
-        })
+        checked_str(d, "a glob", |s| glob::validate(s).map(|()| GlobText(s.to_string())))
     }
 }
 
@@ -137,10 +135,7 @@ pub struct RawQuarantineRule {
 
 impl RawQuarantineRule {
     pub fn spec(&self) -> QuarantineSpec {
-        QuarantineSpec {
-            patterns: texts(&self.patterns.0),
-            action: self.action,
-        }
+        QuarantineSpec { patterns: texts(&self.patterns.0), action: self.action }
     }
 }
 

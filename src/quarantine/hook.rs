@@ -53,9 +53,7 @@ pub struct HookRunner {
 impl HookRunner {
     pub fn spawn() -> std::io::Result<HookRunner> {
         let (tx, rx) = sync_channel(256);
-        std::thread::Builder::new()
-            .name("sw-hook".into())
-            .spawn(move || serve(rx))?;
+        std::thread::Builder::new().name("sw-hook".into()).spawn(move || serve(rx))?;
         Ok(HookRunner { tx })
     }
 
@@ -65,8 +63,7 @@ impl HookRunner {
             Ok(()) => true,
             Err(e) => {
                 let job = match e {
-                    std::sync::mpsc::TrySendError::Full(j)
-                    | std::sync::mpsc::TrySendError::Disconnected(j) => j,
+                    std::sync::mpsc::TrySendError::Full(j) | std::sync::mpsc::TrySendError::Disconnected(j) => j,
                 };
                 tracing::error!("quarantine hook not run (too many waiting): {:?}", job.argv);
                 false
@@ -98,10 +95,7 @@ fn serve(rx: Receiver<HookJob>) {
 /// Runs one hook to completion or timeout.
 pub fn run(job: &HookJob) -> HookResult {
     let started = Instant::now();
-    let mut result = HookResult {
-        argv: job.argv.clone(),
-        ..HookResult::default()
-    };
+    let mut result = HookResult { argv: job.argv.clone(), ..HookResult::default() };
     let Some((prog, args)) = job.argv.split_first() else {
         result.error = Some("empty hook".into());
         return result;
@@ -109,10 +103,7 @@ pub fn run(job: &HookJob) -> HookResult {
     let mut cmd = Command::new(prog);
     cmd.args(args)
         .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -128,14 +119,8 @@ pub fn run(job: &HookJob) -> HookResult {
     };
     let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
     let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+        child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -193,10 +178,7 @@ mod tests {
 
     #[test]
     fn runs_without_a_shell_and_passes_the_environment() {
-        let r = run(&job(
-            &["/bin/sh", "-c", "printf '%s' \"$SITEWARDEN_PATH\""],
-            Duration::from_secs(10),
-        ));
+        let r = run(&job(&["/bin/sh", "-c", "printf '%s' \"$SITEWARDEN_PATH\""], Duration::from_secs(10)));
         assert!(r.ok(), "{r:?}");
         assert_eq!(r.output, "/var/www/a b;$(rm -rf /)");
     }

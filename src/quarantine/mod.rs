@@ -91,9 +91,7 @@ pub struct QuarantineError {
 
 impl QuarantineStore {
     pub fn new(state_dir: &Path) -> QuarantineStore {
-        QuarantineStore {
-            dir: state_dir.join("quarantine"),
-        }
+        QuarantineStore { dir: state_dir.join("quarantine") }
     }
 
     pub fn item_dir(&self, id: &str) -> PathBuf {
@@ -152,24 +150,11 @@ impl QuarantineStore {
             let path = path.to_path_buf();
             move |source| QuarantineError { path, source }
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(err(&self.dir))?;
-        let stamp: String = rfc3339_ms(now_ns())
-            .chars()
-            .filter(|c| c.is_ascii_digit())
-            .take(14)
-            .collect();
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(err(&self.dir))?;
+        let stamp: String = rfc3339_ms(now_ns()).chars().filter(|c| c.is_ascii_digit()).take(14).collect();
         loop {
             let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-            let id = format!(
-                "{}-{}-{:x}{seq:x}",
-                &stamp[..8],
-                &stamp[8..],
-                std::process::id() % 0xfff
-            );
+            let id = format!("{}-{}-{:x}{seq:x}", &stamp[..8], &stamp[8..], std::process::id() % 0xfff);
             let dir = self.item_dir(&id);
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => return Ok((id, dir)),
@@ -256,46 +241,22 @@ fn outcome(r: Result<(), write::WriteError>, done: &str) -> String {
 /// removed.
 fn restore_baseline(content: &ContentStore, change: &Change, root: &Path) -> String {
     let Some(before) = change.before.as_ref() else {
-        return outcome(
-            write::remove(root, &change.rel),
-            "removed (it had no accepted version)",
-        );
+        return outcome(write::remove(root, &change.rel), "removed (it had no accepted version)");
     };
     if before.kind != FileType::File {
-        return format!(
-            "not restored: the accepted version is a {}",
-            before.kind.as_str()
-        );
+        return format!("not restored: the accepted version is a {}", before.kind.as_str());
     }
     let Some(good) = before.sha256.and_then(|sha| content.get(&sha)) else {
         return "not restored: the accepted version was not kept (binary or too large)".into();
     };
-    outcome(
-        write::replace(
-            root,
-            &change.rel,
-            &good,
-            before.uid,
-            before.gid,
-            before.mode,
-        ),
-        "restored",
-    )
+    outcome(write::replace(root, &change.rel, &good, before.uid, before.gid, before.mode), "restored")
 }
 
 fn write_meta(dir: &Path, meta: &Meta) -> Result<(), QuarantineError> {
     let path = dir.join(META);
-    let err = |source| QuarantineError {
-        path: path.clone(),
-        source,
-    };
+    let err = |source| QuarantineError { path: path.clone(), source };
     let text = serde_json::to_vec_pretty(meta).map_err(|e| err(std::io::Error::other(e)))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(err)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(err)?;
     f.write_all(&text).map_err(err)?;
     f.sync_all().map_err(err)
 }
@@ -303,16 +264,10 @@ fn write_meta(dir: &Path, meta: &Meta) -> Result<(), QuarantineError> {
 /// Copies the live regular file to `dest` (0600), never through a symlink;
 /// returns the SHA-256 of what was copied.
 fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option<[u8; 32]>> {
-    let Some((dir, name)) =
-        file::open_parent(root, rel).map_err(|e| std::io::Error::other(e.to_string()))?
-    else {
+    let Some((dir, name)) = file::open_parent(root, rel).map_err(|e| std::io::Error::other(e.to_string()))? else {
         return Ok(None);
     };
-    let flags = OFlag::O_RDONLY
-        | OFlag::O_NOFOLLOW
-        | OFlag::O_NONBLOCK
-        | OFlag::O_NOCTTY
-        | OFlag::O_CLOEXEC;
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let Ok(fd) = openat(Some(dir.as_raw_fd()), name.as_c_str(), flags, Mode::empty()) else {
         return Ok(None);
     };
@@ -322,11 +277,7 @@ fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option
     if FileType::from_mode(st.st_mode) != FileType::File || st.st_size as u64 > MAX_EVIDENCE {
         return Ok(None);
     }
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dest)?;
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut reader = src.take(MAX_EVIDENCE);
@@ -350,39 +301,21 @@ pub fn hook_env(meta: &Meta, store: &QuarantineStore, severity: &str) -> Vec<(St
         None => OsString::from(&meta.path),
     };
     let mut env = vec![
-        (
-            "SITEWARDEN_EVENT".to_string(),
-            OsString::from(meta.event.as_str()),
-        ),
+        ("SITEWARDEN_EVENT".to_string(), OsString::from(meta.event.as_str())),
         ("SITEWARDEN_SITE".into(), OsString::from(&meta.site)),
         ("SITEWARDEN_PATH".into(), abs),
         ("SITEWARDEN_REL_PATH".into(), OsString::from_vec(rel)),
         ("SITEWARDEN_QUARANTINE_ID".into(), OsString::from(&meta.id)),
-        (
-            "SITEWARDEN_QUARANTINE_DIR".into(),
-            store.item_dir(&meta.id).into_os_string(),
-        ),
-        (
-            "SITEWARDEN_ACTION".into(),
-            OsString::from(meta.action.as_str()),
-        ),
+        ("SITEWARDEN_QUARANTINE_DIR".into(), store.item_dir(&meta.id).into_os_string()),
+        ("SITEWARDEN_ACTION".into(), OsString::from(meta.action.as_str())),
         ("SITEWARDEN_RESULT".into(), OsString::from(&meta.result)),
         ("SITEWARDEN_RULE".into(), OsString::from(&meta.rule)),
         ("SITEWARDEN_SEVERITY".into(), OsString::from(severity)),
-        (
-            "SITEWARDEN_SHA256_BEFORE".into(),
-            OsString::from(meta.baseline_sha256.clone().unwrap_or_default()),
-        ),
-        (
-            "SITEWARDEN_SHA256_AFTER".into(),
-            OsString::from(meta.sha256.clone().unwrap_or_default()),
-        ),
+        ("SITEWARDEN_SHA256_BEFORE".into(), OsString::from(meta.baseline_sha256.clone().unwrap_or_default())),
+        ("SITEWARDEN_SHA256_AFTER".into(), OsString::from(meta.sha256.clone().unwrap_or_default())),
     ];
     if meta.evidence {
-        env.push((
-            "SITEWARDEN_QUARANTINE_FILE".into(),
-            store.item_dir(&meta.id).join(EVIDENCE).into_os_string(),
-        ));
+        env.push(("SITEWARDEN_QUARANTINE_FILE".into(), store.item_dir(&meta.id).join(EVIDENCE).into_os_string()));
     }
     env
 }
@@ -394,9 +327,7 @@ pub fn hook_report(store: &QuarantineStore, id: &str) -> PathBuf {
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .unwrap_or_default()
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
 }
 
 /// The exact relative path of an item.
@@ -414,11 +345,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(max: usize, window: Duration) -> RateLimit {
-        RateLimit {
-            window,
-            max,
-            seen: HashMap::new(),
-        }
+        RateLimit { window, max, seen: HashMap::new() }
     }
 
     /// Records one quarantine of `rel` at `now`; `Ok(suppressed_before)`
@@ -426,10 +353,7 @@ impl RateLimit {
     #[allow(clippy::result_unit_err)]
     pub fn check(&mut self, site: &str, rel: &[u8], now: i64) -> Result<u64, ()> {
         let window = self.window.as_nanos() as i64;
-        let entry = self
-            .seen
-            .entry((site.to_string(), rel.to_vec()))
-            .or_default();
+        let entry = self.seen.entry((site.to_string(), rel.to_vec())).or_default();
         entry.0.retain(|&t| t > now - window);
         if entry.0.len() >= self.max {
             entry.1 += 1;

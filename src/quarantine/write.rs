@@ -44,46 +44,21 @@ fn current_type(dir: i32, name: &CStr) -> Result<Option<FileType>, WriteError> {
 }
 
 /// Replaces `rel` below `root` with `content`, owned `uid:gid`, mode `mode`.
-pub fn replace(
-    root: &Path,
-    rel: &[u8],
-    content: &[u8],
-    uid: u32,
-    gid: u32,
-    mode: u32,
-) -> Result<(), WriteError> {
-    let (dir, name) = file::open_parent(root, rel)
-        .map_err(io)?
-        .ok_or(WriteError::Parent)?;
+pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(), WriteError> {
+    let (dir, name) = file::open_parent(root, rel).map_err(io)?.ok_or(WriteError::Parent)?;
     let dfd = dir.as_raw_fd();
     match current_type(dfd, &name)? {
         None | Some(FileType::File) => {}
         Some(other) => return Err(WriteError::NotAFile(other.as_str())),
     }
-    let tmp = format!(
-        ".sitewarden-restore-{}-{}",
-        std::process::id(),
-        crate::util::time::now_ns()
-    );
-    let flags =
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(
-        Some(dfd),
-        tmp.as_str(),
-        flags,
-        Mode::from_bits_truncate(0o600),
-    )
-    .map_err(io)?;
+    let tmp = format!(".sitewarden-restore-{}-{}", std::process::id(), crate::util::time::now_ns());
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(Some(dfd), tmp.as_str(), flags, Mode::from_bits_truncate(0o600)).map_err(io)?;
     // Safety: openat just returned this descriptor and nothing else owns it.
     let mut f = unsafe { File::from_raw_fd(fd) };
     let written = (|| {
         f.write_all(content).map_err(io)?;
-        fchown(
-            f.as_raw_fd(),
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-        )
-        .map_err(io)?;
+        fchown(f.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
         fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
         f.sync_all().map_err(io)?;
         // Checked again just before the switch: rename replaces a symlink
@@ -106,19 +81,13 @@ pub fn replace(
 /// Removes `rel` below `root` (a file, symlink or special file; never a
 /// directory).
 pub fn remove(root: &Path, rel: &[u8]) -> Result<(), WriteError> {
-    let (dir, name) = file::open_parent(root, rel)
-        .map_err(io)?
-        .ok_or(WriteError::Parent)?;
+    let (dir, name) = file::open_parent(root, rel).map_err(io)?.ok_or(WriteError::Parent)?;
     match current_type(dir.as_raw_fd(), &name)? {
         None => return Ok(()),
         Some(FileType::Dir) => return Err(WriteError::NotAFile("directory")),
         Some(_) => {}
     }
-    match unlinkat(
-        Some(dir.as_raw_fd()),
-        name.as_c_str(),
-        UnlinkatFlags::NoRemoveDir,
-    ) {
+    match unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {
             let _ = nix::unistd::fsync(dir.as_raw_fd());
             Ok(())
@@ -141,16 +110,9 @@ mod tests {
         let g = nix::unistd::getgid().as_raw();
         replace(dir.path(), b"d/.htaccess", b"good\n", me, g, 0o640).unwrap();
         let m = std::fs::metadata(dir.path().join("d/.htaccess")).unwrap();
-        assert_eq!(
-            std::fs::read(dir.path().join("d/.htaccess")).unwrap(),
-            b"good\n"
-        );
+        assert_eq!(std::fs::read(dir.path().join("d/.htaccess")).unwrap(), b"good\n");
         assert_eq!(m.mode() & 0o7777, 0o640);
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("d")).unwrap().count(),
-            1,
-            "no temporary file left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join("d")).unwrap().count(), 1, "no temporary file left");
     }
 
     #[test]
@@ -158,22 +120,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("target"), "outside").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("target"), dir.path().join(".htaccess"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("target"), dir.path().join(".htaccess")).unwrap();
         let me = nix::unistd::getuid().as_raw();
-        assert_eq!(
-            replace(dir.path(), b".htaccess", b"x", me, me, 0o644),
-            Err(WriteError::NotAFile("symlink"))
-        );
+        assert_eq!(replace(dir.path(), b".htaccess", b"x", me, me, 0o644), Err(WriteError::NotAFile("symlink")));
         std::os::unix::fs::symlink(outside.path(), dir.path().join("sub")).unwrap();
-        assert_eq!(
-            replace(dir.path(), b"sub/target", b"x", me, me, 0o644),
-            Err(WriteError::Parent)
-        );
-        assert_eq!(
-            std::fs::read(outside.path().join("target")).unwrap(),
-            b"outside"
-        );
+        assert_eq!(replace(dir.path(), b"sub/target", b"x", me, me, 0o644), Err(WriteError::Parent));
+        assert_eq!(std::fs::read(outside.path().join("target")).unwrap(), b"outside");
         assert_eq!(remove(dir.path(), b"sub/target"), Err(WriteError::Parent));
         assert!(outside.path().join("target").exists());
     }

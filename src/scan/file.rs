@@ -35,14 +35,8 @@ pub fn state_from_stat(st: &FileStat) -> FileState {
         mode: st.st_mode & 0o7777,
         uid: st.st_uid,
         gid: st.st_gid,
-        mtime_ns: st
-            .st_mtime
-            .saturating_mul(1_000_000_000)
-            .saturating_add(st.st_mtime_nsec),
-        ctime_ns: st
-            .st_ctime
-            .saturating_mul(1_000_000_000)
-            .saturating_add(st.st_ctime_nsec),
+        mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec),
+        ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec),
         dev: st.st_dev,
         ino: st.st_ino,
         sha256: None,
@@ -57,23 +51,15 @@ pub fn lstat_at(dir: RawFd, name: &CStr) -> Result<FileStat, Errno> {
 
 /// Opens a directory below `dir` without following a symlink.
 pub fn open_dir_at(dir: Option<RawFd>, name: &CStr) -> Result<OwnedFd, Errno> {
-    let fd = openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd =
+        openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
     // Safety: openat just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Opens a directory path (following symlinks: only for a configured root).
 pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
-    let fd = nix::fcntl::open(
-        path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
     // Safety: open just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -165,11 +151,7 @@ fn hash_regular(
     buf: &mut Vec<u8>,
     mut capture: Option<&mut Vec<u8>>,
 ) -> Result<([u8; 32], FileStat, u64), HashError> {
-    let flags = OFlag::O_RDONLY
-        | OFlag::O_NOFOLLOW
-        | OFlag::O_NONBLOCK
-        | OFlag::O_NOCTTY
-        | OFlag::O_CLOEXEC;
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let fd = match openat(Some(dir), name, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Err(HashError::Gone),
@@ -180,9 +162,7 @@ fn hash_regular(
     // Safety: openat just returned this descriptor and nothing else owns it.
     let mut file = unsafe { File::from_raw_fd(fd) };
     let opened = fstat(file.as_raw_fd()).map_err(HashError::Io)?;
-    if FileType::from_mode(opened.st_mode) != FileType::File
-        || opened.st_ino != st.st_ino
-        || opened.st_dev != st.st_dev
+    if FileType::from_mode(opened.st_mode) != FileType::File || opened.st_ino != st.st_ino || opened.st_dev != st.st_dev
     {
         return Err(HashError::Swapped);
     }
@@ -222,11 +202,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// Reads the state of one path below `root` component by component, with
 /// `O_NOFOLLOW` at every step: a symlinked parent directory means the path
 /// does not exist as a file of the site. `Ok(None)`: nothing is there.
-pub fn probe(
-    root: &Path,
-    rel: &[u8],
-    known: Option<&FileState>,
-) -> Result<Option<FileState>, ItemError> {
+pub fn probe(root: &Path, rel: &[u8], known: Option<&FileState>) -> Result<Option<FileState>, ItemError> {
     let Some((dir, name)) = open_parent(root, rel)? else {
         return Ok(None);
     };
@@ -239,24 +215,16 @@ pub fn probe(
 /// symlink, never a FIFO or device).
 pub fn read_content(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<Vec<u8>> {
     let (dir, name) = open_parent(root, rel).ok()??;
-    let flags = OFlag::O_RDONLY
-        | OFlag::O_NOFOLLOW
-        | OFlag::O_NONBLOCK
-        | OFlag::O_NOCTTY
-        | OFlag::O_CLOEXEC;
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let fd = openat(Some(dir.as_raw_fd()), name.as_c_str(), flags, Mode::empty()).ok()?;
     // Safety: openat just returned this descriptor and nothing else owns it.
     let file = unsafe { File::from_raw_fd(fd) };
     let st = fstat(file.as_raw_fd()).ok()?;
-    if FileType::from_mode(st.st_mode) != FileType::File
-        || st.st_size as u64 > crate::content::MAX_SIZE
-    {
+    if FileType::from_mode(st.st_mode) != FileType::File || st.st_size as u64 > crate::content::MAX_SIZE {
         return None;
     }
     let mut out = Vec::new();
-    file.take(crate::content::MAX_SIZE + 1)
-        .read_to_end(&mut out)
-        .ok()?;
+    file.take(crate::content::MAX_SIZE + 1).read_to_end(&mut out).ok()?;
     (sha256(&out) == *sha).then_some(out)
 }
 
@@ -265,10 +233,7 @@ pub fn read_content(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<Vec<u8>> 
 /// missing or is not a real directory.
 pub fn open_parent(root: &Path, rel: &[u8]) -> Result<Option<(OwnedFd, CString)>, ItemError> {
     let mut dir = open_root(root).map_err(ItemError::Io)?;
-    let mut parts = rel
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty())
-        .peekable();
+    let mut parts = rel.split(|&b| b == b'/').filter(|p| !p.is_empty()).peekable();
     while let Some(part) = parts.next() {
         let c = CString::new(part).map_err(|_| ItemError::Io(Errno::EINVAL))?;
         if parts.peek().is_none() {

@@ -111,20 +111,13 @@ struct Work {
 /// Walks `spec.root` and calls `sink` with every watched path, on the
 /// caller's thread.
 pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStats, ScanError> {
-    let root_fd = file::open_root(spec.root).map_err(|errno| ScanError::Root {
-        path: spec.root.to_path_buf(),
-        errno,
-    })?;
+    let root_fd =
+        file::open_root(spec.root).map_err(|errno| ScanError::Root { path: spec.root.to_path_buf(), errno })?;
     let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd())
-        .map_err(|errno| ScanError::Root {
-            path: spec.root.to_path_buf(),
-            errno,
-        })?
+        .map_err(|errno| ScanError::Root { path: spec.root.to_path_buf(), errno })?
         .st_dev;
     let threads = if spec.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     } else {
         spec.threads
     };
@@ -160,11 +153,7 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
     })
 }
 
-fn hash_worker(
-    spec: &ScanSpec<'_>,
-    rx: &Mutex<Receiver<Work>>,
-    tx: &SyncSender<Found>,
-) -> (u64, u64, u64) {
+fn hash_worker(spec: &ScanSpec<'_>, rx: &Mutex<Receiver<Work>>, tx: &SyncSender<Found>) -> (u64, u64, u64) {
     let mut buf = Vec::new();
     let mut captured = Vec::new();
     let (mut hashed, mut bytes, mut problems) = (0, 0, 0);
@@ -176,36 +165,31 @@ fn hash_worker(
                 Err(_) => break,
             }
         };
-        let known = if spec.rehash {
-            None
-        } else {
-            spec.cache.and_then(|c| c.get(&work.rel))
-        };
+        let known = if spec.rehash { None } else { spec.cache.and_then(|c| c.get(&work.rel)) };
         let keep = spec.content.filter(|_| !spec.policy.nodiff(&work.rel));
         let capture = keep.is_some().then_some(&mut captured);
-        let found =
-            match file::read_state_at(work.dir.as_raw_fd(), &work.name, known, &mut buf, capture) {
-                Ok(Some((state, n))) => {
-                    if n > 0 || state.size == 0 {
-                        hashed += 1;
-                        if let (Some(store), Some(sha)) = (keep, state.sha256.as_ref()) {
-                            if captured.len() as u64 == state.size {
-                                if let Err(e) = store.put(sha, &captured) {
-                                    tracing::warn!("content store: {e}");
-                                }
+        let found = match file::read_state_at(work.dir.as_raw_fd(), &work.name, known, &mut buf, capture) {
+            Ok(Some((state, n))) => {
+                if n > 0 || state.size == 0 {
+                    hashed += 1;
+                    if let (Some(store), Some(sha)) = (keep, state.sha256.as_ref()) {
+                        if captured.len() as u64 == state.size {
+                            if let Err(e) = store.put(sha, &captured) {
+                                tracing::warn!("content store: {e}");
                             }
                         }
                     }
-                    bytes += n;
-                    Found::Entry(work.rel, state)
                 }
-                // Vanished between readdir and stat: simply not there.
-                Ok(None) => continue,
-                Err(e) => {
-                    problems += 1;
-                    Found::Problem(work.rel, e)
-                }
-            };
+                bytes += n;
+                Found::Entry(work.rel, state)
+            }
+            // Vanished between readdir and stat: simply not there.
+            Ok(None) => continue,
+            Err(e) => {
+                problems += 1;
+                Found::Problem(work.rel, e)
+            }
+        };
         if tx.send(found).is_err() {
             break;
         }
@@ -315,14 +299,7 @@ fn walk(
             }
             stats.entries += 1;
             let name = CString::from(name);
-            if work
-                .send(Work {
-                    dir: Arc::clone(&dir_fd),
-                    name,
-                    rel,
-                })
-                .is_err()
-            {
+            if work.send(Work { dir: Arc::clone(&dir_fd), name, rel }).is_err() {
                 return stats;
             }
         }
@@ -334,21 +311,10 @@ fn walk(
 /// (relative; empty: the root) down, on the root's filesystem, never
 /// through a symlink. Used to place watches. `visit` gets each directory's
 /// relative path, `start` first.
-pub fn walk_dirs(
-    root: &Path,
-    start: &[u8],
-    policy: &Policy,
-    mut visit: impl FnMut(&[u8]),
-) -> Result<(), ScanError> {
-    let root_fd = file::open_root(root).map_err(|errno| ScanError::Root {
-        path: root.to_path_buf(),
-        errno,
-    })?;
+pub fn walk_dirs(root: &Path, start: &[u8], policy: &Policy, mut visit: impl FnMut(&[u8])) -> Result<(), ScanError> {
+    let root_fd = file::open_root(root).map_err(|errno| ScanError::Root { path: root.to_path_buf(), errno })?;
     let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd())
-        .map_err(|errno| ScanError::Root {
-            path: root.to_path_buf(),
-            errno,
-        })?
+        .map_err(|errno| ScanError::Root { path: root.to_path_buf(), errno })?
         .st_dev;
     let first = if start.is_empty() {
         root_fd
@@ -423,10 +389,7 @@ mod tests {
         let fd = file::open_root(dir.path()).unwrap();
         let name = CString::new("gone.php").unwrap();
         let mut buf = Vec::new();
-        assert_eq!(
-            file::read_state_at(fd.as_raw_fd(), &name, None, &mut buf, None),
-            Ok(None)
-        );
+        assert_eq!(file::read_state_at(fd.as_raw_fd(), &name, None, &mut buf, None), Ok(None));
     }
 
     #[test]
@@ -455,14 +418,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(found.len(), 3, "{found:?}");
-        assert_eq!(
-            found[&b"sub/a.php".to_vec()].sha256,
-            Some(file::sha256(b"abc"))
-        );
-        assert_eq!(
-            found[&b"l.php".to_vec()].target.as_deref(),
-            Some(&b"/etc/passwd"[..])
-        );
+        assert_eq!(found[&b"sub/a.php".to_vec()].sha256, Some(file::sha256(b"abc")));
+        assert_eq!(found[&b"l.php".to_vec()].target.as_deref(), Some(&b"/etc/passwd"[..]));
         assert_eq!(found[&b"etcdir".to_vec()].kind, FileType::Symlink);
         assert_eq!(stats.dirs, 2);
     }

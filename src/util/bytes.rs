@@ -57,11 +57,7 @@ fn escape(mut bytes: &[u8], controls: bool) -> String {
             Err(err) => {
                 let (valid, rest) = bytes.split_at(err.valid_up_to());
                 // Checked by from_utf8 just above.
-                push_valid(
-                    &mut out,
-                    std::str::from_utf8(valid).unwrap_or_default(),
-                    controls,
-                );
+                push_valid(&mut out, std::str::from_utf8(valid).unwrap_or_default(), controls);
                 let bad = err.error_len().unwrap_or(rest.len());
                 for b in &rest[..bad] {
                     out.push_str(&format!("\\x{b:02X}"));

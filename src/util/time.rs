@@ -20,12 +20,7 @@ pub fn rfc3339_ms(ns: i64) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", sod / 3600, sod % 3600 / 60, sod % 60)
 }
 
 /// Howard Hinnant's `civil_from_days`: proleptic Gregorian date of a day
@@ -51,14 +46,8 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         // 2026-11-27T18:00:00.123Z
-        assert_eq!(
-            rfc3339_ms(1_795_802_400_123_000_000),
-            "2026-11-27T18:00:00.123Z"
-        );
-        assert_eq!(
-            rfc3339_ms(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000Z"
-        );
+        assert_eq!(rfc3339_ms(1_795_802_400_123_000_000), "2026-11-27T18:00:00.123Z");
+        assert_eq!(rfc3339_ms(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_ms(-1_000_000), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -29,11 +29,7 @@ use crate::policy::Policy;
 pub enum WatchEvent {
     /// Something happened at this path of site `site` (`by` is `Scan` for
     /// a path a scan found still being written).
-    Path {
-        site: Arc<str>,
-        rel: RelPath,
-        by: DetectedBy,
-    },
+    Path { site: Arc<str>, rel: RelPath, by: DetectedBy },
     /// Events were lost (queue overflow, full channel, watch error): the
     /// site must be scanned.
     Rescan { site: Arc<str>, reason: String },
@@ -81,18 +77,12 @@ impl notify::EventHandler for Handler {
         let event = match event {
             Ok(e) => e,
             Err(e) => {
-                self.send(WatchEvent::Rescan {
-                    site: Arc::clone(&self.site),
-                    reason: format!("watch error: {e}"),
-                });
+                self.send(WatchEvent::Rescan { site: Arc::clone(&self.site), reason: format!("watch error: {e}") });
                 return;
             }
         };
         if event.need_rescan() {
-            self.send(WatchEvent::Rescan {
-                site: Arc::clone(&self.site),
-                reason: "inotify queue overflow".into(),
-            });
+            self.send(WatchEvent::Rescan { site: Arc::clone(&self.site), reason: "inotify queue overflow".into() });
         }
         // Opening or reading a file changes nothing; closing after a write
         // is the moment a chunked write is done.
@@ -104,11 +94,7 @@ impl notify::EventHandler for Handler {
         for path in event.paths {
             if let Ok(rest) = path.strip_prefix(&self.root) {
                 let rel = rest.as_os_str().as_bytes().to_vec();
-                self.send(WatchEvent::Path {
-                    site: Arc::clone(&self.site),
-                    rel,
-                    by: DetectedBy::Realtime,
-                });
+                self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime });
             }
         }
     }
@@ -124,34 +110,18 @@ impl SiteWatcher {
         tx: mpsc::Sender<WatchEvent>,
         lost: Arc<AtomicBool>,
     ) -> Result<SiteWatcher, WatchError> {
-        let handler = Handler {
-            site,
-            root: root.to_path_buf(),
-            tx,
-            lost,
-        };
-        let inner = notify::INotifyWatcher::new(
-            handler,
-            notify::Config::default().with_follow_symlinks(false),
-        )
-        .map_err(|e| WatchError::Instance(e.to_string()))?;
-        Ok(SiteWatcher {
-            root: root.to_path_buf(),
-            inner,
-            dirs: HashSet::new(),
-        })
+        let handler = Handler { site, root: root.to_path_buf(), tx, lost };
+        let inner = notify::INotifyWatcher::new(handler, notify::Config::default().with_follow_symlinks(false))
+            .map_err(|e| WatchError::Instance(e.to_string()))?;
+        Ok(SiteWatcher { root: root.to_path_buf(), inner, dirs: HashSet::new() })
     }
 
     /// Watches `dir` (relative) and every directory below it that the policy
     /// enters. Returns how many watches were added.
     pub fn watch_tree(&mut self, dir: &[u8], policy: &Policy) -> Result<usize, WatchError> {
         let mut found = Vec::new();
-        crate::scan::walk_dirs(&self.root, dir, policy, |rel| found.push(rel.to_vec())).map_err(
-            |e| WatchError::Other {
-                path: self.root.clone(),
-                message: e.to_string(),
-            },
-        )?;
+        crate::scan::walk_dirs(&self.root, dir, policy, |rel| found.push(rel.to_vec()))
+            .map_err(|e| WatchError::Other { path: self.root.clone(), message: e.to_string() })?;
         let mut added = 0;
         for rel in found {
             if self.dirs.contains(&rel) {
@@ -167,12 +137,7 @@ impl SiteWatcher {
                     notify::ErrorKind::MaxFilesWatch => return Err(WatchError::Limit { path }),
                     // Gone again already: nothing to watch.
                     notify::ErrorKind::PathNotFound => {}
-                    _ => {
-                        return Err(WatchError::Other {
-                            path,
-                            message: e.to_string(),
-                        })
-                    }
+                    _ => return Err(WatchError::Other { path, message: e.to_string() }),
                 },
             }
         }
@@ -182,12 +147,7 @@ impl SiteWatcher {
     /// Forgets the watches of `dir` and below (the directory is gone or was
     /// replaced; the kernel drops watches of deleted directories itself).
     pub fn forget_tree(&mut self, dir: &[u8]) {
-        let gone: Vec<RelPath> = self
-            .dirs
-            .iter()
-            .filter(|d| crate::detect::is_under(d, dir))
-            .cloned()
-            .collect();
+        let gone: Vec<RelPath> = self.dirs.iter().filter(|d| crate::detect::is_under(d, dir)).cloned().collect();
         for rel in gone {
             let path = self.abs(&rel);
             let _ = self.inner.unwatch(&path);

@@ -29,9 +29,7 @@ impl Daemon {
 
     /// Starts `cmd` (which must run the daemon) and waits for readiness.
     pub fn spawn(mut cmd: Command, log: PathBuf) -> Daemon {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn the daemon");
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().unwrap();
@@ -43,11 +41,7 @@ impl Daemon {
                 s.push('\n');
             }
         });
-        let d = Daemon {
-            child: Some(child),
-            stderr,
-            log,
-        };
+        let d = Daemon { child: Some(child), stderr, log };
         d.wait_stderr("sitewarden: ready");
         d
     }
@@ -77,11 +71,7 @@ impl Daemon {
     }
 
     /// Polls the alert log until `done` holds for it.
-    pub fn wait_for(
-        &self,
-        what: &str,
-        done: impl Fn(&[serde_json::Value]) -> bool,
-    ) -> Vec<serde_json::Value> {
+    pub fn wait_for(&self, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
         let start = Instant::now();
         loop {
             let recs = self.records();
@@ -89,10 +79,7 @@ impl Daemon {
                 return recs;
             }
             if start.elapsed() > PATIENCE {
-                panic!(
-                    "timed out waiting for {what}; records: {recs:#?}\nstderr:\n{}",
-                    self.stderr()
-                );
+                panic!("timed out waiting for {what}; records: {recs:#?}\nstderr:\n{}", self.stderr());
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -101,14 +88,10 @@ impl Daemon {
     /// Waits for a record of `event` on a path ending in `suffix`.
     pub fn wait_record(&self, event: &str, suffix: &str) -> serde_json::Value {
         let recs = self.wait_for(&format!("{event} {suffix}"), |r| {
-            r.iter().any(|x| {
-                x["event"] == event && x["path"].as_str().is_some_and(|p| p.ends_with(suffix))
-            })
+            r.iter().any(|x| x["event"] == event && x["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
         });
         recs.into_iter()
-            .find(|x| {
-                x["event"] == event && x["path"].as_str().is_some_and(|p| p.ends_with(suffix))
-            })
+            .find(|x| x["event"] == event && x["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
             .unwrap()
     }
 

@@ -22,10 +22,7 @@ impl Fixture {
     /// A site named `site` with the given profile and extra site YAML lines
     /// (indented as keys of the site mapping).
     pub fn new(profile: &str, extra: &str) -> Fixture {
-        let dir = tempfile::Builder::new()
-            .prefix("sitewarden-test")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("sitewarden-test").tempdir().unwrap();
         std::fs::create_dir(dir.path().join("root")).unwrap();
         let f = Fixture { dir };
         f.write_config(profile, extra);
@@ -108,9 +105,7 @@ impl Run {
     /// Runs `cmd` with a 120 s limit (a hang is a failure, not a stuck CI).
     pub fn of(mut cmd: Command) -> Run {
         use std::io::Read;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn sitewarden");
         // Drain both pipes while waiting, or a chatty child blocks on a full pipe.
         let mut so = child.stdout.take().unwrap();
@@ -163,9 +158,7 @@ impl Run {
 
 /// The record for a path ending in `suffix`, if any.
 pub fn find<'a>(records: &'a [serde_json::Value], suffix: &str) -> Option<&'a serde_json::Value> {
-    records
-        .iter()
-        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
+    records.iter().find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
 }
 
 /// Bytes of a path, for comparing with `path_base64`.

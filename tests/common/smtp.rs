@@ -27,32 +27,19 @@ pub struct Mail {
 
 impl Mail {
     pub fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl SmtpServer {
     /// Starts a server storing mail under `dir/maildir`; with `tls`
     /// (certificate, key) it offers STARTTLS.
     pub fn start(dir: &Path, tls: Option<(PathBuf, PathBuf)>) -> SmtpServer {
-        let mut s = SmtpServer {
-            child: None,
-            port: free_port(),
-            maildir: dir.join("maildir"),
-            tls,
-        };
+        let mut s = SmtpServer { child: None, port: free_port(), maildir: dir.join("maildir"), tls };
         s.restart();
         s
     }
@@ -61,30 +48,16 @@ impl SmtpServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none());
         let mut cmd = Command::new(PYTHON);
-        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port));
+        cmd.args(["-m", "aiosmtpd", "-n", "-l"]).arg(format!("127.0.0.1:{}", self.port));
         if let Some((cert, key)) = &self.tls {
-            cmd.arg("--tlscert")
-                .arg(cert)
-                .arg("--tlskey")
-                .arg(key)
-                .arg("--no-requiretls");
+            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key).arg("--no-requiretls");
         }
-        cmd.args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&self.maildir);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        self.child = Some(
-            cmd.spawn()
-                .expect("start aiosmtpd (apt-get install python3-aiosmtpd)"),
-        );
+        cmd.args(["-c", "aiosmtpd.handlers.Mailbox"]).arg(&self.maildir);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        self.child = Some(cmd.spawn().expect("start aiosmtpd (apt-get install python3-aiosmtpd)"));
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "aiosmtpd did not start"
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "aiosmtpd did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -113,16 +86,8 @@ for sub in ("new", "cur"):
                     "body": part.get_content(), "raw": raw.decode("utf-8", "replace")})
 print(json.dumps(out))
 "#;
-        let out = Command::new(PYTHON)
-            .args(["-c", PARSE])
-            .arg(&self.maildir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(PYTHON).args(["-c", PARSE]).arg(&self.maildir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -134,11 +99,7 @@ print(json.dumps(out))
             if m.len() >= n {
                 return m;
             }
-            assert!(
-                start.elapsed() < limit,
-                "expected {n} mails, got {}: {m:#?}",
-                m.len()
-            );
+            assert!(start.elapsed() < limit, "expected {n} mails, got {}: {m:#?}", m.len());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -154,12 +115,7 @@ impl Drop for SmtpServer {
 /// returns (ca.pem, cert.pem, key.pem).
 pub fn test_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
+        let st = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status().unwrap();
         assert!(st.success(), "openssl {args:?}");
     };
     run(&[
@@ -181,18 +137,7 @@ pub fn test_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "req.csr",
-    ]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "req.csr"]);
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
     run(&[
         "x509",
@@ -211,9 +156,5 @@ pub fn test_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "-out",
         "cert.pem",
     ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    )
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
 }

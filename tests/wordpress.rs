@@ -1,0 +1,62 @@
+//! The WordPress profile over the real WordPress tree of Debian's
+//! `wordpress` package: a clean baseline and check, and planted files
+//! classified as expected.
+
+mod common;
+
+use std::process::Command;
+
+use common::{find, Fixture};
+
+const WP: &str = "/usr/share/wordpress";
+
+#[test]
+fn the_real_wordpress_tree() {
+    if !std::path::Path::new(WP).join("wp-includes/version.php").exists() {
+        panic!("{WP} missing: apt-get install wordpress (.ci/run does)");
+    }
+    let f = Fixture::new("wordpress", "");
+    std::fs::remove_dir(f.root()).unwrap();
+    let st = Command::new("cp").arg("-a").arg(WP).arg(f.root()).status().unwrap();
+    assert!(st.success());
+    let b = f.run(["baseline"]).ok();
+    assert!(b.stderr.contains("baseline of"), "{}", b.stderr);
+    let (code, recs) = f.check_json();
+    assert_eq!(code, 0, "a fresh baseline of real WordPress is clean: {recs:#?}");
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    assert!(s["sites"][0]["files"].as_u64().unwrap() > 1000, "{s}");
+
+    f.write("wp-content/uploads/2026/11/x.PhP", "<?php system($_GET['c']);");
+    f.write("wp-content/uploads/2026/11/cat.php.jpg", "<?php echo 1;");
+    f.write("wp-content/uploads/2026/11/cat.jpg", [0xffu8, 0xd8]);
+    f.write("wp-content/uploads/.htaccess", "AddHandler php-script .jpg");
+    f.write("wp-content/cache/x.php", "<?php");
+    let theme = f.abs(b"wp-content/themes/twentytwentythree/patterns/post-meta.php");
+    let mut text = std::fs::read_to_string(&theme).unwrap();
+    text.push_str("\n// injected\n");
+    std::fs::write(&theme, text).unwrap();
+    let mut v = std::fs::read_to_string(f.abs(b"wp-includes/version.php")).unwrap();
+    v.push_str("\n@eval($_POST['x']);\n");
+    std::fs::write(f.abs(b"wp-includes/version.php"), v).unwrap();
+    let (code, recs) = f.check_json();
+    assert_eq!(code, 1);
+    let expect = [
+        ("/wp-content/uploads/2026/11/x.PhP", "added", "critical", "php-in-uploads"),
+        ("/wp-content/uploads/2026/11/cat.php.jpg", "added", "critical", "php-in-uploads"),
+        ("/wp-content/uploads/.htaccess", "added", "critical", "php-in-uploads"),
+        ("/wp-content/cache/x.php", "added", "critical", "code-in-cache"),
+        ("/wp-content/themes/twentytwentythree/patterns/post-meta.php", "modified", "medium", "theme-code"),
+        ("/wp-includes/version.php", "modified", "high", "core-code"),
+    ];
+    for (path, event, severity, rule) in expect {
+        let r = find(&recs, path).unwrap_or_else(|| panic!("{path} not reported"));
+        assert_eq!(
+            (r["event"].as_str(), r["severity"].as_str(), r["rule"].as_str()),
+            (Some(event), Some(severity), Some(rule)),
+            "{path}"
+        );
+    }
+    assert_eq!(recs.len(), expect.len(), "nothing else: {recs:#?}");
+    let core = find(&recs, "/wp-includes/version.php").unwrap();
+    assert!(core["diff"].as_str().unwrap().contains("+@eval($_POST['x']);"), "{core}");
+}
