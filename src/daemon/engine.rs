@@ -220,10 +220,10 @@ impl Runtime {
             .into_iter()
             .filter(|p| !changed.contains(p.as_slice()) && !cmp.problems.iter().any(|(d, _)| detect::is_under(p, d)))
             .collect();
-        // A file modified within the last quiet period may still be being
-        // written: hand it to the realtime path, which waits for the writer
-        // to finish, rather than alert a half-written state now.
-        let fresh_after = now_ns() - self.cfg.scan.quiet_period.as_nanos() as i64 * 2;
+        // A file modified since shortly before the scan began may still be
+        // being written (the scan may have read it half-way): hand it to
+        // the realtime path, which waits for the writer to finish.
+        let fresh_after = started - self.cfg.scan.quiet_period.as_nanos() as i64 * 2;
         let (settled, busy): (Vec<Change>, Vec<Change>) = cmp
             .changes
             .into_iter()
