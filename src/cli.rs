@@ -109,6 +109,15 @@ pub enum Command {
     },
     /// Send a test alert through the configured email route
     TestEmail,
+    /// Write the man page or shell completions (for packaging)
+    #[command(hide = true)]
+    Generate {
+        /// man, bash or zsh
+        what: String,
+        /// Where to write
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Sites, files watched, last scan, alerts waiting
     Status {
         /// One JSON object

@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status { json } => status::run(&load(&config_path)?, json),
         Command::Run => run::run(&config_path),
         Command::Quarantine { command } => quarantine::run(&load(&config_path)?, command),
+        Command::Generate { what, dir } => generate(&what, &dir),
         Command::TestEmail => test_email::run(&load(&config_path)?),
         Command::Watch { profile, dir } => watch::run(&profile, &dir),
     }
@@ -93,3 +94,42 @@ pub fn locate<'a>(cfg: &'a Config, only: Option<&str>, arg: &OsStr) -> Result<(&
 pub fn warn(site: &str, rel: &[u8], what: &dyn std::fmt::Display) {
     eprintln!("sitewarden: warning: {site}: {}: {what}", crate::scan::show(if rel.is_empty() { b"." } else { rel }));
 }
+
+/// `sitewarden generate man|bash|zsh DIR`: the man page and completions,
+/// made from the same clap definitions as the command line itself.
+fn generate(what: &str, dir: &Path) -> Result<i32> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = Cli::command();
+    match what {
+        "man" => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+            out.extend_from_slice(MAN_EXTRA.as_bytes());
+            std::fs::write(dir.join("sitewarden.1"), out)?;
+            // One page per command, as the main page's list refers to them.
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let name = format!("sitewarden-{}", sub.get_name());
+                let mut out = Vec::new();
+                clap_mangen::Man::new(sub.clone().name(name.clone())).render(&mut out)?;
+                std::fs::write(dir.join(format!("{name}.1")), out)?;
+            }
+        }
+        "bash" => {
+            let mut out = Vec::new();
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "sitewarden", &mut out);
+            std::fs::write(dir.join("sitewarden"), out)?;
+        }
+        "zsh" => {
+            let mut out = Vec::new();
+            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "sitewarden", &mut out);
+            std::fs::write(dir.join("_sitewarden"), out)?;
+        }
+        other => bail!("generate: unknown '{other}' (man, bash, zsh)"),
+    }
+    Ok(OK)
+}
+
+/// The man page sections that clap does not write: files, config, exit
+/// codes, signals.
+const MAN_EXTRA: &str = include_str!("../../packaging/man-extra.roff");
