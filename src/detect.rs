@@ -41,6 +41,8 @@ pub struct CompareSpec<'a> {
     pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
     /// Keep the content of text files hashed now (not for `check`).
     pub content: Option<&'a crate::content::ContentStore>,
+    /// Read budget in bytes per second (scheduled scans).
+    pub throttle: Option<u64>,
 }
 
 /// True when `rel` is `dir` or below it.
@@ -62,6 +64,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
         start: spec.start,
         cancel: spec.cancel,
         content: spec.content,
+        throttle: spec.throttle,
     };
     out.stats = scan::scan(&scan_spec, |found| match found {
         Found::Entry(rel, state) => {
@@ -152,6 +155,7 @@ pub fn rebuild(
         start: b"",
         cancel,
         content,
+        throttle: None,
     };
     let stats = scan::scan(&spec, |found| match found {
         Found::Entry(rel, state) => {

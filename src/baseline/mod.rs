@@ -244,6 +244,23 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// Every SHA-256 the baseline or the alerted drift refers to (what the
+    /// content store must keep).
+    pub fn referenced_hashes(&self) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha256 FROM baseline WHERE sha256 IS NOT NULL UNION SELECT sha256 FROM drift WHERE sha256 IS NOT NULL")
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(self.err())?;
+        let mut out = std::collections::HashSet::new();
+        for row in rows {
+            if let Ok(sha) = <[u8; 32]>::try_from(row.map_err(self.err())?.as_slice()) {
+                out.insert(sha);
+            }
+        }
+        Ok(out)
+    }
+
     /// Paths of a site whose drift has been alerted and not accepted.
     pub fn drift_paths(&self, site: &str) -> Result<Vec<RelPath>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT path FROM drift WHERE site = ?1").map_err(self.err())?;

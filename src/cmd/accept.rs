@@ -25,6 +25,7 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
             let n = accept_under(&mut store, site, b"", &content)?.len();
             eprintln!("sitewarden: {}: accepted {n} changes", site.name);
         }
+        crate::content::prune_unreferenced(&content, &store);
         return Ok(OK);
     }
     let mut targets: Vec<(&Site, RelPath)> = Vec::new();
@@ -76,6 +77,7 @@ fn accept_under(
         start: dir,
         cancel: None,
         content: Some(content),
+        throttle: None,
     })?;
     for (rel, e) in &cmp.problems {
         warn(&site.name, rel, e);

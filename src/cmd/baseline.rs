@@ -30,5 +30,6 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
             if problems.is_empty() { String::new() } else { format!(", {} unreadable (see warnings)", problems.len()) }
         );
     }
+    crate::content::prune_unreferenced(&content, &store);
     Ok(OK)
 }

@@ -37,6 +37,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             start: b"",
             cancel: None,
             content: None,
+            throttle: None,
         })?;
         for (rel, e) in &cmp.problems {
             warn(&site.name, rel, e);

@@ -19,6 +19,9 @@ pub fn run(cfg: &Config) -> Result<i32> {
         duration::format(cfg.scan.quiet_period),
         cfg.scan.rehash_interval.map(duration::format).unwrap_or_else(|| "off".into())
     )?;
+    if let Some(t) = cfg.scan.throttle {
+        writeln!(out, "scan: scheduled scans read at most {} MB/s, at nice 10", t / 1_000_000)?;
+    }
     writeln!(out, "alerts: log {}", cfg.alerts.log.display())?;
     match &cfg.alerts.email {
         None => writeln!(out, "email: off")?,

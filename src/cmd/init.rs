@@ -119,6 +119,8 @@ scan:
   # rehash_interval: 7d
   # Scans of a site whose realtime watching is incomplete (watch limit):
   fallback_interval: 5m
+  # Scheduled scans run at low CPU and I/O priority; cap their reads too:
+  # throttle_mb_per_sec: 50
 
 quarantine:
   # Run after each quarantine action: argv, no shell. The path, site, ids

@@ -81,6 +81,8 @@ pub struct ScanSettings {
     pub rehash_interval: Option<Duration>,
     pub quiet_period: Duration,
     pub fallback_interval: Duration,
+    /// Read budget of scheduled scans, bytes per second.
+    pub throttle: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +213,7 @@ impl Config {
                 rehash_interval: raw.scan.rehash_interval.map(|d| d.0),
                 quiet_period: raw.scan.quiet_period.map(|d| d.0).unwrap_or(DEFAULT_QUIET_PERIOD),
                 fallback_interval: raw.scan.fallback_interval.map(|d| d.0).unwrap_or(DEFAULT_FALLBACK_INTERVAL),
+                throttle: raw.scan.throttle_mb_per_sec.filter(|&n| n > 0).map(|n| n.saturating_mul(1_000_000)),
             },
             quarantine: QuarantineSettings {
                 hook: raw.quarantine.hook,

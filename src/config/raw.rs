@@ -215,6 +215,8 @@ pub struct RawScan {
     /// Scan interval of a site whose realtime watching is incomplete
     /// (inotify watch limit reached).
     pub fallback_interval: Option<ConfigDuration>,
+    /// Scheduled scans read at most this many MB (10^6 bytes) per second.
+    pub throttle_mb_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

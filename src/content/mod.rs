@@ -121,6 +121,23 @@ impl ContentStore {
     }
 }
 
+/// How long a blob nobody refers to is kept (it may belong to a change
+/// being recorded right now).
+pub const PRUNE_GRACE: Duration = Duration::from_secs(3600);
+
+/// Prunes what neither the baseline nor the alerted drift refers to; logs
+/// and goes on on error (pruning is housekeeping).
+pub fn prune_unreferenced(content: &ContentStore, store: &crate::baseline::Store) {
+    match store.referenced_hashes() {
+        Ok(keep) => match content.prune(&keep, PRUNE_GRACE) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("content store: pruned {n} earlier versions no longer referenced"),
+            Err(e) => tracing::warn!("content store: pruning failed: {e}"),
+        },
+        Err(e) => tracing::warn!("content store: pruning skipped: {e}"),
+    }
+}
+
 fn parse_hex(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;

@@ -206,6 +206,7 @@ impl Runtime {
             start: b"",
             cancel: Some(&self.cancel),
             content: Some(&self.content),
+            throttle: self.cfg.scan.throttle,
         })?;
         if self.cancelled() {
             // An interrupted walk would look like mass deletion.
@@ -238,6 +239,11 @@ impl Runtime {
             }
         }
         let n = self.emit(i, store, &settled, &reverted)?;
+        if i + 1 == self.cfg.sites.len() {
+            // After the last site's scan: drop earlier versions nothing
+            // refers to any more.
+            crate::content::prune_unreferenced(&self.content, store);
+        }
         let w = store.write()?;
         w.site_done(&site.name, std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str()), None, Some(started))?;
         w.commit()?;
@@ -282,6 +288,7 @@ impl Runtime {
                         // cut-short walk would look like deletions.
                         cancel: None,
                         content: Some(&self.content),
+                        throttle: None,
                     })?;
                     for (p, e) in &cmp.problems {
                         tracing::warn!(site = %site.name, "{}: {e}", scan::show(p));

@@ -88,6 +88,30 @@ pub struct ScanSpec<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Where the content of hashed text files is kept (except `nodiff`).
     pub content: Option<&'a ContentStore>,
+    /// At most this many bytes read per second (scheduled scans that must
+    /// not compete with the web server), `None`: as fast as possible.
+    pub throttle: Option<u64>,
+}
+
+/// A shared read budget: hashing threads sleep when they get ahead of it.
+struct Throttle {
+    rate: u64,
+    start: std::time::Instant,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    fn consume(&self, n: u64) {
+        if n == 0 || self.rate == 0 {
+            return;
+        }
+        let total = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        let due = std::time::Duration::from_secs_f64(total as f64 / self.rate as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
 }
 
 /// Figures of one scan.
@@ -124,13 +148,19 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
     let (work_tx, work_rx) = sync_channel::<Work>(512);
     let (out_tx, out_rx) = sync_channel::<Found>(1024);
     let work_rx = Arc::new(Mutex::new(work_rx));
+    let throttle = spec.throttle.map(|rate| Throttle {
+        rate,
+        start: std::time::Instant::now(),
+        bytes: std::sync::atomic::AtomicU64::new(0),
+    });
+    let throttle = throttle.as_ref();
 
     std::thread::scope(|s| {
         let mut hashers = Vec::new();
         for _ in 0..threads {
             let rx = Arc::clone(&work_rx);
             let tx = out_tx.clone();
-            hashers.push(s.spawn(move || hash_worker(spec, &rx, &tx)));
+            hashers.push(s.spawn(move || hash_worker(spec, &rx, &tx, throttle)));
         }
         let walker = {
             let tx = out_tx.clone();
@@ -153,7 +183,12 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
     })
 }
 
-fn hash_worker(spec: &ScanSpec<'_>, rx: &Mutex<Receiver<Work>>, tx: &SyncSender<Found>) -> (u64, u64, u64) {
+fn hash_worker(
+    spec: &ScanSpec<'_>,
+    rx: &Mutex<Receiver<Work>>,
+    tx: &SyncSender<Found>,
+    throttle: Option<&Throttle>,
+) -> (u64, u64, u64) {
     let mut buf = Vec::new();
     let mut captured = Vec::new();
     let (mut hashed, mut bytes, mut problems) = (0, 0, 0);
@@ -181,6 +216,9 @@ fn hash_worker(spec: &ScanSpec<'_>, rx: &Mutex<Receiver<Work>>, tx: &SyncSender<
                     }
                 }
                 bytes += n;
+                if let Some(t) = throttle {
+                    t.consume(n);
+                }
                 Found::Entry(work.rel, state)
             }
             // Vanished between readdir and stat: simply not there.
@@ -409,6 +447,7 @@ mod tests {
             start: b"",
             cancel: None,
             content: None,
+            throttle: None,
         };
         let mut found = HashMap::new();
         let stats = scan(&spec, |f| {
