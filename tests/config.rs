@@ -87,7 +87,11 @@ fn a_good_config_is_printed_back() {
         "wordpress",
         "    ignore: [\"wp-content/my-cache/**\"]\n    quarantine:\n      - { match: \"**/.htaccess\", action: keep }\n",
     );
-    let cfg = std::fs::read_to_string(f.config()).unwrap().replacen("\nsites:", "\nscan: {throttle_mb_per_sec: 50}\nsites:", 1);
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replacen(
+        "\nsites:",
+        "\nscan: {throttle_mb_per_sec: 50}\nsites:",
+        1,
+    );
     std::fs::write(f.config(), cfg).unwrap();
     let r = f.run(["config-check"]).ok();
     assert!(r.stdout.contains("profile: wordpress"), "{}", r.stdout);
