@@ -62,6 +62,67 @@ fn files_in_a_directory_made_and_filled_at_once_are_found() {
 }
 
 #[test]
+fn a_directory_deleted_and_made_again_is_watched_again() {
+    // Regression: the watcher remembered the old directory by name and
+    // never watched the new one (a new inode).
+    let f = site("");
+    f.write("lib/sub/a.php", "<?php");
+    f.run(["accept"]).ok();
+    let d = Daemon::start(&f);
+    std::fs::remove_dir_all(f.abs(b"lib/sub")).unwrap();
+    std::fs::create_dir(f.abs(b"lib/sub")).unwrap();
+    d.wait_record("deleted", "/lib/sub/a.php");
+    settle();
+    f.write("lib/sub/shell.php", "<?php");
+    d.wait_record("added", "/lib/sub/shell.php");
+    // Swapped by renames, as a plugin update does.
+    std::fs::create_dir(f.abs(b"lib/new")).unwrap();
+    std::fs::rename(f.abs(b"lib/sub"), f.abs(b"lib/old")).unwrap();
+    std::fs::rename(f.abs(b"lib/new"), f.abs(b"lib/sub")).unwrap();
+    settle();
+    f.write("lib/sub/shell2.php", "<?php");
+    d.wait_record("added", "/lib/sub/shell2.php");
+}
+
+#[test]
+fn sigterm_is_not_held_up_by_a_throttled_scan() {
+    let f = site("");
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replacen(
+        "\nsites:",
+        "\nscan: {throttle_mb_per_sec: 1, rehash_interval: 1s}\nsites:",
+        1,
+    );
+    std::fs::write(f.config(), cfg).unwrap();
+    let big = std::fs::File::create(f.abs(b"lib/big.js")).unwrap();
+    big.set_len(40 << 20).unwrap();
+    drop(big);
+    f.run(["accept"]).ok();
+    let d = Daemon::start(&f);
+    // The re-hashing scan reads 40 MB at 1 MB/s: it is mid-way now.
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, took, stderr) = d.terminate();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn changes_of_an_interrupted_maintenance_window_are_reported() {
+    let f = site("");
+    let d = Daemon::start(&f);
+    // The maintenance process dies (kill -9) before it could accept.
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.current_dir(f.root()).arg("-c").arg(f.config()).args(["maintenance", "--site", "site", "--"]).args([
+        "/bin/sh",
+        "-c",
+        "echo '<?php evil();' > lib/during.php; sleep 1; kill -9 $PPID",
+    ]);
+    let r = common::Run::of(cmd);
+    assert_ne!(r.code, 0);
+    let rec = d.wait_record("added", "/lib/during.php");
+    assert_eq!(rec["detected_by"], "scan");
+}
+
+#[test]
 fn a_tree_moved_in_is_reported_file_by_file() {
     let f = site("");
     let outside = f.path("incoming");

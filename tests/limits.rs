@@ -96,3 +96,27 @@ fn running_out_of_watches_falls_back_to_scans() {
     assert_eq!(recs.len(), 30, "each once");
     assert!(recs.iter().any(|r| r["detected_by"] == "scan"), "some were found by the fallback scans");
 }
+
+#[test]
+fn a_wide_tree_needs_few_file_descriptors() {
+    // Regression: the walker held one descriptor per pending directory, so
+    // a folder of 1,500 subfolders under a 1,024 limit went unwatched.
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = Fixture::new("generic-php", "");
+    for i in 0..1500 {
+        f.write(format!("wide/d{i:04}/index.php"), "<?php");
+    }
+    let limited = |args: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("ulimit -n 256 && exec \"$0\" -c \"$1\" {args}")).arg(common::BIN).arg(f.config());
+        cmd
+    };
+    let r = common::Run::of(limited("baseline"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("unreadable"), "{}", r.stderr);
+    let d = Daemon::spawn(limited("run"), f.path("alerts.jsonl"));
+    assert!(d.stderr().contains("1502 directories watched"), "{}", d.stderr());
+    f.write("wide/d1480/shell.php", "<?php");
+    let rec = d.wait_record("added", "/wide/d1480/shell.php");
+    assert_eq!(rec["detected_by"], "realtime");
+}

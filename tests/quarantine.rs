@@ -213,3 +213,22 @@ fn a_rewrite_loop_ends_restored_with_bounded_alerts() {
     assert!((1..=6).contains(&n), "{n} alerts");
     assert_eq!(f.run(["check"]).code, 0);
 }
+
+#[test]
+fn a_quarantined_secret_is_not_copied_as_evidence() {
+    // Regression: the evidence copy ignored `nodiff`.
+    let f = site("[]", "10s");
+    f.write_config("wordpress", "    quarantine:\n      - { match: \"*.php\", action: keep }\n");
+    f.write("wp-config.php", "<?php define('DB_PASSWORD', 'old-secret-CCC');");
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    f.write("wp-config.php", "<?php define('DB_PASSWORD', 'new-secret-DDD');");
+    let r = d.wait_record("modified", "/wp-config.php");
+    assert_eq!(r["quarantine"]["result"], "kept");
+    let item = f.state().join("quarantine").join(r["quarantine"]["id"].as_str().unwrap());
+    assert!(!item.join("file").exists(), "no copy of a secret");
+    for file in common::walk(&f.state()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("secret-"), "secret in {}", file.display());
+    }
+}

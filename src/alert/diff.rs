@@ -116,7 +116,10 @@ pub fn render(event: EventKind, label: &str, before: Side<'_>, after: Side<'_>, 
         Side::Bytes(b) => Some(b),
         Side::Unknown => None,
     };
+    let label = &crate::util::bytes::printable(label.as_bytes());
     match (old, new) {
+        // Nothing on either side (a symlink, a FIFO): no diff at all.
+        (Some(old), Some(new)) if old.is_empty() && new.is_empty() => Rendered { diff: None, note: None },
         (Some(old), Some(new)) => Rendered { diff: Some(unified(label, event, old, new)), note: None },
         (None, Some(new)) => Rendered {
             diff: Some(unified(label, EventKind::Added, b"", new)),
@@ -151,6 +154,19 @@ pub fn cap(text: &str) -> String {
     for line in text.split_inclusive('\n') {
         if !cut && (lines >= MAX_LINES || out.len() + line.len() > MAX_BYTES) {
             cut = true;
+            // One huge line (an obfuscated web shell) is shown in part
+            // rather than not at all.
+            let room = MAX_BYTES.saturating_sub(out.len() + 40);
+            if lines < MAX_LINES && room > 80 {
+                let mut end = room.min(line.len());
+                while !line.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push_str(&line[..end]);
+                out.push_str(&format!(" [line cut: {} more bytes]\n", line.len() - end));
+                lines += 1;
+                continue;
+            }
         }
         if cut {
             if (line.starts_with('+') && !line.starts_with("+++"))
@@ -195,6 +211,17 @@ mod tests {
         assert!(d.lines().count() <= MAX_LINES + 1);
         assert!(d.len() <= MAX_BYTES + 100);
         assert!(d.ends_with("more changed lines]\n"), "{}", &d[d.len() - 80..]);
+        let one_line = format!("<?php {}\n", "x".repeat(100_000));
+        let d = render(EventKind::Added, "s.php", Side::Absent, Side::Bytes(one_line.as_bytes()), false).diff.unwrap();
+        assert!(d.contains("+<?php xxxx") && d.contains("[line cut: ") && d.len() <= MAX_BYTES + 200, "{}", d.len());
+    }
+
+    #[test]
+    fn nothing_to_show_is_null_and_labels_are_escaped() {
+        let r = render(EventKind::Added, "link", Side::Absent, Side::Absent, false);
+        assert_eq!(r, Rendered { diff: None, note: None });
+        let d = render(EventKind::Added, "a\nb.php", Side::Absent, Side::Bytes(b"x\n"), false).diff.unwrap();
+        assert!(d.starts_with("--- /dev/null\n+++ a\\x0Ab.php\n"), "{d}");
     }
 
     #[test]

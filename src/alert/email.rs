@@ -34,6 +34,9 @@ pub enum EmailError {
     Settings(String),
     #[error("mail to {server} failed: {message}")]
     Send { server: String, message: String },
+    /// The server refused the message for good (5xx): retrying cannot help.
+    #[error("mail to {server} refused: {message}")]
+    Rejected { server: String, message: String },
 }
 
 enum Route2 {
@@ -108,7 +111,13 @@ impl Mailer {
             Route2::Smtp(t) => t
                 .send(&msg)
                 .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
-                .map_err(|e| fail(error_chain(&e))),
+                .map_err(|e| {
+                    if e.is_permanent() {
+                        EmailError::Rejected { server: self.server.clone(), message: error_chain(&e) }
+                    } else {
+                        fail(error_chain(&e))
+                    }
+                }),
             Route2::Sendmail(t) => {
                 t.send(&msg).map(|()| "accepted by sendmail".into()).map_err(|e| fail(error_chain(&e)))
             }
@@ -175,9 +184,9 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
         body.push_str(&format!("{overflow} more alerts did not fit in the mail queue; they are in the alert log.\n"));
     }
 
-    let mut order: Vec<&AlertRecord> = records.iter().collect();
-    order.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)));
-    for (i, r) in order.iter().enumerate() {
+    let mut sorted: Vec<&AlertRecord> = records.iter().collect();
+    sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)));
+    for (i, r) in sorted.iter().enumerate() {
         if i == FULL_SECTIONS {
             body.push_str(&format!("\n== {} more changes, listed without details:\n", records.len() - FULL_SECTIONS));
         }
@@ -197,6 +206,11 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
         section(&mut body, r);
     }
     (subject, body)
+}
+
+/// The order changes are shown in: most severe first, then oldest first.
+pub fn order(records: &mut [AlertRecord]) {
+    records.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)));
 }
 
 fn section(body: &mut String, r: &AlertRecord) {

@@ -16,6 +16,9 @@ use crate::util::time::now_ns;
 static SENDING: Mutex<()> = Mutex::new(());
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// Alerts in one mail at most (a CMS update of thousands of files is one
+/// mail; beyond this, the next mail follows at once).
+const PER_MAIL: usize = 10_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// The running mail sink; dropping it stops the thread (what is queued
@@ -67,8 +70,27 @@ fn run(mailer: Mailer, outbox: Outbox, policy: DigestPolicy, host: String, wake:
             Some(_) => {
                 let guard = SENDING.lock().unwrap_or_else(|p| p.into_inner());
                 // Another mailer may have sent them meanwhile.
-                let entries = outbox.list().unwrap_or_default();
-                let records: Vec<_> = entries.iter().flat_map(|e| outbox.load(e)).collect();
+                // At most PER_MAIL alerts a mail (memory and message size stay
+                // bounded); the rest follow in the next round, due at once.
+                let mut entries = outbox.list().unwrap_or_default();
+                let mut taken = 0;
+                entries.retain(|e| {
+                    let keep = taken < PER_MAIL;
+                    taken += e.count;
+                    keep
+                });
+                let mut records = Vec::new();
+                for e in &entries {
+                    records.extend(outbox.load(e));
+                    // Only the first sections of a mail show diffs: drop the
+                    // others' as we go, so memory stays small for a mass change.
+                    if records.len() > 2 * super::email::FULL_SECTIONS {
+                        super::email::order(&mut records);
+                        for r in records.iter_mut().skip(super::email::FULL_SECTIONS) {
+                            r.diff = None;
+                        }
+                    }
+                }
                 if entries.is_empty() {
                     continue;
                 }
@@ -84,6 +106,15 @@ fn run(mailer: Mailer, outbox: Outbox, policy: DigestPolicy, host: String, wake:
                         sent.retain(|&t| t > now_ns() - 3_600_000_000_000);
                         retry_at = None;
                         backoff = FIRST_BACKOFF;
+                    }
+                    Err(e @ super::email::EmailError::Rejected { .. }) => {
+                        tracing::error!(
+                            "{e}; {} alerts set aside in outbox/rejected (they are in the alert log)",
+                            records.len()
+                        );
+                        if let Err(err) = outbox.reject(&entries) {
+                            tracing::error!("mail outbox: {err}");
+                        }
                     }
                     Err(e) => {
                         tracing::warn!("{e}; {} alerts stay queued, retry in {} s", records.len(), backoff.as_secs());

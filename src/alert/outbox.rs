@@ -155,6 +155,20 @@ impl Outbox {
         File::open(&self.dir)?.sync_all()
     }
 
+    /// Sets aside batches the mail server refused for good, so they do not
+    /// block the rest (they stay in `outbox/rejected/` and the alert log).
+    pub fn reject(&self, entries: &[Entry]) -> std::io::Result<()> {
+        let dir = self.dir.join("rejected");
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        for e in entries {
+            match std::fs::rename(self.dir.join(&e.name), dir.join(&e.name)) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Alerts that did not fit since the last mail.
     pub fn overflow(&self) -> u64 {
         std::fs::read_to_string(self.dir.join(OVERFLOW_FILE)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)

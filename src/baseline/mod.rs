@@ -244,6 +244,18 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// Like [`Store::alerted`], with when it was alerted (ns).
+    pub fn alerted_at(&self, site: &str, rel: &[u8]) -> Result<Option<(Option<FileState>, i64)>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT alerted_at, {COLS} FROM drift WHERE site = ?1 AND path = ?2"),
+                params![site, rel],
+                |r| Ok((state_from_row(r, 1)?, r.get::<_, i64>(0)?)),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
     /// Every SHA-256 the baseline or the alerted drift refers to (what the
     /// content store must keep).
     pub fn referenced_hashes(&self) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {

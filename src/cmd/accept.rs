@@ -18,6 +18,11 @@ use crate::scan::file;
 use crate::util::time::now_ns;
 
 pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> {
+    // Bad paths are refused before anything is created.
+    let mut targets: Vec<(&Site, RelPath)> = Vec::new();
+    for p in paths {
+        targets.push(locate(cfg, only, p)?);
+    }
     let mut store = Store::open(&cfg.state_dir)?;
     let content = ContentStore::new(&cfg.state_dir);
     if paths.is_empty() {
@@ -27,10 +32,6 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
         }
         crate::content::prune_unreferenced(&content, &store);
         return Ok(OK);
-    }
-    let mut targets: Vec<(&Site, RelPath)> = Vec::new();
-    for p in paths {
-        targets.push(locate(cfg, only, p)?);
     }
     for (site, rel) in targets {
         let is_dir = rel.is_empty()

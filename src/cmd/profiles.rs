@@ -13,9 +13,11 @@ use crate::profile::{self, Source};
 
 /// The folder of local profiles that goes with a config path.
 pub fn profile_dir(config_path: &Path) -> std::path::PathBuf {
+    // The same folder `Config::load` reads: beside the config file.
     match config_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.join("profiles"),
-        _ => Path::new(DEFAULT_PROFILE_DIR).to_path_buf(),
+        Some(_) => Path::new("profiles").to_path_buf(),
+        None => Path::new(DEFAULT_PROFILE_DIR).to_path_buf(),
     }
 }
 

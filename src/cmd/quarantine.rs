@@ -53,7 +53,8 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                     if h.ok() { "ok".to_string() } else { format!("FAILED ({h:?})") }
                 )?;
             }
-            let nodiff = cfg.site(&m.site).is_some_and(|s| s.policy.nodiff(&rel_of(&m)));
+            // A site no longer configured: its policy is unknown, show nothing.
+            let nodiff = cfg.site(&m.site).is_none_or(|s| s.policy.nodiff(&rel_of(&m)));
             let content = ContentStore::new(&cfg.state_dir);
             let evidence = store.evidence(&id);
             let before = m.baseline_sha256.as_deref().and_then(parse_sha).and_then(|s| content.get(&s));
@@ -115,7 +116,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                 w.accept(&site.name, &rel, Some(&now))?;
                 w.commit()?;
             }
-            writeln!(out, "restored {} from {id} and accepted it", m.path)?;
+            writeln!(out, "restored {} from {id} and accepted it", crate::util::bytes::printable(m.path.as_bytes()))?;
         }
         QuarantineCommand::Purge { older_than } => {
             let age = duration::parse(&older_than).map_err(|e| anyhow!("--older-than: {e}"))?;

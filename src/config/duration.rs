@@ -73,7 +73,11 @@ impl<'de> Deserialize<'de> for ConfigDuration {
                 f.write_str("a duration such as 4h, 30m, 90s, 200ms")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfigDuration, E> {
-                parse(v).map(ConfigDuration).map_err(E::custom)
+                match parse(v) {
+                    Ok(d) if d.is_zero() => Err(E::custom(format!("duration '{v}' must be more than zero"))),
+                    Ok(d) => Ok(ConfigDuration(d)),
+                    Err(e) => Err(E::custom(e)),
+                }
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfigDuration, E> {
                 Err(E::custom(format!("duration {v} needs a unit (ms, s, m, h or d), e.g. {v}s")))

@@ -74,6 +74,18 @@ impl<'de> Deserialize<'de> for Sites {
                     if !names.insert(site.name.0.clone()) {
                         return Err(de::Error::custom(format!("duplicate site name '{}'", site.name.0)));
                     }
+                    if let Some(other) = sites.iter().find(|o| {
+                        o.root.real != site.root.real
+                            && (site.root.real.starts_with(&o.root.real) || o.root.real.starts_with(&site.root.real))
+                    }) {
+                        return Err(de::Error::custom(format!(
+                            "site '{}': root {} and the root of site '{}' ({}) are nested; one file would belong to two sites",
+                            site.name.0,
+                            site.root.real.display(),
+                            other.name.0,
+                            other.root.real.display()
+                        )));
+                    }
                     if !roots.insert(site.root.real.clone()) {
                         return Err(de::Error::custom(format!(
                             "site '{}': root {} is already the root of another site",
@@ -259,9 +271,32 @@ impl<'de> Deserialize<'de> for EmailAddr {
     }
 }
 
+/// A list that must hold at least one item.
+fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a non-empty list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(x) = seq.next_element()? {
+                out.push(x);
+            }
+            if out.is_empty() {
+                return Err(de::Error::custom("at least one recipient is needed"));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(std::marker::PhantomData))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmail {
+    #[serde(deserialize_with = "non_empty")]
     pub to: Vec<EmailAddr>,
     pub from: EmailAddr,
     pub smtp: Option<RawSmtp>,

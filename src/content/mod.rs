@@ -11,10 +11,13 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Files larger than this are hashed but not kept.
 pub const MAX_SIZE: u64 = 1024 * 1024;
@@ -65,7 +68,13 @@ impl ContentStore {
             return Ok(false);
         };
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
-        let tmp = parent.join(format!(".{}.{}.tmp", hex(sha), std::process::id()));
+        // Unique per writer: two hashing threads may keep the same content.
+        let tmp = parent.join(format!(
+            ".{}.{}.{}.tmp",
+            hex(sha),
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -76,7 +85,13 @@ impl ContentStore {
         let mut enc = GzEncoder::new(file, flate2::Compression::fast());
         enc.write_all(bytes)?;
         enc.finish()?;
-        std::fs::rename(&tmp, &path)?;
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            // Another writer put the same content first: that is success.
+            if !path.is_file() {
+                return Err(e);
+            }
+        }
         Ok(true)
     }
 

@@ -53,6 +53,8 @@ pub struct SiteRt {
     pub lost: Arc<AtomicBool>,
     /// Realtime is incomplete (watch limit): scans stand in.
     pub degraded: AtomicBool,
+    /// Changes were held back during a maintenance window: rescan after it.
+    pub suppressed: AtomicBool,
 }
 
 /// One generation of the running configuration.
@@ -113,6 +115,7 @@ impl Runtime {
                 watcher: Mutex::new(None),
                 lost: Arc::new(AtomicBool::new(false)),
                 degraded: AtomicBool::new(false),
+                suppressed: AtomicBool::new(false),
             })
             .collect();
         Runtime {
@@ -153,7 +156,9 @@ impl Runtime {
         };
         match w.watch_tree(dir, &site.policy) {
             Ok(n) => Ok(n),
-            Err(e @ WatchError::Limit { .. }) => {
+            // Realtime coverage is incomplete: scans at the fallback
+            // interval stand in, and `status` says so.
+            Err(e @ (WatchError::Limit { .. } | WatchError::Other { .. })) => {
                 if !self.sites[i].degraded.swap(true, Ordering::AcqRel) {
                     tracing::error!(site = %site.name, "{e}");
                 }
@@ -238,7 +243,7 @@ impl Runtime {
                 self.sites[i].lost.store(true, Ordering::Release);
             }
         }
-        let n = self.emit(i, store, &settled, &reverted)?;
+        let n = self.emit(i, store, &settled, &reverted, Some(started))?;
         if i + 1 == self.cfg.sites.len() {
             // After the last site's scan: drop earlier versions nothing
             // refers to any more.
@@ -270,7 +275,9 @@ impl Runtime {
             let now = self.current(site, &rel, store, &mut buf)?;
             match now {
                 Current::Dir => {
-                    if !site.policy.descend(&rel) {
+                    // The root's own attributes are not tracked; an event on
+                    // it must not cost a walk of the whole site.
+                    if rel.is_empty() || !site.policy.descend(&rel) {
                         continue;
                     }
                     self.watch(i, &rel)?;
@@ -339,7 +346,7 @@ impl Runtime {
         }
         changes.sort_by(|a, b| a.rel.cmp(&b.rel));
         changes.dedup_by(|a, b| a.rel == b.rel);
-        self.emit(i, store, &changes, &reverted)
+        self.emit(i, store, &changes, &reverted, None)
     }
 
     /// What is at `rel` now (hashing a regular file unless its stat matches
@@ -394,14 +401,25 @@ impl Runtime {
     /// remembers it (and, with `auto_accept`, accepts it). The records are
     /// on disk before they are remembered: a crash in between repeats an
     /// alert, never loses one.
-    fn emit(&self, i: usize, store: &mut Store, changes: &[Change], reverted: &[RelPath]) -> Result<usize, WorkError> {
+    /// `since`: for a scan, when it started. Its findings are older than
+    /// anything alerted or accepted after that, which wins.
+    fn emit(
+        &self,
+        i: usize,
+        store: &mut Store,
+        changes: &[Change],
+        reverted: &[RelPath],
+        since: Option<i64>,
+    ) -> Result<usize, WorkError> {
         if changes.is_empty() && reverted.is_empty() {
             return Ok(0);
         }
         let site = &self.cfg.sites[i];
         let _decide = self.decide.lock().unwrap_or_else(|p| p.into_inner());
         if super::maintenance::active(&self.cfg.state_dir, &site.name) {
-            // An update on purpose: `sitewarden maintenance` accepts it all.
+            // An update on purpose: `sitewarden maintenance` accepts it all;
+            // a scan after the window reports whatever it did not.
+            self.sites[i].suppressed.store(true, Ordering::Release);
             return Ok(0);
         }
         let now = now_ns();
@@ -410,12 +428,25 @@ impl Runtime {
         // accepted state (a quarantine restored or removed them).
         let mut fresh: Vec<&Change> = Vec::new();
         let mut back: Vec<(&Change, bool)> = Vec::new();
+        // What is still news, judged now, under the lock: not alerted in
+        // this state already, not overtaken by a later alert (for a scan's
+        // findings), and against the baseline as it is now (an `accept` or
+        // a maintenance window may have moved it during a long scan).
+        let mut effective: Vec<Change> = Vec::with_capacity(changes.len());
         for c in changes {
-            if let Some(prev) = store.alerted(&site.name, &c.rel)? {
-                if FileState::compare(prev.as_ref(), c.after.as_ref()).is_none() {
+            if let Some((prev, at)) = store.alerted_at(&site.name, &c.rel)? {
+                if FileState::compare(prev.as_ref(), c.after.as_ref()).is_none() || since.is_some_and(|t| at > t) {
                     continue;
                 }
             }
+            let accepted = store.get(&site.name, &c.rel)?;
+            if accepted == c.before {
+                effective.push(c.clone());
+            } else if let Some(kind) = FileState::compare(accepted.as_ref(), c.after.as_ref()) {
+                effective.push(Change { kind, before: accepted, ..c.clone() });
+            }
+        }
+        for c in &effective {
             let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
             let mut record = AlertRecord::new(&self.host, &site.root, c, &verdict, now);
             let d = diff::of_change(c, &record.path, verdict.nodiff, &self.content, Some(&site.real_root));
@@ -425,11 +456,16 @@ impl Runtime {
             if let Some(action) =
                 verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
             {
+                // Rate limit per path: a rewrite loop is undone every time,
+                // but alerted (and copied as evidence) a few times a minute.
+                let allowed = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(&site.name, &c.rel, now);
                 let act = quarantine::Action {
                     site_root_shown: &site.root,
                     site_root_real: &site.real_root,
                     rule: verdict.rule,
                     action,
+                    nodiff: verdict.nodiff,
+                    evidence: allowed.is_ok(),
                 };
                 match quarantine::apply(&self.quarantine, &self.content, c, &act) {
                     Ok(meta) => {
@@ -437,14 +473,15 @@ impl Runtime {
                         let undone = matches!(meta.result.as_str(), "restored" | "removed")
                             || meta.result.starts_with("removed (");
                         let mut result = meta.result.clone();
-                        match self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(&site.name, &c.rel, now) {
+                        match allowed {
                             Ok(0) => {}
                             Ok(held) => result.push_str(&format!(
-                                " ({held} earlier changes of this file were quarantined without an alert)"
+                                " ({held} earlier changes of this file were undone without an alert)"
                             )),
-                            Err(()) => alert = false,
+                            Err(()) if undone => alert = false,
+                            Err(()) => {}
                         }
-                        if let Some(hooks) = &self.hooks {
+                        if let (Some(hooks), true) = (&self.hooks, alert) {
                             hooks.submit(quarantine::hook::HookJob {
                                 argv: self.cfg.quarantine.hook.clone(),
                                 env: quarantine::hook_env(&meta, &self.quarantine, verdict.severity.as_str()),
@@ -471,8 +508,10 @@ impl Runtime {
         }
         let mut forget = Vec::new();
         for rel in reverted {
-            if store.alerted(&site.name, rel)?.is_some() {
-                forget.push(rel);
+            if let Some((_, at)) = store.alerted_at(&site.name, rel)? {
+                if since.is_none_or(|t| at <= t) {
+                    forget.push(rel);
+                }
             }
         }
         if records.is_empty() && forget.is_empty() && back.is_empty() {

@@ -73,7 +73,11 @@ pub fn run(setup: Setup) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|source| DaemonError::Io { what: "cannot start the async runtime".into(), source })?;
-    runtime.block_on(serve(setup))
+    let result = runtime.block_on(serve(setup));
+    // A worker still busy past the grace period must not hold the exit:
+    // what it had not judged is caught by the catch-up scan at next start.
+    runtime.shutdown_background();
+    result
 }
 
 /// Work for the worker threads.
@@ -192,7 +196,11 @@ async fn serve(setup: Setup) -> Result<(), DaemonError> {
                                 alerts = s.alerts,
                                 "site watched"
                             ),
-                            Err(e) => tracing::error!(site = %current.cfg.sites[site].name, "start failed: {e}; the site is checked by scans"),
+                            Err(e) => {
+                                tracing::error!(site = %current.cfg.sites[site].name, "start failed: {e}; the site is checked by scans");
+                                current.sites[site].degraded.store(true, Ordering::Release);
+                                current.sites[site].lost.store(true, Ordering::Release);
+                            }
                         }
                         let now = Instant::now();
                         let s = &mut sched[site];
@@ -237,6 +245,20 @@ async fn serve(setup: Setup) -> Result<(), DaemonError> {
                     }
                     if current.sites[i].lost.swap(false, Ordering::AcqRel) {
                         tracing::warn!(site = %current.cfg.sites[i].name, "events were dropped: rescanning the site");
+                        request_scan(&current, s, i, false, &scans_tx);
+                    }
+                    // Turned degraded (watch limit) since it was scheduled:
+                    // the fallback interval applies from now on.
+                    let interval = scan_interval(&current, i);
+                    if s.next_scan.is_some_and(|t| t > now + interval) {
+                        s.next_scan = Some(now + interval);
+                    }
+                    // A maintenance window that held back alerts is over:
+                    // whatever it did not accept is reported now.
+                    if current.sites[i].suppressed.load(Ordering::Acquire)
+                        && !maintenance::active(&current.cfg.state_dir, &current.cfg.sites[i].name)
+                    {
+                        current.sites[i].suppressed.store(false, Ordering::Release);
                         request_scan(&current, s, i, false, &scans_tx);
                     }
                     let rehash = s.next_rehash.is_some_and(|t| t <= now);
@@ -336,6 +358,8 @@ fn scan_interval(rt: &Runtime, site: usize) -> Duration {
 
 fn request_scan(rt: &Arc<Runtime>, s: &mut SiteSched, site: usize, rehash: bool, scans: &mpsc::Sender<Job>) {
     if !s.ready {
+        // Still starting: remembered, and scanned once the site is ready.
+        rt.sites[site].lost.store(true, Ordering::Release);
         return;
     }
     if s.scan_running {

@@ -171,6 +171,11 @@ pub struct Action<'a> {
     pub site_root_real: &'a Path,
     pub rule: &'a str,
     pub action: QuarantineAction,
+    /// The file holds secrets: no copy of its content is kept.
+    pub nodiff: bool,
+    /// Keep a copy of the changed version (once per alert window: a
+    /// rewrite loop is undone every time, but not copied every time).
+    pub evidence: bool,
 }
 
 /// Quarantines `change`: evidence first, then the action. Returns the
@@ -208,7 +213,7 @@ pub fn apply(
         baseline_size: before.map(|b| b.size),
         evidence: false,
     };
-    if after.is_some_and(|a| a.kind == FileType::File) {
+    if after.is_some_and(|a| a.kind == FileType::File) && act.evidence && !act.nodiff {
         match copy_evidence(act.site_root_real, &change.rel, &dir.join(EVIDENCE)) {
             Ok(Some(sha)) => {
                 meta.evidence = true;
@@ -274,7 +279,8 @@ fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option
     // Safety: openat just returned this descriptor and nothing else owns it.
     let src = unsafe { File::from_raw_fd(fd) };
     let st = fstat(src.as_raw_fd()).map_err(std::io::Error::from)?;
-    if FileType::from_mode(st.st_mode) != FileType::File || st.st_size as u64 > MAX_EVIDENCE {
+    // A file with other hard links may be a secret under another name.
+    if FileType::from_mode(st.st_mode) != FileType::File || st.st_size as u64 > MAX_EVIDENCE || st.st_nlink > 1 {
         return Ok(None);
     }
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;

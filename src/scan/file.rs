@@ -96,7 +96,10 @@ pub fn read_state_at(
                 if let Some(c) = capture.as_deref_mut() {
                     c.clear();
                 }
-                match hash_regular(dir, name, &st, buf, capture.as_deref_mut()) {
+                // A file with other hard links may be a secret (wp-config.php)
+                // under an innocent name: its content is never kept.
+                let capture = if st.st_nlink > 1 { None } else { capture.as_deref_mut() };
+                match hash_regular(dir, name, &st, buf, capture) {
                     Ok((sha, after, bytes)) => {
                         if same_identity(&st, &after) {
                             state.sha256 = Some(sha);
@@ -220,7 +223,10 @@ pub fn read_content(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<Vec<u8>> 
     // Safety: openat just returned this descriptor and nothing else owns it.
     let file = unsafe { File::from_raw_fd(fd) };
     let st = fstat(file.as_raw_fd()).ok()?;
-    if FileType::from_mode(st.st_mode) != FileType::File || st.st_size as u64 > crate::content::MAX_SIZE {
+    if FileType::from_mode(st.st_mode) != FileType::File
+        || st.st_size as u64 > crate::content::MAX_SIZE
+        || st.st_nlink > 1
+    {
         return None;
     }
     let mut out = Vec::new();

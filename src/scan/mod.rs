@@ -94,22 +94,27 @@ pub struct ScanSpec<'a> {
 }
 
 /// A shared read budget: hashing threads sleep when they get ahead of it.
-struct Throttle {
+struct Throttle<'a> {
     rate: u64,
+    cancel: Option<&'a AtomicBool>,
     start: std::time::Instant,
     bytes: std::sync::atomic::AtomicU64,
 }
 
-impl Throttle {
+impl Throttle<'_> {
     fn consume(&self, n: u64) {
         if n == 0 || self.rate == 0 {
             return;
         }
         let total = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
         let due = std::time::Duration::from_secs_f64(total as f64 / self.rate as f64);
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
+        // Slept in slices, so that a shutdown is not held up.
+        loop {
+            let elapsed = self.start.elapsed();
+            if due <= elapsed || self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                break;
+            }
+            std::thread::sleep((due - elapsed).min(std::time::Duration::from_millis(100)));
         }
     }
 }
@@ -145,11 +150,14 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
     } else {
         spec.threads
     };
-    let (work_tx, work_rx) = sync_channel::<Work>(512);
+    // Each queued item holds its directory open: the queue is kept short
+    // (the hashing threads need little slack) so the descriptors are few.
+    let (work_tx, work_rx) = sync_channel::<Work>(128);
     let (out_tx, out_rx) = sync_channel::<Found>(1024);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let throttle = spec.throttle.map(|rate| Throttle {
         rate,
+        cancel: spec.cancel,
         start: std::time::Instant::now(),
         bytes: std::sync::atomic::AtomicU64::new(0),
     });
@@ -187,7 +195,7 @@ fn hash_worker(
     spec: &ScanSpec<'_>,
     rx: &Mutex<Receiver<Work>>,
     tx: &SyncSender<Found>,
-    throttle: Option<&Throttle>,
+    throttle: Option<&Throttle<'_>>,
 ) -> (u64, u64, u64) {
     let mut buf = Vec::new();
     let mut captured = Vec::new();
@@ -265,11 +273,15 @@ fn walk(
             _ => return stats,
         }
     };
-    let mut stack: Vec<(OwnedFd, RelPath)> = vec![(first, start)];
-    while let Some((dir_fd, rel_dir)) = stack.pop() {
+    // Subdirectories wait as (parent, name) and are opened only when their
+    // turn comes: the descriptors held stay near the tree's depth, not its
+    // width (a folder of 10,000 subfolders must not exhaust the fd limit).
+    let mut stack: Vec<PendingDir> = vec![PendingDir::Open(first, start)];
+    while let Some(pending) = stack.pop() {
         if spec.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             break;
         }
+        let Some((dir_fd, rel_dir)) = open_pending(pending, root_dev, &mut stats, out) else { continue };
         stats.dirs += 1;
         let dir_fd = Arc::new(dir_fd);
         let mut dir = match nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) {
@@ -313,23 +325,7 @@ fn walk(
                 if !spec.policy.descend(&rel) {
                     continue;
                 }
-                match file::open_dir_at(Some(dir_fd.as_raw_fd()), name) {
-                    Ok(fd) => match nix::sys::stat::fstat(fd.as_raw_fd()) {
-                        Ok(st) if st.st_dev != root_dev => stats.other_fs += 1,
-                        Ok(_) => stack.push((fd, rel)),
-                        Err(e) => {
-                            stats.problems += 1;
-                            let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
-                        }
-                    },
-                    // Gone, or swapped for a symlink since readdir: the
-                    // next event or scan sees what it became.
-                    Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {}
-                    Err(e) => {
-                        stats.problems += 1;
-                        let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
-                    }
-                }
+                stack.push(PendingDir::Child(Arc::clone(&dir_fd), CString::from(name), rel));
                 continue;
             }
             if !spec.policy.watched(&rel, kind) {
@@ -348,8 +344,14 @@ fn walk(
 /// Visits every directory the policy lets the walker enter, from `start`
 /// (relative; empty: the root) down, on the root's filesystem, never
 /// through a symlink. Used to place watches. `visit` gets each directory's
-/// relative path, `start` first.
-pub fn walk_dirs(root: &Path, start: &[u8], policy: &Policy, mut visit: impl FnMut(&[u8])) -> Result<(), ScanError> {
+/// relative path and (device, inode), `start` first. Returns how many
+/// directories could not be read (their subtrees are not visited).
+pub fn walk_dirs(
+    root: &Path,
+    start: &[u8],
+    policy: &Policy,
+    mut visit: impl FnMut(&[u8], (u64, u64)),
+) -> Result<u64, ScanError> {
     let root_fd = file::open_root(root).map_err(|errno| ScanError::Root { path: root.to_path_buf(), errno })?;
     let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd())
         .map_err(|errno| ScanError::Root { path: root.to_path_buf(), errno })?
@@ -360,18 +362,36 @@ pub fn walk_dirs(root: &Path, start: &[u8], policy: &Policy, mut visit: impl FnM
         match file::open_parent(root, start) {
             Ok(Some((parent, name))) => match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
                 Ok(fd) => fd,
-                Err(_) => return Ok(()),
+                Err(_) => return Ok(0),
             },
-            _ => return Ok(()),
+            _ => return Ok(0),
         }
     };
-    let mut stack: Vec<(OwnedFd, RelPath)> = vec![(first, start.to_vec())];
-    while let Some((dir_fd, rel_dir)) = stack.pop() {
-        visit(&rel_dir);
-        let Ok(mut dir) = nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) else {
+    // Problems are counted here, not reported: with its receiver gone, a
+    // send to this channel fails at once.
+    let (sink, unused) = sync_channel::<Found>(0);
+    drop(unused);
+    let mut stats = ScanStats::default();
+    let mut failed = 0;
+    let mut stack: Vec<PendingDir> = vec![PendingDir::Open(first, start.to_vec())];
+    while let Some(pending) = stack.pop() {
+        let before = stats.problems;
+        let Some((dir_fd, rel_dir)) = open_pending(pending, root_dev, &mut stats, &sink) else {
+            failed += stats.problems - before;
             continue;
         };
-        for entry in dir.iter().flatten() {
+        let id = nix::sys::stat::fstat(dir_fd.as_raw_fd()).map(|st| (st.st_dev, st.st_ino)).unwrap_or((0, 0));
+        visit(&rel_dir, id);
+        let dir_fd = Arc::new(dir_fd);
+        let Ok(mut dir) = nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) else {
+            failed += 1;
+            continue;
+        };
+        for entry in dir.iter() {
+            let Ok(entry) = entry else {
+                failed += 1;
+                break;
+            };
             let name = entry.file_name();
             let name_bytes = name.to_bytes();
             if name_bytes == b"." || name_bytes == b".." {
@@ -387,17 +407,54 @@ pub fn walk_dirs(root: &Path, start: &[u8], policy: &Policy, mut visit: impl FnM
                 continue;
             }
             let rel = join(&rel_dir, name_bytes);
-            if !policy.descend(&rel) {
-                continue;
-            }
-            if let Ok(fd) = file::open_dir_at(Some(dir_fd.as_raw_fd()), name) {
-                if nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_dev == root_dev) {
-                    stack.push((fd, rel));
-                }
+            if policy.descend(&rel) {
+                stack.push(PendingDir::Child(Arc::clone(&dir_fd), CString::from(name), rel));
             }
         }
     }
-    Ok(())
+    Ok(failed)
+}
+
+/// A directory waiting to be walked.
+enum PendingDir {
+    Open(OwnedFd, RelPath),
+    Child(Arc<OwnedFd>, CString, RelPath),
+}
+
+/// Opens a pending directory (never through a symlink, never onto another
+/// filesystem); problems are reported and the directory skipped.
+fn open_pending(
+    p: PendingDir,
+    root_dev: u64,
+    stats: &mut ScanStats,
+    out: &SyncSender<Found>,
+) -> Option<(OwnedFd, RelPath)> {
+    let (parent, name, rel) = match p {
+        PendingDir::Open(fd, rel) => return Some((fd, rel)),
+        PendingDir::Child(parent, name, rel) => (parent, name, rel),
+    };
+    match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
+        Ok(fd) => match nix::sys::stat::fstat(fd.as_raw_fd()) {
+            Ok(st) if st.st_dev != root_dev => {
+                stats.other_fs += 1;
+                None
+            }
+            Ok(_) => Some((fd, rel)),
+            Err(e) => {
+                stats.problems += 1;
+                let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
+                None
+            }
+        },
+        // Gone, or swapped for a symlink since readdir: the next event or
+        // scan sees what it became.
+        Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => None,
+        Err(e) => {
+            stats.problems += 1;
+            let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
+            None
+        }
+    }
 }
 
 fn dtype_kind(t: Type) -> FileType {

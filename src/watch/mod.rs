@@ -11,13 +11,13 @@
 //! overflow raises the site's rescan flag, because for an integrity monitor
 //! a lost event is a blind spot that only a scan can close.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
@@ -53,12 +53,24 @@ pub enum WatchError {
 pub struct SiteWatcher {
     root: PathBuf,
     inner: notify::INotifyWatcher,
-    dirs: HashSet<RelPath>,
+    /// Watched directories and the (device, inode) the watch is on. Shared
+    /// with the event handler, which forgets a directory as soon as the
+    /// kernel says it was removed or renamed away (notify drops its watch
+    /// then): a directory made again under the same name, often with the
+    /// same inode number, gets a new watch.
+    dirs: Dirs,
+}
+
+type Dirs = Arc<Mutex<HashMap<RelPath, (u64, u64)>>>;
+
+fn lock(dirs: &Dirs) -> std::sync::MutexGuard<'_, HashMap<RelPath, (u64, u64)>> {
+    dirs.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct Handler {
     site: Arc<str>,
     root: PathBuf,
+    dirs: Dirs,
     tx: mpsc::Sender<WatchEvent>,
     lost: Arc<AtomicBool>,
 }
@@ -91,9 +103,16 @@ impl notify::EventHandler for Handler {
                 return;
             }
         }
+        // notify forgets the watch of a directory removed or renamed away;
+        // so must we. (Only a quick map update: this runs on notify's
+        // thread, which must never wait on ours.)
+        let gone = matches!(event.kind, EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)));
         for path in event.paths {
             if let Ok(rest) = path.strip_prefix(&self.root) {
                 let rel = rest.as_os_str().as_bytes().to_vec();
+                if gone {
+                    lock(&self.dirs).remove(&rel);
+                }
                 self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime });
             }
         }
@@ -110,27 +129,31 @@ impl SiteWatcher {
         tx: mpsc::Sender<WatchEvent>,
         lost: Arc<AtomicBool>,
     ) -> Result<SiteWatcher, WatchError> {
-        let handler = Handler { site, root: root.to_path_buf(), tx, lost };
+        let dirs: Dirs = Arc::new(Mutex::new(HashMap::new()));
+        let handler = Handler { site, root: root.to_path_buf(), dirs: Arc::clone(&dirs), tx, lost };
         let inner = notify::INotifyWatcher::new(handler, notify::Config::default().with_follow_symlinks(false))
             .map_err(|e| WatchError::Instance(e.to_string()))?;
-        Ok(SiteWatcher { root: root.to_path_buf(), inner, dirs: HashSet::new() })
+        Ok(SiteWatcher { root: root.to_path_buf(), inner, dirs })
     }
 
     /// Watches `dir` (relative) and every directory below it that the policy
-    /// enters. Returns how many watches were added.
+    /// enters. Returns how many watches were added. A directory that could
+    /// not be read is an error: its subtree has no watch.
     pub fn watch_tree(&mut self, dir: &[u8], policy: &Policy) -> Result<usize, WatchError> {
         let mut found = Vec::new();
-        crate::scan::walk_dirs(&self.root, dir, policy, |rel| found.push(rel.to_vec()))
+        let failed = crate::scan::walk_dirs(&self.root, dir, policy, |rel, id| found.push((rel.to_vec(), id)))
             .map_err(|e| WatchError::Other { path: self.root.clone(), message: e.to_string() })?;
         let mut added = 0;
-        for rel in found {
-            if self.dirs.contains(&rel) {
+        for (rel, id) in found {
+            if lock(&self.dirs).get(&rel) == Some(&id) {
                 continue;
             }
+            // The lock is not held across `watch`: notify's thread may be
+            // waiting for it in the handler while we wait for notify.
             let path = self.abs(&rel);
             match self.inner.watch(&path, RecursiveMode::NonRecursive) {
                 Ok(()) => {
-                    self.dirs.insert(rel);
+                    lock(&self.dirs).insert(rel, id);
                     added += 1;
                 }
                 Err(e) => match e.kind {
@@ -141,28 +164,34 @@ impl SiteWatcher {
                 },
             }
         }
+        if failed > 0 {
+            return Err(WatchError::Other {
+                path: self.abs(dir),
+                message: format!("{failed} directories could not be read (permissions, or too many open files)"),
+            });
+        }
         Ok(added)
     }
 
     /// Forgets the watches of `dir` and below (the directory is gone or was
     /// replaced; the kernel drops watches of deleted directories itself).
     pub fn forget_tree(&mut self, dir: &[u8]) {
-        let gone: Vec<RelPath> = self.dirs.iter().filter(|d| crate::detect::is_under(d, dir)).cloned().collect();
+        let gone: Vec<RelPath> = lock(&self.dirs).keys().filter(|d| crate::detect::is_under(d, dir)).cloned().collect();
         for rel in gone {
             let path = self.abs(&rel);
             let _ = self.inner.unwatch(&path);
-            self.dirs.remove(&rel);
+            lock(&self.dirs).remove(&rel);
         }
     }
 
     /// Is this directory watched?
     pub fn watches(&self, dir: &[u8]) -> bool {
-        self.dirs.contains(dir)
+        lock(&self.dirs).contains_key(dir)
     }
 
     /// Number of directories watched.
     pub fn count(&self) -> usize {
-        self.dirs.len()
+        lock(&self.dirs).len()
     }
 
     fn abs(&self, rel: &[u8]) -> PathBuf {

@@ -64,7 +64,10 @@ impl Daemon {
     /// The records of the alert log so far.
     pub fn records(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
+        // A line still being written (no newline yet) is read next time.
+        let complete = &text[..text.rfind('\n').map(|i| i + 1).unwrap_or(0)];
+        complete
+            .lines()
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l:?}: {e}")))
             .collect()
