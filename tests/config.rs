@@ -9,6 +9,7 @@ use common::{Fixture, Run};
 /// `config-check` and `baseline`, and returns the error line.
 fn error_of(config: &str) -> String {
     let f = Fixture::new("generic-php", "");
+    std::fs::create_dir(f.root().join("sub")).unwrap();
     let text = config.replace("{root}", f.root().to_str().unwrap()).replace("{state}", f.state().to_str().unwrap());
     std::fs::write(f.config(), text).unwrap();
     let mut last = String::new();
@@ -70,6 +71,26 @@ fn bad_values() {
     assert!(e.starts_with("sitewarden: CONFIG:5:") && e.contains("unknown variant `urgent`"), "{e}");
     let e = error_of("");
     assert!(e.contains("the config is empty"), "{e}");
+    let e = error_of("state_dir: {state}\nscan: {interval: 0s}\nsites:\n  - {name: a, root: {root}}\n");
+    assert!(e.contains("must be more than zero"), "{e}");
+    let e = error_of("state_dir: {state}\nsites:\n  - {name: a, root: {root}}\n  - {name: b, root: {root}/sub}\n");
+    assert!(e.contains("are nested"), "{e}");
+    let e =
+        error_of("state_dir: {state}\nalerts:\n  email: {to: [], from: a@b.c}\nsites:\n  - {name: a, root: {root}}\n");
+    assert!(e.starts_with("sitewarden: CONFIG:3:") && e.contains("at least one recipient"), "{e}");
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    let f = Fixture::new("generic-php", "");
+    for args in [&["check", "--bogus"][..], &["frobnicate"], &["accept", "--site"]] {
+        let r = f.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+    let r = f.run(["accept", "/etc/passwd"]);
+    assert_eq!(r.code, 2);
+    assert!(!f.state().exists(), "a refused accept creates nothing");
 }
 
 #[test]
