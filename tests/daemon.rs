@@ -205,8 +205,16 @@ fn each_change_is_alerted_once_and_drift_stays_until_accepted() {
     assert_eq!(count(&d.records(), "/lib/util.php"), 1);
     // The drift stays listed by check and status until accepted.
     assert_eq!(f.run(["check"]).code, 1);
-    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
-    assert_eq!(s["sites"][0]["drift"], 1);
+    // The alert is in the log before it is remembered as drift: wait for both.
+    let start = Instant::now();
+    loop {
+        let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+        if s["sites"][0]["drift"] == 1 {
+            break;
+        }
+        assert!(start.elapsed() < common::daemon::PATIENCE, "{s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // accept while the daemon runs takes effect at once.
     f.run(["accept"]).ok();
     assert_eq!(f.run(["check"]).code, 0);

@@ -95,8 +95,10 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
     assert_eq!(m["baseline_size"], GOOD.len());
     assert_ne!(m["sha256"], m["baseline_sha256"]);
     // The hook ran with what happened in its environment.
+    // hook.json is written once the hook has finished (and its output file
+    // is complete).
+    wait_until("the hook report", || item.join("hook.json").exists());
     let env_file = f.path(&format!("hook-{id}.env"));
-    wait_until("the hook", || env_file.exists());
     let env = std::fs::read_to_string(&env_file).unwrap();
     for line in [
         format!("SITEWARDEN_PATH={}", f.abs(b".htaccess").display()),
@@ -110,7 +112,6 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
     ] {
         assert!(env.lines().any(|l| l == line), "{line} missing in:\n{env}");
     }
-    wait_until("the hook report", || item.join("hook.json").exists());
     let hook: serde_json::Value = serde_json::from_slice(&std::fs::read(item.join("hook.json")).unwrap()).unwrap();
     assert_eq!(hook["status"], 0);
     assert_eq!(hook["output"], "hook ran\n");

@@ -86,8 +86,12 @@ fn serve(rx: Receiver<HookJob>) {
                 })
             );
         }
+        // Written whole, then renamed: a reader never sees half a report.
         if let Ok(text) = serde_json::to_vec_pretty(&result) {
-            let _ = std::fs::write(&job.report, text);
+            let tmp = job.report.with_extension("json.tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &job.report);
+            }
         }
     }
 }
