@@ -71,17 +71,7 @@ fi
 
 # ------------------------------------------------------------------- build
 
-if [ -n "${SITEWARDEN_BIN:-}" ]; then
-    SW=$SITEWARDEN_BIN
-else
-    say "cargo build --release (waits for the cargo lock if another build runs)"
-    # Always build: a binary left in target/ may be older than the sources.
-    (cd "$REPO" && cargo build --release)
-    SW=${CARGO_TARGET_DIR:-$REPO/target}/release/sitewarden
-fi
-[ -x "$SW" ] || die "no sitewarden binary at $SW"
-SW_VERSION=$("$SW" --version 2>&1 || true)
-[ -n "$SW_VERSION" ] || die "$SW --version printed nothing: is it a real build?"
+build_sitewarden
 AIDE_VERSION=$(aide --version 2>&1 | head -n1)
 
 # ----------------------------------------------------------- scripted changes

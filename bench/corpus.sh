@@ -122,3 +122,19 @@ build_corpus() {
     [ "$built" -eq 0 ] && echo "  reusing the existing corpus ($SITES sites)"
     return 0
 }
+
+# Sets SW (the binary) and SW_VERSION: $SITEWARDEN_BIN if given, else a fresh
+# release build of the checkout in $REPO.
+build_sitewarden() {
+    if [ -n "${SITEWARDEN_BIN:-}" ]; then
+        SW=$SITEWARDEN_BIN
+    else
+        say "cargo build --release (waits for the cargo lock if another build runs)"
+        # Always build: a binary left in target/ may be older than the sources.
+        (cd "$REPO" && cargo build --release)
+        SW=${CARGO_TARGET_DIR:-$REPO/target}/release/sitewarden
+    fi
+    [ -x "$SW" ] || die "no sitewarden binary at $SW"
+    SW_VERSION=$("$SW" --version 2>&1 || true)
+    [ -n "$SW_VERSION" ] || die "$SW --version printed nothing: is it a real build?"
+}

@@ -45,6 +45,26 @@ pub struct CompareSpec<'a> {
     pub throttle: Option<u64>,
 }
 
+impl<'a> CompareSpec<'a> {
+    /// A whole-site comparison as `check` does it: by scan, with the stat
+    /// cache, reading nothing it does not have to and keeping nothing.
+    pub fn new(site: &'a Site, baseline: &'a HashMap<RelPath, FileState>) -> CompareSpec<'a> {
+        CompareSpec {
+            site: &site.name,
+            root: &site.real_root,
+            policy: &site.policy,
+            baseline,
+            rehash: false,
+            detected_by: DetectedBy::Scan,
+            keep_observed: false,
+            start: b"",
+            cancel: None,
+            content: None,
+            throttle: None,
+        }
+    }
+}
+
 /// True when `rel` is `dir` or below it.
 pub fn is_under(rel: &[u8], dir: &[u8]) -> bool {
     dir.is_empty() || (rel.starts_with(dir) && (rel.len() == dir.len() || rel[dir.len()] == b'/'))

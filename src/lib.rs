@@ -19,6 +19,10 @@
 //! - [`cmd`]: the commands of the command line; [`cli`] defines it.
 //! - [`util`]: byte-path display and timestamps.
 
+// Nothing that comes from outside (a file, a config, a reply) may panic the
+// daemon: outside tests, unwrap/expect are refused by clippy.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod alert;
 pub mod baseline;
 pub mod cli;

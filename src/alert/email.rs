@@ -185,7 +185,7 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
     }
 
     let mut sorted: Vec<&AlertRecord> = records.iter().collect();
-    sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)));
+    sorted.sort_by(|a, b| by_importance(a, b));
     for (i, r) in sorted.iter().enumerate() {
         if i == FULL_SECTIONS {
             body.push_str(&format!("\n== {} more changes, listed without details:\n", records.len() - FULL_SECTIONS));
@@ -209,8 +209,13 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
 }
 
 /// The order changes are shown in: most severe first, then oldest first.
+fn by_importance(a: &AlertRecord, b: &AlertRecord) -> std::cmp::Ordering {
+    b.severity.cmp(&a.severity).then(a.time.cmp(&b.time))
+}
+
+/// Sorts records in the order a mail shows them.
 pub fn order(records: &mut [AlertRecord]) {
-    records.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.time.cmp(&b.time)));
+    records.sort_by(by_importance);
 }
 
 fn section(body: &mut String, r: &AlertRecord) {

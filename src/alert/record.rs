@@ -8,8 +8,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, QuarantineAction, Severity};
+use crate::model::{Change, DetectedBy, EventKind, FileState, QuarantineAction, Severity};
 use crate::policy::Verdict;
+pub use crate::util::bytes::hex;
 use crate::util::bytes::{base64, lossless, needs_base64};
 use crate::util::time::rfc3339_ms;
 
@@ -122,19 +123,10 @@ pub fn absolute(root: &Path, rel: &[u8]) -> Vec<u8> {
     abs
 }
 
-/// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A `FileType` for records of the type field.
-pub fn type_name(t: FileType) -> &'static str {
-    t.as_str()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FileType;
     use std::sync::Arc;
 
     #[test]

@@ -146,20 +146,7 @@ impl Store {
 
     /// The accepted states of a site.
     pub fn load(&self, site: &str) -> Result<HashMap<RelPath, FileState>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT path, {COLS} FROM baseline WHERE site = ?1"))
-            .map_err(self.err())?;
-        let rows =
-            stmt.query_map([site], |r| Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?))).map_err(self.err())?;
-        let mut map = HashMap::new();
-        for row in rows {
-            let (path, state) = row.map_err(self.err())?;
-            if let Some(state) = state {
-                map.insert(path, state);
-            }
-        }
-        Ok(map)
+        self.states(&format!("SELECT path, {COLS} FROM baseline WHERE site = ?1"), params![site])
     }
 
     /// The accepted states of `dir` and everything below it (the whole site
@@ -173,15 +160,17 @@ impl Store {
         lo.push(b'/');
         let mut hi = dir.to_vec();
         hi.push(b'0');
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT path, {COLS} FROM baseline WHERE site = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))"
-            ))
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map(params![site, dir, lo, hi], |r| Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?)))
-            .map_err(self.err())?;
+        self.states(
+            &format!("SELECT path, {COLS} FROM baseline WHERE site = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))"),
+            params![site, dir, lo, hi],
+        )
+    }
+
+    /// Runs a `SELECT path, COLS ...` and collects the states by path.
+    fn states(&self, sql: &str, args: impl rusqlite::Params) -> Result<HashMap<RelPath, FileState>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err())?;
+        let rows =
+            stmt.query_map(args, |r| Ok((r.get::<_, Vec<u8>>(0)?, state_from_row(r, 1)?))).map_err(self.err())?;
         let mut map = HashMap::new();
         for row in rows {
             let (path, state) = row.map_err(self.err())?;
@@ -288,10 +277,6 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|source| StoreError::Sql { path: path.clone(), source })?;
         Ok(Writer { tx, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -13,7 +13,7 @@ use crate::baseline::Store;
 use crate::config::{Config, Site};
 use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec};
-use crate::model::{DetectedBy, RelPath};
+use crate::model::RelPath;
 use crate::scan::file;
 use crate::util::time::now_ns;
 
@@ -68,17 +68,10 @@ fn accept_under(
 ) -> Result<Vec<crate::model::Change>> {
     let baseline = store.load(&site.name)?;
     let cmp = detect::compare(&CompareSpec {
-        site: &site.name,
-        root: &site.real_root,
-        policy: &site.policy,
-        baseline: &baseline,
-        rehash: false,
-        detected_by: DetectedBy::Scan,
         keep_observed: dir.is_empty(),
         start: dir,
-        cancel: None,
         content: Some(content),
-        throttle: None,
+        ..CompareSpec::new(site, &baseline)
     })?;
     for (rel, e) in &cmp.problems {
         warn(&site.name, rel, e);

@@ -10,7 +10,6 @@ use crate::alert::{diff, AlertRecord};
 use crate::baseline::Store;
 use crate::config::Config;
 use crate::detect::{self, CompareSpec};
-use crate::model::DetectedBy;
 use crate::util::time::now_ns;
 
 pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result<i32> {
@@ -26,19 +25,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             bail!("site '{}' has no baseline yet: run `sitewarden baseline --site {}`", site.name, site.name);
         }
         let baseline = store.load(&site.name)?;
-        let cmp = detect::compare(&CompareSpec {
-            site: &site.name,
-            root: &site.real_root,
-            policy: &site.policy,
-            baseline: &baseline,
-            rehash,
-            detected_by: DetectedBy::Scan,
-            keep_observed: false,
-            start: b"",
-            cancel: None,
-            content: None,
-            throttle: None,
-        })?;
+        let cmp = detect::compare(&CompareSpec { rehash, ..CompareSpec::new(site, &baseline) })?;
         for (rel, e) in &cmp.problems {
             warn(&site.name, rel, e);
         }

@@ -57,7 +57,8 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             let nodiff = cfg.site(&m.site).is_none_or(|s| s.policy.nodiff(&rel_of(&m)));
             let content = ContentStore::new(&cfg.state_dir);
             let evidence = store.evidence(&id);
-            let before = m.baseline_sha256.as_deref().and_then(parse_sha).and_then(|s| content.get(&s));
+            let before =
+                m.baseline_sha256.as_deref().and_then(crate::util::bytes::parse_sha256).and_then(|s| content.get(&s));
             let before_side = match (&m.baseline_sha256, &before) {
                 (None, _) => Side::Absent,
                 (Some(_), Some(b)) => Side::Bytes(b),
@@ -125,15 +126,4 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
         }
     }
     Ok(OK)
-}
-
-fn parse_sha(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, c) in hex.as_bytes().chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok()?;
-    }
-    Some(out)
 }

@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
+use crate::util::bytes::{hex, parse_sha256};
+
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Files larger than this are hashed but not kept.
@@ -27,10 +29,6 @@ const SNIFF: usize = 8192;
 
 pub struct ContentStore {
     dir: PathBuf,
-}
-
-fn hex(sha: &[u8; 32]) -> String {
-    sha.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Text, as far as diffs are concerned: no NUL byte near the start.
@@ -47,10 +45,6 @@ impl ContentStore {
     fn path(&self, sha: &[u8; 32]) -> PathBuf {
         let h = hex(sha);
         self.dir.join(&h[..2]).join(format!("{}.gz", &h[2..]))
-    }
-
-    pub fn contains(&self, sha: &[u8; 32]) -> bool {
-        self.path(sha).is_file()
     }
 
     /// Keeps `bytes` (whose SHA-256 is `sha`) if it is text within the size
@@ -120,7 +114,7 @@ impl ContentStore {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
                 let full = format!("{}{}", shard.file_name().to_string_lossy(), name.trim_end_matches(".gz"));
-                let sha = parse_hex(&full);
+                let sha = parse_sha256(&full);
                 let old = e
                     .metadata()
                     .and_then(|m| m.modified())
@@ -151,17 +145,6 @@ pub fn prune_unreferenced(content: &ContentStore, store: &crate::baseline::Store
         },
         Err(e) => tracing::warn!("content store: pruning skipped: {e}"),
     }
-}
-
-fn parse_hex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -201,17 +201,11 @@ impl Runtime {
         let started = now_ns();
         let baseline = store.load(&site.name)?;
         let cmp = detect::compare(&CompareSpec {
-            site: &site.name,
-            root: &site.real_root,
-            policy: &site.policy,
-            baseline: &baseline,
             rehash,
-            detected_by: DetectedBy::Scan,
-            keep_observed: false,
-            start: b"",
             cancel: Some(&self.cancel),
             content: Some(&self.content),
             throttle: self.cfg.scan.throttle,
+            ..CompareSpec::new(site, &baseline)
         })?;
         if self.cancelled() {
             // An interrupted walk would look like mass deletion.
@@ -272,7 +266,10 @@ impl Runtime {
         let mut reverted: Vec<RelPath> = Vec::new();
         let mut buf = Vec::new();
         for rel in rels {
-            let now = self.current(site, &rel, store, &mut buf)?;
+            // The accepted state: the stat cache for the read, and what the
+            // read is compared with.
+            let before = store.get(&site.name, &rel)?;
+            let now = self.current(site, &rel, before.as_ref(), &mut buf);
             match now {
                 Current::Dir => {
                     // The root's own attributes are not tracked; an event on
@@ -282,20 +279,13 @@ impl Runtime {
                     }
                     self.watch(i, &rel)?;
                     let below = store.load_under(&site.name, &rel)?;
+                    // Not cancellable: realtime work is finished even at
+                    // shutdown, as a cut-short walk would look like deletions.
                     let cmp = detect::compare(&CompareSpec {
-                        site: &site.name,
-                        root: &site.real_root,
-                        policy: &site.policy,
-                        baseline: &below,
-                        rehash: false,
                         detected_by: by,
-                        keep_observed: false,
                         start: &rel,
-                        // Realtime work is finished even at shutdown: a
-                        // cut-short walk would look like deletions.
-                        cancel: None,
                         content: Some(&self.content),
-                        throttle: None,
+                        ..CompareSpec::new(site, &below)
                     })?;
                     for (p, e) in &cmp.problems {
                         tracing::warn!(site = %site.name, "{}: {e}", scan::show(p));
@@ -324,9 +314,7 @@ impl Runtime {
                             });
                         }
                     }
-                    let kind = after.as_ref().map(|s| s.kind).unwrap_or(FileType::File);
-                    let before = store.get(&site.name, &rel)?;
-                    let kind = before.as_ref().filter(|_| after.is_none()).map(|b| b.kind).unwrap_or(kind);
+                    let kind = after.as_ref().or(before.as_ref()).map(|s| s.kind).unwrap_or(FileType::File);
                     if !site.policy.watched(&rel, kind) {
                         continue;
                     }
@@ -351,33 +339,32 @@ impl Runtime {
 
     /// What is at `rel` now (hashing a regular file unless its stat matches
     /// the baseline's).
-    fn current(&self, site: &Site, rel: &[u8], store: &Store, buf: &mut Vec<u8>) -> Result<Current, WorkError> {
+    fn current(&self, site: &Site, rel: &[u8], known: Option<&FileState>, buf: &mut Vec<u8>) -> Current {
         if rel.is_empty() {
-            return Ok(Current::Dir);
+            return Current::Dir;
         }
         let opened = match file::open_parent(&site.real_root, rel) {
             Ok(Some(p)) => p,
-            Ok(None) => return Ok(Current::State(None)),
+            Ok(None) => return Current::State(None),
             Err(e) => {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
-                return Ok(Current::Unknown);
+                return Current::Unknown;
             }
         };
         let (dir, name) = opened;
         match file::lstat_at(dir.as_raw_fd(), &name) {
-            Ok(st) if FileType::from_mode(st.st_mode) == FileType::Dir => return Ok(Current::Dir),
+            Ok(st) if FileType::from_mode(st.st_mode) == FileType::Dir => return Current::Dir,
             Ok(_) => {}
-            Err(nix::errno::Errno::ENOENT) => return Ok(Current::State(None)),
+            Err(nix::errno::Errno::ENOENT) => return Current::State(None),
             Err(e) => {
                 tracing::warn!(site = %site.name, "{}: {}", scan::show(rel), e.desc());
-                return Ok(Current::Unknown);
+                return Current::Unknown;
             }
         }
-        let known = store.get(&site.name, rel)?;
         let keep = !site.policy.nodiff(rel);
         let mut captured = Vec::new();
         let capture = keep.then_some(&mut captured);
-        match file::read_state_at(dir.as_raw_fd(), &name, known.as_ref(), buf, capture) {
+        match file::read_state_at(dir.as_raw_fd(), &name, known, buf, capture) {
             Ok(state) => {
                 if let Some((s, n)) = &state {
                     if let Some(sha) = s.sha256.as_ref().filter(|_| keep && (*n > 0 || s.size == 0)) {
@@ -388,11 +375,11 @@ impl Runtime {
                         }
                     }
                 }
-                Ok(Current::State(state.map(|(s, _)| s)))
+                Current::State(state.map(|(s, _)| s))
             }
             Err(e) => {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
-                Ok(Current::Unknown)
+                Current::Unknown
             }
         }
     }
@@ -470,8 +457,7 @@ impl Runtime {
                 match quarantine::apply(&self.quarantine, &self.content, c, &act) {
                     Ok(meta) => {
                         tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
-                        let undone = matches!(meta.result.as_str(), "restored" | "removed")
-                            || meta.result.starts_with("removed (");
+                        let undone = meta.undone;
                         let mut result = meta.result.clone();
                         match allowed {
                             Ok(0) => {}

@@ -62,6 +62,9 @@ pub struct Meta {
     pub action: QuarantineAction,
     /// What was done: `restored`, `removed`, `kept`, or why not.
     pub result: String,
+    /// The live path is back at its accepted state (restored or removed).
+    #[serde(default)]
+    pub undone: bool,
     /// The changed version (the evidence).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -203,6 +206,7 @@ pub fn apply(
         rule: act.rule.to_string(),
         action: act.action,
         result: String::new(),
+        undone: false,
         uid: after.map(|a| a.uid),
         gid: after.map(|a| a.gid),
         mode: after.map(|a| format!("{:04o}", a.mode)),
@@ -223,10 +227,10 @@ pub fn apply(
             Err(e) => tracing::warn!("quarantine {id}: evidence not copied: {e}"),
         }
     }
-    meta.result = match act.action {
-        QuarantineAction::Keep => "kept".into(),
+    (meta.result, meta.undone) = match act.action {
+        QuarantineAction::Keep => ("kept".into(), false),
         QuarantineAction::Remove => match change.kind {
-            EventKind::Deleted => "already gone".into(),
+            EventKind::Deleted => ("already gone".into(), false),
             _ => outcome(write::remove(act.site_root_real, &change.rel), "removed"),
         },
         QuarantineAction::Restore => restore_baseline(content, change, act.site_root_real),
@@ -235,24 +239,25 @@ pub fn apply(
     Ok(meta)
 }
 
-fn outcome(r: Result<(), write::WriteError>, done: &str) -> String {
+/// The result text, and whether the live path is back at its accepted state.
+fn outcome(r: Result<(), write::WriteError>, done: &str) -> (String, bool) {
     match r {
-        Ok(()) => done.to_string(),
-        Err(e) => e.to_string(),
+        Ok(()) => (done.to_string(), true),
+        Err(e) => (e.to_string(), false),
     }
 }
 
 /// Puts the accepted version back; a file with no accepted version is
 /// removed.
-fn restore_baseline(content: &ContentStore, change: &Change, root: &Path) -> String {
+fn restore_baseline(content: &ContentStore, change: &Change, root: &Path) -> (String, bool) {
     let Some(before) = change.before.as_ref() else {
         return outcome(write::remove(root, &change.rel), "removed (it had no accepted version)");
     };
     if before.kind != FileType::File {
-        return format!("not restored: the accepted version is a {}", before.kind.as_str());
+        return (format!("not restored: the accepted version is a {}", before.kind.as_str()), false);
     }
     let Some(good) = before.sha256.and_then(|sha| content.get(&sha)) else {
-        return "not restored: the accepted version was not kept (binary or too large)".into();
+        return ("not restored: the accepted version was not kept (binary or too large)".into(), false);
     };
     outcome(write::replace(root, &change.rel, &good, before.uid, before.gid, before.mode), "restored")
 }

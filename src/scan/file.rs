@@ -5,7 +5,7 @@
 //! Everything works relative to an open directory descriptor, so a parent
 //! swapped for a symlink mid-scan cannot lead outside the root.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -252,9 +252,4 @@ pub fn open_parent(root: &Path, rel: &[u8]) -> Result<Option<(OwnedFd, CString)>
         }
     }
     Ok(None)
-}
-
-/// Path bytes of an `OsStr`.
-pub fn bytes(p: &OsStr) -> &[u8] {
-    p.as_bytes()
 }

@@ -42,6 +42,23 @@ pub fn needs_base64(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes).is_err()
 }
 
+/// Lower-case hex of a SHA-256.
+pub fn hex(sha: &[u8; 32]) -> String {
+    sha.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A SHA-256 from its hex form (as [`hex`] writes it).
+pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
 pub fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -95,6 +112,13 @@ mod tests {
         assert_eq!(lossless("caf\u{e9}".as_bytes()), "caf\u{e9}");
         assert!(needs_base64(b"\xff"));
         assert!(!needs_base64(b"ok\n"));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let sha = [0xab; 32];
+        assert_eq!(parse_sha256(&hex(&sha)), Some(sha));
+        assert_eq!(parse_sha256("zz"), None);
     }
 
     #[test]
