@@ -9,11 +9,16 @@ use std::process::Command;
 use common::{find, Fixture};
 
 const WP: &str = "/usr/share/wordpress";
+const THEME_FILE: &str = "wp-content/themes/twentytwentythree/patterns/post-meta.php";
 
 #[test]
 fn the_real_wordpress_tree() {
     if !std::path::Path::new(WP).join("wp-includes/version.php").exists() {
         panic!("{WP} missing: apt-get install wordpress (.ci/run does)");
+    }
+    // A Recommends of `wordpress`, so absent unless installed by name.
+    if !std::path::Path::new(WP).join(THEME_FILE).exists() {
+        panic!("{WP}/{THEME_FILE} missing: apt-get install wordpress-theme-twentytwentythree (.ci/run does)");
     }
     let f = Fixture::new("wordpress", "");
     std::fs::remove_dir(f.root()).unwrap();
@@ -31,7 +36,7 @@ fn the_real_wordpress_tree() {
     f.write("wp-content/uploads/2026/11/cat.jpg", [0xffu8, 0xd8]);
     f.write("wp-content/uploads/.htaccess", "AddHandler php-script .jpg");
     f.write("wp-content/cache/x.php", "<?php");
-    let theme = f.abs(b"wp-content/themes/twentytwentythree/patterns/post-meta.php");
+    let theme = f.abs(THEME_FILE.as_bytes());
     let mut text = std::fs::read_to_string(&theme).unwrap();
     text.push_str("\n// injected\n");
     std::fs::write(&theme, text).unwrap();
