@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The command line: the global `-c CONFIG` and one command.
 #[derive(Debug, Parser)]
 #[command(
     name = "sitewarden",
@@ -19,10 +20,12 @@ pub struct Cli {
     #[arg(short = 'c', long = "config", global = true, value_name = "CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands of `sitewarden`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write CONFIG for a site (detects the stack without --profile)
@@ -79,6 +82,7 @@ pub enum Command {
     },
     /// Show the change of PATH against the baseline
     Diff {
+        /// The file to show (absolute or relative to the current directory)
         #[arg(value_name = "PATH")]
         path: OsString,
     },
@@ -104,6 +108,7 @@ pub enum Command {
     },
     /// Quarantined changes: list, show, restore, purge
     Quarantine {
+        /// What to do with them.
         #[command(subcommand)]
         command: QuarantineCommand,
     },
@@ -126,6 +131,7 @@ pub enum Command {
     },
 }
 
+/// The commands of `sitewarden quarantine`.
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
     /// List quarantined changes
@@ -135,11 +141,18 @@ pub enum QuarantineCommand {
         json: bool,
     },
     /// Show one item: what was done, and the quarantined version against the baseline
-    Show { id: String },
+    Show {
+        /// Item id, as `sitewarden quarantine list` prints it
+        id: String,
+    },
     /// Put the quarantined version back and accept it (the change was legitimate)
-    Restore { id: String },
+    Restore {
+        /// Item id, as `sitewarden quarantine list` prints it
+        id: String,
+    },
     /// Remove items older than AGE (e.g. 30d)
     Purge {
+        /// An age with its unit (ms, s, m, h or d), e.g. 30d
         #[arg(long, value_name = "AGE")]
         older_than: String,
     },

@@ -22,16 +22,23 @@ pub struct Comparison {
     pub observed: Option<Vec<(RelPath, FileState)>>,
     /// Paths or directories whose state could not be read.
     pub problems: Vec<(RelPath, ItemError)>,
+    /// Figures of the scan.
     pub stats: ScanStats,
 }
 
 /// What to compare and how.
 pub struct CompareSpec<'a> {
+    /// The site name, as changes carry it.
     pub site: &'a Arc<str>,
+    /// The directory walked: the site's canonical root.
     pub root: &'a std::path::Path,
+    /// Decides what is watched.
     pub policy: &'a Policy,
+    /// The accepted states, also the stat cache.
     pub baseline: &'a HashMap<RelPath, FileState>,
+    /// Hash every file, ignoring the stat cache.
     pub rehash: bool,
+    /// What the changes found say they were found by.
     pub detected_by: DetectedBy,
     /// Keep every observed state (for accepting them).
     pub keep_observed: bool,
@@ -144,27 +151,30 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
 /// Rebuilding a baseline failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
+    /// The site root could not be scanned.
     #[error(transparent)]
     Scan(#[from] ScanError),
+    /// The baseline store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The cancel flag was set before the scan ended; nothing was written.
     #[error("interrupted")]
     Cancelled,
 }
 
-/// Hashes every watched file of `site` and makes that its baseline, in one
-/// transaction: a crash or a cancel leaves the old baseline untouched.
-/// Paths that could not be read are returned (and left out).
-pub fn rebuild(
-    store: &mut Store,
+/// A whole site as observed: every entry, the walk's figures, and the paths
+/// that could not be read.
+pub type Observation = (Vec<(RelPath, FileState)>, ScanStats, Vec<(RelPath, ItemError)>);
+
+/// Every watched path of `site` with its state, hashed (the stat cache is
+/// not used), plus the paths that could not be read. Cancelled: an error,
+/// as half a walk is not a baseline.
+pub fn observe_all(
     site: &Site,
     cancel: Option<&std::sync::atomic::AtomicBool>,
     content: Option<&crate::content::ContentStore>,
-) -> Result<(ScanStats, Vec<(RelPath, ItemError)>), RebuildError> {
-    let started = crate::util::time::now_ns();
-    let writer = store.write()?;
-    writer.clear_site(&site.name)?;
-    let mut failed = None;
+) -> Result<Observation, RebuildError> {
+    let mut entries = Vec::new();
     let mut problems = Vec::new();
     let spec = ScanSpec {
         root: &site.real_root,
@@ -178,22 +188,26 @@ pub fn rebuild(
         throttle: None,
     };
     let stats = scan::scan(&spec, |found| match found {
-        Found::Entry(rel, state) => {
-            if failed.is_none() {
-                if let Err(e) = writer.put(&site.name, &rel, Some(&state)) {
-                    failed = Some(e);
-                }
-            }
-        }
+        Found::Entry(rel, state) => entries.push((rel, state)),
         Found::Problem(rel, e) | Found::Unreadable(rel, e) => problems.push((rel, e)),
     })?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
     if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
         return Err(RebuildError::Cancelled);
     }
-    writer.site_done(&site.name, site.root.as_os_str().as_bytes(), Some(started), Some(started))?;
-    writer.commit()?;
+    Ok((entries, stats, problems))
+}
+
+/// Hashes every watched file of `site` and makes that its baseline, in one
+/// transaction: a crash or a cancel leaves the old baseline untouched.
+/// Paths that could not be read are returned (and left out).
+pub fn rebuild(
+    store: &mut Store,
+    site: &Site,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+    content: Option<&crate::content::ContentStore>,
+) -> Result<(ScanStats, Vec<(RelPath, ItemError)>), RebuildError> {
+    let started = crate::util::time::now_ns();
+    let (entries, stats, problems) = observe_all(site, cancel, content)?;
+    store.write_baseline(&site.name, site.root.as_os_str().as_bytes(), &entries, started)?;
     Ok((stats, problems))
 }

@@ -18,11 +18,17 @@ pub type RelPath = Vec<u8>;
 /// What kind of filesystem object a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileType {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link (never followed).
     Symlink,
+    /// A named pipe (never opened).
     Fifo,
+    /// A Unix domain socket.
     Socket,
+    /// A character or block device, or any other type `st_mode` names.
     Device,
 }
 
@@ -51,6 +57,7 @@ impl FileType {
         }
     }
 
+    /// The inverse of [`FileType::as_str`]; `None` for an unknown name.
     pub fn parse(s: &str) -> Option<FileType> {
         Some(match s {
             "file" => FileType::File,
@@ -80,15 +87,23 @@ mod libc_mode {
 /// themselves a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileState {
+    /// What kind of object the path is.
     pub kind: FileType,
+    /// Size in bytes (`st_size`; for a symlink, the length of its target).
     pub size: u64,
     /// Permission bits including setuid/setgid/sticky (`st_mode & 0o7777`).
     pub mode: u32,
+    /// Owner's user id.
     pub uid: u32,
+    /// Owner's group id.
     pub gid: u32,
+    /// Modification time, ns since the epoch.
     pub mtime_ns: i64,
+    /// Status-change time, ns since the epoch (stat cache only).
     pub ctime_ns: i64,
+    /// Device of the filesystem holding it (stat cache only).
     pub dev: u64,
+    /// Inode number (stat cache only).
     pub ino: u64,
     /// SHA-256 of the content, for regular files only.
     pub sha256: Option<[u8; 32]>,
@@ -134,15 +149,21 @@ impl FileState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
+    /// The path exists and the baseline has no entry for it.
     Added,
+    /// The content changed: type, hash, size or link target.
     Modified,
+    /// The baseline has the path and it is gone.
     Deleted,
+    /// Only the mode or the owner changed.
     Metadata,
 }
 
 impl EventKind {
+    /// Every kind, in declaration order.
     pub const ALL: [EventKind; 4] = [EventKind::Added, EventKind::Modified, EventKind::Deleted, EventKind::Metadata];
 
+    /// The name used in alert records and in rules' `events:`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Added => "added",
@@ -163,14 +184,20 @@ impl fmt::Display for EventKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Lowest; below the default mail threshold.
     Info,
+    /// Minor; the default mail threshold (`min_severity`).
     Low,
+    /// The default when no rule matches and the profile sets no `default_severity`.
     Medium,
+    /// Serious: mailed within seconds rather than in a digest.
     High,
+    /// Most serious (e.g. code in an upload folder): mailed within seconds.
     Critical,
 }
 
 impl Severity {
+    /// The lower-case name used in records, rules and the config.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -193,11 +220,14 @@ impl fmt::Display for Severity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DetectedBy {
+    /// From a kernel event, or by walking a directory that just appeared.
     Realtime,
+    /// By a scan: scheduled, catch-up or on demand.
     Scan,
 }
 
 impl DetectedBy {
+    /// The name used in alert records (`realtime`, `scan`).
     pub fn as_str(self) -> &'static str {
         match self {
             DetectedBy::Realtime => "realtime",
@@ -219,6 +249,7 @@ pub enum QuarantineAction {
 }
 
 impl QuarantineAction {
+    /// The name used in the config and in records.
     pub fn as_str(self) -> &'static str {
         match self {
             QuarantineAction::Restore => "restore",
@@ -231,13 +262,17 @@ impl QuarantineAction {
 /// One detected change of one path, shared by every source and sink.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
+    /// Name of the site the path belongs to.
     pub site: Arc<str>,
+    /// The path, relative to the site root.
     pub rel: RelPath,
+    /// What happened.
     pub kind: EventKind,
     /// The accepted state; `None` for `Added`.
     pub before: Option<FileState>,
     /// The observed state; `None` for `Deleted`.
     pub after: Option<FileState>,
+    /// How the change was seen.
     pub detected_by: DetectedBy,
 }
 

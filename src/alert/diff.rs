@@ -33,7 +33,9 @@ pub enum Side<'a> {
 /// The diff and, where there is none, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// The unified diff, capped; `None` when there is none to show.
     pub diff: Option<String>,
+    /// Why there is no diff, or why it is partial (the record's `diff_note`).
     pub note: Option<String>,
 }
 
@@ -73,6 +75,25 @@ pub fn of_change(
     let before = load(change.before.as_ref(), false);
     let after = load(change.after.as_ref(), true);
     render(change.kind, label, before.side(), after.side(), false)
+}
+
+/// The alert record of `change` with its diff: the one place the daemon,
+/// `check --json` and `maintenance` build a record, so all three show the
+/// same thing (and suppress the same secrets).
+pub fn record_with_diff(
+    host: &str,
+    site: &crate::config::Site,
+    change: &crate::model::Change,
+    verdict: &crate::policy::Verdict<'_>,
+    content: &crate::content::ContentStore,
+    live_root: Option<&std::path::Path>,
+    time_ns: i64,
+) -> super::AlertRecord {
+    let mut record = super::AlertRecord::new(host, &site.root, change, verdict, time_ns);
+    let d = of_change(change, &record.path, verdict.nodiff, content, live_root);
+    record.diff = d.diff;
+    record.diff_note = d.note;
+    record
 }
 
 enum Loaded {

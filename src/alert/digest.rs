@@ -12,10 +12,14 @@ use crate::model::Severity;
 /// Critical and high alerts wait this long for company.
 pub const URGENT_DELAY: Duration = Duration::from_secs(3);
 
+/// When the outbox is mailed: the timing settings of `alerts.email`.
 #[derive(Clone, Debug)]
 pub struct DigestPolicy {
+    /// How long critical and high alerts wait for company.
     pub urgent_delay: Duration,
+    /// How long the rest are grouped, from the first queued alert (`digest_seconds`).
     pub digest: Duration,
+    /// At most this many mails in any hour (`None`: no limit; 0: no mail at all).
     pub max_per_hour: Option<u32>,
 }
 

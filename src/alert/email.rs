@@ -28,15 +28,31 @@ pub const LISTED: usize = 1000;
 /// Longest wait for the mail server.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A mail that cannot be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {
+    /// The settings cannot be used (an address that does not parse, an
+    /// unreadable password or CA file, a TLS setup error) or the message
+    /// cannot be built.
     #[error("mail settings: {0}")]
     Settings(String),
+    /// Sending failed for now (server down, timeout, temporary refusal,
+    /// `sendmail` failing): the outbox keeps the alerts and retries.
     #[error("mail to {server} failed: {message}")]
-    Send { server: String, message: String },
+    Send {
+        /// `host:port`, or `sendmail`.
+        server: String,
+        /// The error and its causes.
+        message: String,
+    },
     /// The server refused the message for good (5xx): retrying cannot help.
     #[error("mail to {server} refused: {message}")]
-    Rejected { server: String, message: String },
+    Rejected {
+        /// `host:port` of the server.
+        server: String,
+        /// The error and its causes.
+        message: String,
+    },
 }
 
 enum Route2 {

@@ -8,13 +8,17 @@ use std::path::{Path, PathBuf};
 
 use super::AlertRecord;
 
+/// The alert log cannot be opened or written.
 #[derive(Debug, thiserror::Error)]
 #[error("alert log {path}: {source}")]
 pub struct LogError {
+    /// The log file.
     pub path: PathBuf,
+    /// Why not.
     pub source: std::io::Error,
 }
 
+/// The alert log, open for appending.
 pub struct AlertLog {
     path: PathBuf,
     file: File,

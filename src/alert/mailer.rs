@@ -42,15 +42,32 @@ impl Drop for MailerHandle {
     }
 }
 
-pub fn spawn(mailer: Mailer, outbox: Outbox, policy: DigestPolicy, host: String) -> std::io::Result<MailerHandle> {
+/// What the mailer thread needs.
+pub struct MailerSetup {
+    /// The configured route.
+    pub mailer: Mailer,
+    /// Where queued alerts wait.
+    pub outbox: Outbox,
+    /// When a mail is due.
+    pub policy: DigestPolicy,
+    /// This machine's name, for subjects.
+    pub host: String,
+}
+
+/// Starts the mailer thread under `supervisor`.
+pub fn spawn(setup: MailerSetup, supervisor: &crate::util::supervise::Supervisor) -> std::io::Result<MailerHandle> {
     let (wake, rx) = sync_channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    std::thread::Builder::new().name("sw-mailer".into()).spawn(move || run(mailer, outbox, policy, host, rx, flag))?;
+    supervisor.spawn("sw-mailer", move || {
+        run(setup, rx, flag);
+        Ok(())
+    })?;
     Ok(MailerHandle { wake, stop })
 }
 
-fn run(mailer: Mailer, outbox: Outbox, policy: DigestPolicy, host: String, wake: Receiver<()>, stop: Arc<AtomicBool>) {
+fn run(setup: MailerSetup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
+    let MailerSetup { mailer, outbox, policy, host } = setup;
     let mut sent: Vec<i64> = Vec::new();
     let mut retry_at: Option<i64> = None;
     let mut backoff = FIRST_BACKOFF;
@@ -94,6 +111,7 @@ fn run(mailer: Mailer, outbox: Outbox, policy: DigestPolicy, host: String, wake:
                 if entries.is_empty() {
                     continue;
                 }
+                crate::util::fault::point("mailer", b"");
                 let (subject, body) = compose(&host, &records, outbox.overflow());
                 match mailer.send(&subject, body) {
                     Ok(answer) => {

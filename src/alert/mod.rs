@@ -10,39 +10,95 @@ pub mod outbox;
 pub mod record;
 pub mod terminal;
 
-use std::sync::Mutex;
-
 pub use record::AlertRecord;
 
-/// Every configured sink. Delivery to the log happens before an alert is
-/// counted as done (and so before it is remembered as alerted).
+/// Every configured sink, owned by the daemon's judge. Delivery to the log
+/// happens before an alert is counted as done (and so before it is
+/// remembered as alerted).
 #[derive(Default)]
 pub struct Sinks {
-    pub log: Option<Mutex<log::AlertLog>>,
+    /// The JSON-lines alert log (`alerts.log`).
+    pub log: Option<log::AlertLog>,
+    /// Alerts printed on the terminal (`sitewarden watch`).
     pub terminal: Option<terminal::Terminal>,
+    /// The mail route, through the outbox.
     pub mail: Option<MailSink>,
 }
 
 /// Mail: alerts at or above `min_severity` are queued in the outbox, and
 /// the mailer thread sends them.
 pub struct MailSink {
+    /// Where alerts wait until the mailer sent them.
     pub outbox: outbox::Outbox,
+    /// Alerts below this severity are not mailed.
     pub min_severity: crate::model::Severity,
+    /// Wakes the mailer thread (and stops it when dropped).
     pub handle: mailer::MailerHandle,
 }
 
 /// A sink could not take an alert.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The alert log could not be written.
     #[error(transparent)]
     Log(#[from] log::LogError),
+    /// The mail outbox could not be written.
     #[error("mail outbox: {0}")]
     Outbox(std::io::Error),
 }
 
+/// A sink could not be set up from the config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The alert log cannot be opened for appending.
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+    /// The mail route is misconfigured.
+    #[error(transparent)]
+    Email(#[from] email::EmailError),
+    /// The outbox or the mailer thread could not be set up.
+    #[error("mail outbox in {dir}: {source}")]
+    Outbox {
+        /// The state directory holding the outbox.
+        dir: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
 impl Sinks {
+    /// The sinks `cfg` asks for: the alert log and, when configured, mail
+    /// (whose thread is started under `supervisor`). Bad settings fail
+    /// here, at start-up or when a reload is refused, not at the first
+    /// alert.
+    pub fn build(
+        cfg: &crate::config::Config,
+        supervisor: &crate::util::supervise::Supervisor,
+    ) -> Result<Sinks, BuildError> {
+        let log = Some(log::AlertLog::open(&cfg.alerts.log)?);
+        let Some(e) = &cfg.alerts.email else {
+            return Ok(Sinks { log, terminal: None, mail: None });
+        };
+        let mailer = email::Mailer::build(e)?;
+        let io = |source| BuildError::Outbox { dir: cfg.state_dir.clone(), source };
+        let policy = digest::DigestPolicy {
+            urgent_delay: digest::URGENT_DELAY,
+            digest: std::time::Duration::from_secs(e.digest_seconds),
+            max_per_hour: e.max_per_hour,
+        };
+        let setup = mailer::MailerSetup {
+            mailer,
+            outbox: outbox::Outbox::open(&cfg.state_dir).map_err(io)?,
+            policy,
+            host: crate::util::hostname(),
+        };
+        let handle = mailer::spawn(setup, supervisor).map_err(io)?;
+        let outbox = outbox::Outbox::open(&cfg.state_dir).map_err(io)?;
+        Ok(Sinks { log, terminal: None, mail: Some(MailSink { outbox, min_severity: e.min_severity, handle }) })
+    }
+
     /// Delivers a batch of records to every sink.
-    pub fn deliver(&self, records: &[AlertRecord]) -> Result<(), SinkError> {
+    pub fn deliver(&mut self, records: &[AlertRecord]) -> Result<(), SinkError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -60,10 +116,7 @@ impl Sinks {
                 crate::util::bytes::printable(r.path.as_bytes())
             );
         }
-        if let Some(log) = &self.log {
-            // A poisoned lock only means another thread panicked mid-write;
-            // the file itself is still usable.
-            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = self.log.as_mut() {
             log.append(records)?;
         }
         if let Some(mail) = &self.mail {

@@ -24,6 +24,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// One queued batch of alerts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// File name of the batch in the outbox folder (it encodes the fields below).
     pub name: String,
     /// When it was queued (ns since the epoch).
     pub queued_ns: i64,
@@ -33,6 +34,7 @@ pub struct Entry {
     pub count: usize,
 }
 
+/// The mail outbox folder: batches of alerts waiting to be mailed.
 pub struct Outbox {
     dir: PathBuf,
 }
@@ -58,6 +60,7 @@ fn severity_of(c: char) -> Severity {
 }
 
 impl Outbox {
+    /// The outbox folder of `state_dir`.
     pub fn dir(state_dir: &Path) -> PathBuf {
         state_dir.join("outbox")
     }
@@ -180,6 +183,7 @@ impl Outbox {
         std::fs::write(self.dir.join(OVERFLOW_FILE), total.to_string())
     }
 
+    /// Forgets the overflow count, once a mail has reported it.
     pub fn clear_overflow(&self) {
         let _ = std::fs::remove_file(self.dir.join(OVERFLOW_FILE));
     }

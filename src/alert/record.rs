@@ -17,17 +17,26 @@ use crate::util::time::rfc3339_ms;
 /// The state of a path as an alert shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
+    /// `type`: `file`, `dir`, `symlink`, `fifo`, `socket` or `device`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Lower-case hex SHA-256 of the content (regular files only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Size in bytes.
     pub size: u64,
+    /// Permission bits in octal, e.g. `0644`.
     pub mode: String,
+    /// Owner's user id.
     pub uid: u32,
+    /// Owner's group id.
     pub gid: u32,
+    /// Modification time, RFC 3339 in UTC with milliseconds.
     pub mtime: String,
+    /// A symlink's target, each invalid UTF-8 byte as `\xHH`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The target's exact bytes in base64, when they are not valid UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_base64: Option<String>,
 }
@@ -52,7 +61,9 @@ impl From<&FileState> for StateRecord {
 /// What the quarantine did, as the record shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineRecord {
+    /// The quarantine item (`sitewarden quarantine show ID`).
     pub id: String,
+    /// The action the matching rule asks for.
     pub action: QuarantineAction,
     /// What was done (`restored`, `removed`, `kept`) or why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,22 +73,36 @@ pub struct QuarantineRecord {
 /// One alert.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
+    /// When the alert was raised, RFC 3339 in UTC with milliseconds.
     pub time: String,
+    /// Host name of the server.
     pub host: String,
+    /// The site name.
     pub site: String,
+    /// What happened.
     pub event: EventKind,
+    /// Absolute path, each invalid UTF-8 byte as `\xHH`.
     pub path: String,
+    /// The path's exact bytes in base64, when they are not valid UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_base64: Option<String>,
+    /// How serious the change is.
     pub severity: Severity,
+    /// Id of the rule that set the severity (`default` when none matched).
     pub rule: String,
+    /// `realtime` or `scan`.
     pub detected_by: DetectedBy,
+    /// The accepted state; null for `added`.
     pub before: Option<StateRecord>,
+    /// The observed state; null for `deleted`.
     pub after: Option<StateRecord>,
+    /// Unified diff of the content, capped; null for secrets, binary content,
+    /// metadata changes and content not kept.
     pub diff: Option<String>,
     /// Why `diff` is null (or partial): secrets, binary, not kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff_note: Option<String>,
+    /// What the quarantine did; null when no quarantine rule matched.
     pub quarantine: Option<QuarantineRecord>,
 }
 

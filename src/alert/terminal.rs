@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use super::AlertRecord;
 use crate::model::Severity;
 
+/// Prints alerts on stdout, one line each, in colour on a terminal.
 pub struct Terminal {
     colour: bool,
 }
@@ -17,10 +18,13 @@ impl Default for Terminal {
 }
 
 impl Terminal {
+    /// Colour when stdout is a terminal and `NO_COLOR` is not set.
     pub fn new() -> Terminal {
         Terminal { colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
     }
 
+    /// One alert as a line: time, severity, event, path (and link target), rule
+    /// and how it was detected.
     pub fn line(&self, r: &AlertRecord) -> String {
         let time = r.time.get(11..23).unwrap_or(&r.time);
         let sev = format!("{:<8}", r.severity.as_str().to_uppercase());
@@ -47,6 +51,7 @@ impl Terminal {
         format!("{time} {sev} {:<8} {path}{extra}  [{}, {}]", r.event.as_str(), r.rule, r.detected_by.as_str())
     }
 
+    /// Prints `records`, one line each, and flushes stdout.
     pub fn print(&self, records: &[AlertRecord]) {
         let mut out = std::io::stdout().lock();
         for r in records {

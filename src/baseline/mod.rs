@@ -21,32 +21,57 @@ pub const DB_FILE: &str = "sitewarden.db";
 
 const SCHEMA_VERSION: i64 = 1;
 
+/// The baseline store cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite failed: a corrupt or unreadable database, a full disk, a lock
+    /// held past the busy timeout.
     #[error("baseline store {path}: {source}")]
-    Sql { path: PathBuf, source: rusqlite::Error },
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// `state_dir` did not exist and could not be created.
     #[error("cannot create state directory {path}: {source}")]
-    StateDir { path: PathBuf, source: std::io::Error },
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// A command that needs a baseline found no database in this `state_dir`.
     #[error("no baseline yet in {0}: run `sitewarden baseline` first")]
     Missing(PathBuf),
+    /// The database has a schema version this sitewarden does not know.
     #[error("baseline store {path} has schema version {found}, this sitewarden knows {SCHEMA_VERSION}")]
-    Version { path: PathBuf, found: i64 },
+    Version {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+    },
 }
 
 /// What the store knows of a site besides its entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SiteInfo {
+    /// The site name.
     pub name: String,
+    /// The site root (as configured) when last recorded, as bytes.
     pub root: Vec<u8>,
     /// When the baseline was last built (ns since the epoch).
     pub baseline_at: Option<i64>,
     /// When the site was last scanned completely.
     pub last_scan_at: Option<i64>,
+    /// Paths in its baseline.
     pub files: u64,
     /// Paths whose drift has been alerted and not yet accepted.
     pub drift: u64,
 }
 
+/// The baseline database, open (one SQLite connection).
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -269,6 +294,24 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
+    /// Makes `entries` the whole baseline of `site`, in one transaction:
+    /// a crash leaves the old baseline or the new one, never a mix.
+    pub fn write_baseline(
+        &mut self,
+        site: &str,
+        root: &[u8],
+        entries: &[(RelPath, FileState)],
+        started: i64,
+    ) -> Result<(), StoreError> {
+        let w = self.write()?;
+        w.clear_site(site)?;
+        for (rel, state) in entries {
+            w.put(site, rel, Some(state))?;
+        }
+        w.site_done(site, root, Some(started), Some(started))?;
+        w.commit()
+    }
+
     /// Starts a write transaction (a rebuild, an accept, a batch of alerts).
     pub fn write(&mut self) -> Result<Writer<'_>, StoreError> {
         let path = self.path.clone();
@@ -403,6 +446,7 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Makes the writes durable; a `Writer` dropped uncommitted discards them.
     pub fn commit(self) -> Result<(), StoreError> {
         let path = self.path.clone();
         self.tx.commit().map_err(|source| StoreError::Sql { path, source })

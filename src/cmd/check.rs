@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::{hostname, warn, DRIFT, OK};
-use crate::alert::{diff, AlertRecord};
+use crate::alert::diff;
 use crate::baseline::Store;
 use crate::config::Config;
 use crate::detect::{self, CompareSpec};
@@ -34,10 +34,8 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
         for change in &cmp.changes {
             let verdict = site.policy.classify(&change.rel, change.file_type(), change.kind);
             if json {
-                let mut record = AlertRecord::new(&host, &site.root, change, &verdict, now);
-                let d = diff::of_change(change, &record.path, verdict.nodiff, &content, Some(&site.real_root));
-                record.diff = d.diff;
-                record.diff_note = d.note;
+                let record =
+                    diff::record_with_diff(&host, site, change, &verdict, &content, Some(&site.real_root), now);
                 writeln!(out, "{}", record.to_json())?;
             } else {
                 writeln!(

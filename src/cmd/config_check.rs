@@ -9,6 +9,8 @@ use super::OK;
 use crate::config::{duration, Config, Transport};
 
 pub fn run(cfg: &Config) -> Result<i32> {
+    // What `run` would refuse, refused here too (before anything is printed).
+    cfg.check_writable()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "config: {}", cfg.path.display())?;
     writeln!(out, "state_dir: {}", cfg.state_dir.display())?;

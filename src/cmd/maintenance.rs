@@ -66,11 +66,7 @@ pub fn run(cfg: &Config, site_name: &str, command: &[OsString]) -> Result<i32> {
             .iter()
             .map(|c| {
                 let v = site.policy.classify(&c.rel, c.file_type(), c.kind);
-                let mut r = AlertRecord::new(&host, &site.root, c, &v, now);
-                let d = crate::alert::diff::of_change(c, &r.path, v.nodiff, &content, Some(&site.real_root));
-                r.diff = d.diff;
-                r.diff_note = d.note;
-                r
+                crate::alert::diff::record_with_diff(&host, site, c, &v, &content, Some(&site.real_root), now)
             })
             .collect();
         let (_, body) = compose(&host, &records, 0);

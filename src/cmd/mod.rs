@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check { site, json, rehash } => check::run(&load(&config_path)?, site.as_deref(), json, rehash),
         Command::Accept { site, paths } => accept::run(&load(&config_path)?, site.as_deref(), &paths),
         Command::Diff { path } => diff::run(&load(&config_path)?, &path),
-        Command::Status { json } => status::run(&load(&config_path)?, json),
+        Command::Status { json } => status::run_at(&config_path, json),
         Command::Run => run::run(&config_path),
         Command::Quarantine { command } => quarantine::run(&load(&config_path)?, command),
         Command::Generate { what, dir } => generate(&what, &dir),
@@ -63,10 +63,7 @@ fn load(path: &Path) -> Result<Config> {
     Ok(Config::load(path)?)
 }
 
-/// This machine's name, as alerts show it.
-pub fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
-}
+pub use crate::util::hostname;
 
 /// Resolves a `PATH` argument (absolute or relative to the current
 /// directory) to its site and the path inside it. The last component is not

@@ -2,6 +2,7 @@
 //! much drift waits for `accept`. Reads the store only; never creates it.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -35,27 +36,70 @@ struct Status {
     /// Alerts waiting in the outbox for delivery.
     outbox: u64,
     sites: Vec<SiteStatus>,
+    /// Why the config file could not be read, when the status comes from
+    /// the running daemon instead (which keeps the config it loaded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_error: Option<String>,
 }
 
-pub fn run(cfg: &Config, json: bool) -> Result<i32> {
-    let store = match Store::open_existing(&cfg.state_dir) {
+/// A site to report: from the config file, or from the running daemon.
+struct Named {
+    name: String,
+    root: String,
+    profile: String,
+}
+
+/// `sitewarden status`: from the config at `path`; when that file is
+/// broken, from the running daemon (saying so), since an admin looks at
+/// `status` exactly when something is wrong.
+pub fn run_at(path: &Path, json: bool) -> Result<i32> {
+    match Config::load(path) {
+        Ok(cfg) => {
+            let sites = cfg
+                .sites
+                .iter()
+                .map(|s| Named {
+                    name: s.name.to_string(),
+                    root: s.root.display().to_string(),
+                    profile: s.profile.clone(),
+                })
+                .collect();
+            report(&cfg.state_dir, sites, None, json)
+        }
+        Err(e) => {
+            let state_dir = Config::state_dir_hint(path);
+            let Some(daemon) = crate::daemon::status::read(&state_dir) else { return Err(e.into()) };
+            let why = e.to_string().replace(['\n', '\r'], " ");
+            eprintln!("sitewarden: warning: {why}; showing the running daemon, which keeps the config it loaded");
+            let sites = daemon
+                .sites
+                .iter()
+                .map(|s| Named { name: s.name.clone(), root: s.root.clone(), profile: s.profile.clone() })
+                .collect();
+            report(&state_dir, sites, Some(why), json)
+        }
+    }
+}
+
+fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, json: bool) -> Result<i32> {
+    let store = match Store::open_existing(state_dir) {
         Ok(s) => Some(s),
         Err(crate::baseline::StoreError::Missing(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    let daemon = crate::daemon::status::read(&cfg.state_dir);
+    let daemon = crate::daemon::status::read(state_dir);
     let mut sites = Vec::new();
-    for site in &cfg.sites {
-        let live = daemon.as_ref().and_then(|d| d.sites.iter().find(|s| s.name == *site.name));
+    for site in named {
+        let live = daemon.as_ref().and_then(|d| d.sites.iter().find(|s| s.name == site.name));
         let info = match &store {
             Some(s) => s.site_info(&site.name)?,
             None => None,
         };
         let info = info.unwrap_or_default();
         sites.push(SiteStatus {
-            name: site.name.to_string(),
-            root: site.root.display().to_string(),
-            profile: site.profile.clone(),
+            name: site.name,
+            root: site.root,
+            profile: site.profile,
             files: info.files,
             drift: info.drift,
             baseline_at: info.baseline_at.map(rfc3339_ms),
@@ -67,8 +111,9 @@ pub fn run(cfg: &Config, json: bool) -> Result<i32> {
     let status = Status {
         ready: daemon.as_ref().is_some_and(|d| d.ready),
         daemon_pid: daemon.as_ref().map(|d| d.pid),
-        outbox: crate::alert::outbox::Outbox::count(&cfg.state_dir) as u64,
+        outbox: crate::alert::outbox::Outbox::count(state_dir) as u64,
         sites,
+        config_error,
     };
     let mut out = std::io::stdout().lock();
     if json {

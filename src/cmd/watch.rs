@@ -32,7 +32,8 @@ pub fn run(profile: &str, dir: &Path) -> Result<i32> {
     daemon::run(Setup {
         cfg,
         config_path: None,
-        sinks: Box::new(|_| Ok(Sinks { terminal: Some(Terminal::new()), ..Sinks::default() })),
+        sinks: Box::new(|_, _| Ok(Sinks { terminal: Some(Terminal::new()), ..Sinks::default() })),
+        phases: None,
     })?;
     Ok(OK)
 }

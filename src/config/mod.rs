@@ -14,21 +14,52 @@ use crate::policy::{Policy, PolicySpec};
 use crate::profile;
 pub use raw::{Tls, Transport};
 
+/// The `PATH` a quarantine hook runs with, and where a hook program named
+/// without a slash is looked up.
+pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The config read when neither `-c` nor `$SITEWARDEN_CONFIG` names one.
 pub const DEFAULT_CONFIG: &str = "/etc/sitewarden/sitewarden.yaml";
+/// Local profiles of the default config; also those of `sitewarden watch`.
 pub const DEFAULT_PROFILE_DIR: &str = "/etc/sitewarden/profiles";
+/// Default `state_dir`: baseline, content store, mail outbox, quarantine.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitewarden";
+/// Default `alerts.log`: the JSON-lines alert log.
 pub const DEFAULT_ALERT_LOG: &str = "/var/log/sitewarden/alerts.jsonl";
+/// Default `scan.interval`: a full scan every 4 hours.
 pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+/// Default `scan.quiet_period`: events on one path within 200 ms give one check.
 pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_millis(200);
+/// Default `scan.fallback_interval`: a site whose realtime watching is
+/// incomplete is scanned every 5 minutes.
 pub const DEFAULT_FALLBACK_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A config or profile that cannot be used. Displayed as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A parse or validation error at a known place in a config or profile.
     #[error("{file}:{line}:{column}: {message}")]
-    At { file: String, line: usize, column: usize, message: String },
+    At {
+        /// The file, or `<built-in profile NAME>` / `<command line>`.
+        file: String,
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1.
+        column: usize,
+        /// What is wrong, on one line.
+        message: String,
+    },
+    /// An error about a file as a whole: unreadable, empty, a site's policy
+    /// that does not compile, or a YAML error without a position.
     #[error("{file}: {message}")]
-    File { file: String, message: String },
+    File {
+        /// The file, as named in the error.
+        file: String,
+        /// What is wrong, on one line.
+        message: String,
+    },
+    /// An error tied to no place in a file: an unknown site, an unknown or
+    /// invalid profile name, a root that is not UTF-8, a reload that would
+    /// change `state_dir`.
     #[error("{0}")]
     Other(String),
 }
@@ -65,51 +96,82 @@ fn strip_positions(text: &str) -> String {
 /// One watched site, ready to use.
 #[derive(Debug)]
 pub struct Site {
+    /// The site name (letters, digits, `.`, `_` and `-`): in alerts, mail and the store.
     pub name: Arc<str>,
     /// The root as configured, made absolute: what alerts show.
     pub root: PathBuf,
     /// The canonical root: what is walked and watched.
     pub real_root: PathBuf,
+    /// Name of the profile its policy was built from.
     pub profile: String,
+    /// The compiled policy: the profile's lists with the site's own added.
     pub policy: Arc<Policy>,
+    /// Take each change into the baseline as soon as it is alerted.
     pub auto_accept: bool,
 }
 
+/// When and how the daemon scans (`scan:`), defaults filled in.
 #[derive(Debug, Clone)]
 pub struct ScanSettings {
+    /// Time between scheduled full scans.
     pub interval: Duration,
+    /// Time between scans that hash every file, ignoring the stat cache
+    /// (`None`: never).
     pub rehash_interval: Option<Duration>,
+    /// Events on one path within this are coalesced into one check.
     pub quiet_period: Duration,
+    /// Scan interval of a site whose realtime watching is incomplete.
     pub fallback_interval: Duration,
     /// Read budget of scheduled scans, bytes per second.
     pub throttle: Option<u64>,
 }
 
+/// The quarantine hook (`quarantine:`).
 #[derive(Debug, Clone)]
 pub struct QuarantineSettings {
+    /// argv of the command run after each quarantine action, without a shell
+    /// (empty: none).
     pub hook: Vec<String>,
+    /// A hook still running after this is killed (default 30 s).
     pub hook_timeout: Duration,
 }
 
+/// Where and when alerts are mailed (`alerts.email:`), defaults filled in.
 #[derive(Debug, Clone)]
 pub struct EmailSettings {
+    /// Recipients (at least one).
     pub to: Vec<String>,
+    /// Sender address.
     pub from: String,
+    /// SMTP, or the local `sendmail`.
     pub transport: Transport,
+    /// Mail server (default `localhost`).
     pub smtp_host: String,
+    /// Mail server port (default from `tls`: 25, 587 with STARTTLS, 465 with TLS).
     pub smtp_port: u16,
+    /// How the SMTP connection is encrypted (default: not at all).
     pub tls: Tls,
+    /// SMTP login, if the server wants one (needs `password_file`).
     pub username: Option<String>,
+    /// File holding the SMTP password, so it never sits in the config.
     pub password_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust, for a private mail relay.
     pub ca_file: Option<PathBuf>,
+    /// Alerts below this are not mailed (default `low`).
     pub min_severity: Severity,
+    /// Alerts below `high` are grouped for this many seconds from the first
+    /// queued one (default 60).
     pub digest_seconds: u64,
+    /// At most this many mails an hour; the overflow is folded into the next one.
     pub max_per_hour: Option<u32>,
 }
 
+/// Where alerts go (`alerts:`).
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
+    /// The JSON-lines alert log.
     pub log: PathBuf,
+    /// Mail delivery; `None` without `alerts.email`.
     pub email: Option<EmailSettings>,
 }
 
@@ -118,10 +180,15 @@ pub struct AlertSettings {
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
+    /// Where the baseline, content store, mail outbox and quarantine live.
     pub state_dir: PathBuf,
+    /// The watched sites, in config order.
     pub sites: Vec<Site>,
+    /// Scan timing and throttling.
     pub scan: ScanSettings,
+    /// The quarantine hook.
     pub quarantine: QuarantineSettings,
+    /// The alert log and mail.
     pub alerts: AlertSettings,
 }
 
@@ -216,7 +283,7 @@ impl Config {
                 throttle: raw.scan.throttle_mb_per_sec.filter(|&n| n > 0).map(|n| n.saturating_mul(1_000_000)),
             },
             quarantine: QuarantineSettings {
-                hook: raw.quarantine.hook,
+                hook: raw.quarantine.hook.0,
                 hook_timeout: raw.quarantine.hook_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
             },
             alerts: AlertSettings {
@@ -224,6 +291,41 @@ impl Config {
                 email,
             },
         })
+    }
+
+    /// Where the config at `path` keeps its state, read leniently (for
+    /// `status` when the file no longer parses): its `state_dir:` line, else
+    /// the default.
+    pub fn state_dir_hint(path: &Path) -> PathBuf {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        locate_key(&text, &["state_dir"])
+            .and_then(|(line, col)| text.lines().nth(line - 1).map(|l| l[col - 1..].trim().to_string()))
+            .map(|v| PathBuf::from(v.trim_matches(|c| c == '"' || c == '\'')))
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    }
+
+    /// Checks what `run` will write: the state directory and the alert
+    /// log's folder must be writable (or creatable) — a read-only
+    /// filesystem is an error here, before anything is created, with the
+    /// place of the key in the config file.
+    pub fn check_writable(&self) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let log_dir = self.alerts.log.parent().unwrap_or(Path::new("/"));
+        for (keys, path, what) in [
+            (&["state_dir"][..], &self.state_dir, "state_dir"),
+            (&["alerts", "log"][..], &log_dir.to_path_buf(), "alerts.log"),
+        ] {
+            if let Err(message) = writable(path) {
+                let message = format!("{what}: {message}");
+                let file = self.path.display().to_string();
+                return Err(match locate_key(&text, keys) {
+                    Some((line, column)) => ConfigError::At { file, line, column, message },
+                    None => ConfigError::File { file, message },
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A one-site configuration with no config file (`sitewarden watch`):
@@ -308,9 +410,65 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Can this process create files in `dir` (or create `dir`)? The nearest
+/// existing ancestor decides; a read-only filesystem says no even to root.
+fn writable(dir: &Path) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    let mut probe = dir;
+    loop {
+        match std::fs::metadata(probe) {
+            Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", probe.display())),
+            Ok(_) => {
+                return access(probe, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+                    let why = if e == nix::errno::Errno::EROFS { "read-only filesystem" } else { e.desc() };
+                    format!("{} is not writable ({why})", probe.display())
+                })
+            }
+            Err(_) => match probe.parent() {
+                Some(parent) => probe = parent,
+                None => return Err(format!("{} cannot be created", dir.display())),
+            },
+        }
+    }
+}
+
+/// Line and column (from 1) of the value of the key at `keys` (a path of
+/// block-mapping keys, as `state_dir` or `alerts` → `log`) in YAML `text`;
+/// `None` when it is not written there (a default applies).
+fn locate_key(text: &str, keys: &[&str]) -> Option<(usize, usize)> {
+    let mut depth = 0;
+    let mut indent: Option<usize> = None;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        let here = line.len() - body.len();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        if indent.is_some_and(|i| here <= i) {
+            return None; // left the parent mapping
+        }
+        let Some(rest) = body.strip_prefix(keys[depth]).and_then(|r| r.strip_prefix(':')) else { continue };
+        if depth + 1 == keys.len() {
+            let value_at = line.len() - rest.trim_start().len();
+            return Some((n + 1, value_at + 1));
+        }
+        depth += 1;
+        indent = Some(here);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_located_for_error_messages() {
+        let text = "# c\nstate_dir: /x\nalerts:\n  email: {}\n  log:   /var/log/a.jsonl\nsites: []\n";
+        assert_eq!(locate_key(text, &["state_dir"]), Some((2, 12)));
+        assert_eq!(locate_key(text, &["alerts", "log"]), Some((5, 10)));
+        assert_eq!(locate_key("sites:\n  log: x\n", &["alerts", "log"]), None);
+    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir();

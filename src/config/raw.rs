@@ -40,16 +40,22 @@ fn context<T>(f: impl FnOnce(&Context) -> T) -> Option<T> {
     CONTEXT.with(|c| c.borrow().as_ref().map(f))
 }
 
+/// The whole of `sitewarden.yaml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Where the baseline, content store, mail outbox and quarantine live.
     #[serde(default)]
     pub state_dir: Option<AbsPath>,
+    /// The watched sites (at least one).
     pub sites: Sites,
+    /// Scan timing and throttling.
     #[serde(default)]
     pub scan: RawScan,
+    /// The hook run after quarantine actions.
     #[serde(default)]
     pub quarantine: RawQuarantine,
+    /// The alert log and mail.
     #[serde(default)]
     pub alerts: RawAlerts,
 }
@@ -105,25 +111,36 @@ impl<'de> Deserialize<'de> for Sites {
     }
 }
 
+/// One entry of `sites:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
+    /// Names the site in alerts, mail subjects and the store.
     pub name: SiteName,
+    /// The site's root directory (a relative one is taken from the config's folder).
     pub root: SiteRoot,
+    /// The site's profile (default `generic-php`).
     #[serde(default)]
     pub profile: Option<ProfileName>,
+    /// Added to the profile's `restrict`: the regular files checked.
     #[serde(default)]
     pub restrict: Vec<GlobText>,
+    /// Added to the profile's `ignore`: paths not watched.
     #[serde(default)]
     pub ignore: Vec<GlobText>,
+    /// Added to the profile's `always`: watched even where `ignore` matches.
     #[serde(default)]
     pub always: Vec<GlobText>,
+    /// Added to the profile's `nodiff`: secrets, hashed but never stored or shown.
     #[serde(default)]
     pub nodiff: Vec<GlobText>,
+    /// Severity rules, tried before the profile's.
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// Quarantine rules, tried before the profile's.
     #[serde(default)]
     pub quarantine: Vec<RawQuarantineRule>,
+    /// Take each change into the baseline as soon as it is alerted.
     #[serde(default)]
     pub auto_accept: bool,
 }
@@ -215,6 +232,87 @@ impl<'de> Deserialize<'de> for AbsPath {
     }
 }
 
+/// A hook's argv: the program is checked when the config is read, so a
+/// missing or non-executable hook fails `config-check`, start and reload
+/// rather than every quarantine.
+#[derive(Debug, Default)]
+pub struct HookArgv(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for HookArgv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = HookArgv;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list: the hook program, then its arguments")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<HookArgv, A::Error> {
+                let mut argv = Vec::new();
+                if let Some(Executable(prog)) = seq.next_element()? {
+                    argv.push(prog);
+                }
+                while let Some(arg) = seq.next_element::<String>()? {
+                    argv.push(arg);
+                }
+                Ok(HookArgv(argv))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A program that exists and may be executed (absolute, or found on
+/// [`super::HOOK_PATH`]).
+struct Executable(String);
+
+impl<'de> Deserialize<'de> for Executable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a program", |s| {
+            use std::os::unix::fs::PermissionsExt;
+            let candidates: Vec<PathBuf> = if s.contains('/') {
+                vec![PathBuf::from(s)]
+            } else {
+                super::HOOK_PATH.split(':').map(|dir| Path::new(dir).join(s)).collect()
+            };
+            for p in &candidates {
+                match std::fs::metadata(p) {
+                    Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                        return Ok(Executable(s.to_string()))
+                    }
+                    Ok(m) if m.is_file() => {
+                        return Err(format!("hook program {} is not executable (chmod +x it)", p.display()))
+                    }
+                    Ok(_) => return Err(format!("hook program {} is not a regular file", p.display())),
+                    Err(_) => {}
+                }
+            }
+            Err(format!("hook program {s} does not exist"))
+        })
+    }
+}
+
+/// An absolute path to a regular file this process can read (a secret
+/// such as the SMTP password).
+#[derive(Debug)]
+pub struct ReadableFile(pub PathBuf);
+
+impl<'de> Deserialize<'de> for ReadableFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "an absolute path to a readable file", |s| {
+            let p = Path::new(s);
+            if !p.is_absolute() {
+                return Err(format!("{} must be an absolute path", p.display()));
+            }
+            match std::fs::File::open(p).and_then(|f| f.metadata()) {
+                Ok(m) if m.is_file() => Ok(ReadableFile(super::normalize(p))),
+                Ok(_) => Err(format!("{} is not a regular file", p.display())),
+                Err(e) => Err(format!("cannot read {}: {e}", p.display())),
+            }
+        })
+    }
+}
+
+/// The `scan:` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScan {
@@ -231,19 +329,25 @@ pub struct RawScan {
     pub throttle_mb_per_sec: Option<u64>,
 }
 
+/// The `quarantine:` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawQuarantine {
-    /// argv of a command run after each quarantine action (no shell).
+    /// argv of a command run after each quarantine action (no shell); its
+    /// program must exist and be executable.
     #[serde(default)]
-    pub hook: Vec<String>,
+    pub hook: HookArgv,
+    /// A hook still running after this is killed (default 30s).
     pub hook_timeout: Option<ConfigDuration>,
 }
 
+/// The `alerts:` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlerts {
+    /// The JSON-lines alert log (absolute; default /var/log/sitewarden/alerts.jsonl).
     pub log: Option<AbsPath>,
+    /// Mail delivery; absent: no mail.
     pub email: Option<RawEmail>,
 }
 
@@ -293,44 +397,65 @@ fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec
     d.deserialize_seq(V(std::marker::PhantomData))
 }
 
+/// The `alerts.email:` section.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmail {
+    /// Recipients (at least one).
     #[serde(deserialize_with = "non_empty")]
     pub to: Vec<EmailAddr>,
+    /// Sender address.
     pub from: EmailAddr,
+    /// The mail server (default: `localhost`, no TLS, port 25).
     pub smtp: Option<RawSmtp>,
+    /// `smtp` (default) or `sendmail`.
     #[serde(default)]
     pub transport: Option<Transport>,
+    /// Alerts below this severity are not mailed (default `low`).
     pub min_severity: Option<Severity>,
+    /// How long alerts below `high` are grouped, from the first queued one
+    /// (default 60).
     pub digest_seconds: Option<u64>,
+    /// At most this many mails an hour; the overflow is folded into the next one.
     pub max_per_hour: Option<u32>,
 }
 
+/// How mail leaves the host (`alerts.email.transport`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// Through an SMTP server (`alerts.email.smtp`).
     Smtp,
+    /// Through the local MTA's `sendmail` command.
     Sendmail,
 }
 
+/// How the SMTP connection is encrypted (`alerts.email.smtp.tls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tls {
+    /// Not at all (default port 25).
     None,
+    /// Plain connection upgraded with STARTTLS, which is required (default port 587).
     Starttls,
+    /// TLS from the first byte (default port 465).
     Tls,
 }
 
+/// The `alerts.email.smtp:` section.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSmtp {
+    /// Server host name or address.
     pub host: String,
+    /// Server port (default from `tls`: 25, 587 or 465).
     pub port: Option<u16>,
+    /// `none` (default), `starttls` or `tls`.
     pub tls: Option<Tls>,
+    /// Login, if the server wants one (needs `password_file`).
     pub username: Option<String>,
     /// A file holding the password, so it never sits in the config.
-    pub password_file: Option<AbsPath>,
+    pub password_file: Option<ReadableFile>,
     /// Extra CA certificates (PEM) to trust, for a private mail relay.
     pub ca_file: Option<AbsPath>,
 }

@@ -27,6 +27,7 @@ pub const MAX_SIZE: u64 = 1024 * 1024;
 /// How much of the start of a file decides whether it is text.
 const SNIFF: usize = 8192;
 
+/// Earlier file contents under `state_dir/content/`, one gzip blob per SHA-256.
 pub struct ContentStore {
     dir: PathBuf,
 }

@@ -1,14 +1,28 @@
 //! The daemon (`sitewarden run`, and `sitewarden watch` in the foreground):
-//! realtime watching, coalescing, scheduled scans, signals and readiness.
+//! realtime watching, coalescing, scheduled scans, reloads, supervision and
+//! readiness.
 //!
-//! One async loop (tokio, current thread) owns the event intake, the
-//! coalescing window, the timers and the signals; detection runs on two
-//! worker threads it owns: one for realtime paths, one for scans (at low CPU
-//! and I/O priority). Shutdown stops intake, hands the pending paths to the
-//! realtime worker, and waits for both workers under a deadline.
+//! Who owns what:
+//! - the async loop ([`Core`], tokio, current thread) owns the event
+//!   intake, the coalescing window, the schedule of scans and the
+//!   configuration generations; it takes its shutdown and reload orders as
+//!   [`Control`] messages, so tests drive it in-process ([`run_with`]) and
+//!   `run` only turns signals into those messages;
+//! - two worker threads observe: one for realtime paths, one for scans (at
+//!   low CPU and I/O priority). They read the store, never write it;
+//! - the [judge](judge) thread decides: it alone writes the store,
+//!   quarantines and delivers to the sinks;
+//! - every thread is started through a [`Supervisor`]; when one dies, the
+//!   loop returns an error and the process exits non-zero so that systemd
+//!   restarts it, and the watchdog is pinged only while the judge makes
+//!   progress.
+//!
+//! Shutdown stops the sources, hands the pending paths to the realtime
+//! worker, waits for the workers and then the judge under a deadline.
 
 pub mod debounce;
-pub mod engine;
+pub mod generation;
+pub mod judge;
 pub mod maintenance;
 pub mod status;
 pub mod systemd;
@@ -16,10 +30,9 @@ pub mod systemd;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -27,69 +40,153 @@ use crate::alert::Sinks;
 use crate::baseline::{Store, StoreError};
 use crate::config::{Config, ConfigError};
 use crate::model::{DetectedBy, RelPath};
+use crate::util::supervise::{Exits, Supervisor};
 use crate::watch::WatchEvent;
 use debounce::Debouncer;
-use engine::{Runtime, Started, WorkError};
+use generation::{Generation, StartMode, Started, WorkError};
+use judge::JudgeHandle;
 
 /// Events waiting between the kernel and the loop; past this the watcher
 /// raises the site's rescan flag instead of blocking.
 const EVENT_QUEUE: usize = 65_536;
 /// A path that never goes quiet is still checked after this long.
 const MAX_COALESCE: Duration = Duration::from_secs(2);
-/// Time allowed for the workers to finish at shutdown.
+/// Time allowed for the workers and the judge to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// How often the loop looks at the schedule and at dead threads.
+const TICK: Duration = Duration::from_millis(100);
 
-/// The daemon cannot run (the caller exits 2).
+/// The daemon cannot run, or had to stop (the caller exits non-zero).
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The baseline store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A sink cannot be set up (alert log, mail route, outbox).
     #[error(transparent)]
-    Log(#[from] crate::alert::log::LogError),
-    #[error("{0}")]
-    Email(String),
+    Sinks(#[from] crate::alert::BuildError),
+    /// Another daemon holds the state directory.
     #[error("another sitewarden daemon is running on {0}")]
     Locked(PathBuf),
+    /// A system call the daemon needs failed.
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A thread of the daemon died: it must not run on blind.
+    #[error("thread {thread} died: {reason}; exiting so that the service is restarted")]
+    Died {
+        /// The thread's name.
+        thread: String,
+        /// Its panic message or error.
+        reason: String,
+    },
 }
 
-/// Builds the sinks of a configuration generation.
-pub type SinkFactory = Box<dyn Fn(&Config) -> Result<Sinks, DaemonError>>;
+/// Builds the sinks of a configuration generation; threads it starts (the
+/// mailer) are started under the supervisor it is given.
+pub type SinkFactory = Box<dyn Fn(&Config, &Supervisor) -> Result<Sinks, DaemonError> + Send>;
+
+/// Orders to a running daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Stop (SIGTERM, SIGINT).
+    Shutdown,
+    /// Reload the config file (SIGHUP).
+    Reload,
+}
+
+/// What a running daemon tells an observer (tests, mostly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Every site is watched and caught up.
+    Ready,
+    /// Generation N of the config is in force for every site.
+    Reloaded(u64),
+    /// A reload was refused; the running config is kept.
+    Refused(String),
+}
 
 /// What the daemon runs with.
 pub struct Setup {
+    /// The configuration to start with.
     pub cfg: Config,
-    /// Where SIGHUP reloads the config from (`None`: reload is off).
+    /// Where a reload reads the config from (`None`: reload is off).
     pub config_path: Option<PathBuf>,
+    /// Builds the sinks of each generation.
     pub sinks: SinkFactory,
+    /// Told of each phase, when set.
+    pub phases: Option<std::sync::mpsc::Sender<Phase>>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads.
 pub fn run(setup: Setup) -> Result<(), DaemonError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| DaemonError::Io { what: "cannot start the async runtime".into(), source })?;
-    let result = runtime.block_on(serve(setup));
+    let runtime = new_runtime()?;
+    let (tx, rx) = mpsc::channel(8);
+    let result = runtime.block_on(async move {
+        forward_signals(tx)?;
+        serve(setup, rx).await
+    });
     // A worker still busy past the grace period must not hold the exit:
     // what it had not judged is caught by the catch-up scan at next start.
     runtime.shutdown_background();
     result
 }
 
+/// Runs the daemon until `control` says [`Control::Shutdown`] (or is
+/// closed); signals are left alone. The entry point of in-process tests.
+pub fn run_with(setup: Setup, control: mpsc::Receiver<Control>) -> Result<(), DaemonError> {
+    let runtime = new_runtime()?;
+    let result = runtime.block_on(serve(setup, control));
+    runtime.shutdown_background();
+    result
+}
+
+fn new_runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::Io { what: "cannot start the async runtime".into(), source })
+}
+
+/// SIGTERM and SIGINT become [`Control::Shutdown`], SIGHUP
+/// [`Control::Reload`].
+fn forward_signals(tx: mpsc::Sender<Control>) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(io("cannot handle SIGTERM"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io("cannot handle SIGINT"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io("cannot handle SIGHUP"))?;
+    tokio::spawn(async move {
+        loop {
+            let order = tokio::select! {
+                _ = term.recv() => Control::Shutdown,
+                _ = int.recv() => Control::Shutdown,
+                _ = hup.recv() => Control::Reload,
+            };
+            if tx.send(order).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Work for the worker threads.
 enum Job {
-    Start { rt: Arc<Runtime>, site: usize },
-    Scan { rt: Arc<Runtime>, site: usize, rehash: bool },
-    Paths { rt: Arc<Runtime>, site: usize, rels: Vec<RelPath>, by: DetectedBy },
+    Start { generation: Arc<Generation>, site: usize, mode: StartMode },
+    Scan { generation: Arc<Generation>, site: usize, rehash: bool },
+    Paths { generation: Arc<Generation>, site: usize, rels: Vec<RelPath>, by: DetectedBy },
 }
 
 /// What the workers tell the loop.
 enum Report {
-    Started { generation: u64, site: usize, result: Result<Started, String> },
+    Started { generation: u64, site: usize, mode: StartMode, result: Result<Started, String> },
     Scanned { generation: u64, site: usize },
 }
 
@@ -120,223 +217,106 @@ fn lock(state_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonErro
         .map_err(|_| DaemonError::Locked(state_dir.to_path_buf()))
 }
 
-async fn serve(setup: Setup) -> Result<(), DaemonError> {
-    let notifier = systemd::Notifier::from_env();
-    let state_dir = setup.cfg.state_dir.clone();
+/// The async loop's state.
+struct Core {
+    config_path: Option<PathBuf>,
+    make_sinks: SinkFactory,
+    phases: Option<std::sync::mpsc::Sender<Phase>>,
+    supervisor: Supervisor,
+    exits: Exits,
+    judge: JudgeHandle,
+    events: mpsc::Sender<WatchEvent>,
+    paths: mpsc::Sender<Job>,
+    scans: mpsc::Sender<Job>,
+    current: Arc<Generation>,
+    /// The generation being replaced by a reload, until every site of the
+    /// current one is watched: its watchers and config keep realtime
+    /// flowing meanwhile.
+    previous: Option<Arc<Generation>>,
+    sched: Vec<SiteSched>,
+    debouncer: Debouncer,
+    notifier: systemd::Notifier,
+    announced: bool,
+    started_at: String,
+    status_due: bool,
+    last_status: Instant,
+}
+
+async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(), DaemonError> {
+    let Setup { cfg, config_path, sinks: make_sinks, phases } = setup;
+    let state_dir = cfg.state_dir.clone();
     drop(Store::open(&state_dir)?);
     let _lock = lock(&state_dir)?;
-    let host = crate::cmd::hostname();
-
+    let (supervisor, exits) = Supervisor::new();
     let (ev_tx, mut ev_rx) = mpsc::channel::<WatchEvent>(EVENT_QUEUE);
     let (rep_tx, mut rep_rx) = mpsc::channel::<Report>(1024);
     let (paths_tx, paths_rx) = mpsc::channel::<Job>(4096);
     let (scans_tx, scans_rx) = mpsc::channel::<Job>(4096);
-    let realtime_worker = spawn_worker("sw-realtime", paths_rx, rep_tx.clone(), false)?;
-    let scan_worker = spawn_worker("sw-scan", scans_rx, rep_tx, true)?;
+    let sinks = make_sinks(&cfg, &supervisor)?;
+    let judge = judge::spawn(&state_dir, crate::util::hostname(), sinks, &supervisor)?;
+    let workers = [
+        spawn_worker(&supervisor, "sw-realtime", paths_rx, rep_tx.clone(), judge.clone(), &state_dir, false)?,
+        spawn_worker(&supervisor, "sw-scan", scans_rx, rep_tx, judge.clone(), &state_dir, true)?,
+    ];
+    let quiet = cfg.scan.quiet_period;
+    let current = Arc::new(Generation::new(1, cfg, ev_tx.clone()));
+    let mut core = Core {
+        sched: vec![SiteSched::default(); current.sites.len()],
+        current,
+        previous: None,
+        config_path,
+        make_sinks,
+        phases,
+        supervisor,
+        exits,
+        judge,
+        events: ev_tx,
+        paths: paths_tx,
+        scans: scans_tx,
+        debouncer: Debouncer::new(quiet, MAX_COALESCE),
+        notifier: systemd::Notifier::from_env(),
+        announced: false,
+        started_at: crate::util::time::rfc3339_ms(crate::util::time::now_ns()),
+        status_due: true,
+        last_status: Instant::now(),
+    };
+    core.start_sites(StartMode::CatchUp).await;
 
-    let decide = Arc::new(Mutex::new(()));
-    let sinks = Arc::new((setup.sinks)(&setup.cfg)?);
-    let quiet = setup.cfg.scan.quiet_period;
-    let mut current = Arc::new(Runtime::new(1, setup.cfg, host.clone(), sinks, Arc::clone(&decide), ev_tx.clone()));
-    let mut previous: Option<Arc<Runtime>> = None;
-    let mut sched = vec![SiteSched::default(); current.sites.len()];
-    for site in 0..current.sites.len() {
-        let _ = scans_tx.send(Job::Start { rt: Arc::clone(&current), site }).await;
-    }
-    let started_at = crate::util::time::rfc3339_ms(crate::util::time::now_ns());
-    let mut announced = false;
-    let mut debouncer = Debouncer::new(quiet, MAX_COALESCE);
-
-    let mut term = signal(SignalKind::terminate()).map_err(io("cannot handle SIGTERM"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io("cannot handle SIGINT"))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(io("cannot handle SIGHUP"))?;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let watchdog = notifier.watchdog_interval();
+    let mut tick = tokio::time::interval(TICK);
+    let watchdog = core.notifier.watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let mut status_due = true;
-    let mut last_status = Instant::now();
     let mut batch = Vec::with_capacity(1024);
-
     loop {
-        let deadline = debouncer.next_deadline().map(Instant::from_std);
+        let deadline = core.debouncer.next_deadline().map(Instant::from_std);
         tokio::select! {
             n = ev_rx.recv_many(&mut batch, 1024) => {
                 if n == 0 {
                     break;
                 }
-                let now = std::time::Instant::now();
-                for ev in batch.drain(..) {
-                    match ev {
-                        WatchEvent::Path { site, rel, by } => debouncer.push((site, rel), now, by),
-                        WatchEvent::Rescan { site, reason } => {
-                            if let Some(i) = current.site_index(&site) {
-                                tracing::warn!(site = %site, "{reason}: rescanning the site");
-                                request_scan(&current, &mut sched[i], i, false, &scans_tx);
-                            }
-                        }
-                    }
-                }
+                core.intake(batch.drain(..));
             }
-            _ = sleep_until(deadline) => {
-                let now = std::time::Instant::now();
-                let due = debouncer.take_due(now, |name| {
-                    current.site_index(name).is_none_or(|i| sched[i].ready)
-                });
-                dispatch(&current, due, &paths_tx).await;
-            }
-            Some(report) = rep_rx.recv() => {
-                match report {
-                    Report::Started { generation, site, result } if generation == current.generation => {
-                        match result {
-                            Ok(s) => tracing::info!(
-                                site = %current.cfg.sites[site].name,
-                                watches = s.watches,
-                                degraded = s.degraded,
-                                baseline_built = s.built_baseline,
-                                alerts = s.alerts,
-                                "site watched"
-                            ),
-                            Err(e) => {
-                                tracing::error!(site = %current.cfg.sites[site].name, "start failed: {e}; the site is checked by scans");
-                                current.sites[site].degraded.store(true, Ordering::Release);
-                                current.sites[site].lost.store(true, Ordering::Release);
-                            }
-                        }
-                        let now = Instant::now();
-                        let s = &mut sched[site];
-                        s.ready = true;
-                        s.next_scan = Some(now + scan_interval(&current, site));
-                        s.next_rehash = current.cfg.scan.rehash_interval.map(|d| now + d);
-                        status_due = true;
-                        if sched.iter().all(|s| s.ready) {
-                            if let Some(old) = previous.take() {
-                                old.stop_watching();
-                                tracing::info!("configuration reloaded");
-                            }
-                            if !announced {
-                                announced = true;
-                                // `status` must say ready as soon as the line below is out.
-                                write_status(&current, &sched, &started_at);
-                                let watches: usize = (0..current.sites.len()).map(|i| current.watch_count(i)).sum();
-                                eprintln!(
-                                    "sitewarden: ready ({} sites, {watches} directories watched)",
-                                    current.sites.len()
-                                );
-                                notifier.notify(&format!("READY=1\nSTATUS=watching {} sites, {watches} directories", current.sites.len()));
-                            }
-                        }
-                    }
-                    Report::Scanned { generation, site } if generation == current.generation => {
-                        let s = &mut sched[site];
-                        s.scan_running = false;
-                        if std::mem::take(&mut s.scan_again) {
-                            request_scan(&current, s, site, false, &scans_tx);
-                        }
-                        status_due = true;
-                    }
-                    _ => {}
-                }
-            }
+            _ = sleep_until(deadline) => core.dispatch_due().await,
+            Some(report) = rep_rx.recv() => core.report(report).await,
             _ = tick.tick() => {
-                let now = Instant::now();
-                for (i, s) in sched.iter_mut().enumerate() {
-                    if !s.ready {
-                        continue;
-                    }
-                    if current.sites[i].lost.swap(false, Ordering::AcqRel) {
-                        tracing::warn!(site = %current.cfg.sites[i].name, "events were dropped: rescanning the site");
-                        request_scan(&current, s, i, false, &scans_tx);
-                    }
-                    // Turned degraded (watch limit) since it was scheduled:
-                    // the fallback interval applies from now on.
-                    let interval = scan_interval(&current, i);
-                    if s.next_scan.is_some_and(|t| t > now + interval) {
-                        s.next_scan = Some(now + interval);
-                    }
-                    // A maintenance window that held back alerts is over:
-                    // whatever it did not accept is reported now.
-                    if current.sites[i].suppressed.load(Ordering::Acquire)
-                        && !maintenance::active(&current.cfg.state_dir, &current.cfg.sites[i].name)
-                    {
-                        current.sites[i].suppressed.store(false, Ordering::Release);
-                        request_scan(&current, s, i, false, &scans_tx);
-                    }
-                    let rehash = s.next_rehash.is_some_and(|t| t <= now);
-                    if rehash || s.next_scan.is_some_and(|t| t <= now) {
-                        s.next_scan = Some(now + scan_interval(&current, i));
-                        if rehash {
-                            s.next_rehash = current.cfg.scan.rehash_interval.map(|d| now + d);
-                        }
-                        request_scan(&current, s, i, rehash, &scans_tx);
-                    }
+                if let Some(exit) = core.exits.try_death() {
+                    return Err(core.died(exit));
                 }
-                if status_due || last_status.elapsed() > Duration::from_secs(10) {
-                    write_status(&current, &sched, &started_at);
-                    status_due = false;
-                    last_status = Instant::now();
+                core.tick();
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                // Only while decisions are being made: a hung judge must
+                // make systemd restart us.
+                if watchdog.is_some_and(|w| core.judge.idle_for() < w * 2) {
+                    core.notifier.notify("WATCHDOG=1");
                 }
             }
-            _ = watchdog_tick.tick(), if watchdog.is_some() => notifier.notify("WATCHDOG=1"),
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                let Some(path) = setup.config_path.as_deref() else {
-                    tracing::info!("SIGHUP ignored: no config file to reload");
-                    continue;
-                };
-                match reload(path, &current, &setup.sinks) {
-                    Err(e) => tracing::error!("config reload refused, the running config is kept: {e}"),
-                    Ok((cfg, sinks)) => {
-                        let next = Arc::new(Runtime::new(current.generation + 1, cfg, host.clone(), Arc::new(sinks), Arc::clone(&decide), ev_tx.clone()));
-                        if let Some(older) = previous.replace(std::mem::replace(&mut current, next)) {
-                            older.stop_watching();
-                        }
-                        sched = vec![SiteSched::default(); current.sites.len()];
-                        for site in 0..current.sites.len() {
-                            let _ = scans_tx.send(Job::Start { rt: Arc::clone(&current), site }).await;
-                        }
-                        tracing::info!("reloading {}", path.display());
-                    }
-                }
-            }
+            order = control.recv() => match order {
+                Some(Control::Reload) => core.reload().await,
+                Some(Control::Shutdown) | None => break,
+            },
         }
     }
-
-    // Shutdown: sources first, then the pending work, then the sinks.
-    notifier.notify("STOPPING=1");
-    current.cancel.store(true, Ordering::Relaxed);
-    if let Some(old) = previous.take() {
-        old.cancel.store(true, Ordering::Relaxed);
-        old.stop_watching();
-    }
-    current.stop_watching();
-    while let Ok(ev) = ev_rx.try_recv() {
-        if let WatchEvent::Path { site, rel, by } = ev {
-            debouncer.push((site, rel), std::time::Instant::now(), by);
-        }
-    }
-    let pending: Vec<_> = debouncer
-        .drain()
-        .into_iter()
-        .filter(|((name, _), _)| current.site_index(name).is_some_and(|i| sched[i].ready))
-        .collect();
-    dispatch(&current, pending, &paths_tx).await;
-    drop(paths_tx);
-    drop(scans_tx);
-    drop(current);
-    let joined = tokio::time::timeout(
-        SHUTDOWN_GRACE,
-        tokio::task::spawn_blocking(move || {
-            let _ = realtime_worker.join();
-            let _ = scan_worker.join();
-        }),
-    )
-    .await;
-    if joined.is_err() {
-        tracing::warn!("workers still busy after {} s; exiting anyway", SHUTDOWN_GRACE.as_secs());
-    }
-    status::remove(&state_dir);
-    Ok(())
+    core.shutdown(ev_rx, workers, &state_dir).await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -346,147 +326,435 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Scan interval of a site: the configured one, or the fallback while the
-/// site has no complete realtime coverage.
-fn scan_interval(rt: &Runtime, site: usize) -> Duration {
-    if rt.sites[site].degraded.load(Ordering::Acquire) {
-        rt.cfg.scan.fallback_interval
-    } else {
-        rt.cfg.scan.interval
-    }
-}
-
-fn request_scan(rt: &Arc<Runtime>, s: &mut SiteSched, site: usize, rehash: bool, scans: &mpsc::Sender<Job>) {
-    if !s.ready {
-        // Still starting: remembered, and scanned once the site is ready.
-        rt.sites[site].lost.store(true, Ordering::Release);
-        return;
-    }
-    if s.scan_running {
-        s.scan_again = true;
-        return;
-    }
-    if scans.try_send(Job::Scan { rt: Arc::clone(rt), site, rehash }).is_ok() {
-        s.scan_running = true;
-    } else {
-        s.scan_again = true;
-    }
-}
-
-/// Hands due paths to the realtime worker, one job per site.
-async fn dispatch(rt: &Arc<Runtime>, due: Vec<(debounce::Key, DetectedBy)>, paths: &mpsc::Sender<Job>) {
-    let mut groups: HashMap<(usize, DetectedBy), Vec<RelPath>> = HashMap::new();
-    for ((name, rel), by) in due {
-        if let Some(i) = rt.site_index(&name) {
-            groups.entry((i, by)).or_default().push(rel);
+impl Core {
+    fn phase(&self, p: Phase) {
+        if let Some(tx) = &self.phases {
+            let _ = tx.send(p);
         }
     }
-    for ((site, by), rels) in groups {
-        let _ = paths.send(Job::Paths { rt: Arc::clone(rt), site, rels, by }).await;
+
+    fn died(&self, exit: crate::util::supervise::Exit) -> DaemonError {
+        let reason = exit.failure.unwrap_or_default();
+        tracing::error!(thread = %exit.name, "{reason}");
+        status::remove(&self.current.cfg.state_dir);
+        DaemonError::Died { thread: exit.name, reason }
+    }
+
+    async fn start_sites(&mut self, mode: StartMode) {
+        for site in 0..self.current.sites.len() {
+            let job = Job::Start { generation: Arc::clone(&self.current), site, mode };
+            if self.scans.send(job).await.is_err() {
+                // The scan worker is gone; its death is reported at the next tick.
+                return;
+            }
+        }
+    }
+
+    /// Kernel events (and paths a scan found still being written).
+    fn intake(&mut self, batch: impl Iterator<Item = WatchEvent>) {
+        let now = std::time::Instant::now();
+        for ev in batch {
+            match ev {
+                WatchEvent::Path { site, rel, by } => self.debouncer.push((site, rel), now, by),
+                WatchEvent::Rescan { site, reason } => {
+                    if let Some(i) = self.current.site_index(&site) {
+                        tracing::warn!(site = %site, "{reason}: rescanning the site");
+                        self.request_scan(i, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The generation that judges realtime paths of site `name` now: the
+    /// current one once the site is watched there, else the one it replaces.
+    fn route(&self, name: &str) -> Option<(Arc<Generation>, usize)> {
+        if let Some(i) = self.current.site_index(name) {
+            if self.sched[i].ready {
+                return Some((Arc::clone(&self.current), i));
+            }
+        }
+        let prev = self.previous.as_ref()?;
+        prev.site_index(name).map(|i| (Arc::clone(prev), i))
+    }
+
+    /// Hands the paths whose quiet period is over to the realtime worker,
+    /// one job per site.
+    async fn dispatch_due(&mut self) {
+        let now = std::time::Instant::now();
+        let (current, previous, sched) = (&self.current, self.previous.as_deref(), &self.sched);
+        let due = self.debouncer.take_due(now, |name| routable(current, previous, sched, name));
+        self.dispatch(due).await;
+    }
+
+    async fn dispatch(&self, due: Vec<(debounce::Key, DetectedBy)>) {
+        // Keyed by (generation, site, how seen).
+        let mut groups: HashMap<(u64, usize, DetectedBy), Job> = HashMap::new();
+        for ((name, rel), by) in due {
+            if let Some((generation, site)) = self.route(&name) {
+                let job = groups.entry((generation.number, site, by)).or_insert_with(|| Job::Paths {
+                    generation,
+                    site,
+                    rels: Vec::new(),
+                    by,
+                });
+                if let Job::Paths { rels, .. } = job {
+                    rels.push(rel);
+                }
+            }
+        }
+        for job in groups.into_values() {
+            // Closed only when the realtime worker died: reported at the next tick.
+            let _ = self.paths.send(job).await;
+        }
+    }
+
+    async fn report(&mut self, report: Report) {
+        match report {
+            Report::Started { generation, site, mode, result } if generation == self.current.number => {
+                self.site_started(site, mode, result);
+                if self.sched.iter().all(|s| s.ready) {
+                    self.all_started();
+                }
+            }
+            Report::Scanned { generation, site } if generation == self.current.number => {
+                let s = &mut self.sched[site];
+                s.scan_running = false;
+                if std::mem::take(&mut s.scan_again) {
+                    self.request_scan(site, false);
+                }
+                self.status_due = true;
+            }
+            // From a generation a reload replaced.
+            _ => {}
+        }
+    }
+
+    fn site_started(&mut self, site: usize, mode: StartMode, result: Result<Started, String>) {
+        let name = &self.current.cfg.sites[site].name;
+        match result {
+            Ok(s) => tracing::info!(
+                site = %name,
+                watches = s.watches,
+                degraded = s.degraded,
+                baseline_built = s.built_baseline,
+                alerts = s.alerts,
+                "site watched"
+            ),
+            Err(e) => {
+                tracing::error!(site = %name, "start failed: {e}; the site is checked by scans");
+                self.current.sites[site].degraded.store(true, Ordering::Release);
+                self.current.sites[site].rescan_due.store(true, Ordering::Release);
+            }
+        }
+        let now = Instant::now();
+        let interval = self.scan_interval(site);
+        let rehash = self.current.cfg.scan.rehash_interval.map(|d| now + d);
+        let s = &mut self.sched[site];
+        s.ready = true;
+        s.next_scan = Some(now + interval);
+        s.next_rehash = rehash;
+        self.status_due = true;
+        if mode == StartMode::Reload {
+            // What the new config sees differently (new ignores, new sites).
+            self.request_scan(site, false);
+        }
+    }
+
+    /// Every site of the current generation is watched.
+    fn all_started(&mut self) {
+        if let Some(old) = self.previous.take() {
+            old.stop_watching();
+            tracing::info!("configuration reloaded");
+            self.phase(Phase::Reloaded(self.current.number));
+        }
+        if !self.announced {
+            self.announced = true;
+            // `status` must say ready as soon as the line below is out.
+            self.write_status();
+            let watches: usize = (0..self.current.sites.len()).map(|i| self.current.watch_count(i)).sum();
+            let sites = self.current.sites.len();
+            eprintln!("sitewarden: ready ({sites} sites, {watches} directories watched)");
+            self.notifier.notify(&format!("READY=1\nSTATUS=watching {sites} sites, {watches} directories"));
+            self.phase(Phase::Ready);
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.sched.len() {
+            if !self.sched[i].ready {
+                continue;
+            }
+            let site = &self.current.sites[i];
+            if site.rescan_due.swap(false, Ordering::AcqRel) {
+                tracing::warn!(site = %self.current.cfg.sites[i].name, "events were dropped: rescanning the site");
+                self.request_scan(i, false);
+            }
+            // Turned degraded (watch limit) since it was scheduled: the
+            // fallback interval applies from now on.
+            let interval = self.scan_interval(i);
+            let s = &mut self.sched[i];
+            if s.next_scan.is_some_and(|t| t > now + interval) {
+                s.next_scan = Some(now + interval);
+            }
+            // A maintenance window that held back alerts is over: whatever
+            // it did not accept is reported now.
+            let site = &self.current.sites[i];
+            if site.suppressed.load(Ordering::Acquire)
+                && !maintenance::active(&self.current.cfg.state_dir, &self.current.cfg.sites[i].name)
+            {
+                site.suppressed.store(false, Ordering::Release);
+                self.request_scan(i, false);
+            }
+            let rehash_every = self.current.cfg.scan.rehash_interval;
+            let s = &mut self.sched[i];
+            let rehash = s.next_rehash.is_some_and(|t| t <= now);
+            if rehash || s.next_scan.is_some_and(|t| t <= now) {
+                s.next_scan = Some(now + interval);
+                if rehash {
+                    s.next_rehash = rehash_every.map(|d| now + d);
+                }
+                self.request_scan(i, rehash);
+            }
+        }
+        if self.status_due || self.last_status.elapsed() > Duration::from_secs(10) {
+            self.write_status();
+            self.status_due = false;
+            self.last_status = Instant::now();
+        }
+    }
+
+    /// Scan interval of a site: the configured one, or the fallback while
+    /// the site has no complete realtime coverage.
+    fn scan_interval(&self, site: usize) -> Duration {
+        if self.current.sites[site].degraded.load(Ordering::Acquire) {
+            self.current.cfg.scan.fallback_interval
+        } else {
+            self.current.cfg.scan.interval
+        }
+    }
+
+    fn request_scan(&mut self, site: usize, rehash: bool) {
+        let s = &mut self.sched[site];
+        if !s.ready {
+            // Still starting: remembered, and scanned once the site is ready.
+            self.current.sites[site].rescan_due.store(true, Ordering::Release);
+            return;
+        }
+        if s.scan_running {
+            s.scan_again = true;
+            return;
+        }
+        let job = Job::Scan { generation: Arc::clone(&self.current), site, rehash };
+        if self.scans.try_send(job).is_ok() {
+            s.scan_running = true;
+        } else {
+            s.scan_again = true;
+        }
+    }
+
+    /// SIGHUP: a new generation replaces the current one. The old one's
+    /// scans are cancelled at once; its watchers keep realtime flowing until
+    /// every site of the new one is watched.
+    async fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            tracing::info!("SIGHUP ignored: no config file to reload");
+            return;
+        };
+        let (cfg, sinks) = match self.load(&path) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!("config reload refused, the running config is kept: {e}");
+                self.phase(Phase::Refused(e.to_string()));
+                return;
+            }
+        };
+        tracing::info!("reloading {}", path.display());
+        if self.judge.control(judge::Control::Reload(sinks)).await.is_err() {
+            return; // The judge died: reported at the next tick.
+        }
+        let next = Arc::new(Generation::new(self.current.number + 1, cfg, self.events.clone()));
+        let old = std::mem::replace(&mut self.current, next);
+        old.cancel.store(true, Ordering::Relaxed);
+        if let Some(older) = self.previous.replace(old) {
+            older.stop_watching();
+        }
+        self.sched = vec![SiteSched::default(); self.current.sites.len()];
+        self.start_sites(StartMode::Reload).await;
+    }
+
+    fn load(&self, path: &Path) -> Result<(Config, Sinks), DaemonError> {
+        let cfg = Config::load(path)?;
+        if cfg.state_dir != self.current.cfg.state_dir {
+            return Err(DaemonError::Config(ConfigError::Other(format!(
+                "state_dir changed from {} to {}: that needs a restart",
+                self.current.cfg.state_dir.display(),
+                cfg.state_dir.display()
+            ))));
+        }
+        let sinks = (self.make_sinks)(&cfg, &self.supervisor)?;
+        Ok((cfg, sinks))
+    }
+
+    fn write_status(&self) {
+        let rt = &self.current;
+        let sites = rt
+            .cfg
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| status::SiteState {
+                name: s.name.to_string(),
+                root: s.root.display().to_string(),
+                profile: s.profile.clone(),
+                watches: rt.watch_count(i),
+                degraded: rt.sites[i].degraded.load(Ordering::Acquire),
+                ready: self.sched[i].ready,
+            })
+            .collect();
+        let st = status::DaemonStatus {
+            pid: std::process::id(),
+            ready: self.sched.iter().all(|s| s.ready),
+            started: self.started_at.clone(),
+            sites,
+        };
+        if let Err(e) = status::write(&rt.cfg.state_dir, &st) {
+            tracing::warn!("cannot write the status file: {e}");
+        }
+    }
+
+    /// Sources first, then the pending paths, then the workers, then the
+    /// judge (which flushes to the sinks), all under one deadline.
+    async fn shutdown(
+        mut self,
+        mut ev_rx: mpsc::Receiver<WatchEvent>,
+        workers: [std::thread::JoinHandle<()>; 2],
+        state_dir: &Path,
+    ) -> Result<(), DaemonError> {
+        self.notifier.notify("STOPPING=1");
+        self.current.cancel.store(true, Ordering::Relaxed);
+        if let Some(old) = self.previous.as_ref() {
+            old.cancel.store(true, Ordering::Relaxed);
+            old.stop_watching();
+        }
+        self.current.stop_watching();
+        while let Ok(ev) = ev_rx.try_recv() {
+            if let WatchEvent::Path { site, rel, by } = ev {
+                self.debouncer.push((site, rel), std::time::Instant::now(), by);
+            }
+        }
+        let (current, previous, sched) = (&self.current, self.previous.as_deref(), &self.sched);
+        let pending: Vec<_> = self
+            .debouncer
+            .drain()
+            .into_iter()
+            .filter(|((name, _), _)| routable(current, previous, sched, name))
+            .collect();
+        self.dispatch(pending).await;
+        let Core { paths, scans, judge, current, previous, exits, .. } = self;
+        drop((paths, scans, current, previous, judge));
+        let joined = tokio::time::timeout(
+            SHUTDOWN_GRACE,
+            tokio::task::spawn_blocking(move || {
+                for w in workers {
+                    let _ = w.join();
+                }
+                // The workers' and the loop's handles are gone: the judge
+                // finishes its queues and ends; wait for that.
+                exits.wait_named("sw-judge", SHUTDOWN_GRACE)
+            }),
+        )
+        .await;
+        if !matches!(joined, Ok(Ok(true))) {
+            tracing::warn!("workers still busy after {} s; exiting anyway", SHUTDOWN_GRACE.as_secs());
+        }
+        status::remove(state_dir);
+        Ok(())
     }
 }
 
-fn reload(path: &Path, current: &Runtime, sinks: &SinkFactory) -> Result<(Config, Sinks), DaemonError> {
-    let cfg = Config::load(path)?;
-    if cfg.state_dir != current.cfg.state_dir {
-        return Err(DaemonError::Config(ConfigError::Other(format!(
-            "state_dir changed from {} to {}: that needs a restart",
-            current.cfg.state_dir.display(),
-            cfg.state_dir.display()
-        ))));
-    }
-    let sinks = sinks(&cfg)?;
-    Ok((cfg, sinks))
-}
-
-fn write_status(rt: &Runtime, sched: &[SiteSched], started: &str) {
-    let sites = rt
-        .cfg
-        .sites
-        .iter()
-        .enumerate()
-        .map(|(i, s)| status::SiteState {
-            name: s.name.to_string(),
-            watches: rt.watch_count(i),
-            degraded: rt.sites[i].degraded.load(Ordering::Acquire),
-            ready: sched[i].ready,
-        })
-        .collect();
-    let st = status::DaemonStatus {
-        pid: std::process::id(),
-        ready: sched.iter().all(|s| s.ready),
-        started: started.to_string(),
-        sites,
-    };
-    if let Err(e) = status::write(&rt.cfg.state_dir, &st) {
-        tracing::warn!("cannot write the status file: {e}");
+/// May the paths of site `name` be judged now? Yes once the site is watched
+/// in the current generation or still watched in the one it replaces; paths
+/// of a site no longer configured are let through (and dropped).
+fn routable(current: &Generation, previous: Option<&Generation>, sched: &[SiteSched], name: &str) -> bool {
+    match current.site_index(name) {
+        None => true,
+        Some(i) => sched[i].ready || previous.is_some_and(|p| p.site_index(name).is_some()),
     }
 }
 
 fn spawn_worker(
+    supervisor: &Supervisor,
     name: &str,
     jobs: mpsc::Receiver<Job>,
     reports: mpsc::Sender<Report>,
+    judge: JudgeHandle,
+    state_dir: &Path,
     low_priority: bool,
 ) -> Result<std::thread::JoinHandle<()>, DaemonError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || worker(jobs, reports, low_priority))
+    let state_dir = state_dir.to_path_buf();
+    supervisor
+        .spawn(name, move || worker(jobs, reports, judge, &state_dir, low_priority))
         .map_err(io("cannot start a worker thread"))
 }
 
-fn worker(mut jobs: mpsc::Receiver<Job>, reports: mpsc::Sender<Report>, low_priority: bool) {
+/// A worker: observes, and hands what it saw to the judge. Ends in order
+/// when its job channel closes; the judge being gone is its death.
+fn worker(
+    mut jobs: mpsc::Receiver<Job>,
+    reports: mpsc::Sender<Report>,
+    judge: JudgeHandle,
+    state_dir: &Path,
+    low_priority: bool,
+) -> Result<(), String> {
     if low_priority {
         lower_priority();
     }
-    let mut store: Option<(PathBuf, Store)> = None;
+    // Reads only: the judge is the one writer.
+    let store = Store::open(state_dir).map_err(|e| e.to_string())?;
+    let fatal = |e: WorkError| match e {
+        WorkError::JudgeGone(g) => Err(g.to_string()),
+        _ => Ok(e),
+    };
     while let Some(job) = jobs.blocking_recv() {
-        let rt = match &job {
-            Job::Start { rt, .. } | Job::Scan { rt, .. } | Job::Paths { rt, .. } => Arc::clone(rt),
-        };
-        if store.as_ref().is_none_or(|(dir, _)| *dir != rt.cfg.state_dir) {
-            match Store::open(&rt.cfg.state_dir) {
-                Ok(s) => store = Some((rt.cfg.state_dir.clone(), s)),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    if let Job::Start { site, .. } = job {
-                        let _ = reports.blocking_send(Report::Started {
-                            generation: rt.generation,
-                            site,
-                            result: Err(e.to_string()),
-                        });
-                    }
-                    continue;
-                }
-            }
-        }
-        let Some((_, st)) = store.as_mut() else {
-            continue;
-        };
         match job {
-            Job::Start { site, .. } => {
-                let result = rt.start_site(site, st).map_err(|e| e.to_string());
-                let _ = reports.blocking_send(Report::Started { generation: rt.generation, site, result });
-            }
-            Job::Scan { site, rehash, .. } => {
-                if let Err(e) = rt.scan_site(site, st, rehash) {
-                    log_work_error(&rt, site, &e);
+            Job::Start { generation, site, mode } => {
+                if generation.cancel.load(Ordering::Relaxed) {
+                    continue; // A newer reload superseded it.
                 }
-                let _ = reports.blocking_send(Report::Scanned { generation: rt.generation, site });
+                let result = match generation.start_site(site, &store, &judge, mode) {
+                    Ok(s) => Ok(s),
+                    Err(e) => Err(fatal(e)?.to_string()),
+                };
+                let _ = reports.blocking_send(Report::Started { generation: generation.number, site, mode, result });
             }
-            Job::Paths { site, rels, by, .. } => {
-                if let Err(e) = rt.reconcile(site, st, rels, by) {
-                    log_work_error(&rt, site, &e);
+            Job::Scan { generation, site, rehash } => {
+                crate::util::fault::point("scan", generation.cfg.sites[site].name.as_bytes());
+                if !generation.cancel.load(Ordering::Relaxed) {
+                    match generation.scan_site(site, &store, rehash) {
+                        Ok(Some(observed)) => judge.scan(observed).map_err(|e| e.to_string())?,
+                        Ok(None) => {}
+                        Err(e) => log_work_error(&generation, site, &fatal(e)?),
+                    }
+                }
+                let _ = reports.blocking_send(Report::Scanned { generation: generation.number, site });
+            }
+            Job::Paths { generation, site, rels, by } => match generation.reconcile(site, &store, rels, by) {
+                Ok(observed) => judge.realtime(observed).map_err(|e| e.to_string())?,
+                Err(e) => {
+                    log_work_error(&generation, site, &fatal(e)?);
                     // The paths are not judged: a scan judges them instead.
-                    rt.sites[site].lost.store(true, Ordering::Release);
+                    generation.sites[site].rescan_due.store(true, Ordering::Release);
                 }
-            }
+            },
         }
     }
+    Ok(())
 }
 
-fn log_work_error(rt: &Runtime, site: usize, e: &WorkError) {
-    tracing::error!(site = %rt.cfg.sites[site].name, "{e}");
+fn log_work_error(generation: &Generation, site: usize, e: &WorkError) {
+    tracing::error!(site = %generation.cfg.sites[site].name, "{e}");
 }
 
 /// Scans run at nice 10 and the lowest best-effort I/O priority, so a

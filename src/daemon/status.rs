@@ -11,6 +11,12 @@ pub const FILE: &str = "daemon.json";
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SiteState {
     pub name: String,
+    /// The root as configured.
+    #[serde(default)]
+    pub root: String,
+    /// The profile in force.
+    #[serde(default)]
+    pub profile: String,
     /// Directories with a kernel watch.
     pub watches: usize,
     /// Realtime is off (watch limit): the site is checked by scans.

@@ -113,6 +113,7 @@ pub struct PatternSet {
 }
 
 impl PatternSet {
+    /// Compiles user patterns (`@exec` expanded); the error names the bad one.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<PatternSet, String> {
         let mut builder = GlobSetBuilder::new();
         let mut owner = Vec::new();
@@ -129,14 +130,17 @@ impl PatternSet {
         Ok(PatternSet { set, owner, patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect() })
     }
 
+    /// True when the list holds no pattern.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
+    /// The user patterns, as given.
     pub fn patterns(&self) -> &[String] {
         &self.patterns
     }
 
+    /// True when any pattern matches (never for an empty list).
     pub fn is_match(&self, cand: &Candidate<'_>) -> bool {
         !self.patterns.is_empty() && self.set.is_match_candidate(cand)
     }

@@ -24,19 +24,24 @@ pub const DEFAULT_RULE: &str = "default";
 /// One severity rule, as the profile or site gives it.
 #[derive(Clone, Debug)]
 pub struct RuleSpec {
+    /// Reported as the alert's `rule`.
     pub id: String,
+    /// Globs, any of which the path must match.
     pub patterns: Vec<String>,
     /// Empty means every event.
     pub events: Vec<EventKind>,
     /// Empty means every file type.
     pub types: Vec<FileType>,
+    /// The severity of a matching change.
     pub severity: Severity,
 }
 
 /// One quarantine rule.
 #[derive(Clone, Debug)]
 pub struct QuarantineSpec {
+    /// Globs, any of which the path must match.
     pub patterns: Vec<String>,
+    /// What is done with a matching changed file.
     pub action: QuarantineAction,
 }
 
@@ -44,22 +49,32 @@ pub struct QuarantineSpec {
 /// appended (site rules are put first so a site can override its profile).
 #[derive(Clone, Debug, Default)]
 pub struct PolicySpec {
+    /// Regular files checked at all (empty: every file).
     pub restrict: Vec<String>,
+    /// Paths not watched.
     pub ignore: Vec<String>,
+    /// Paths watched even where `ignore` matches.
     pub always: Vec<String>,
+    /// Secrets: hashed, their content never stored or shown.
     pub nodiff: Vec<String>,
+    /// Severity rules in the order they are tried; the first that matches wins.
     pub rules: Vec<RuleSpec>,
+    /// Quarantine rules; the first that matches wins.
     pub quarantine: Vec<QuarantineSpec>,
+    /// Severity when no rule matches (`None`: medium).
     pub default_severity: Option<Severity>,
 }
 
 /// The decision for one changed path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verdict<'a> {
+    /// How serious the change is.
     pub severity: Severity,
+    /// Id of the rule that decided it, or [`DEFAULT_RULE`].
     pub rule: &'a str,
     /// The content must never be stored or shown (a secret).
     pub nodiff: bool,
+    /// What the quarantine does with the file, if a rule matches.
     pub quarantine: Option<QuarantineAction>,
 }
 
@@ -94,6 +109,7 @@ fn candidate(rel: &[u8]) -> Candidate<'_> {
 }
 
 impl Policy {
+    /// Compiles a spec; the error names the first invalid glob.
     pub fn compile(spec: &PolicySpec) -> Result<Policy, String> {
         let mut rule_patterns = Vec::new();
         let mut rule_of_pattern = Vec::new();

@@ -32,16 +32,22 @@ pub const DEFAULT_PROFILE: &str = "generic-php";
 /// Where a profile was read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
+    /// Compiled into the binary.
     Builtin,
+    /// A file in the profile folder (it overrides a built-in of the same name).
     File(PathBuf),
 }
 
 /// A parsed profile with its name, origin and source text.
 #[derive(Debug)]
 pub struct Profile {
+    /// The name it was loaded by.
     pub name: String,
+    /// Where it was read from.
     pub source: Source,
+    /// The YAML source, as `sitewarden profiles NAME` prints it.
     pub text: String,
+    /// The parsed profile.
     pub raw: RawProfile,
 }
 

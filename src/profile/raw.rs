@@ -40,6 +40,7 @@ where
     d.deserialize_str(V(check, what))
 }
 
+/// The glob texts of a list, as the policy spec takes them.
 pub fn texts(globs: &[GlobText]) -> Vec<String> {
     globs.iter().map(|g| g.0.clone()).collect()
 }
@@ -79,10 +80,15 @@ impl<'de> Deserialize<'de> for OneOrMany {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleType {
+    /// A regular file.
     File,
+    /// A symbolic link.
     Symlink,
+    /// A named pipe.
     Fifo,
+    /// A Unix domain socket.
     Socket,
+    /// A device node.
     Device,
 }
 
@@ -102,17 +108,23 @@ impl From<RuleType> for FileType {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
+    /// Reported as the alert's `rule`.
     pub id: String,
+    /// `match:` the globs a path must match (one, or a list).
     #[serde(rename = "match")]
     pub patterns: OneOrMany,
+    /// The events the rule applies to (empty: every event).
     #[serde(default)]
     pub events: Vec<EventKind>,
+    /// The file types the rule applies to (empty: every type).
     #[serde(default)]
     pub types: Vec<RuleType>,
+    /// The severity of a matching change.
     pub severity: Severity,
 }
 
 impl RawRule {
+    /// The rule as the policy takes it.
     pub fn spec(&self) -> RuleSpec {
         RuleSpec {
             id: self.id.clone(),
@@ -128,12 +140,15 @@ impl RawRule {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawQuarantineRule {
+    /// `match:` the globs of the paths quarantined (one, or a list).
     #[serde(rename = "match")]
     pub patterns: OneOrMany,
+    /// What is done with a matching changed file.
     pub action: QuarantineAction,
 }
 
 impl RawQuarantineRule {
+    /// The rule as the policy takes it.
     pub fn spec(&self) -> QuarantineSpec {
         QuarantineSpec { patterns: texts(&self.patterns.0), action: self.action }
     }
@@ -149,6 +164,8 @@ pub struct RawProfile {
     /// Regular files checked at all (empty: every file).
     #[serde(default)]
     pub restrict: Vec<GlobText>,
+    /// Paths not watched; a `DIR/**` is not even entered unless an `always`
+    /// glob may match inside.
     #[serde(default)]
     pub ignore: Vec<GlobText>,
     /// Watched even where `ignore` matches.
@@ -157,10 +174,13 @@ pub struct RawProfile {
     /// Secrets: hashed, never stored or shown.
     #[serde(default)]
     pub nodiff: Vec<GlobText>,
+    /// Severity of a change no rule matches (default `medium`).
     #[serde(default)]
     pub default_severity: Option<Severity>,
+    /// Severity rules; the first that matches the path, event and type wins.
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// Quarantine rules; the first that matches wins.
     #[serde(default)]
     pub quarantine: Vec<RawQuarantineRule>,
 }

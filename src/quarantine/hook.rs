@@ -2,8 +2,8 @@
 //! action, never through a shell, with what happened in environment
 //! variables. It runs on its own thread, is killed (with its process group)
 //! at the timeout, and its exit status and output are recorded next to the
-//! evidence. A failing hook is logged as an error; it never stops the
-//! daemon.
+//! evidence. A failing hook never stops the daemon: its outcome goes back
+//! to the judge, which names the failure in a follow-up alert record.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -25,6 +25,8 @@ pub struct HookJob {
     pub timeout: Duration,
     /// Where the outcome is written (JSON).
     pub report: PathBuf,
+    /// The quarantine item the run is for (handed back with the outcome).
+    pub id: String,
 }
 
 /// What a run of the hook did.
@@ -40,10 +42,27 @@ pub struct HookResult {
 }
 
 impl HookResult {
+    /// The hook exited 0 in time.
     pub fn ok(&self) -> bool {
         self.status == Some(0) && !self.timed_out && self.error.is_none()
     }
+
+    /// Why the run failed, in a few words (`None` when it did not).
+    pub fn failure(&self, timeout: Duration) -> Option<String> {
+        if self.ok() {
+            return None;
+        }
+        Some(match (&self.error, self.timed_out, self.status) {
+            (Some(e), _, _) => e.clone(),
+            (None, true, _) => format!("killed after {} s", timeout.as_secs()),
+            (None, false, Some(code)) => format!("exit status {code}"),
+            (None, false, None) => "killed by a signal".into(),
+        })
+    }
 }
+
+/// Told for each finished run: the item id and what the run did.
+pub type OnResult = Box<dyn Fn(&HookJob, &HookResult) + Send>;
 
 /// The hook thread.
 pub struct HookRunner {
@@ -51,9 +70,14 @@ pub struct HookRunner {
 }
 
 impl HookRunner {
-    pub fn spawn() -> std::io::Result<HookRunner> {
+    /// Starts the hook thread under `supervisor`; `on_result` hears every
+    /// outcome.
+    pub fn spawn(supervisor: &crate::util::supervise::Supervisor, on_result: OnResult) -> std::io::Result<HookRunner> {
         let (tx, rx) = sync_channel(256);
-        std::thread::Builder::new().name("sw-hook".into()).spawn(move || serve(rx))?;
+        supervisor.spawn("sw-hook", move || {
+            serve(rx, on_result);
+            Ok(())
+        })?;
         Ok(HookRunner { tx })
     }
 
@@ -72,19 +96,11 @@ impl HookRunner {
     }
 }
 
-fn serve(rx: Receiver<HookJob>) {
+fn serve(rx: Receiver<HookJob>, on_result: OnResult) {
     for job in rx {
         let result = run(&job);
-        if !result.ok() {
-            tracing::error!(
-                "quarantine hook {:?} failed: {}",
-                result.argv,
-                result.error.clone().unwrap_or_else(|| if result.timed_out {
-                    format!("killed after {} s", job.timeout.as_secs())
-                } else {
-                    format!("exit status {:?}", result.status)
-                })
-            );
+        if let Some(why) = result.failure(job.timeout) {
+            tracing::error!("quarantine hook {:?} failed: {why}", result.argv);
         }
         // Written whole, then renamed: a reader never sees half a report.
         if let Ok(text) = serde_json::to_vec_pretty(&result) {
@@ -93,6 +109,7 @@ fn serve(rx: Receiver<HookJob>) {
                 let _ = std::fs::rename(&tmp, &job.report);
             }
         }
+        on_result(&job, &result);
     }
 }
 
@@ -107,7 +124,7 @@ pub fn run(job: &HookJob) -> HookResult {
     let mut cmd = Command::new(prog);
     cmd.args(args)
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("PATH", crate::config::HOOK_PATH)
         .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -177,6 +194,7 @@ mod tests {
             env: vec![("SITEWARDEN_PATH".into(), "/var/www/a b;$(rm -rf /)".into())],
             timeout,
             report: PathBuf::from("/dev/null"),
+            id: "t".into(),
         }
     }
 

@@ -15,7 +15,6 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write as _};
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -304,27 +303,37 @@ fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option
     Ok(Some(hasher.finalize().into()))
 }
 
-/// The hook's environment for an item.
+/// The hook's environment for an item. Every value is text a shell script
+/// can use as it is: names are escaped as in alert records (invalid bytes
+/// as `\xHH`, control and bidi characters escaped, so no newline can forge
+/// a line of `env`), and where that changed a name its exact bytes are in a
+/// `..._BASE64` variable.
 pub fn hook_env(meta: &Meta, store: &QuarantineStore, severity: &str) -> Vec<(String, OsString)> {
     let rel = base64_decode(&meta.rel_base64);
     let abs = match &meta.path_base64 {
-        Some(b) => OsString::from_vec(base64_decode(b)),
-        None => OsString::from(&meta.path),
+        Some(b) => base64_decode(b),
+        None => meta.path.as_bytes().to_vec(),
     };
+    let text = |s: &str| OsString::from(crate::util::bytes::printable(s.as_bytes()));
     let mut env = vec![
         ("SITEWARDEN_EVENT".to_string(), OsString::from(meta.event.as_str())),
-        ("SITEWARDEN_SITE".into(), OsString::from(&meta.site)),
-        ("SITEWARDEN_PATH".into(), abs),
-        ("SITEWARDEN_REL_PATH".into(), OsString::from_vec(rel)),
+        ("SITEWARDEN_SITE".into(), text(&meta.site)),
+        ("SITEWARDEN_PATH".into(), OsString::from(crate::util::bytes::printable(&abs))),
+        ("SITEWARDEN_REL_PATH".into(), OsString::from(crate::util::bytes::printable(&rel))),
         ("SITEWARDEN_QUARANTINE_ID".into(), OsString::from(&meta.id)),
         ("SITEWARDEN_QUARANTINE_DIR".into(), store.item_dir(&meta.id).into_os_string()),
         ("SITEWARDEN_ACTION".into(), OsString::from(meta.action.as_str())),
-        ("SITEWARDEN_RESULT".into(), OsString::from(&meta.result)),
-        ("SITEWARDEN_RULE".into(), OsString::from(&meta.rule)),
+        ("SITEWARDEN_RESULT".into(), text(&meta.result)),
+        ("SITEWARDEN_RULE".into(), text(&meta.rule)),
         ("SITEWARDEN_SEVERITY".into(), OsString::from(severity)),
         ("SITEWARDEN_SHA256_BEFORE".into(), OsString::from(meta.baseline_sha256.clone().unwrap_or_default())),
         ("SITEWARDEN_SHA256_AFTER".into(), OsString::from(meta.sha256.clone().unwrap_or_default())),
     ];
+    for (name, bytes) in [("SITEWARDEN_PATH_BASE64", &abs), ("SITEWARDEN_REL_PATH_BASE64", &rel)] {
+        if crate::util::bytes::printable(bytes).as_bytes() != bytes.as_slice() {
+            env.push((name.into(), OsString::from(base64(bytes))));
+        }
+    }
     if meta.evidence {
         env.push(("SITEWARDEN_QUARANTINE_FILE".into(), store.item_dir(&meta.id).join(EVIDENCE).into_os_string()));
     }

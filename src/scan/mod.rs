@@ -31,8 +31,15 @@ use crate::util::bytes::printable;
 /// A scan that cannot be done at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    /// The root cannot be opened or stat'ed (gone, not a directory, no
+    /// permission).
     #[error("cannot open site root {path}: {errno}")]
-    Root { path: PathBuf, errno: Errno },
+    Root {
+        /// The root.
+        path: PathBuf,
+        /// Why not.
+        errno: Errno,
+    },
 }
 
 /// A problem with one path; the scan goes on.
@@ -74,7 +81,9 @@ pub enum Found {
 
 /// What one scan covers and how.
 pub struct ScanSpec<'a> {
+    /// The site root to walk.
     pub root: &'a Path,
+    /// Decides which directories are entered and which paths are watched.
     pub policy: &'a Policy,
     /// Earlier states by path: the stat cache.
     pub cache: Option<&'a HashMap<RelPath, FileState>>,
@@ -122,10 +131,15 @@ impl Throttle<'_> {
 /// Figures of one scan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScanStats {
+    /// Directories walked.
     pub dirs: u64,
+    /// Watched paths found.
     pub entries: u64,
+    /// Files hashed now rather than taken from the stat cache.
     pub hashed: u64,
+    /// Bytes read to hash them.
     pub bytes_hashed: u64,
+    /// Paths and directories that could not be read.
     pub problems: u64,
     /// Directories skipped because they are another filesystem.
     pub other_fs: u64,

@@ -7,9 +7,9 @@
 
 use base64::Engine as _;
 
-/// `bytes` as UTF-8 text with each invalid byte written as `\xHH`.
-/// Valid UTF-8 is returned unchanged (control characters included: JSON
-/// escapes those itself).
+/// `bytes` as UTF-8 text with each invalid byte written as `\xHH` and each
+/// bidi control as `\uHHHH`. Other valid UTF-8 is returned unchanged
+/// (control characters included: JSON escapes those itself).
 pub fn lossless(bytes: &[u8]) -> String {
     escape(bytes, false)
 }
@@ -25,7 +25,9 @@ pub fn printable(bytes: &[u8]) -> String {
 pub fn printable_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
+        if is_bidi(c) {
+            push_bidi(&mut out, c);
+        } else if c.is_control() && c != '\n' && c != '\t' {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("\\x{b:02X}"));
@@ -39,7 +41,17 @@ pub fn printable_text(text: &str) -> String {
 
 /// True when [`lossless`] would have to escape something.
 pub fn needs_base64(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_err()
+    std::str::from_utf8(bytes).map_or(true, |s| s.chars().any(is_bidi))
+}
+
+/// Unicode bidirectional controls: invisible, they reorder what follows, so
+/// `uni\u{202E}gnp.php` shows as "uniphp.png". Always escaped, as `\u202E`.
+pub fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn push_bidi(out: &mut String, c: char) {
+    out.push_str(&format!("\\u{:04X}", c as u32));
 }
 
 /// Lower-case hex of a SHA-256.
@@ -59,6 +71,7 @@ pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Standard base64 (with padding) of `bytes`: the exact name next to a lossy one.
 pub fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -86,12 +99,14 @@ fn escape(mut bytes: &[u8], controls: bool) -> String {
 }
 
 fn push_valid(out: &mut String, s: &str, controls: bool) {
-    if !controls {
+    if !controls && !s.chars().any(is_bidi) {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        if c.is_control() {
+        if is_bidi(c) {
+            push_bidi(out, c);
+        } else if controls && c.is_control() {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("\\x{b:02X}"));
@@ -112,6 +127,16 @@ mod tests {
         assert_eq!(lossless("caf\u{e9}".as_bytes()), "caf\u{e9}");
         assert!(needs_base64(b"\xff"));
         assert!(!needs_base64(b"ok\n"));
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped_everywhere() {
+        let name = "uni\u{202E}gnp.php".as_bytes();
+        assert_eq!(lossless(name), "uni\\u202Egnp.php");
+        assert_eq!(printable(name), "uni\\u202Egnp.php");
+        assert_eq!(printable_text("a\u{2066}b\nc"), "a\\u2066b\nc");
+        assert!(needs_base64(name), "the exact name goes in path_base64");
+        assert!(!needs_base64("plain/é.php".as_bytes()));
     }
 
     #[test]

@@ -27,6 +27,29 @@ impl Daemon {
         Daemon::spawn(cmd, f.path("alerts.jsonl"))
     }
 
+    /// `sitewarden -c CONFIG run` with extra environment variables, ready.
+    pub fn start_env(f: &Fixture, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("-c").arg(f.config()).arg("run");
+        cmd.envs(env.iter().copied());
+        Daemon::spawn(cmd, f.path("alerts.jsonl"))
+    }
+
+    /// Waits up to `limit` for the daemon to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        let child = self.child.as_mut()?;
+        while start.elapsed() < limit {
+            if let Some(status) = child.try_wait().unwrap() {
+                // Let the stderr reader take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// Starts `cmd` (which must run the daemon) and waits for readiness.
     pub fn spawn(mut cmd: Command, log: PathBuf) -> Daemon {
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());

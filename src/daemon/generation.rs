@@ -1,56 +1,59 @@
-//! The daemon's detection work, one configuration generation at a time:
-//! start a site (watches first, then the baseline or a catch-up scan under
-//! them), reconcile paths named by kernel events, scan sites, and emit each
-//! change once.
+//! One generation of the running configuration, and the observing half of
+//! the daemon's work: start a site (watches first, then the baseline or a
+//! catch-up scan under them), reconcile paths named by kernel events, and
+//! scan sites. What is observed goes to the [judge](super::judge), which
+//! alone decides and writes; this side only reads the store.
 //!
-//! Runs on worker threads (blocking I/O), never on the async loop. The
-//! decision "alert this change?" is taken under one lock across workers, so
-//! a change seen by a scan and by an event at the same moment is alerted
-//! once.
+//! Runs on worker threads (blocking I/O), never on the async loop.
 
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::alert::record::QuarantineRecord;
-use crate::alert::{diff, AlertRecord, Sinks};
+use super::judge::{BaselineBuilt, Control, JudgeGone, JudgeHandle, Observed};
 use crate::baseline::{Store, StoreError};
 use crate::config::{Config, Site};
 use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec, RebuildError};
-use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, QuarantineAction, RelPath};
-use crate::quarantine::{self, QuarantineStore};
+use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
 use crate::scan::{self, file, ScanError};
 use crate::util::time::now_ns;
 use crate::watch::{SiteWatcher, WatchError, WatchEvent};
 
-/// Quarantine alerts per path and minute; further rewrites are still undone.
-const QUARANTINE_ALERTS: usize = 5;
-
-/// A failure of one unit of daemon work; the daemon goes on.
+/// A failure of one unit of daemon work; the daemon goes on, except when
+/// the judge is gone.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkError {
+    /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The walk failed at the root.
     #[error(transparent)]
     Scan(#[from] ScanError),
+    /// The first baseline could not be built.
     #[error(transparent)]
     Rebuild(#[from] RebuildError),
-    #[error(transparent)]
-    Sink(#[from] crate::alert::SinkError),
+    /// No inotify instance could be made.
     #[error(transparent)]
     Watch(#[from] WatchError),
+    /// The judge refused the first baseline.
+    #[error("writing the baseline: {0}")]
+    Baseline(String),
+    /// The judge is gone: fatal for the worker.
+    #[error(transparent)]
+    JudgeGone(#[from] JudgeGone),
 }
 
 /// Per-site state of a running generation.
-pub struct SiteRt {
+pub struct SiteWatch {
+    /// The site's inotify instance (replaced whole when the site restarts).
     pub watcher: Mutex<Option<SiteWatcher>>,
-    /// Raised by the watcher when an event could not be delivered.
-    pub lost: Arc<AtomicBool>,
+    /// Raised when an event could not be delivered or a path could not be
+    /// judged: the site must be rescanned.
+    pub rescan_due: Arc<AtomicBool>,
     /// Realtime is incomplete (watch limit): scans stand in.
     pub degraded: AtomicBool,
     /// Changes were held back during a maintenance window: rescan after it.
@@ -58,82 +61,69 @@ pub struct SiteRt {
 }
 
 /// One generation of the running configuration.
-pub struct Runtime {
-    pub generation: u64,
+pub struct Generation {
+    /// Counts up from 1 with each reload.
+    pub number: u64,
+    /// The configuration of this generation.
     pub cfg: Config,
-    pub host: String,
-    pub sinks: Arc<Sinks>,
-    pub sites: Vec<SiteRt>,
-    /// Held while deciding whether a change was alerted already.
-    pub decide: Arc<Mutex<()>>,
-    /// Raised at shutdown: long scans stop early.
+    /// Per-site state, in the order of `cfg.sites`.
+    pub sites: Vec<SiteWatch>,
+    /// Raised at shutdown and when a newer generation replaces this one:
+    /// its scans stop early.
     pub cancel: Arc<AtomicBool>,
-    /// Earlier versions of text files, for diffs.
+    /// Earlier versions of text files, kept as they are read.
     pub content: ContentStore,
-    pub quarantine: QuarantineStore,
-    /// Runs the admin's quarantine hook, when one is configured.
-    hooks: Option<quarantine::hook::HookRunner>,
-    limiter: Mutex<quarantine::RateLimit>,
     events: mpsc::Sender<WatchEvent>,
 }
 
 /// What starting a site did.
 #[derive(Debug)]
 pub struct Started {
+    /// Directories watched.
     pub watches: usize,
+    /// Realtime coverage is incomplete.
     pub degraded: bool,
+    /// There was no baseline: one was built.
     pub built_baseline: bool,
+    /// Alerts of the catch-up scan.
     pub alerts: usize,
 }
 
-impl Runtime {
-    pub fn new(
-        generation: u64,
-        cfg: Config,
-        host: String,
-        sinks: Arc<Sinks>,
-        decide: Arc<Mutex<()>>,
-        events: mpsc::Sender<WatchEvent>,
-    ) -> Runtime {
-        let content = ContentStore::new(&cfg.state_dir);
-        let cfg_state = cfg.state_dir.clone();
-        let hooks = if cfg.quarantine.hook.is_empty() {
-            None
-        } else {
-            match quarantine::hook::HookRunner::spawn() {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    tracing::error!("cannot start the quarantine hook thread: {e}");
-                    None
-                }
-            }
-        };
+/// How a site is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartMode {
+    /// At daemon start: a catch-up scan reports what changed while down,
+    /// before the site counts as ready.
+    CatchUp,
+    /// After a reload: ready as soon as it is watched; the loop schedules a
+    /// scan for what the new config sees differently.
+    Reload,
+}
+
+impl Generation {
+    /// A generation of `cfg`, whose watchers send to `events`.
+    pub fn new(number: u64, cfg: Config, events: mpsc::Sender<WatchEvent>) -> Generation {
         let sites = cfg
             .sites
             .iter()
-            .map(|_| SiteRt {
+            .map(|_| SiteWatch {
                 watcher: Mutex::new(None),
-                lost: Arc::new(AtomicBool::new(false)),
+                rescan_due: Arc::new(AtomicBool::new(false)),
                 degraded: AtomicBool::new(false),
                 suppressed: AtomicBool::new(false),
             })
             .collect();
-        Runtime {
-            generation,
+        Generation {
+            number,
+            content: ContentStore::new(&cfg.state_dir),
             cfg,
-            host,
-            sinks,
             sites,
-            decide,
             cancel: Arc::new(AtomicBool::new(false)),
-            content,
-            quarantine: QuarantineStore::new(&cfg_state),
-            hooks,
-            limiter: Mutex::new(quarantine::RateLimit::new(QUARANTINE_ALERTS, Duration::from_secs(60))),
             events,
         }
     }
 
+    /// Index of the site named `name`.
     pub fn site_index(&self, name: &str) -> Option<usize> {
         self.cfg.sites.iter().position(|s| &*s.name == name)
     }
@@ -169,34 +159,54 @@ impl Runtime {
     }
 
     /// Starts site `i`: watches first, so nothing between them and the
-    /// baseline is missed; then builds the baseline, or reports with a
-    /// catch-up scan what changed while the daemon was down.
-    pub fn start_site(&self, i: usize, store: &mut Store) -> Result<Started, WorkError> {
+    /// baseline is missed; then has the judge write a first baseline, or
+    /// (at daemon start) reports with a catch-up scan what changed while the
+    /// daemon was down, and waits until the judge has judged it.
+    pub fn start_site(
+        self: &Arc<Self>,
+        i: usize,
+        store: &Store,
+        judge: &JudgeHandle,
+        mode: StartMode,
+    ) -> Result<Started, WorkError> {
         let site = &self.cfg.sites[i];
         let watcher = SiteWatcher::new(
             Arc::clone(&site.name),
             &site.real_root,
             self.events.clone(),
-            Arc::clone(&self.sites[i].lost),
+            Arc::clone(&self.sites[i].rescan_due),
         )?;
         *self.watcher(i) = Some(watcher);
         let watches = self.watch(i, b"")?;
         let degraded = self.sites[i].degraded.load(Ordering::Acquire);
+        let mut started = Started { watches, degraded, built_baseline: false, alerts: 0 };
         if !store.has_baseline(&site.name)? {
-            let (stats, problems) = detect::rebuild(store, site, Some(&self.cancel), Some(&self.content))?;
+            let walk_started = now_ns();
+            let (entries, stats, problems) = detect::observe_all(site, Some(&self.cancel), Some(&self.content))?;
             for (rel, e) in problems {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(&rel));
             }
+            let (done, outcome) = oneshot::channel();
+            let built = BaselineBuilt { generation: Arc::clone(self), site: i, entries, started: walk_started, done };
+            judge.control_blocking(Control::Baseline(built))?;
+            outcome.blocking_recv().map_err(|_| JudgeGone)?.map_err(WorkError::Baseline)?;
             tracing::info!(site = %site.name, files = stats.entries, "baseline built");
-            return Ok(Started { watches, degraded, built_baseline: true, alerts: 0 });
+            started.built_baseline = true;
+        } else if mode == StartMode::CatchUp {
+            if let Some(mut observed) = self.scan_site(i, store, false)? {
+                let (done, alerts) = oneshot::channel();
+                observed.done = Some(done);
+                judge.scan(observed)?;
+                started.alerts = alerts.blocking_recv().map_err(|_| JudgeGone)?;
+            }
         }
-        let alerts = self.scan_site(i, store, false)?;
-        Ok(Started { watches, degraded, built_baseline: false, alerts })
+        Ok(started)
     }
 
-    /// A full scan of site `i` compared with its baseline; returns the
-    /// number of alerts emitted.
-    pub fn scan_site(&self, i: usize, store: &mut Store, rehash: bool) -> Result<usize, WorkError> {
+    /// A full scan of site `i` compared with its baseline, for the judge;
+    /// `None` when it was cancelled (an interrupted walk would look like
+    /// mass deletion).
+    pub fn scan_site(self: &Arc<Self>, i: usize, store: &Store, rehash: bool) -> Result<Option<Observed>, WorkError> {
         let site = &self.cfg.sites[i];
         let started = now_ns();
         let baseline = store.load(&site.name)?;
@@ -208,8 +218,7 @@ impl Runtime {
             ..CompareSpec::new(site, &baseline)
         })?;
         if self.cancelled() {
-            // An interrupted walk would look like mass deletion.
-            return Ok(0);
+            return Ok(None);
         }
         for (rel, e) in &cmp.problems {
             tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
@@ -234,31 +243,29 @@ impl Runtime {
                 .try_send(WatchEvent::Path { site: Arc::clone(&site.name), rel: c.rel, by: DetectedBy::Scan })
                 .is_err()
             {
-                self.sites[i].lost.store(true, Ordering::Release);
+                self.sites[i].rescan_due.store(true, Ordering::Release);
             }
         }
-        let n = self.emit(i, store, &settled, &reverted, Some(started))?;
-        if i + 1 == self.cfg.sites.len() {
-            // After the last site's scan: drop earlier versions nothing
-            // refers to any more.
-            crate::content::prune_unreferenced(&self.content, store);
-        }
-        let w = store.write()?;
-        w.site_done(&site.name, std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str()), None, Some(started))?;
-        w.commit()?;
-        Ok(n)
+        Ok(Some(Observed {
+            generation: Arc::clone(self),
+            site: i,
+            changes: settled,
+            reverted,
+            scan_started: Some(started),
+            done: None,
+        }))
     }
 
     /// Checks the paths named by kernel events. A path that is now a
     /// directory is watched and walked (its files may predate the watch); a
     /// path that was a directory reports what was below it as deleted.
     pub fn reconcile(
-        &self,
+        self: &Arc<Self>,
         i: usize,
-        store: &mut Store,
+        store: &Store,
         mut rels: Vec<RelPath>,
         by: DetectedBy,
-    ) -> Result<usize, WorkError> {
+    ) -> Result<Observed, WorkError> {
         let site = &self.cfg.sites[i];
         rels.sort();
         rels.dedup();
@@ -266,6 +273,7 @@ impl Runtime {
         let mut reverted: Vec<RelPath> = Vec::new();
         let mut buf = Vec::new();
         for rel in rels {
+            crate::util::fault::point("worker", &rel);
             // The accepted state: the stat cache for the read, and what the
             // read is compared with.
             let before = store.get(&site.name, &rel)?;
@@ -334,7 +342,7 @@ impl Runtime {
         }
         changes.sort_by(|a, b| a.rel.cmp(&b.rel));
         changes.dedup_by(|a, b| a.rel == b.rel);
-        self.emit(i, store, &changes, &reverted, None)
+        Ok(Observed { generation: Arc::clone(self), site: i, changes, reverted, scan_started: None, done: None })
     }
 
     /// What is at `rel` now (hashing a regular file unless its stat matches
@@ -382,151 +390,6 @@ impl Runtime {
                 Current::Unknown
             }
         }
-    }
-
-    /// Alerts each change not alerted before in the same state, then
-    /// remembers it (and, with `auto_accept`, accepts it). The records are
-    /// on disk before they are remembered: a crash in between repeats an
-    /// alert, never loses one.
-    /// `since`: for a scan, when it started. Its findings are older than
-    /// anything alerted or accepted after that, which wins.
-    fn emit(
-        &self,
-        i: usize,
-        store: &mut Store,
-        changes: &[Change],
-        reverted: &[RelPath],
-        since: Option<i64>,
-    ) -> Result<usize, WorkError> {
-        if changes.is_empty() && reverted.is_empty() {
-            return Ok(0);
-        }
-        let site = &self.cfg.sites[i];
-        let _decide = self.decide.lock().unwrap_or_else(|p| p.into_inner());
-        if super::maintenance::active(&self.cfg.state_dir, &site.name) {
-            // An update on purpose: `sitewarden maintenance` accepts it all;
-            // a scan after the window reports whatever it did not.
-            self.sites[i].suppressed.store(true, Ordering::Release);
-            return Ok(0);
-        }
-        let now = now_ns();
-        let mut records = Vec::new();
-        // Changes to remember as alerted drift, and paths back at their
-        // accepted state (a quarantine restored or removed them).
-        let mut fresh: Vec<&Change> = Vec::new();
-        let mut back: Vec<(&Change, bool)> = Vec::new();
-        // What is still news, judged now, under the lock: not alerted in
-        // this state already, not overtaken by a later alert (for a scan's
-        // findings), and against the baseline as it is now (an `accept` or
-        // a maintenance window may have moved it during a long scan).
-        let mut effective: Vec<Change> = Vec::with_capacity(changes.len());
-        for c in changes {
-            if let Some((prev, at)) = store.alerted_at(&site.name, &c.rel)? {
-                if FileState::compare(prev.as_ref(), c.after.as_ref()).is_none() || since.is_some_and(|t| at > t) {
-                    continue;
-                }
-            }
-            let accepted = store.get(&site.name, &c.rel)?;
-            if accepted == c.before {
-                effective.push(c.clone());
-            } else if let Some(kind) = FileState::compare(accepted.as_ref(), c.after.as_ref()) {
-                effective.push(Change { kind, before: accepted, ..c.clone() });
-            }
-        }
-        for c in &effective {
-            let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
-            let mut record = AlertRecord::new(&self.host, &site.root, c, &verdict, now);
-            let d = diff::of_change(c, &record.path, verdict.nodiff, &self.content, Some(&site.real_root));
-            record.diff = d.diff;
-            record.diff_note = d.note;
-            let mut alert = true;
-            if let Some(action) =
-                verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
-            {
-                // Rate limit per path: a rewrite loop is undone every time,
-                // but alerted (and copied as evidence) a few times a minute.
-                let allowed = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).check(&site.name, &c.rel, now);
-                let act = quarantine::Action {
-                    site_root_shown: &site.root,
-                    site_root_real: &site.real_root,
-                    rule: verdict.rule,
-                    action,
-                    nodiff: verdict.nodiff,
-                    evidence: allowed.is_ok(),
-                };
-                match quarantine::apply(&self.quarantine, &self.content, c, &act) {
-                    Ok(meta) => {
-                        tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
-                        let undone = meta.undone;
-                        let mut result = meta.result.clone();
-                        match allowed {
-                            Ok(0) => {}
-                            Ok(held) => result.push_str(&format!(
-                                " ({held} earlier changes of this file were undone without an alert)"
-                            )),
-                            Err(()) if undone => alert = false,
-                            Err(()) => {}
-                        }
-                        if let (Some(hooks), true) = (&self.hooks, alert) {
-                            hooks.submit(quarantine::hook::HookJob {
-                                argv: self.cfg.quarantine.hook.clone(),
-                                env: quarantine::hook_env(&meta, &self.quarantine, verdict.severity.as_str()),
-                                timeout: self.cfg.quarantine.hook_timeout,
-                                report: quarantine::hook_report(&self.quarantine, &meta.id),
-                            });
-                        }
-                        record.quarantine = Some(QuarantineRecord { id: meta.id, action, result: Some(result) });
-                        if undone {
-                            back.push((c, alert));
-                            if alert {
-                                records.push(record);
-                            }
-                            continue;
-                        }
-                    }
-                    Err(e) => tracing::error!(site = %site.name, "quarantine failed: {e}"),
-                }
-            }
-            if alert {
-                records.push(record);
-                fresh.push(c);
-            }
-        }
-        let mut forget = Vec::new();
-        for rel in reverted {
-            if let Some((_, at)) = store.alerted_at(&site.name, rel)? {
-                if since.is_none_or(|t| at <= t) {
-                    forget.push(rel);
-                }
-            }
-        }
-        if records.is_empty() && forget.is_empty() && back.is_empty() {
-            return Ok(0);
-        }
-        self.sinks.deliver(&records)?;
-        let w = store.write()?;
-        for c in &fresh {
-            if site.auto_accept {
-                w.accept(&site.name, &c.rel, c.after.as_ref())?;
-            } else {
-                w.mark_alerted(&site.name, &c.rel, c.after.as_ref(), now)?;
-            }
-        }
-        for (c, _) in &back {
-            w.forget_drift(&site.name, &c.rel)?;
-            // Refresh the stat cache of a restored file: same content and
-            // owner, new inode and times.
-            if let Ok(Some(now_state)) = file::probe(&site.real_root, &c.rel, None) {
-                if c.before.is_some() && FileState::compare(c.before.as_ref(), Some(&now_state)).is_none() {
-                    w.put(&site.name, &c.rel, Some(&now_state))?;
-                }
-            }
-        }
-        for rel in forget {
-            w.forget_drift(&site.name, rel)?;
-        }
-        w.commit()?;
-        Ok(records.len())
     }
 
     /// Directories watched by site `i`.

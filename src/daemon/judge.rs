@@ -1,0 +1,510 @@
+//! The judge: the one owner of every decision. It alone writes the baseline
+//! store, quarantines, runs the hook and delivers to the sinks; realtime
+//! and scan workers only observe (stat, hash, compare with a read of the
+//! store) and send it what they saw.
+//!
+//! It runs on its own thread, serving three bounded queues in a fixed
+//! order: realtime observations first, then control messages (reload,
+//! baseline writes, hook outcomes), then scans. A scan's findings are taken
+//! [`SCAN_CHUNK`] changes at a time with the realtime queue looked at
+//! between chunks, so a scan that finds ten thousand changes never holds a
+//! realtime alert for longer than one chunk.
+//!
+//! Because one thread decides, "was this change alerted already?" needs no
+//! lock: a change seen by a scan and by an event at the same moment reaches
+//! the judge twice, and the second finds the first remembered.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::generation::Generation;
+use super::maintenance;
+use crate::alert::record::QuarantineRecord;
+use crate::alert::{diff, AlertRecord, SinkError, Sinks};
+use crate::baseline::{Store, StoreError};
+use crate::content::ContentStore;
+use crate::model::{Change, EventKind, FileState, QuarantineAction, RelPath};
+use crate::quarantine::{self, hook, QuarantineStore};
+use crate::scan::file;
+use crate::util::supervise::Supervisor;
+use crate::util::time::now_ns;
+
+/// Changes of a scan judged before the realtime queue is looked at again.
+pub const SCAN_CHUNK: usize = 256;
+/// Realtime observations waiting for the judge; a full queue makes the
+/// realtime worker wait (never drop).
+const REALTIME_QUEUE: usize = 1024;
+/// Scan observations waiting (each may hold a whole site's changes).
+const SCAN_QUEUE: usize = 8;
+const CONTROL_QUEUE: usize = 256;
+/// Quarantine alerts per path and minute; further rewrites are still undone.
+const QUARANTINE_ALERTS: usize = 5;
+/// Records kept until their hook has run, to name a failure; beyond this a
+/// hook's failure is only logged.
+const HOOKS_TRACKED: usize = 1024;
+
+/// What a worker saw of one site: changes against the baseline, and paths
+/// found back at their accepted state.
+pub struct Observed {
+    /// The configuration generation the observation was made under.
+    pub generation: Arc<Generation>,
+    /// Index of the site in that generation.
+    pub site: usize,
+    /// Changes against the baseline as read by the worker.
+    pub changes: Vec<Change>,
+    /// Paths whose drift is gone (restored, or changed back).
+    pub reverted: Vec<RelPath>,
+    /// For a full scan: when it started. Its findings are older than
+    /// anything alerted or accepted after that, which wins; once judged,
+    /// the site is recorded as scanned at that time.
+    pub scan_started: Option<i64>,
+    /// Told how many alerts were sent, once judged.
+    pub done: Option<oneshot::Sender<usize>>,
+}
+
+/// A first baseline, hashed by a worker, to be written in one transaction.
+pub struct BaselineBuilt {
+    /// The generation it was built under.
+    pub generation: Arc<Generation>,
+    /// Index of the site.
+    pub site: usize,
+    /// Every watched path and its state.
+    pub entries: Vec<(RelPath, FileState)>,
+    /// When the walk began.
+    pub started: i64,
+    /// Told the outcome.
+    pub done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Messages other than observations.
+pub enum Control {
+    /// A new configuration is in force: deliver to these sinks from now on.
+    Reload(Sinks),
+    /// Write a first baseline.
+    Baseline(BaselineBuilt),
+    /// A quarantine hook finished (`failure`: why it failed).
+    Hook { id: String, failure: Option<String> },
+}
+
+/// The senders to the judge, cloned by workers and the loop.
+#[derive(Clone)]
+pub struct JudgeHandle {
+    realtime: mpsc::Sender<Observed>,
+    scans: mpsc::Sender<Observed>,
+    control: mpsc::Sender<Control>,
+    /// When the judge last went round its loop (ns since the epoch).
+    heartbeat: Arc<AtomicI64>,
+}
+
+/// The judge is gone (it died, or the daemon is stopping).
+#[derive(Debug, thiserror::Error)]
+#[error("the judge thread is gone")]
+pub struct JudgeGone;
+
+impl JudgeHandle {
+    /// Hands over a realtime observation (waits while the queue is full).
+    pub fn realtime(&self, o: Observed) -> Result<(), JudgeGone> {
+        self.realtime.blocking_send(o).map_err(|_| JudgeGone)
+    }
+
+    /// Hands over a scan's observation (waits while the queue is full).
+    pub fn scan(&self, o: Observed) -> Result<(), JudgeGone> {
+        self.scans.blocking_send(o).map_err(|_| JudgeGone)
+    }
+
+    /// Sends a control message from a worker thread.
+    pub fn control_blocking(&self, c: Control) -> Result<(), JudgeGone> {
+        self.control.blocking_send(c).map_err(|_| JudgeGone)
+    }
+
+    /// Sends a control message from async code.
+    pub async fn control(&self, c: Control) -> Result<(), JudgeGone> {
+        self.control.send(c).await.map_err(|_| JudgeGone)
+    }
+
+    /// How long ago the judge last made progress.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_nanos((now_ns() - self.heartbeat.load(Ordering::Acquire)).max(0) as u64)
+    }
+}
+
+/// A judge failure that stops it (and so the daemon).
+#[derive(Debug, thiserror::Error)]
+enum Fatal {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Starts the judge thread. `sinks` are the first generation's.
+pub fn spawn(
+    state_dir: &std::path::Path,
+    host: String,
+    sinks: Sinks,
+    supervisor: &Supervisor,
+) -> Result<JudgeHandle, super::DaemonError> {
+    let (rt_tx, rt_rx) = mpsc::channel(REALTIME_QUEUE);
+    let (scan_tx, scan_rx) = mpsc::channel(SCAN_QUEUE);
+    let (ctl_tx, ctl_rx) = mpsc::channel(CONTROL_QUEUE);
+    let heartbeat = Arc::new(AtomicI64::new(now_ns()));
+    let handle = JudgeHandle { realtime: rt_tx, scans: scan_tx, control: ctl_tx.clone(), heartbeat };
+    let store = Store::open(state_dir)?;
+    let hook_ctl = ctl_tx.downgrade();
+    let hooks = hook::HookRunner::spawn(
+        supervisor,
+        Box::new(move |job, result| {
+            if let Some(tx) = hook_ctl.upgrade() {
+                let _ = tx.blocking_send(Control::Hook { id: job.id.clone(), failure: result.failure(job.timeout) });
+            }
+        }),
+    )
+    .map_err(|source| super::DaemonError::Io { what: "cannot start the hook thread".into(), source })?;
+    let judge = Judge {
+        store,
+        content: ContentStore::new(state_dir),
+        quarantine: QuarantineStore::new(state_dir),
+        limiter: quarantine::RateLimit::new(QUARANTINE_ALERTS, Duration::from_secs(60)),
+        hooks,
+        waiting_hooks: HashMap::new(),
+        sinks,
+        host,
+        heartbeat: Arc::clone(&handle.heartbeat),
+    };
+    supervisor
+        .spawn("sw-judge", move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(|e| format!("cannot start the judge's runtime: {e}"))?;
+            runtime.block_on(judge.serve(rt_rx, scan_rx, ctl_rx)).map_err(|e| e.to_string())
+        })
+        .map_err(|source| super::DaemonError::Io { what: "cannot start the judge thread".into(), source })?;
+    Ok(handle)
+}
+
+struct Judge {
+    store: Store,
+    content: ContentStore,
+    quarantine: QuarantineStore,
+    limiter: quarantine::RateLimit,
+    hooks: hook::HookRunner,
+    /// Records whose quarantine hook has not reported yet, by item id.
+    waiting_hooks: HashMap<String, AlertRecord>,
+    sinks: Sinks,
+    host: String,
+    heartbeat: Arc<AtomicI64>,
+}
+
+/// A scan observation being judged chunk by chunk.
+struct ScanInProgress {
+    obs: Observed,
+    next: usize,
+    alerts: usize,
+}
+
+impl Judge {
+    async fn serve(
+        mut self,
+        mut realtime: mpsc::Receiver<Observed>,
+        mut scans: mpsc::Receiver<Observed>,
+        mut control: mpsc::Receiver<Control>,
+    ) -> Result<(), Fatal> {
+        let mut current: Option<ScanInProgress> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let (mut rt_open, mut scans_open) = (true, true);
+        loop {
+            self.heartbeat.store(now_ns(), Ordering::Release);
+            // Realtime first, then control, then one chunk of the scan at hand.
+            if let Ok(o) = realtime.try_recv() {
+                self.judge_realtime(o)?;
+                continue;
+            }
+            if let Ok(c) = control.try_recv() {
+                self.control(c)?;
+                continue;
+            }
+            if let Some(scan) = current.as_mut() {
+                if self.judge_chunk(scan)? {
+                    if let Some(done) = current.take() {
+                        self.finish_scan(done)?;
+                    }
+                }
+                continue;
+            }
+            if !rt_open && !scans_open {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                o = realtime.recv(), if rt_open => match o {
+                    Some(o) => self.judge_realtime(o)?,
+                    None => rt_open = false,
+                },
+                Some(c) = control.recv() => self.control(c)?,
+                o = scans.recv(), if scans_open => match o {
+                    Some(o) => current = Some(ScanInProgress { obs: o, next: 0, alerts: 0 }),
+                    None => scans_open = false,
+                },
+                _ = tick.tick() => {}
+            }
+        }
+    }
+
+    fn judge_realtime(&mut self, mut o: Observed) -> Result<(), Fatal> {
+        let changes = std::mem::take(&mut o.changes);
+        let n = self.emit(&o.generation, o.site, &changes, &o.reverted, None)?;
+        if let Some(done) = o.done {
+            let _ = done.send(n);
+        }
+        Ok(())
+    }
+
+    /// Judges the next chunk of a scan; true when it is all judged.
+    fn judge_chunk(&mut self, scan: &mut ScanInProgress) -> Result<bool, Fatal> {
+        let end = (scan.next + SCAN_CHUNK).min(scan.obs.changes.len());
+        let last = end == scan.obs.changes.len();
+        // Reverted paths go with the last chunk, after every change.
+        let reverted: &[RelPath] = if last { &scan.obs.reverted } else { &[] };
+        let chunk = &scan.obs.changes[scan.next..end];
+        scan.alerts += self.emit(&scan.obs.generation, scan.obs.site, chunk, reverted, scan.obs.scan_started)?;
+        scan.next = end;
+        Ok(last)
+    }
+
+    fn finish_scan(&mut self, scan: ScanInProgress) -> Result<(), Fatal> {
+        let ScanInProgress { obs, alerts, .. } = scan;
+        if let Some(started) = obs.scan_started {
+            let site = &obs.generation.cfg.sites[obs.site];
+            let w = self.store.write()?;
+            w.site_done(
+                &site.name,
+                std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str()),
+                None,
+                Some(started),
+            )?;
+            w.commit()?;
+            if obs.site + 1 == obs.generation.cfg.sites.len() {
+                // After the last site's scan: drop earlier versions nothing
+                // refers to any more.
+                crate::content::prune_unreferenced(&self.content, &self.store);
+            }
+        }
+        if let Some(done) = obs.done {
+            let _ = done.send(alerts);
+        }
+        Ok(())
+    }
+
+    fn control(&mut self, c: Control) -> Result<(), Fatal> {
+        match c {
+            Control::Reload(sinks) => self.sinks = sinks,
+            Control::Baseline(b) => {
+                let result = self.write_baseline(&b).map_err(|e| e.to_string());
+                let _ = b.done.send(result);
+            }
+            Control::Hook { id, failure } => {
+                let Some(mut record) = self.waiting_hooks.remove(&id) else { return Ok(()) };
+                if let Some(why) = failure {
+                    // The change was alerted already; this record says that
+                    // the admin's hook did not do its part.
+                    if let Some(q) = record.quarantine.as_mut() {
+                        let done = q.result.take().unwrap_or_default();
+                        q.result = Some(format!("{done}; hook failed: {why}"));
+                    }
+                    record.time = crate::util::time::rfc3339_ms(now_ns());
+                    self.sinks.deliver(&[record])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_baseline(&mut self, b: &BaselineBuilt) -> Result<(), StoreError> {
+        let site = &b.generation.cfg.sites[b.site];
+        let root = std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str());
+        self.store.write_baseline(&site.name, root, &b.entries, b.started)
+    }
+
+    /// Alerts each change not alerted before in the same state, then
+    /// remembers it (and, with `auto_accept`, accepts it). The records are
+    /// on disk before they are remembered: a crash in between repeats an
+    /// alert, never loses one.
+    /// `since`: for a scan, when it started. Its findings are older than
+    /// anything alerted or accepted after that, which wins.
+    fn emit(
+        &mut self,
+        generation: &Generation,
+        i: usize,
+        changes: &[Change],
+        reverted: &[RelPath],
+        since: Option<i64>,
+    ) -> Result<usize, Fatal> {
+        if changes.is_empty() && reverted.is_empty() {
+            return Ok(0);
+        }
+        let site = &generation.cfg.sites[i];
+        if maintenance::active(&generation.cfg.state_dir, &site.name) {
+            // An update on purpose: `sitewarden maintenance` accepts it all;
+            // a scan after the window reports whatever it did not.
+            generation.sites[i].suppressed.store(true, Ordering::Release);
+            return Ok(0);
+        }
+        let now = now_ns();
+        let effective = self.still_news(&site.name, changes, since)?;
+        let mut records = Vec::new();
+        // Changes to remember as alerted drift, and paths back at their
+        // accepted state (a quarantine restored or removed them).
+        let mut fresh: Vec<&Change> = Vec::new();
+        let mut back: Vec<&Change> = Vec::new();
+        for c in &effective {
+            crate::util::fault::point("judge", &c.rel);
+            let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
+            let mut record =
+                diff::record_with_diff(&self.host, site, c, &verdict, &self.content, Some(&site.real_root), now);
+            let Some(action) =
+                verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
+            else {
+                records.push(record);
+                fresh.push(c);
+                continue;
+            };
+            // Rate limit per path: a rewrite loop is undone every time, but
+            // alerted (and copied as evidence) a few times a minute.
+            let allowed = self.limiter.check(&site.name, &c.rel, now);
+            let act = quarantine::Action {
+                site_root_shown: &site.root,
+                site_root_real: &site.real_root,
+                rule: verdict.rule,
+                action,
+                nodiff: verdict.nodiff,
+                evidence: allowed.is_ok(),
+            };
+            let meta = match quarantine::apply(&self.quarantine, &self.content, c, &act) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    tracing::error!(site = %site.name, "quarantine failed: {e}");
+                    records.push(record);
+                    fresh.push(c);
+                    continue;
+                }
+            };
+            tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
+            let mut result = meta.result.clone();
+            let alert = match allowed {
+                Ok(0) => true,
+                Ok(held) => {
+                    result.push_str(&format!(" ({held} earlier changes of this file were undone without an alert)"));
+                    true
+                }
+                Err(()) => !meta.undone,
+            };
+            record.quarantine = Some(QuarantineRecord { id: meta.id.clone(), action, result: Some(result) });
+            if alert && !generation.cfg.quarantine.hook.is_empty() {
+                self.run_hook(generation, &meta, &mut record, verdict.severity.as_str());
+            }
+            if meta.undone {
+                back.push(c);
+            } else if alert {
+                fresh.push(c);
+            }
+            if alert {
+                records.push(record);
+            }
+        }
+        let forget = self.forgettable(&site.name, reverted, since)?;
+        if records.is_empty() && forget.is_empty() && back.is_empty() {
+            return Ok(0);
+        }
+        self.sinks.deliver(&records)?;
+        let w = self.store.write()?;
+        for c in &fresh {
+            if site.auto_accept {
+                w.accept(&site.name, &c.rel, c.after.as_ref())?;
+            } else {
+                w.mark_alerted(&site.name, &c.rel, c.after.as_ref(), now)?;
+            }
+        }
+        for c in &back {
+            w.forget_drift(&site.name, &c.rel)?;
+            // Refresh the stat cache of a restored file: same content and
+            // owner, new inode and times.
+            if let Ok(Some(now_state)) = file::probe(&site.real_root, &c.rel, None) {
+                if c.before.is_some() && FileState::compare(c.before.as_ref(), Some(&now_state)).is_none() {
+                    w.put(&site.name, &c.rel, Some(&now_state))?;
+                }
+            }
+        }
+        for rel in forget {
+            w.forget_drift(&site.name, rel)?;
+        }
+        w.commit()?;
+        Ok(records.len())
+    }
+
+    /// What of `changes` is still news, judged against the store as it is
+    /// now: not alerted in this state already, not overtaken by a later
+    /// alert (for a scan's findings), and against the baseline as it is now
+    /// (an `accept` or a maintenance window may have moved it since the
+    /// worker looked).
+    fn still_news(&self, site: &str, changes: &[Change], since: Option<i64>) -> Result<Vec<Change>, StoreError> {
+        let mut effective = Vec::with_capacity(changes.len());
+        for c in changes {
+            if let Some((prev, at)) = self.store.alerted_at(site, &c.rel)? {
+                if FileState::compare(prev.as_ref(), c.after.as_ref()).is_none() || since.is_some_and(|t| at > t) {
+                    continue;
+                }
+            }
+            let accepted = self.store.get(site, &c.rel)?;
+            if accepted == c.before {
+                effective.push(c.clone());
+            } else if let Some(kind) = FileState::compare(accepted.as_ref(), c.after.as_ref()) {
+                effective.push(Change { kind, before: accepted, ..c.clone() });
+            }
+        }
+        Ok(effective)
+    }
+
+    /// Reverted paths whose alerted drift can be forgotten (for a scan, only
+    /// drift alerted before it started).
+    fn forgettable<'r>(
+        &self,
+        site: &str,
+        reverted: &'r [RelPath],
+        since: Option<i64>,
+    ) -> Result<Vec<&'r RelPath>, StoreError> {
+        let mut forget = Vec::new();
+        for rel in reverted {
+            if let Some((_, at)) = self.store.alerted_at(site, rel)? {
+                if since.is_none_or(|t| at <= t) {
+                    forget.push(rel);
+                }
+            }
+        }
+        Ok(forget)
+    }
+
+    /// Queues the admin's hook for a quarantine item; its failure comes back
+    /// as a [`Control::Hook`] and is alerted then.
+    fn run_hook(&mut self, generation: &Generation, meta: &quarantine::Meta, record: &mut AlertRecord, severity: &str) {
+        let job = hook::HookJob {
+            argv: generation.cfg.quarantine.hook.clone(),
+            env: quarantine::hook_env(meta, &self.quarantine, severity),
+            timeout: generation.cfg.quarantine.hook_timeout,
+            report: quarantine::hook_report(&self.quarantine, &meta.id),
+            id: meta.id.clone(),
+        };
+        if !self.hooks.submit(job) {
+            if let Some(q) = record.quarantine.as_mut() {
+                let done = q.result.take().unwrap_or_default();
+                q.result = Some(format!("{done}; hook not run: too many runs waiting"));
+            }
+        } else if self.waiting_hooks.len() < HOOKS_TRACKED {
+            self.waiting_hooks.insert(meta.id.clone(), record.clone());
+        }
+    }
+}
