@@ -19,7 +19,8 @@
 
 set -euo pipefail
 
-# usage, say, die; the corpus: CORPUS_VERSION, site_name, build_corpus, ...
+# usage, say, die; install_missing; the report helpers; the corpus:
+# CORPUS_VERSION, site_name, build_corpus, ...
 source "$(dirname "${BASH_SOURCE[0]}")/corpus.sh"
 
 # ---------------------------------------------------------------- arguments
@@ -53,8 +54,6 @@ NPROC=$(nproc)
 
 # ------------------------------------------------------------ requirements
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 command -v aide >/dev/null || missing+=(aide)
 command -v hyperfine >/dev/null || missing+=(hyperfine)
@@ -62,12 +61,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/time ] || missing+=(time)
 [ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y "${missing[@]}" \
-        || { $SUDO apt-get update && $SUDO apt-get install -y "${missing[@]}"; }
-fi
+install_missing "${missing[@]}"
 
 # ------------------------------------------------------------------- build
 
@@ -365,16 +359,9 @@ echo "load average before / after: $LOAD_BEFORE / $LOAD_AFTER"
 [ -z "$SMOKE" ] || echo "$SMOKE"
 
 # Markdown
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -z "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock profiles 2>/dev/null)" ] || COMMIT="$COMMIT (+ uncommitted changes)"
-CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM_GB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+COMMIT=$(checkout_commit)
 {
-    echo "# sitewarden baseline benchmark"
-    echo
-    [ -z "$SMOKE" ] || { echo "**$SMOKE**"; echo; }
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Machine: $CPU, $NPROC cores, $MEM_GB GB RAM, $(. /etc/os-release && echo "$PRETTY_NAME")"
+    md_head "sitewarden baseline benchmark" "$SMOKE"
     echo "- sitewarden: $SW_VERSION, commit $COMMIT"
     echo "- AIDE: $AIDE_VERSION, num_workers=$AIDE_WORKERS, rule \`ftype+p+i+u+g+s+m+c+l+sha256\`"
     echo "- Corpus: $CORPUS_DESC (Debian's WordPress core, plus $UPLOADS_PER_SITE uploads of 50-300 KB and $CACHE_PER_SITE cached pages per site)"

@@ -1,11 +1,12 @@
 # shellcheck shell=bash
-# The WordPress corpus shared by bench/baseline.sh and bench/realtime.sh, and
-# the small helpers both use. Sourced, not run:
+# The WordPress corpus shared by bench/baseline.sh, bench/realtime.sh and
+# bench/scale.sh, and the small helpers they share (messages, timing, missing
+# packages, background processes, the report). Sourced, not run:
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/corpus.sh"
 #
-# Both scripts build the corpus the same way and with the same markers, so
-# either one reuses the sites the other built.
+# The scripts build the corpus the same way and with the same markers, so
+# baseline.sh and realtime.sh reuse the sites the other built.
 #
 # build_corpus needs, set by the caller before it is called:
 #   CORPUS     the folder that holds the sites (s01, s02, ...)
@@ -19,7 +20,148 @@
 # the first empty line.
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
 say() { printf '\n== %s\n' "$*"; }
+note() { printf '   %s\n' "$*"; }
 die() { echo "error: $*" >&2; exit 1; }
+
+now() { echo "$EPOCHREALTIME"; }                  # seconds, microseconds
+# since T0: the seconds from T0 (a `now`) until now, with SINCE_DECIMALS
+# decimals (3 unless the script sets it).
+since() { awk -v a="$1" -v b="$(now)" -v d="${SINCE_DECIMALS:-3}" 'BEGIN { printf "%." d "f", b - a }'; }
+
+# ------------------------------------------------------------ requirements
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+# install_missing PKG...: installs the Debian packages given (those the
+# script found missing); does nothing when none is given.
+install_missing() {
+    [ $# -gt 0 ] || return 0
+    say "installing $*"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y "$@" \
+        || { $SUDO apt-get update && $SUDO apt-get install -y "$@"; }
+}
+
+# --------------------------------------------------------------- processes
+#
+# For the scripts that leave processes running in the background
+# (bench/realtime.sh, bench/scale.sh): each one is added to PIDS when it is
+# started, and `stop` takes it out again. The script's EXIT trap stops what
+# is left.
+
+declare -a PIDS=()
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# stop PID [GRACE_S]: SIGTERM, wait, SIGKILL after GRACE_S. Sets STOP_RC to
+# the exit code and STOP_S to the time it took.
+stop() {
+    local pid=$1 grace=${2:-10} t0 i
+    t0=$(now)
+    STOP_RC=
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < grace * 20; i++)); do
+            alive "$pid" || break
+            sleep 0.05
+        done
+        if alive "$pid"; then
+            echo "   !! pid $pid still running ${grace} s after SIGTERM: SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null && STOP_RC=0 || STOP_RC=$?
+    STOP_S=$(since "$t0")
+    local -a keep=()
+    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || keep+=("$i"); done
+    PIDS=("${keep[@]}")
+}
+
+# wait_line FILE REGEX TIMEOUT_S PID [POLL_S]: waits until FILE has a line
+# matching REGEX, looking every POLL_S seconds (0.05 unless given); fails if
+# PID exits first or on the timeout.
+wait_line() {
+    local file=$1 re=$2 timeout=$3 pid=$4 poll=${5:-0.05} t0
+    t0=$SECONDS
+    while ! grep -qE "$re" "$file" 2>/dev/null; do
+        if ! alive "$pid"; then
+            echo "   !! process $pid exited before '$re'; last lines of $file:" >&2
+            tail -n 20 "$file" 2>/dev/null | sed 's/^/   | /' >&2
+            return 1
+        fi
+        if [ $((SECONDS - t0)) -ge "$timeout" ]; then
+            echo "   !! no '$re' in $file after $timeout s; last lines:" >&2
+            tail -n 20 "$file" 2>/dev/null | sed 's/^/   | /' >&2
+            return 1
+        fi
+        sleep "$poll"
+    done
+}
+
+# proc_kb PID KEY: a field of /proc/PID/status (VmRSS, VmHWM: kB; Threads),
+# empty when the process is gone.
+proc_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+# mb KB: in MB with 1 decimal ("n/a" when empty)
+mb() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.1f", k / 1024 }'; }
+
+# warnings_in LOG: "N warning/error line(s), e.g.: FIRST" when sitewarden
+# logged any to LOG (colours taken out), else nothing.
+warnings_in() {
+    local count
+    count=$(grep -cE ' (WARN|ERROR) ' "$1" || true)
+    [ "$count" -gt 0 ] || return 0
+    echo "$count warning/error line(s), e.g.: $(grep -m1 -E ' (WARN|ERROR) ' "$1" | sed 's/\x1b\[[0-9;]*m//g')"
+}
+
+# ------------------------------------------------------------------ report
+
+# checkout_commit: the short commit of the checkout in $REPO, "unknown"
+# outside git, flagged when src, Cargo.toml, Cargo.lock or profiles have
+# uncommitted changes.
+checkout_commit() {
+    local commit
+    commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    [ -z "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock profiles 2>/dev/null)" ] || commit="$commit (+ uncommitted changes)"
+    echo "$commit"
+}
+
+# md_head TITLE SMOKE [MACHINE_NOTE]: the top of a Markdown results file:
+# the title, SMOKE in bold unless empty, the date, and the machine (CPU,
+# cores, memory, OS) followed by MACHINE_NOTE.
+md_head() {
+    local cpu mem_gb
+    cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    mem_gb=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+    echo "# $1"
+    echo
+    [ -z "$2" ] || { echo "**$2**"; echo; }
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Machine: $cpu, $(nproc) cores, $mem_gb GB RAM, $(. /etc/os-release && echo "$PRETTY_NAME")${3:-}"
+}
+
+# print_notes / md_notes: the script's NOTES, then its ODD (anything
+# unexpected) if any, for the terminal (folded to 110 columns) or as
+# Markdown.
+print_notes() {
+    local n
+    for n in "${NOTES[@]}"; do echo "- $n" | fold -s -w 110 | sed '2,$s/^/  /'; done
+    if [ ${#ODD[@]} -gt 0 ]; then
+        echo
+        echo "!! Anything odd:"
+        for n in "${ODD[@]}"; do echo "   - $n"; done
+    fi
+}
+md_notes() {
+    local n
+    for n in "${NOTES[@]}"; do echo "- $n"; done
+    if [ ${#ODD[@]} -gt 0 ]; then
+        echo
+        echo "**Anything odd:**"
+        echo
+        for n in "${ODD[@]}"; do echo "- $n"; done
+    fi
+}
 
 # ------------------------------------------------------------------ corpus
 

@@ -31,7 +31,9 @@
 
 set -euo pipefail
 
-# usage, say, die; the corpus of bench/baseline.sh: site_name, build_corpus, ...
+# usage, say, note, die, now, since; install_missing; the process helpers
+# (PIDS, alive, stop, wait_line, proc_kb, mb); the report helpers; the corpus
+# of bench/baseline.sh: site_name, build_corpus, ...
 source "$(dirname "${BASH_SOURCE[0]}")/corpus.sh"
 
 # ---------------------------------------------------------------- arguments
@@ -72,26 +74,17 @@ BENCH_DIR=$(mkdir -p "$BENCH_DIR" && cd "$BENCH_DIR" && pwd -P)
 CORPUS=$BENCH_DIR/corpus
 STORM_TOTAL=$((STORM_DIRS * STORM_FILES))
 
-note() { printf '   %s\n' "$*"; }
-now() { echo "$EPOCHREALTIME"; }                  # seconds, microseconds
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+SINCE_DECIMALS=2                 # `since`: hundredths of a second
 
 # ------------------------------------------------------------ requirements
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 command -v inotifywait >/dev/null || missing+=(inotify-tools)
 command -v python3 >/dev/null || missing+=(python3)
 command -v stdbuf >/dev/null || missing+=(coreutils)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y "${missing[@]}" \
-        || { $SUDO apt-get update && $SUDO apt-get install -y "${missing[@]}"; }
-fi
+install_missing "${missing[@]}"
 PY=(python3 "$HELPER")
 
 # ------------------------------------------------------------------- build
@@ -101,36 +94,11 @@ IW_VERSION=$(inotifywait --help 2>&1 | head -n1 || true)
 
 # -------------------------------------------------------------- processes
 #
-# Every process started here is in PIDS and stopped by the EXIT trap; an
-# inotifywait started by the Python reader is found through its pid file.
+# Every process started here is in PIDS (bench/corpus.sh) and stopped by the
+# EXIT trap; an inotifywait started by the Python reader is found through its
+# pid file.
 
-declare -a PIDS=() CHILD_PIDFILES=()
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-# stop PID [GRACE_S]: SIGTERM, wait, SIGKILL after GRACE_S. Sets STOP_RC to
-# the exit code and STOP_S to the time it took.
-stop() {
-    local pid=$1 grace=${2:-10} t0 i
-    t0=$(now)
-    STOP_RC=
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < grace * 20; i++)); do
-            alive "$pid" || break
-            sleep 0.05
-        done
-        if alive "$pid"; then
-            echo "   !! pid $pid still running ${grace} s after SIGTERM: SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null && STOP_RC=0 || STOP_RC=$?
-    STOP_S=$(since "$t0")
-    local -a keep=()
-    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || keep+=("$i"); done
-    PIDS=("${keep[@]}")
-}
+declare -a CHILD_PIDFILES=()
 
 kill_child_from() { # PIDFILE: an inotifywait left by a killed reader
     local pid
@@ -147,25 +115,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_line FILE REGEX TIMEOUT_S PID: waits until FILE has a line matching
-# REGEX; fails if PID exits first or on the timeout.
-wait_line() {
-    local file=$1 re=$2 timeout=$3 pid=$4 t0
-    t0=$SECONDS
-    while ! grep -qE "$re" "$file" 2>/dev/null; do
-        if ! alive "$pid"; then
-            echo "   !! process $pid exited before '$re'; last lines of $file:" >&2
-            tail -n 20 "$file" 2>/dev/null | sed 's/^/   | /' >&2
-            return 1
-        fi
-        if [ $((SECONDS - t0)) -ge "$timeout" ]; then
-            echo "   !! no '$re' in $file after $timeout s; last lines:" >&2
-            tail -n 20 "$file" 2>/dev/null | sed 's/^/   | /' >&2
-            return 1
-        fi
-        sleep 0.02
-    done
-}
+# wait_line (bench/corpus.sh) looks every 0.02 s here.
+WAIT_POLL=0.02
 
 # start_daemon CONFIG LOG: starts `sitewarden run`, sets DAEMON; waits for
 # the ready line and sets READY_S (seconds from the start), READY_LINE.
@@ -175,7 +126,7 @@ start_daemon() {
     "$SW" -c "$1" run 2>"$2" &
     DAEMON=$!
     PIDS+=("$DAEMON")
-    wait_line "$2" '^sitewarden: ready \(' 900 "$DAEMON" || die "the daemon did not become ready ($1)"
+    wait_line "$2" '^sitewarden: ready \(' 900 "$DAEMON" "$WAIT_POLL" || die "the daemon did not become ready ($1)"
     READY_S=$(since "$t0")
     READY_LINE=$(grep -m1 -E '^sitewarden: ready \(' "$2")
 }
@@ -193,13 +144,10 @@ start_iw() {
     IW_READER=$!
     PIDS+=("$IW_READER")
     CHILD_PIDFILES+=("$pidfile")
-    wait_line "$err" '^Watches established' 900 "$IW_READER" || die "inotifywait did not start"
+    wait_line "$err" '^Watches established' 900 "$IW_READER" "$WAIT_POLL" || die "inotifywait did not start"
     IW_READY_S=$(since "$t0")
     IW_PID=$(cat "$pidfile")
 }
-
-proc_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
-mb() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.1f", k / 1024 }'; }
 
 write_config() { # FILE STATE_DIR ALERT_LOG (site lines on stdin)
     {
@@ -295,10 +243,8 @@ stop "$RT_TAIL"
 # shellcheck source=/dev/null
 . "$RT/results.sh"
 
-RT_WARNINGS=$(grep -cE ' (WARN|ERROR) ' "$RT/daemon.log" || true)
-if [ "$RT_WARNINGS" -gt 0 ]; then
-    ODD+=("latency/storm daemon logged $RT_WARNINGS warning/error line(s), e.g.: $(grep -m1 -E ' (WARN|ERROR) ' "$RT/daemon.log" | sed 's/\x1b\[[0-9;]*m//g')")
-fi
+RT_WARNINGS=$(warnings_in "$RT/daemon.log")
+[ -z "$RT_WARNINGS" ] || ODD+=("latency/storm daemon logged $RT_WARNINGS")
 [ "$LAT_SW_SEEN" -eq "$LAT_N" ] || ODD+=("sitewarden alerted $LAT_SW_SEEN of the $LAT_N latency files")
 [ "$LAT_SW_EXTRA_ALERTS" -eq 0 ] || ODD+=("sitewarden gave $LAT_SW_EXTRA_ALERTS extra alert(s) on the latency files (more than one per file)")
 [ "$LAT_SW_NEGATIVE" -eq 0 ] || ODD+=("$LAT_SW_NEGATIVE alert(s) stamped before their file was created (clock?)")
@@ -364,10 +310,8 @@ IDLE_DAEMON_RC=$STOP_RC IDLE_STOP_S=$STOP_S
 [ "$IDLE_ALERTS_DURING" -eq 0 ] || ODD+=("$IDLE_ALERTS_DURING alert(s) during the idle window")
 [ "$sw_INOTIFY_WATCHES" = "$IDLE_READY_DIRS" ] \
     || ODD+=("ready line says $IDLE_READY_DIRS directories watched, the kernel holds $sw_INOTIFY_WATCHES inotify watches for the daemon")
-IDLE_WARNINGS=$(grep -cE ' (WARN|ERROR) ' "$IDLE/daemon.log" || true)
-if [ "$IDLE_WARNINGS" -gt 0 ]; then
-    ODD+=("idle daemon logged $IDLE_WARNINGS warning/error line(s), e.g.: $(grep -m1 -E ' (WARN|ERROR) ' "$IDLE/daemon.log" | sed 's/\x1b\[[0-9;]*m//g')")
-fi
+IDLE_WARNINGS=$(warnings_in "$IDLE/daemon.log")
+[ -z "$IDLE_WARNINGS" ] || ODD+=("idle daemon logged $IDLE_WARNINGS")
 
 # ================================================================= report
 
@@ -431,23 +375,11 @@ for r in "${ROWS[@]}"; do
     printf "$FMT" "$sec" "$m" "$a" "$b" "$t" "$ok"
 done
 echo
-for n in "${NOTES[@]}"; do echo "- $n" | fold -s -w 110 | sed '2,$s/^/  /'; done
-if [ ${#ODD[@]} -gt 0 ]; then
-    echo
-    echo "!! Anything odd:"
-    for n in "${ODD[@]}"; do echo "   - $n"; done
-fi
+print_notes
 
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -z "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock profiles 2>/dev/null)" ] || COMMIT="$COMMIT (+ uncommitted changes)"
-CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM_GB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+COMMIT=$(checkout_commit)
 {
-    echo "# sitewarden realtime benchmark"
-    echo
-    [ -z "$SMOKE" ] || { echo "**$SMOKE**"; echo; }
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Machine: $CPU, $(nproc) cores, $MEM_GB GB RAM, $(. /etc/os-release && echo "$PRETTY_NAME"); shared and noisy"
+    md_head "sitewarden realtime benchmark" "$SMOKE" "; shared and noisy"
     echo "- sitewarden: $SW_VERSION, commit $COMMIT; quiet period $QP_TEXT; profile wordpress"
     echo "- inotifywait: $IW_VERSION"
     echo "- Latency: $LATENCY_FILES new .php files, $PAUSE_MS ms apart, in an existing folder of one WordPress site (wp-content/plugins/)"
@@ -461,13 +393,7 @@ MEM_GB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
         echo "| $sec | $m | $a | $b | $t | $ok |"
     done
     echo
-    for n in "${NOTES[@]}"; do echo "- $n"; done
-    if [ ${#ODD[@]} -gt 0 ]; then
-        echo
-        echo "**Anything odd:**"
-        echo
-        for n in "${ODD[@]}"; do echo "- $n"; done
-    fi
+    md_notes
 } >"$RESULTS_MD"
 echo
 echo "Markdown written to $RESULTS_MD (raw data in $RT and $IDLE)"
