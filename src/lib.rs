@@ -12,16 +12,20 @@
 //! - [`baseline`]: the crash-safe store of accepted states (SQLite, WAL).
 //! - [`content`]: earlier versions of text files, for diffs and restores.
 //! - [`watch`]: the realtime source (inotify through notify).
-//! - [`daemon`]: `run` and `watch`: coalescing, workers, scheduled scans,
-//!   signals, systemd readiness.
+//! - [`daemon`]: `run` and `watch`: coalescing, observing workers, the judge
+//!   (the one owner of every decision), scheduled scans, reloads,
+//!   supervision, systemd readiness.
 //! - [`quarantine`]: evidence, restore/remove/keep, and the admin's hook.
 //! - [`alert`]: the alert record and its sinks.
 //! - [`cmd`]: the commands of the command line; [`cli`] defines it.
-//! - [`util`]: byte-path display and timestamps.
+//! - [`util`]: byte-path display, timestamps, supervised threads, the
+//!   test-only fault switch.
 
 // Nothing that comes from outside (a file, a config, a reply) may panic the
 // daemon: outside tests, unwrap/expect are refused by clippy.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Every public item says what it is for.
+#![warn(missing_docs)]
 
 pub mod alert;
 pub mod baseline;

@@ -17,7 +17,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SendmailTransport, SmtpTransport, Transport};
 
 use super::AlertRecord;
-use crate::config::{self, EmailSettings, Transport as Route};
+use crate::config::{self, EmailSettings};
 use crate::model::Severity;
 use crate::util::bytes::{printable, printable_text};
 
@@ -55,14 +55,14 @@ pub enum EmailError {
     },
 }
 
-enum Route2 {
+enum Delivery {
     Smtp(Box<SmtpTransport>),
     Sendmail(SendmailTransport),
 }
 
 /// A configured mail route, checked when it is built.
 pub struct Mailer {
-    route: Route2,
+    route: Delivery,
     server: String,
     from: Mailbox,
     to: Vec<Mailbox>,
@@ -82,8 +82,8 @@ impl Mailer {
             return Err(bad("no recipient in alerts.email.to".into()));
         }
         let (route, server) = match s.transport {
-            Route::Sendmail => (Route2::Sendmail(SendmailTransport::new()), "sendmail".to_string()),
-            Route::Smtp => {
+            config::Transport::Sendmail => (Delivery::Sendmail(SendmailTransport::new()), "sendmail".to_string()),
+            config::Transport::Smtp => {
                 let mut b =
                     SmtpTransport::builder_dangerous(&s.smtp_host).port(s.smtp_port).timeout(Some(SMTP_TIMEOUT));
                 if s.tls != config::Tls::None {
@@ -108,7 +108,7 @@ impl Mailer {
                         .map_err(|e| bad(format!("password_file {}: {e}", pw_file.display())))?;
                     b = b.credentials(Credentials::new(user.clone(), pw.trim_end_matches(['\n', '\r']).to_string()));
                 }
-                (Route2::Smtp(Box::new(b.build())), format!("{}:{}", s.smtp_host, s.smtp_port))
+                (Delivery::Smtp(Box::new(b.build())), format!("{}:{}", s.smtp_host, s.smtp_port))
             }
         };
         Ok(Mailer { route, server, from, to })
@@ -116,15 +116,10 @@ impl Mailer {
 
     /// Sends one mail; returns the server's answer.
     pub fn send(&self, subject: &str, body: String) -> Result<String, EmailError> {
-        let mut builder = Message::builder().from(self.from.clone()).subject(clean_header(subject));
-        for t in &self.to {
-            builder = builder.to(t.clone());
-        }
-        let msg =
-            builder.header(ContentType::TEXT_PLAIN).body(body).map_err(|e| EmailError::Settings(e.to_string()))?;
+        let msg = message(&self.from, &self.to, subject, body)?;
         let fail = |message: String| EmailError::Send { server: self.server.clone(), message };
         match &self.route {
-            Route2::Smtp(t) => t
+            Delivery::Smtp(t) => t
                 .send(&msg)
                 .map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
                 .map_err(|e| {
@@ -134,11 +129,21 @@ impl Mailer {
                         fail(error_chain(&e))
                     }
                 }),
-            Route2::Sendmail(t) => {
+            Delivery::Sendmail(t) => {
                 t.send(&msg).map(|()| "accepted by sendmail".into()).map_err(|e| fail(error_chain(&e)))
             }
         }
     }
+}
+
+/// The mail as it is sent: plain text, the subject cleaned of control
+/// characters (lettre encodes what is not ASCII).
+pub fn message(from: &Mailbox, to: &[Mailbox], subject: &str, body: String) -> Result<Message, EmailError> {
+    let mut builder = Message::builder().from(from.clone()).subject(clean_header(subject));
+    for t in to {
+        builder = builder.to(t.clone());
+    }
+    builder.header(ContentType::TEXT_PLAIN).body(body).map_err(|e| EmailError::Settings(e.to_string()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

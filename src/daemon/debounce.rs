@@ -36,6 +36,7 @@ pub struct Debouncer {
 }
 
 impl Debouncer {
+    /// A debouncer waiting `quiet` after the last event, and at most `max_wait` (at least `quiet`) after the first.
     pub fn new(quiet: Duration, max_wait: Duration) -> Debouncer {
         Debouncer { quiet, max_wait: max_wait.max(quiet), pending: HashMap::new(), heap: BinaryHeap::new() }
     }
@@ -113,10 +114,12 @@ impl Debouncer {
         self.pending.drain().map(|(k, p)| (k, p.by)).collect()
     }
 
+    /// Number of paths pending.
     pub fn len(&self) -> usize {
         self.pending.len()
     }
 
+    /// No path is pending.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

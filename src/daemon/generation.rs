@@ -148,7 +148,12 @@ impl Generation {
             Ok(n) => Ok(n),
             // Realtime coverage is incomplete: scans at the fallback
             // interval stand in, and `status` says so.
-            Err(e @ (WatchError::Limit { .. } | WatchError::Other { .. })) => {
+            Err(
+                e @ (WatchError::Limit { .. }
+                | WatchError::Descriptors { .. }
+                | WatchError::Denied { .. }
+                | WatchError::Other { .. }),
+            ) => {
                 if !self.sites[i].degraded.swap(true, Ordering::AcqRel) {
                     tracing::error!(site = %site.name, "{e}");
                 }

@@ -87,7 +87,12 @@ pub enum Control {
     /// Write a first baseline.
     Baseline(BaselineBuilt),
     /// A quarantine hook finished (`failure`: why it failed).
-    Hook { id: String, failure: Option<String> },
+    Hook {
+        /// The quarantine item the hook ran for.
+        id: String,
+        /// Why the hook failed; `None` when it succeeded.
+        failure: Option<String>,
+    },
 }
 
 /// The senders to the judge, cloned by workers and the loop.

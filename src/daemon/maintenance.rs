@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+/// A site's maintenance mark; removed when dropped.
 pub struct Marker {
     path: PathBuf,
 }
@@ -14,6 +15,7 @@ fn path(state_dir: &Path, site: &str) -> PathBuf {
 }
 
 impl Marker {
+    /// Marks site `site` as in maintenance, held by this process.
     pub fn create(state_dir: &Path, site: &str) -> std::io::Result<Marker> {
         let p = path(state_dir, site);
         if let Some(dir) = p.parent() {

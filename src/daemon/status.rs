@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Name of the status file inside the state directory.
 pub const FILE: &str = "daemon.json";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The state of one watched site.
 pub struct SiteState {
+    /// The site's name.
     pub name: String,
     /// The root as configured.
     #[serde(default)]
@@ -21,27 +24,36 @@ pub struct SiteState {
     pub watches: usize,
     /// Realtime is off (watch limit): the site is checked by scans.
     pub degraded: bool,
+    /// The site is ready (its startup is done).
     pub ready: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// What the status file holds.
 pub struct DaemonStatus {
+    /// Process id of the daemon.
     pub pid: u32,
+    /// Every site is ready.
     pub ready: bool,
+    /// When the daemon started.
     pub started: String,
+    /// The state of each site.
     pub sites: Vec<SiteState>,
 }
 
+/// Path of the status file in `state_dir`.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
 }
 
+/// Writes `status` to the status file atomically.
 pub fn write(state_dir: &Path, status: &DaemonStatus) -> std::io::Result<()> {
     let tmp = state_dir.join(format!(".{FILE}.tmp"));
     std::fs::write(&tmp, serde_json::to_vec(status)?)?;
     std::fs::rename(&tmp, path(state_dir))
 }
 
+/// Removes the status file, if any.
 pub fn remove(state_dir: &Path) {
     let _ = std::fs::remove_file(path(state_dir));
 }

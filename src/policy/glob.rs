@@ -81,22 +81,41 @@ fn ci_suffix(pattern: &str) -> String {
     out
 }
 
-/// Checks one user pattern; the error is globset's, naming what is wrong.
-pub fn validate(pattern: &str) -> Result<(), String> {
+/// A user glob that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    /// An empty string.
+    #[error("empty glob")]
+    Empty,
+    /// Starts with `/`: globs are relative to the site root.
+    #[error("glob '{0}' is absolute; globs are relative to the site root")]
+    Absolute(String),
+    /// globset refused it (unclosed class or alternation, ...).
+    #[error("invalid glob '{pattern}': {reason}")]
+    Invalid {
+        /// The pattern as the user wrote it.
+        pattern: String,
+        /// What globset says is wrong.
+        reason: String,
+    },
+}
+
+/// Checks one user pattern; the error names what is wrong.
+pub fn validate(pattern: &str) -> Result<(), GlobError> {
     if pattern.is_empty() {
-        return Err("empty glob".into());
+        return Err(GlobError::Empty);
     }
     if pattern.starts_with('/') {
-        return Err(format!("glob '{pattern}' is absolute; globs are relative to the site root"));
+        return Err(GlobError::Absolute(pattern.to_string()));
     }
     for p in expand(pattern) {
-        build_one(&p).map_err(|e| format!("invalid glob '{pattern}': {}", kind_text(&e)))?;
+        build_one(&p).map_err(|e| invalid(pattern, &e))?;
     }
     Ok(())
 }
 
-fn kind_text(e: &globset::Error) -> String {
-    e.kind().to_string()
+fn invalid(pattern: &str, e: &globset::Error) -> GlobError {
+    GlobError::Invalid { pattern: pattern.to_string(), reason: e.kind().to_string() }
 }
 
 fn build_one(pattern: &str) -> Result<globset::Glob, globset::Error> {
@@ -114,19 +133,18 @@ pub struct PatternSet {
 
 impl PatternSet {
     /// Compiles user patterns (`@exec` expanded); the error names the bad one.
-    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<PatternSet, String> {
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<PatternSet, GlobError> {
         let mut builder = GlobSetBuilder::new();
         let mut owner = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             validate(p.as_ref())?;
             for expanded in expand(p.as_ref()) {
-                let glob =
-                    build_one(&expanded).map_err(|e| format!("invalid glob '{}': {}", p.as_ref(), kind_text(&e)))?;
+                let glob = build_one(&expanded).map_err(|e| invalid(p.as_ref(), &e))?;
                 builder.add(glob);
                 owner.push(i);
             }
         }
-        let set = builder.build().map_err(|e| e.to_string())?;
+        let set = builder.build().map_err(|e| GlobError::Invalid { pattern: "(set)".into(), reason: e.to_string() })?;
         Ok(PatternSet { set, owner, patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect() })
     }
 
@@ -204,7 +222,7 @@ mod tests {
     #[test]
     fn bad_globs_are_named() {
         let err = validate("a/[b").unwrap_err();
-        assert!(err.contains("a/[b"), "{err}");
+        assert!(err.to_string().contains("a/[b"), "{err}");
         assert!(validate("/etc/*").is_err());
     }
 }

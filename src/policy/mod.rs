@@ -110,7 +110,7 @@ fn candidate(rel: &[u8]) -> Candidate<'_> {
 
 impl Policy {
     /// Compiles a spec; the error names the first invalid glob.
-    pub fn compile(spec: &PolicySpec) -> Result<Policy, String> {
+    pub fn compile(spec: &PolicySpec) -> Result<Policy, glob::GlobError> {
         let mut rule_patterns = Vec::new();
         let mut rule_of_pattern = Vec::new();
         for (i, r) in spec.rules.iter().enumerate() {

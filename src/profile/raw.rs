@@ -16,7 +16,7 @@ pub struct GlobText(pub String);
 
 impl<'de> Deserialize<'de> for GlobText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, "a glob", |s| glob::validate(s).map(|()| GlobText(s.to_string())))
+        checked_str(d, "a glob", |s| glob::validate(s).map(|()| GlobText(s.to_string())).map_err(|e| e.to_string()))
     }
 }
 

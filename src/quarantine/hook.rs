@@ -20,8 +20,11 @@ const MAX_OUTPUT: u64 = 64 * 1024;
 
 /// One run of the hook.
 pub struct HookJob {
+    /// The command and its arguments (run without a shell).
     pub argv: Vec<String>,
+    /// The environment variables (the only ones besides `PATH`).
     pub env: Vec<(String, OsString)>,
+    /// How long the run may take before it is killed.
     pub timeout: Duration,
     /// Where the outcome is written (JSON).
     pub report: PathBuf,
@@ -32,12 +35,17 @@ pub struct HookJob {
 /// What a run of the hook did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookResult {
+    /// The command that was run.
     pub argv: Vec<String>,
     /// Exit code, when it exited.
     pub status: Option<i32>,
+    /// It was killed at the timeout.
     pub timed_out: bool,
+    /// Why it could not be run or waited for.
     pub error: Option<String>,
+    /// Its stdout and stderr (at most 64 KiB each, lossy UTF-8).
     pub output: String,
+    /// How long it ran, in milliseconds.
     pub millis: u64,
 }
 

@@ -46,39 +46,54 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// What is recorded of one quarantined change.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Meta {
+    /// The item's id (also its folder name).
     pub id: String,
+    /// The site's name.
     pub site: String,
     /// Absolute path (invalid UTF-8 as `\xHH`).
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The exact absolute path, base64, when `path` is not exact.
     pub path_base64: Option<String>,
     /// The exact path relative to the site root, base64.
     pub rel_base64: String,
+    /// When it was quarantined (RFC 3339).
     pub time: String,
+    /// When it was quarantined (ns since the epoch).
     pub time_ns: i64,
+    /// The kind of change.
     pub event: EventKind,
+    /// The quarantine rule that matched.
     pub rule: String,
+    /// The action the rule asks for.
     pub action: QuarantineAction,
     /// What was done: `restored`, `removed`, `kept`, or why not.
     pub result: String,
     /// The live path is back at its accepted state (restored or removed).
     #[serde(default)]
     pub undone: bool,
-    /// The changed version (the evidence).
+    /// Owner uid of the changed version (the evidence).
     pub uid: Option<u32>,
+    /// Group gid of the changed version.
     pub gid: Option<u32>,
+    /// Mode of the changed version, in octal.
     pub mode: Option<String>,
+    /// Size of the changed version, in bytes.
     pub size: Option<u64>,
+    /// SHA-256 of the changed version (hex).
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Symlink target of the changed version.
     pub target: Option<String>,
-    /// The accepted version.
+    /// SHA-256 of the accepted version (hex).
     pub baseline_sha256: Option<String>,
+    /// Size of the accepted version, in bytes.
     pub baseline_size: Option<u64>,
     /// True when `file` holds a copy of the changed version.
     pub evidence: bool,
 }
 
+/// The quarantine folder (`state_dir/quarantine`), one subfolder per item.
 pub struct QuarantineStore {
     dir: PathBuf,
 }
@@ -87,15 +102,19 @@ pub struct QuarantineStore {
 #[derive(Debug, thiserror::Error)]
 #[error("quarantine {path}: {source}")]
 pub struct QuarantineError {
+    /// The file or folder that could not be written.
     pub path: PathBuf,
+    /// The I/O error.
     pub source: std::io::Error,
 }
 
 impl QuarantineStore {
+    /// The quarantine store under `state_dir`.
     pub fn new(state_dir: &Path) -> QuarantineStore {
         QuarantineStore { dir: state_dir.join("quarantine") }
     }
 
+    /// The folder of item `id`.
     pub fn item_dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
@@ -116,6 +135,7 @@ impl QuarantineStore {
         out
     }
 
+    /// Item `id`'s metadata, if it exists and is readable.
     pub fn get(&self, id: &str) -> Option<Meta> {
         if !Self::valid_id(id) {
             return None;
@@ -130,6 +150,7 @@ impl QuarantineStore {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// The evidence copy of item `id`, if one was kept.
     pub fn evidence(&self, id: &str) -> Option<Vec<u8>> {
         std::fs::read(self.item_dir(id).join(EVIDENCE)).ok()
     }
@@ -169,9 +190,13 @@ impl QuarantineStore {
 
 /// What a quarantine action needs to know besides the change.
 pub struct Action<'a> {
+    /// The site root as configured (used in recorded paths).
     pub site_root_shown: &'a Path,
+    /// The canonical site root (used for file access).
     pub site_root_real: &'a Path,
+    /// The quarantine rule that matched.
     pub rule: &'a str,
+    /// What to do with the live path.
     pub action: QuarantineAction,
     /// The file holds secrets: no copy of its content is kept.
     pub nodiff: bool,
@@ -364,6 +389,7 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// At most `max` alerts per path in each `window`.
     pub fn new(max: usize, window: Duration) -> RateLimit {
         RateLimit { window, max, seen: HashMap::new() }
     }

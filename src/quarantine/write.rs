@@ -22,16 +22,26 @@ use crate::scan::file;
 /// Why a file was not written or removed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WriteError {
+    /// A parent directory is missing or was replaced.
     #[error("refused: a parent directory is missing or was replaced")]
     Parent,
+    /// The target is now something other than a file (named).
     #[error("refused: the path is now a {0}")]
     NotAFile(&'static str),
+    /// A system call failed.
+    #[error("{}", .0.desc())]
+    Io(Errno),
+    /// The parent directory could not be opened safely.
     #[error("{0}")]
-    Io(String),
+    Item(crate::scan::ItemError),
 }
 
-fn io(e: impl std::fmt::Display) -> WriteError {
-    WriteError::Io(e.to_string())
+fn io(e: Errno) -> WriteError {
+    WriteError::Io(e)
+}
+
+fn io_std(e: std::io::Error) -> WriteError {
+    WriteError::Io(Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32)))
 }
 
 /// The type now at `name` in `dir`, if anything.
@@ -39,13 +49,13 @@ fn current_type(dir: i32, name: &CStr) -> Result<Option<FileType>, WriteError> {
     match file::lstat_at(dir, name) {
         Ok(st) => Ok(Some(FileType::from_mode(st.st_mode))),
         Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(io(e.desc())),
+        Err(e) => Err(io(e)),
     }
 }
 
 /// Replaces `rel` below `root` with `content`, owned `uid:gid`, mode `mode`.
 pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(), WriteError> {
-    let (dir, name) = file::open_parent(root, rel).map_err(io)?.ok_or(WriteError::Parent)?;
+    let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     let dfd = dir.as_raw_fd();
     match current_type(dfd, &name)? {
         None | Some(FileType::File) => {}
@@ -57,10 +67,10 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
     // Safety: openat just returned this descriptor and nothing else owns it.
     let mut f = unsafe { File::from_raw_fd(fd) };
     let written = (|| {
-        f.write_all(content).map_err(io)?;
+        f.write_all(content).map_err(io_std)?;
         fchown(f.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
         fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        f.sync_all().map_err(io_std)?;
         // Checked again just before the switch: rename replaces a symlink
         // itself, never its target, but a symlink here is an attack to
         // report, not a file to restore.
@@ -81,7 +91,7 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
 /// Removes `rel` below `root` (a file, symlink or special file; never a
 /// directory).
 pub fn remove(root: &Path, rel: &[u8]) -> Result<(), WriteError> {
-    let (dir, name) = file::open_parent(root, rel).map_err(io)?.ok_or(WriteError::Parent)?;
+    let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     match current_type(dir.as_raw_fd(), &name)? {
         None => return Ok(()),
         Some(FileType::Dir) => return Err(WriteError::NotAFile("directory")),
@@ -92,7 +102,7 @@ pub fn remove(root: &Path, rel: &[u8]) -> Result<(), WriteError> {
             let _ = nix::unistd::fsync(dir.as_raw_fd());
             Ok(())
         }
-        Err(e) => Err(io(e.desc())),
+        Err(e) => Err(io(e)),
     }
 }
 

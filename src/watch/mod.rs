@@ -29,22 +29,63 @@ use crate::policy::Policy;
 pub enum WatchEvent {
     /// Something happened at this path of site `site` (`by` is `Scan` for
     /// a path a scan found still being written).
-    Path { site: Arc<str>, rel: RelPath, by: DetectedBy },
+    Path {
+        /// The site's name.
+        site: Arc<str>,
+        /// The path, relative to the site root.
+        rel: RelPath,
+        /// How it was detected.
+        by: DetectedBy,
+    },
     /// Events were lost (queue overflow, full channel, watch error): the
     /// site must be scanned.
-    Rescan { site: Arc<str>, reason: String },
+    Rescan {
+        /// The site's name.
+        site: Arc<str>,
+        /// Why events were lost.
+        reason: String,
+    },
 }
 
 /// Placing a watch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
+    /// ENOSPC: the inotify watch limit.
     #[error(
         "inotify watch limit reached at {path}: raise it with `sysctl -w fs.inotify.max_user_watches=1048576` \
          (and persist it in /etc/sysctl.d/); until then this site is checked by frequent scans"
     )]
-    Limit { path: PathBuf },
+    Limit {
+        /// The directory that could not be watched.
+        path: PathBuf,
+    },
+    /// EMFILE/ENFILE: out of file descriptors, not of watches.
+    #[error(
+        "cannot watch {path}: too many open files: raise the descriptor limit (LimitNOFILE= in the unit, \
+         `ulimit -n`); until then this site is checked by frequent scans"
+    )]
+    Descriptors {
+        /// The directory that could not be watched.
+        path: PathBuf,
+    },
+    /// EACCES/EPERM: the daemon may not read this directory.
+    #[error(
+        "cannot watch {path}: permission denied (the daemon runs as root: an ACL, a security module or \
+         a FUSE mount refuses it); this site is checked by frequent scans"
+    )]
+    Denied {
+        /// The directory that could not be watched.
+        path: PathBuf,
+    },
+    /// Any other failure to place a watch.
     #[error("cannot watch {path}: {message}")]
-    Other { path: PathBuf, message: String },
+    Other {
+        /// The directory that could not be watched.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The inotify instance could not be created.
     #[error("cannot create an inotify instance: {0} (too many instances? raise fs.inotify.max_user_instances)")]
     Instance(String),
 }
@@ -156,10 +197,19 @@ impl SiteWatcher {
                     lock(&self.dirs).insert(rel, id);
                     added += 1;
                 }
-                Err(e) => match e.kind {
+                Err(e) => match &e.kind {
                     notify::ErrorKind::MaxFilesWatch => return Err(WatchError::Limit { path }),
                     // Gone again already: nothing to watch.
                     notify::ErrorKind::PathNotFound => {}
+                    notify::ErrorKind::Io(io) => {
+                        return Err(match io.raw_os_error() {
+                            Some(nix::libc::ENOSPC) => WatchError::Limit { path },
+                            Some(nix::libc::EMFILE | nix::libc::ENFILE) => WatchError::Descriptors { path },
+                            Some(nix::libc::EACCES | nix::libc::EPERM) => WatchError::Denied { path },
+                            Some(nix::libc::ENOENT) => continue,
+                            _ => WatchError::Other { path, message: e.to_string() },
+                        })
+                    }
                     _ => return Err(WatchError::Other { path, message: e.to_string() }),
                 },
             }
