@@ -16,12 +16,7 @@ const LONG: Duration = Duration::from_secs(60);
 /// A WordPress-like site whose config mails to `port`.
 fn site(port: u16, email_extra: &str) -> Fixture {
     let f = Fixture::new("wordpress", "");
-    let cfg = std::fs::read_to_string(f.config()).unwrap();
-    let email = format!(
-        "  email:\n    to: [ops@example.com]\n    from: sitewarden@web1.example.com\n    smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n    min_severity: info\n{email_extra}"
-    );
-    let cfg = cfg.replacen("\nsites:", &format!("\n{email}sites:"), 1);
-    std::fs::write(f.config(), cfg).unwrap();
+    f.add_email(port, email_extra);
     f.write("index.php", "<?php require 'wp-blog-header.php';\n");
     f.write("wp-content/themes/t/functions.php", "<?php\n// theme setup\nadd_theme_support('title-tag');\n");
     f.write("wp-config.php", "<?php\ndefine('DB_PASSWORD', 'old-secret-AAA');\n");

@@ -209,17 +209,7 @@ fn a_failing_hook_is_named_in_a_record_and_in_the_mail() {
     let smtp_dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(smtp_dir.path(), None);
     let f = site_with_hook("echo 'no ticket system' >&2; exit 3");
-    with_top(
-        &f,
-        &format!(
-            "  email:\n    to: [ops@example.com]\n    from: sw@example.com\n    smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n    min_severity: info\n    digest_seconds: 1\n",
-            smtp.port
-        ),
-    );
-    let cfg = std::fs::read_to_string(f.config()).unwrap();
-    let log_line = format!("alerts:\n  log: {}\n", f.path("alerts.jsonl").display());
-    let cfg = cfg.replacen(&log_line, "", 1).replacen("  email:", &format!("{log_line}  email:"), 1);
-    std::fs::write(f.config(), cfg).unwrap();
+    f.add_email(smtp.port, "    digest_seconds: 1\n");
     let d = Daemon::start(&f);
     f.write("wp-content/uploads/.htaccess", "AddHandler application/x-httpd-php .jpg\n");
     let recs = d.wait_for("the hook failure record", |r| {
@@ -243,13 +233,7 @@ fn bidi_controls_in_a_name_are_escaped_in_the_log_the_mail_and_stderr() {
     let smtp_dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(smtp_dir.path(), None);
     let f = Fixture::new("wordpress", "");
-    let cfg = std::fs::read_to_string(f.config()).unwrap();
-    let log_line = format!("alerts:\n  log: {}\n", f.path("alerts.jsonl").display());
-    let email = format!(
-        "{log_line}  email:\n    to: [ops@example.com]\n    from: sw@example.com\n    smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n    min_severity: info\n    digest_seconds: 1\n",
-        smtp.port
-    );
-    std::fs::write(f.config(), cfg.replacen(&log_line, &email, 1)).unwrap();
+    f.add_email(smtp.port, "    digest_seconds: 1\n");
     f.write("index.php", "<?php");
     f.run(["baseline"]).ok();
     let d = Daemon::start(&f);

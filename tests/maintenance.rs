@@ -15,15 +15,7 @@ fn an_update_of_500_files_is_one_summary_and_no_alert() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(dir.path(), None);
     let f = Fixture::new("generic-php", "");
-    let cfg = std::fs::read_to_string(f.config()).unwrap().replacen(
-        "\nsites:",
-        &format!(
-            "\n  email:\n    to: [ops@example.com]\n    from: sw@example.com\n    smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n    min_severity: info\n    digest_seconds: 1\nsites:",
-            smtp.port
-        ),
-        1,
-    );
-    std::fs::write(f.config(), cfg).unwrap();
+    f.add_email(smtp.port, "    digest_seconds: 1\n");
     for i in 0..500 {
         f.write(format!("lib/f{i}.php"), format!("<?php // v1 {i}\n"));
     }

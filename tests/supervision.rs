@@ -88,12 +88,7 @@ fn a_dead_mailer_stops_the_daemon_and_its_mail_is_sent_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(dir.path(), None);
     let f = Fixture::new("generic-php", "");
-    let cfg = std::fs::read_to_string(f.config()).unwrap();
-    let email = format!(
-        "  email:\n    to: [ops@example.com]\n    from: sw@example.com\n    smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n    min_severity: info\n",
-        smtp.port
-    );
-    std::fs::write(f.config(), cfg.replacen("\nsites:", &format!("\n{email}sites:"), 1)).unwrap();
+    f.add_email(smtp.port, "");
     f.write("index.php", "<?php\n");
     f.run(["baseline"]).ok();
     let mut d = Daemon::start_env(&f, &[("SITEWARDEN_FAULT", "mailer")]);

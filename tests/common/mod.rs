@@ -39,6 +39,19 @@ impl Fixture {
         std::fs::write(self.config(), text).unwrap();
     }
 
+    /// Mails alerts of every severity to ops@example.com through the SMTP
+    /// server on loopback `port`; `extra` adds lines to the `email:` mapping
+    /// (indented four spaces). Works whatever was added to the config since.
+    pub fn add_email(&self, port: u16, extra: &str) {
+        let log_line = format!("  log: {}\n", self.path("alerts.jsonl").display());
+        let email = format!(
+            "{log_line}  email:\n    to: [ops@example.com]\n    from: sitewarden@web1.example.com\n    smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n    min_severity: info\n{extra}"
+        );
+        let cfg = std::fs::read_to_string(self.config()).unwrap();
+        assert!(cfg.contains(&log_line), "the fixture's alert log line is gone: {cfg}");
+        std::fs::write(self.config(), cfg.replacen(&log_line, &email, 1)).unwrap();
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
