@@ -68,29 +68,23 @@ impl ConfigError {
     /// Turns a YAML error into `file:line:column: message`, with serde's own
     /// "at line X column Y" suffixes removed and the text kept on one line.
     pub fn from_yaml(file: &str, e: &serde_yaml::Error) -> ConfigError {
-        let mut message = strip_positions(&e.to_string());
-        message = message.replace(['\n', '\r'], " ");
-        match e.location() {
-            Some(loc) => ConfigError::At { file: file.to_string(), line: loc.line(), column: loc.column(), message },
-            None => ConfigError::File { file: file.to_string(), message },
+        let file = file.to_string();
+        match crate::util::yaml_error(e) {
+            (Some((line, column)), message) => ConfigError::At { file, line, column, message },
+            (None, message) => ConfigError::File { file, message },
         }
     }
 }
 
-fn strip_positions(text: &str) -> String {
-    let mut out = text.to_string();
-    while let Some(at) = out.find(" at line ") {
-        let rest = &out[at + " at line ".len()..];
-        let mut end = at + " at line ".len();
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        end += digits;
-        let rest = &out[end..];
-        if let Some(col) = rest.strip_prefix(" column ") {
-            end += " column ".len() + col.bytes().take_while(u8::is_ascii_digit).count();
+impl From<crate::profile::ProfileError> for ConfigError {
+    fn from(e: crate::profile::ProfileError) -> ConfigError {
+        use crate::profile::ProfileError;
+        match e {
+            ProfileError::At { file, line, column, message } => ConfigError::At { file, line, column, message },
+            ProfileError::File { file, message } => ConfigError::File { file, message },
+            ProfileError::Name(message) => ConfigError::Other(message),
         }
-        out.replace_range(at..end, "");
     }
-    out
 }
 
 /// One watched site, ready to use.
@@ -507,10 +501,5 @@ mod tests {
         assert!(!p.watched(b"wp-content/my-cache/x.js", crate::model::FileType::File));
         assert!(p.watched(b"wp-content/themes/t/x.js", crate::model::FileType::File));
         assert_eq!(c.scan.interval, DEFAULT_SCAN_INTERVAL);
-    }
-
-    #[test]
-    fn strips_serde_positions() {
-        assert_eq!(strip_positions("bad thing at line 3 column 7"), "bad thing");
     }
 }

@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use flate2::read::GzDecoder;
@@ -28,9 +29,18 @@ pub const MAX_SIZE: u64 = 1024 * 1024;
 const SNIFF: usize = 8192;
 
 /// Earlier file contents under `state_dir/content/`, one gzip blob per SHA-256.
+/// Clones share what they know is kept.
+#[derive(Clone)]
 pub struct ContentStore {
     dir: PathBuf,
+    /// Blobs known to be on disk: the same WordPress core in forty sites
+    /// is looked for once, not forty times. Forgotten by [`prune`]
+    /// (`ContentStore::prune`) and when it grows past [`KEPT_MEMORY`].
+    kept: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
+
+/// Blobs remembered as kept, at most (32 bytes each).
+const KEPT_MEMORY: usize = 1 << 20;
 
 /// Text, as far as diffs are concerned: no NUL byte near the start.
 pub fn is_text(bytes: &[u8]) -> bool {
@@ -40,7 +50,7 @@ pub fn is_text(bytes: &[u8]) -> bool {
 impl ContentStore {
     /// The store under `state_dir` (created on first write).
     pub fn new(state_dir: &Path) -> ContentStore {
-        ContentStore { dir: state_dir.join("content") }
+        ContentStore { dir: state_dir.join("content"), kept: Arc::default() }
     }
 
     fn path(&self, sha: &[u8; 32]) -> PathBuf {
@@ -55,8 +65,12 @@ impl ContentStore {
         if bytes.len() as u64 > MAX_SIZE || !is_text(bytes) {
             return Ok(false);
         }
+        if self.known(sha) {
+            return Ok(true);
+        }
         let path = self.path(sha);
         if path.is_file() {
+            self.remember(sha);
             return Ok(true);
         }
         let Some(parent) = path.parent() else {
@@ -87,7 +101,21 @@ impl ContentStore {
                 return Err(e);
             }
         }
+        self.remember(sha);
         Ok(true)
+    }
+
+    fn known(&self, sha: &[u8; 32]) -> bool {
+        self.kept.lock().is_ok_and(|k| k.contains(sha))
+    }
+
+    fn remember(&self, sha: &[u8; 32]) {
+        if let Ok(mut k) = self.kept.lock() {
+            if k.len() >= KEPT_MEMORY {
+                k.clear();
+            }
+            k.insert(*sha);
+        }
     }
 
     /// The content with this hash, if kept (and intact).
@@ -95,13 +123,17 @@ impl ContentStore {
         let file = std::fs::File::open(self.path(sha)).ok()?;
         let mut out = Vec::new();
         GzDecoder::new(file).take(MAX_SIZE + 1).read_to_end(&mut out).ok()?;
-        (crate::scan::file::sha256(&out) == *sha).then_some(out)
+        (crate::util::sha256(&out) == *sha).then_some(out)
     }
 
     /// Removes blobs not in `keep` and older than `grace` (a blob written
     /// just now may belong to a change not yet recorded). Returns how many
     /// were removed.
     pub fn prune(&self, keep: &HashSet<[u8; 32]>, grace: Duration) -> std::io::Result<usize> {
+        // What is removed must be written again when it comes back.
+        if let Ok(mut k) = self.kept.lock() {
+            k.clear();
+        }
         let mut removed = 0;
         let Ok(shards) = std::fs::read_dir(&self.dir) else {
             return Ok(0);
@@ -151,7 +183,7 @@ pub fn prune_unreferenced(content: &ContentStore, store: &crate::baseline::Store
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::file::sha256;
+    use crate::util::sha256;
 
     #[test]
     fn stores_text_once_and_refuses_binary() {

@@ -101,8 +101,9 @@ pub enum StartMode {
 }
 
 impl Generation {
-    /// A generation of `cfg`, whose watchers send to `events`.
-    pub fn new(number: u64, cfg: Config, events: mpsc::Sender<WatchEvent>) -> Generation {
+    /// A generation of `cfg`, whose watchers send to `events`; `content` is
+    /// the daemon's content store (shared with the judge, which prunes it).
+    pub fn new(number: u64, cfg: Config, content: ContentStore, events: mpsc::Sender<WatchEvent>) -> Generation {
         let sites = cfg
             .sites
             .iter()
@@ -113,14 +114,7 @@ impl Generation {
                 suppressed: AtomicBool::new(false),
             })
             .collect();
-        Generation {
-            number,
-            content: ContentStore::new(&cfg.state_dir),
-            cfg,
-            sites,
-            cancel: Arc::new(AtomicBool::new(false)),
-            events,
-        }
+        Generation { number, content, cfg, sites, cancel: Arc::new(AtomicBool::new(false)), events }
     }
 
     /// Index of the site named `name`.
@@ -377,7 +371,7 @@ impl Generation {
         let keep = !site.policy.nodiff(rel);
         let mut captured = Vec::new();
         let capture = keep.then_some(&mut captured);
-        match file::read_state_at(dir.as_raw_fd(), &name, known, buf, capture) {
+        match file::read_state_at(dir.as_raw_fd(), &name, known, false, buf, capture) {
             Ok(state) => {
                 if let Some((s, n)) = &state {
                     if let Some(sha) = s.sha256.as_ref().filter(|_| keep && (*n > 0 || s.size == 0)) {

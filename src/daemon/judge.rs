@@ -149,6 +149,7 @@ enum Fatal {
 /// Starts the judge thread. `sinks` are the first generation's.
 pub fn spawn(
     state_dir: &std::path::Path,
+    content: ContentStore,
     host: String,
     sinks: Sinks,
     supervisor: &Supervisor,
@@ -171,7 +172,7 @@ pub fn spawn(
     .map_err(|source| super::DaemonError::Io { what: "cannot start the hook thread".into(), source })?;
     let judge = Judge {
         store,
-        content: ContentStore::new(state_dir),
+        content,
         quarantine: QuarantineStore::new(state_dir),
         limiter: quarantine::RateLimit::new(QUARANTINE_ALERTS, Duration::from_secs(60)),
         hooks,

@@ -253,13 +253,14 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
     let (paths_tx, paths_rx) = mpsc::channel::<Job>(4096);
     let (scans_tx, scans_rx) = mpsc::channel::<Job>(4096);
     let sinks = make_sinks(&cfg, &supervisor)?;
-    let judge = judge::spawn(&state_dir, crate::util::hostname(), sinks, &supervisor)?;
+    let content = crate::content::ContentStore::new(&state_dir);
+    let judge = judge::spawn(&state_dir, content.clone(), crate::util::hostname(), sinks, &supervisor)?;
     let workers = [
         spawn_worker(&supervisor, "sw-realtime", paths_rx, rep_tx.clone(), judge.clone(), &state_dir, false)?,
         spawn_worker(&supervisor, "sw-scan", scans_rx, rep_tx, judge.clone(), &state_dir, true)?,
     ];
     let quiet = cfg.scan.quiet_period;
-    let current = Arc::new(Generation::new(1, cfg, ev_tx.clone()));
+    let current = Arc::new(Generation::new(1, cfg, content.clone(), ev_tx.clone()));
     let mut core = Core {
         sched: vec![SiteSched::default(); current.sites.len()],
         current,
@@ -574,7 +575,8 @@ impl Core {
         if self.judge.control(judge::Control::Reload(sinks)).await.is_err() {
             return; // The judge died: reported at the next tick.
         }
-        let next = Arc::new(Generation::new(self.current.number + 1, cfg, self.events.clone()));
+        let next =
+            Arc::new(Generation::new(self.current.number + 1, cfg, self.current.content.clone(), self.events.clone()));
         let old = std::mem::replace(&mut self.current, next);
         old.cancel.store(true, Ordering::Relaxed);
         if let Some(older) = self.previous.replace(old) {

@@ -11,7 +11,6 @@ pub mod raw;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::ConfigError;
 use crate::policy::PolicySpec;
 pub use raw::{GlobText, RawProfile, RawQuarantineRule, RawRule};
 
@@ -67,14 +66,43 @@ pub fn exists(name: &str, dir: &Path) -> bool {
     valid_name(name) && (dir.join(format!("{name}.yaml")).is_file() || builtin(name).is_some())
 }
 
+/// A profile that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// A parse or validation error at a known place of a profile.
+    #[error("{file}:{line}:{column}: {message}")]
+    At {
+        /// The profile file, or `<built-in profile NAME>`.
+        file: String,
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1.
+        column: usize,
+        /// What is wrong, on one line.
+        message: String,
+    },
+    /// An error about the profile as a whole (unreadable, or a YAML error
+    /// without a position).
+    #[error("{file}: {message}")]
+    File {
+        /// The profile file.
+        file: String,
+        /// What is wrong, on one line.
+        message: String,
+    },
+    /// A name that is not a profile name, or names no profile.
+    #[error("{0}")]
+    Name(String),
+}
+
 /// Loads profile `name`, preferring `dir/NAME.yaml` over the built-in.
-pub fn load(name: &str, dir: &Path) -> Result<Profile, ConfigError> {
+pub fn load(name: &str, dir: &Path) -> Result<Profile, ProfileError> {
     if !valid_name(name) {
-        return Err(ConfigError::Other(format!("invalid profile name '{name}' (letters a-z, digits, '-' and '_')")));
+        return Err(ProfileError::Name(format!("invalid profile name '{name}' (letters a-z, digits, '-' and '_')")));
     }
     let file = dir.join(format!("{name}.yaml"));
     if file.is_file() {
-        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError::File {
+        let text = std::fs::read_to_string(&file).map_err(|e| ProfileError::File {
             file: file.display().to_string(),
             message: format!("cannot read profile: {e}"),
         })?;
@@ -86,7 +114,7 @@ pub fn load(name: &str, dir: &Path) -> Result<Profile, ConfigError> {
             let raw = parse(text, &format!("<built-in profile {name}>"))?;
             Ok(Profile { name: name.into(), source: Source::Builtin, text: text.into(), raw })
         }
-        None => Err(ConfigError::Other(format!(
+        None => Err(ProfileError::Name(format!(
             "unknown profile '{name}' (built-in: {}; or add {})",
             names().join(", "),
             file.display()
@@ -100,8 +128,14 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// Parses a profile's YAML, reporting errors at `origin:line:column`.
-pub fn parse(text: &str, origin: &str) -> Result<RawProfile, ConfigError> {
-    serde_yaml::from_str::<RawProfile>(text).map_err(|e| ConfigError::from_yaml(origin, &e))
+pub fn parse(text: &str, origin: &str) -> Result<RawProfile, ProfileError> {
+    serde_yaml::from_str::<RawProfile>(text).map_err(|e| {
+        let file = origin.to_string();
+        match crate::util::yaml_error(&e) {
+            (Some((line, column)), message) => ProfileError::At { file, line, column, message },
+            (None, message) => ProfileError::File { file, message },
+        }
+    })
 }
 
 impl RawProfile {

@@ -12,16 +12,13 @@ pub mod write;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{Read, Write as _};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::{fstat, Mode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -301,15 +298,11 @@ fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option
     let Some((dir, name)) = file::open_parent(root, rel).map_err(|e| std::io::Error::other(e.to_string()))? else {
         return Ok(None);
     };
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let Ok(fd) = openat(Some(dir.as_raw_fd()), name.as_c_str(), flags, Mode::empty()) else {
+    let Ok((src, st)) = file::open_regular_at(dir.as_raw_fd(), &name) else {
         return Ok(None);
     };
-    // Safety: openat just returned this descriptor and nothing else owns it.
-    let src = unsafe { File::from_raw_fd(fd) };
-    let st = fstat(src.as_raw_fd()).map_err(std::io::Error::from)?;
     // A file with other hard links may be a secret under another name.
-    if FileType::from_mode(st.st_mode) != FileType::File || st.st_size as u64 > MAX_EVIDENCE || st.st_nlink > 1 {
+    if st.st_size as u64 > MAX_EVIDENCE || st.st_nlink > 1 {
         return Ok(None);
     }
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;

@@ -66,65 +66,80 @@ pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
 
 /// The full state of `name` in `dir`: stat, plus the SHA-256 of a regular
 /// file or the target of a symlink. `known` is an earlier state to reuse the
-/// hash from when the stat is unchanged (the stat cache). With `capture`,
-/// the bytes of a file hashed now that fits the content store's limit are
-/// left there (empty otherwise).
+/// hash from when the stat is unchanged (the stat cache). `regular` is the
+/// walker's word (`d_type`) that the name is a regular file: with no cached
+/// state to compare, the file is then opened at once and `fstat` stands in
+/// for the `lstat` (one stat fewer per file; anything else found there is
+/// read the careful way). With `capture`, the bytes of a file hashed now
+/// that fits the content store's limit are left there (empty otherwise).
 /// `Ok(None)` means the name no longer exists.
 pub fn read_state_at(
     dir: RawFd,
     name: &CStr,
     known: Option<&FileState>,
+    regular: bool,
     buf: &mut Vec<u8>,
     mut capture: Option<&mut Vec<u8>>,
 ) -> Result<Option<(FileState, u64)>, ItemError> {
     let mut last_err = None;
+    let mut open_first = regular && known.is_none();
     for _ in 0..RETRIES {
-        let st = match lstat_at(dir, name) {
-            Ok(st) => st,
-            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
-            Err(e) => return Err(ItemError::Io(e)),
+        let stat = if open_first {
+            None
+        } else {
+            match lstat_at(dir, name) {
+                Ok(st) => Some(st),
+                Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
+                Err(e) => return Err(ItemError::Io(e)),
+            }
         };
-        let mut state = state_from_stat(&st);
-        match state.kind {
-            FileType::File => {
-                if let Some(k) = known {
-                    if k.same_stat(&state) && k.sha256.is_some() {
-                        state.sha256 = k.sha256;
+        if let Some(st) = &stat {
+            let mut state = state_from_stat(st);
+            match state.kind {
+                FileType::File => {
+                    if let Some(k) = known {
+                        if k.same_stat(&state) && k.sha256.is_some() {
+                            state.sha256 = k.sha256;
+                            return Ok(Some((state, 0)));
+                        }
+                    }
+                }
+                FileType::Symlink => match nix::fcntl::readlinkat(Some(dir), name) {
+                    Ok(t) => {
+                        state.target = Some(t.as_bytes().to_vec());
                         return Ok(Some((state, 0)));
                     }
-                }
-                if let Some(c) = capture.as_deref_mut() {
-                    c.clear();
-                }
-                // A file with other hard links may be a secret (wp-config.php)
-                // under an innocent name: its content is never kept.
-                let capture = if st.st_nlink > 1 { None } else { capture.as_deref_mut() };
-                match hash_regular(dir, name, &st, buf, capture) {
-                    Ok((sha, after, bytes)) => {
-                        if same_identity(&st, &after) {
-                            state.sha256 = Some(sha);
-                            return Ok(Some((state, bytes)));
-                        }
-                        // Written while being read: read it again.
-                        last_err = Some(ItemError::Busy);
+                    Err(Errno::ENOENT) => return Ok(None),
+                    // Replaced by something else between lstat and readlink.
+                    Err(Errno::EINVAL) => {
+                        last_err = Some(ItemError::Swapped);
+                        continue;
                     }
-                    Err(HashError::Gone) => return Ok(None),
-                    Err(HashError::Swapped) => last_err = Some(ItemError::Swapped),
-                    Err(HashError::Io(e)) => return Err(ItemError::Io(e)),
-                    Err(HashError::Read(e)) => return Err(ItemError::Read(e.to_string())),
-                }
+                    Err(e) => return Err(ItemError::Io(e)),
+                },
+                _ => return Ok(Some((state, 0))),
             }
-            FileType::Symlink => match nix::fcntl::readlinkat(Some(dir), name) {
-                Ok(t) => {
-                    state.target = Some(t.as_bytes().to_vec());
-                    return Ok(Some((state, 0)));
+        }
+        if let Some(c) = capture.as_deref_mut() {
+            c.clear();
+        }
+        match hash_regular(dir, name, stat.as_ref(), buf, capture.as_deref_mut()) {
+            Ok((sha, opened, after, bytes)) => {
+                if same_identity(&opened, &after) {
+                    let mut state = state_from_stat(&opened);
+                    state.sha256 = Some(sha);
+                    return Ok(Some((state, bytes)));
                 }
-                Err(Errno::ENOENT) => return Ok(None),
-                // Replaced by something else between lstat and readlink.
-                Err(Errno::EINVAL) => last_err = Some(ItemError::Swapped),
-                Err(e) => return Err(ItemError::Io(e)),
-            },
-            _ => return Ok(Some((state, 0))),
+                // Written while being read: read it again.
+                last_err = Some(ItemError::Busy);
+            }
+            Err(OpenError::Gone) => return Ok(None),
+            // Not a regular file after all (a symlink or a FIFO swapped
+            // in): look at it the careful way.
+            Err(OpenError::Swapped) if open_first => open_first = false,
+            Err(OpenError::Swapped) => last_err = Some(ItemError::Swapped),
+            Err(OpenError::Io(e)) => return Err(ItemError::Io(e)),
+            Err(OpenError::Read(e)) => return Err(ItemError::Read(e.to_string())),
         }
     }
     Err(last_err.unwrap_or(ItemError::Busy))
@@ -138,36 +153,61 @@ fn same_identity(a: &FileStat, b: &FileStat) -> bool {
         && a.st_mtime_nsec == b.st_mtime_nsec
 }
 
-enum HashError {
+/// Why a name could not be read as a regular file.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Nothing is there any more.
     Gone,
+    /// Something else is there now: a symlink, FIFO, socket, device,
+    /// directory, or another file than the one stat'ed.
     Swapped,
+    /// A system call failed.
     Io(Errno),
+    /// Reading failed.
     Read(std::io::Error),
 }
 
-/// Opens and hashes a regular file that was just `lstat`ed as `st`. The
-/// returned stat is taken after reading, to notice a concurrent writer.
-fn hash_regular(
-    dir: RawFd,
-    name: &CStr,
-    st: &FileStat,
-    buf: &mut Vec<u8>,
-    mut capture: Option<&mut Vec<u8>>,
-) -> Result<([u8; 32], FileStat, u64), HashError> {
+/// Opens `name` in `dir` for reading if, and only if, it is a regular file:
+/// never through a symlink (`O_NOFOLLOW`), never blocking on a FIFO swapped
+/// in (`O_NONBLOCK`, then `fstat` rejects it), never as a controlling
+/// terminal. Returns the file with the `fstat` of what was opened. Every
+/// read of a site file (hashing, diffs, evidence) opens it here.
+pub fn open_regular_at(dir: RawFd, name: &CStr) -> Result<(File, FileStat), OpenError> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let fd = match openat(Some(dir), name, flags, Mode::empty()) {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Err(HashError::Gone),
-        // ELOOP: it became a symlink; ENXIO: a socket. Either way not ours.
-        Err(Errno::ELOOP) | Err(Errno::ENXIO) => return Err(HashError::Swapped),
-        Err(e) => return Err(HashError::Io(e)),
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Err(OpenError::Gone),
+        // ELOOP: it is a symlink; ENXIO: a socket. Either way not ours.
+        Err(Errno::ELOOP) | Err(Errno::ENXIO) | Err(Errno::EISDIR) => return Err(OpenError::Swapped),
+        Err(e) => return Err(OpenError::Io(e)),
     };
     // Safety: openat just returned this descriptor and nothing else owns it.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    let opened = fstat(file.as_raw_fd()).map_err(HashError::Io)?;
-    if FileType::from_mode(opened.st_mode) != FileType::File || opened.st_ino != st.st_ino || opened.st_dev != st.st_dev
-    {
-        return Err(HashError::Swapped);
+    let file = unsafe { File::from_raw_fd(fd) };
+    let st = fstat(file.as_raw_fd()).map_err(OpenError::Io)?;
+    if FileType::from_mode(st.st_mode) != FileType::File {
+        return Err(OpenError::Swapped);
+    }
+    Ok((file, st))
+}
+
+/// Opens and hashes a regular file (the one `lstat`ed as `expected`, when
+/// given). Returns the hash, the `fstat` before and after reading (to
+/// notice a concurrent writer) and the bytes read.
+fn hash_regular(
+    dir: RawFd,
+    name: &CStr,
+    expected: Option<&FileStat>,
+    buf: &mut Vec<u8>,
+    mut capture: Option<&mut Vec<u8>>,
+) -> Result<([u8; 32], FileStat, FileStat, u64), OpenError> {
+    let (mut file, opened) = open_regular_at(dir, name)?;
+    if expected.is_some_and(|st| opened.st_ino != st.st_ino || opened.st_dev != st.st_dev) {
+        return Err(OpenError::Swapped);
+    }
+    // A file with other hard links may be a secret (wp-config.php) under
+    // an innocent name: its content is never kept.
+    if opened.st_nlink > 1 {
+        capture = None;
     }
     if buf.len() < HASH_BUF {
         buf.resize(HASH_BUF, 0);
@@ -190,17 +230,14 @@ fn hash_regular(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(HashError::Read(e)),
+            Err(e) => return Err(OpenError::Read(e)),
         }
     }
-    let after = fstat(file.as_raw_fd()).map_err(HashError::Io)?;
-    Ok((hasher.finalize().into(), after, total))
+    let after = fstat(file.as_raw_fd()).map_err(OpenError::Io)?;
+    Ok((hasher.finalize().into(), opened, after, total))
 }
 
-/// The SHA-256 of a byte string.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
+pub use crate::util::sha256;
 
 /// Reads the state of one path below `root` component by component, with
 /// `O_NOFOLLOW` at every step: a symlinked parent directory means the path
@@ -210,7 +247,7 @@ pub fn probe(root: &Path, rel: &[u8], known: Option<&FileState>) -> Result<Optio
         return Ok(None);
     };
     let mut buf = Vec::new();
-    Ok(read_state_at(dir.as_raw_fd(), &name, known, &mut buf, None)?.map(|(s, _)| s))
+    Ok(read_state_at(dir.as_raw_fd(), &name, known, false, &mut buf, None)?.map(|(s, _)| s))
 }
 
 /// The content of the regular file `rel` below `root`, if it is within the
@@ -218,15 +255,8 @@ pub fn probe(root: &Path, rel: &[u8], known: Option<&FileState>) -> Result<Optio
 /// symlink, never a FIFO or device).
 pub fn read_content(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<Vec<u8>> {
     let (dir, name) = open_parent(root, rel).ok()??;
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let fd = openat(Some(dir.as_raw_fd()), name.as_c_str(), flags, Mode::empty()).ok()?;
-    // Safety: openat just returned this descriptor and nothing else owns it.
-    let file = unsafe { File::from_raw_fd(fd) };
-    let st = fstat(file.as_raw_fd()).ok()?;
-    if FileType::from_mode(st.st_mode) != FileType::File
-        || st.st_size as u64 > crate::content::MAX_SIZE
-        || st.st_nlink > 1
-    {
+    let (file, st) = open_regular_at(dir.as_raw_fd(), &name).ok()?;
+    if st.st_size as u64 > crate::content::MAX_SIZE || st.st_nlink > 1 {
         return None;
     }
     let mut out = Vec::new();

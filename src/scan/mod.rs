@@ -1,15 +1,17 @@
 //! The scanner: walk a site root and produce the state of every watched
 //! path, in parallel over the machine's cores.
 //!
-//! One walker thread reads directories through descriptors (`openat` with
-//! `O_NOFOLLOW`), stays on the root's filesystem, skips directories the
-//! policy prunes and stats only names the policy watches. Files whose stat
-//! matches the cache reuse the cached hash; the rest go to a pool of hashing
-//! threads. Results come back to the caller's thread in no particular order.
+//! One walker thread ([`walk`]) reads directories through descriptors
+//! (`openat` with `O_NOFOLLOW`), stays on the root's filesystem, skips
+//! directories the policy prunes and hands the names the policy watches, in
+//! batches, to a pool of hashing threads. Files whose stat matches the cache
+//! reuse the cached hash; the others are read once, with one `fstat` before
+//! and one after. Results come back to the caller's thread in no particular order.
 //! A file that vanishes or cannot be read is a per-item problem, counted and
 //! reported, never an abort; only an unusable root stops a scan.
 
 pub mod file;
+pub mod walk;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -20,13 +22,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 
 use crate::content::ContentStore;
 use crate::model::{FileState, FileType, RelPath};
 use crate::policy::Policy;
 use crate::util::bytes::printable;
+use walk::WalkState;
 
 /// A scan that cannot be done at all.
 #[derive(Debug, thiserror::Error)]
@@ -145,29 +147,32 @@ pub struct ScanStats {
     pub other_fs: u64,
 }
 
+/// Files handed to the hashing threads at a time, and results handed back:
+/// one channel operation (and at most one futex wake) per batch, not per
+/// file.
+const BATCH: usize = 32;
+
+/// A file for the hashing threads: its open directory, its name there.
 struct Work {
     dir: Arc<OwnedFd>,
     name: CString,
     rel: RelPath,
+    /// `d_type` said regular file.
+    regular: bool,
 }
 
 /// Walks `spec.root` and calls `sink` with every watched path, on the
 /// caller's thread.
 pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStats, ScanError> {
-    let root_fd =
-        file::open_root(spec.root).map_err(|errno| ScanError::Root { path: spec.root.to_path_buf(), errno })?;
-    let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd())
-        .map_err(|errno| ScanError::Root { path: spec.root.to_path_buf(), errno })?
-        .st_dev;
     let threads = if spec.threads == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     } else {
         spec.threads
     };
-    // Each queued item holds its directory open: the queue is kept short
+    // Each queued file holds its directory open: the queue is kept short
     // (the hashing threads need little slack) so the descriptors are few.
-    let (work_tx, work_rx) = sync_channel::<Work>(128);
-    let (out_tx, out_rx) = sync_channel::<Found>(1024);
+    let (work_tx, work_rx) = sync_channel::<Vec<Work>>(threads);
+    let (out_tx, out_rx) = sync_channel::<Vec<Found>>(64);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let throttle = spec.throttle.map(|rate| Throttle {
         rate,
@@ -185,16 +190,32 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
             hashers.push(s.spawn(move || hash_worker(spec, &rx, &tx, throttle)));
         }
         let walker = {
-            let tx = out_tx.clone();
-            s.spawn(move || walk(spec, root_fd, root_dev, &work_tx, &tx))
+            let out = out_tx.clone();
+            s.spawn(move || {
+                let w = walk::Walk { root: spec.root, start: spec.start, policy: spec.policy, cancel: spec.cancel };
+                let mut feeder =
+                    Feeder { policy: spec.policy, batch: Vec::new(), work: &work_tx, out: &out, entries: 0 };
+                let walked = walk::walk(&w, &mut feeder);
+                feeder.flush();
+                walked.map(|st| (st, feeder.entries))
+            })
         };
         drop(out_tx);
-        for found in out_rx {
-            sink(found);
+        for batch in out_rx {
+            for found in batch {
+                sink(found);
+            }
         }
         // The threads only end after their senders are gone, which is when
         // the loop above ends; join cannot block past that.
-        let mut stats = walker.join().unwrap_or_default();
+        let (walked, entries) = walker.join().unwrap_or_else(|_| Ok(Default::default()))?;
+        let mut stats = ScanStats {
+            dirs: walked.dirs,
+            entries,
+            problems: walked.problems,
+            other_fs: walked.other_fs,
+            ..ScanStats::default()
+        };
         for h in hashers {
             let (n, bytes, problems) = h.join().unwrap_or_default();
             stats.hashed += n;
@@ -205,154 +226,104 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
     })
 }
 
+/// The walker's visitor for a scan: watched names go to the hashing threads
+/// in batches, problems straight to the caller.
+struct Feeder<'a> {
+    policy: &'a Policy,
+    batch: Vec<Work>,
+    work: &'a SyncSender<Vec<Work>>,
+    out: &'a SyncSender<Vec<Found>>,
+    entries: u64,
+}
+
+impl Feeder<'_> {
+    fn flush(&mut self) -> WalkState {
+        if self.batch.is_empty() {
+            return WalkState::Continue;
+        }
+        match self.work.send(std::mem::take(&mut self.batch)) {
+            Ok(()) => WalkState::Continue,
+            Err(_) => WalkState::Quit,
+        }
+    }
+}
+
+impl walk::Visitor for Feeder<'_> {
+    fn entry(&mut self, dir: &Arc<OwnedFd>, name: &std::ffi::CStr, rel: RelPath, kind: FileType) -> WalkState {
+        if !self.policy.watched(&rel, kind) {
+            return WalkState::Continue;
+        }
+        self.entries += 1;
+        let regular = kind == FileType::File;
+        self.batch.push(Work { dir: Arc::clone(dir), name: CString::from(name), rel, regular });
+        if self.batch.len() >= BATCH {
+            return self.flush();
+        }
+        WalkState::Continue
+    }
+
+    fn problem(&mut self, found: Found) -> WalkState {
+        match self.out.send(vec![found]) {
+            Ok(()) => WalkState::Continue,
+            Err(_) => WalkState::Quit,
+        }
+    }
+}
+
 fn hash_worker(
     spec: &ScanSpec<'_>,
-    rx: &Mutex<Receiver<Work>>,
-    tx: &SyncSender<Found>,
+    rx: &Mutex<Receiver<Vec<Work>>>,
+    tx: &SyncSender<Vec<Found>>,
     throttle: Option<&Throttle<'_>>,
 ) -> (u64, u64, u64) {
     let mut buf = Vec::new();
     let mut captured = Vec::new();
     let (mut hashed, mut bytes, mut problems) = (0, 0, 0);
     loop {
-        let work = {
+        let batch = {
             let Ok(guard) = rx.lock() else { break };
             match guard.recv() {
                 Ok(w) => w,
                 Err(_) => break,
             }
         };
-        let known = if spec.rehash { None } else { spec.cache.and_then(|c| c.get(&work.rel)) };
-        let keep = spec.content.filter(|_| !spec.policy.nodiff(&work.rel));
-        let capture = keep.is_some().then_some(&mut captured);
-        let found = match file::read_state_at(work.dir.as_raw_fd(), &work.name, known, &mut buf, capture) {
-            Ok(Some((state, n))) => {
-                if n > 0 || state.size == 0 {
-                    hashed += 1;
-                    if let (Some(store), Some(sha)) = (keep, state.sha256.as_ref()) {
-                        if captured.len() as u64 == state.size {
-                            if let Err(e) = store.put(sha, &captured) {
-                                tracing::warn!("content store: {e}");
+        let mut results = Vec::with_capacity(batch.len());
+        for work in batch {
+            let known = if spec.rehash { None } else { spec.cache.and_then(|c| c.get(&work.rel)) };
+            let keep = spec.content.filter(|_| !spec.policy.nodiff(&work.rel));
+            let capture = keep.is_some().then_some(&mut captured);
+            let fd = work.dir.as_raw_fd();
+            match file::read_state_at(fd, &work.name, known, work.regular, &mut buf, capture) {
+                Ok(Some((state, n))) => {
+                    if n > 0 || state.size == 0 {
+                        hashed += 1;
+                        if let (Some(store), Some(sha)) = (keep, state.sha256.as_ref()) {
+                            if captured.len() as u64 == state.size {
+                                if let Err(e) = store.put(sha, &captured) {
+                                    tracing::warn!("content store: {e}");
+                                }
                             }
                         }
                     }
+                    bytes += n;
+                    if let Some(t) = throttle {
+                        t.consume(n);
+                    }
+                    results.push(Found::Entry(work.rel, state));
                 }
-                bytes += n;
-                if let Some(t) = throttle {
-                    t.consume(n);
+                // Vanished between readdir and stat: simply not there.
+                Ok(None) => {}
+                Err(e) => {
+                    problems += 1;
+                    results.push(Found::Problem(work.rel, e));
                 }
-                Found::Entry(work.rel, state)
             }
-            // Vanished between readdir and stat: simply not there.
-            Ok(None) => continue,
-            Err(e) => {
-                problems += 1;
-                Found::Problem(work.rel, e)
-            }
-        };
-        if tx.send(found).is_err() {
+        }
+        if tx.send(results).is_err() {
             break;
         }
     }
     (hashed, bytes, problems)
-}
-
-fn join(dir: &[u8], name: &[u8]) -> RelPath {
-    let mut rel = Vec::with_capacity(dir.len() + 1 + name.len());
-    if !dir.is_empty() {
-        rel.extend_from_slice(dir);
-        rel.push(b'/');
-    }
-    rel.extend_from_slice(name);
-    rel
-}
-
-fn walk(
-    spec: &ScanSpec<'_>,
-    root_fd: OwnedFd,
-    root_dev: u64,
-    work: &SyncSender<Work>,
-    out: &SyncSender<Found>,
-) -> ScanStats {
-    let mut stats = ScanStats::default();
-    let start: RelPath = spec.start.to_vec();
-    let first = if start.is_empty() {
-        root_fd
-    } else {
-        match file::open_parent(spec.root, &start) {
-            Ok(Some((parent, name))) => match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
-                Ok(fd) => fd,
-                Err(_) => return stats,
-            },
-            _ => return stats,
-        }
-    };
-    // Subdirectories wait as (parent, name) and are opened only when their
-    // turn comes: the descriptors held stay near the tree's depth, not its
-    // width (a folder of 10,000 subfolders must not exhaust the fd limit).
-    let mut stack: Vec<PendingDir> = vec![PendingDir::Open(first, start)];
-    while let Some(pending) = stack.pop() {
-        if spec.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            break;
-        }
-        let Some((dir_fd, rel_dir)) = open_pending(pending, root_dev, &mut stats, out) else { continue };
-        stats.dirs += 1;
-        let dir_fd = Arc::new(dir_fd);
-        let mut dir = match nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) {
-            Ok(d) => d,
-            Err(e) => {
-                stats.problems += 1;
-                let _ = out.send(Found::Unreadable(rel_dir, ItemError::Io(e)));
-                continue;
-            }
-        };
-        for entry in dir.iter() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    stats.problems += 1;
-                    let _ = out.send(Found::Unreadable(rel_dir.clone(), ItemError::Io(e)));
-                    break;
-                }
-            };
-            let name = entry.file_name();
-            let name_bytes = name.to_bytes();
-            if name_bytes == b"." || name_bytes == b".." {
-                continue;
-            }
-            let rel = join(&rel_dir, name_bytes);
-            let mut kind = entry.file_type().map(dtype_kind);
-            if kind.is_none() {
-                // DT_UNKNOWN (some filesystems): ask lstat.
-                match file::lstat_at(dir_fd.as_raw_fd(), name) {
-                    Ok(st) => kind = Some(FileType::from_mode(st.st_mode)),
-                    Err(Errno::ENOENT) => continue,
-                    Err(e) => {
-                        stats.problems += 1;
-                        let _ = out.send(Found::Problem(rel, ItemError::Io(e)));
-                        continue;
-                    }
-                }
-            }
-            let kind = kind.unwrap_or(FileType::File);
-            if kind == FileType::Dir {
-                if !spec.policy.descend(&rel) {
-                    continue;
-                }
-                stack.push(PendingDir::Child(Arc::clone(&dir_fd), CString::from(name), rel));
-                continue;
-            }
-            if !spec.policy.watched(&rel, kind) {
-                continue;
-            }
-            stats.entries += 1;
-            let name = CString::from(name);
-            if work.send(Work { dir: Arc::clone(&dir_fd), name, rel }).is_err() {
-                return stats;
-            }
-        }
-    }
-    stats
 }
 
 /// Visits every directory the policy lets the walker enter, from `start`
@@ -364,122 +335,29 @@ pub fn walk_dirs(
     root: &Path,
     start: &[u8],
     policy: &Policy,
-    mut visit: impl FnMut(&[u8], (u64, u64)),
+    visit: impl FnMut(&[u8], (u64, u64)),
 ) -> Result<u64, ScanError> {
-    let root_fd = file::open_root(root).map_err(|errno| ScanError::Root { path: root.to_path_buf(), errno })?;
-    let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd())
-        .map_err(|errno| ScanError::Root { path: root.to_path_buf(), errno })?
-        .st_dev;
-    let first = if start.is_empty() {
-        root_fd
-    } else {
-        match file::open_parent(root, start) {
-            Ok(Some((parent, name))) => match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
-                Ok(fd) => fd,
-                Err(_) => return Ok(0),
-            },
-            _ => return Ok(0),
+    struct Dirs<F> {
+        visit: F,
+        failed: u64,
+    }
+    impl<F: FnMut(&[u8], (u64, u64))> walk::Visitor for Dirs<F> {
+        fn dir(&mut self, rel: &[u8], fd: &Arc<OwnedFd>) -> WalkState {
+            let id = nix::sys::stat::fstat(fd.as_raw_fd()).map(|st| (st.st_dev, st.st_ino)).unwrap_or((0, 0));
+            (self.visit)(rel, id);
+            WalkState::Continue
         }
-    };
-    // Problems are counted here, not reported: with its receiver gone, a
-    // send to this channel fails at once.
-    let (sink, unused) = sync_channel::<Found>(0);
-    drop(unused);
-    let mut stats = ScanStats::default();
-    let mut failed = 0;
-    let mut stack: Vec<PendingDir> = vec![PendingDir::Open(first, start.to_vec())];
-    while let Some(pending) = stack.pop() {
-        let before = stats.problems;
-        let Some((dir_fd, rel_dir)) = open_pending(pending, root_dev, &mut stats, &sink) else {
-            failed += stats.problems - before;
-            continue;
-        };
-        let id = nix::sys::stat::fstat(dir_fd.as_raw_fd()).map(|st| (st.st_dev, st.st_ino)).unwrap_or((0, 0));
-        visit(&rel_dir, id);
-        let dir_fd = Arc::new(dir_fd);
-        let Ok(mut dir) = nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) else {
-            failed += 1;
-            continue;
-        };
-        for entry in dir.iter() {
-            let Ok(entry) = entry else {
-                failed += 1;
-                break;
-            };
-            let name = entry.file_name();
-            let name_bytes = name.to_bytes();
-            if name_bytes == b"." || name_bytes == b".." {
-                continue;
+
+        fn problem(&mut self, found: Found) -> WalkState {
+            if matches!(found, Found::Unreadable(..)) {
+                self.failed += 1;
             }
-            let is_dir = match entry.file_type() {
-                Some(t) => t == Type::Directory,
-                None => file::lstat_at(dir_fd.as_raw_fd(), name)
-                    .map(|st| FileType::from_mode(st.st_mode) == FileType::Dir)
-                    .unwrap_or(false),
-            };
-            if !is_dir {
-                continue;
-            }
-            let rel = join(&rel_dir, name_bytes);
-            if policy.descend(&rel) {
-                stack.push(PendingDir::Child(Arc::clone(&dir_fd), CString::from(name), rel));
-            }
+            WalkState::Continue
         }
     }
-    Ok(failed)
-}
-
-/// A directory waiting to be walked.
-enum PendingDir {
-    Open(OwnedFd, RelPath),
-    Child(Arc<OwnedFd>, CString, RelPath),
-}
-
-/// Opens a pending directory (never through a symlink, never onto another
-/// filesystem); problems are reported and the directory skipped.
-fn open_pending(
-    p: PendingDir,
-    root_dev: u64,
-    stats: &mut ScanStats,
-    out: &SyncSender<Found>,
-) -> Option<(OwnedFd, RelPath)> {
-    let (parent, name, rel) = match p {
-        PendingDir::Open(fd, rel) => return Some((fd, rel)),
-        PendingDir::Child(parent, name, rel) => (parent, name, rel),
-    };
-    match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
-        Ok(fd) => match nix::sys::stat::fstat(fd.as_raw_fd()) {
-            Ok(st) if st.st_dev != root_dev => {
-                stats.other_fs += 1;
-                None
-            }
-            Ok(_) => Some((fd, rel)),
-            Err(e) => {
-                stats.problems += 1;
-                let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
-                None
-            }
-        },
-        // Gone, or swapped for a symlink since readdir: the next event or
-        // scan sees what it became.
-        Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => None,
-        Err(e) => {
-            stats.problems += 1;
-            let _ = out.send(Found::Unreadable(rel, ItemError::Io(e)));
-            None
-        }
-    }
-}
-
-fn dtype_kind(t: Type) -> FileType {
-    match t {
-        Type::File => FileType::File,
-        Type::Directory => FileType::Dir,
-        Type::Symlink => FileType::Symlink,
-        Type::Fifo => FileType::Fifo,
-        Type::Socket => FileType::Socket,
-        Type::CharacterDevice | Type::BlockDevice => FileType::Device,
-    }
+    let mut dirs = Dirs { visit, failed: 0 };
+    walk::walk(&walk::Walk { root, start, policy, cancel: None }, &mut dirs)?;
+    Ok(dirs.failed)
 }
 
 /// Prints a relative path for people (control characters escaped).
@@ -498,7 +376,26 @@ mod tests {
         let fd = file::open_root(dir.path()).unwrap();
         let name = CString::new("gone.php").unwrap();
         let mut buf = Vec::new();
-        assert_eq!(file::read_state_at(fd.as_raw_fd(), &name, None, &mut buf, None), Ok(None));
+        assert_eq!(file::read_state_at(fd.as_raw_fd(), &name, None, true, &mut buf, None), Ok(None));
+    }
+
+    #[test]
+    fn a_wrong_regular_file_hint_never_opens_a_fifo_or_follows_a_link() {
+        // The walker's d_type said "regular file", then the name was
+        // swapped: a FIFO (opening it must not block, nor be hashed) and a
+        // symlink (never followed).
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join("p.php"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("l.php")).unwrap();
+        let fd = file::open_root(dir.path()).unwrap();
+        let mut buf = Vec::new();
+        let fifo = CString::new("p.php").unwrap();
+        let (st, n) = file::read_state_at(fd.as_raw_fd(), &fifo, None, true, &mut buf, None).unwrap().unwrap();
+        assert_eq!((st.kind, st.sha256, n), (FileType::Fifo, None, 0));
+        let link = CString::new("l.php").unwrap();
+        let (st, _) = file::read_state_at(fd.as_raw_fd(), &link, None, true, &mut buf, None).unwrap().unwrap();
+        assert_eq!(st.kind, FileType::Symlink);
+        assert_eq!(st.target.as_deref(), Some(&b"/etc/passwd"[..]));
     }
 
     #[test]
