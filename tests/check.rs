@@ -242,7 +242,8 @@ fn same_size_same_mtime_rewrites_are_found_with_and_without_rehash() {
     // and --rehash sees the content.
     std::fs::write(&p, "<?php // THEME\n").unwrap();
     let t = filetime(before.modified().unwrap());
-    nix::sys::stat::utimensat(None, &p, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
+    nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, &p, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+        .unwrap();
     let r = f.run(["check", "--json", "--rehash"]);
     assert_eq!(r.code, 1);
     assert_eq!(r.records()[0]["event"], "modified");

@@ -252,3 +252,31 @@ fn bidi_controls_in_a_name_are_escaped_in_the_log_the_mail_and_stderr() {
     assert!(!log.contains('\u{202E}'), "{log}");
     assert!(!d.stderr().contains('\u{202E}'), "{}", d.stderr());
 }
+
+#[test]
+fn a_huge_sparse_htaccess_is_restored_with_bounded_evidence() {
+    // 100 MB that cost the attacker no disk: the evidence must not expand
+    // it, nor hold the judge while it copies.
+    let f = Fixture::new("wordpress", "");
+    f.write("index.php", "<?php");
+    f.write(".htaccess", "deny from all\n");
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    let h = std::fs::OpenOptions::new().write(true).open(f.abs(b".htaccess")).unwrap();
+    h.set_len(100_000_000).unwrap();
+    drop(h);
+    let r = d.wait_record("modified", "/.htaccess");
+    assert_eq!(r["quarantine"]["result"], "restored", "{r}");
+    assert_eq!(std::fs::read_to_string(f.abs(b".htaccess")).unwrap(), "deny from all\n");
+    let id = r["quarantine"]["id"].as_str().unwrap();
+    let item = f.state().join("quarantine").join(id);
+    let used: u64 = std::fs::read_dir(&item).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    println!("evidence of a 100 MB sparse .htaccess: {used} bytes");
+    assert!(used < 2_000_000, "{used} bytes kept");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(item.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["evidence_head"], true, "{meta}");
+    assert_eq!(meta["size"], 100_000_000u64);
+    let back = f.run(["quarantine", "restore", id]);
+    assert_eq!(back.code, 2);
+    assert!(back.stderr.contains("kept only the first 64 KiB"), "{}", back.stderr);
+}

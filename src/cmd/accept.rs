@@ -37,7 +37,7 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
         let is_dir = rel.is_empty()
             || matches!(
                 file::open_parent(&site.real_root, &rel),
-                Ok(Some((dir, name))) if file::open_dir_at(Some(std::os::fd::AsRawFd::as_raw_fd(&dir)), &name).is_ok()
+                Ok(Some((dir, name))) if file::open_dir_at(std::os::fd::AsFd::as_fd(&dir), &name).is_ok()
             );
         let n = if is_dir {
             accept_under(&mut store, site, &rel, &content)?.len()

@@ -56,7 +56,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             // A site no longer configured: its policy is unknown, show nothing.
             let nodiff = cfg.site(&m.site).is_none_or(|s| s.policy.nodiff(&rel_of(&m)));
             let content = ContentStore::new(&cfg.state_dir);
-            let evidence = store.evidence(&id);
+            let evidence = store.evidence(&id).filter(|_| m.evidence);
             let before =
                 m.baseline_sha256.as_deref().and_then(crate::util::bytes::parse_sha256).and_then(|s| content.get(&s));
             let before_side = match (&m.baseline_sha256, &before) {
@@ -83,7 +83,14 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             let site = cfg
                 .site(&m.site)
                 .ok_or_else(|| anyhow!("item {id} belongs to site '{}', which is not in the config", m.site))?;
-            let Some(bytes) = store.evidence(&id) else {
+            if m.evidence_head {
+                bail!(
+                    "item {id} kept only the first {} KiB of the {}-byte file as evidence: it cannot be put back",
+                    crate::quarantine::EVIDENCE_HEAD / 1024,
+                    m.size.unwrap_or(0)
+                );
+            }
+            let Some(bytes) = store.evidence(&id).filter(|_| m.evidence) else {
                 bail!("item {id} has no copy of the file to put back (it was a {} change)", m.event);
             };
             let rel = rel_of(&m);

@@ -7,7 +7,7 @@
 //! Runs on worker threads (blocking I/O), never on the async loop.
 
 use std::collections::HashSet;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -359,7 +359,7 @@ impl Generation {
             }
         };
         let (dir, name) = opened;
-        match file::lstat_at(dir.as_raw_fd(), &name) {
+        match file::lstat_at(dir.as_fd(), &name) {
             Ok(st) if FileType::from_mode(st.st_mode) == FileType::Dir => return Current::Dir,
             Ok(_) => {}
             Err(nix::errno::Errno::ENOENT) => return Current::State(None),
@@ -371,7 +371,7 @@ impl Generation {
         let keep = !site.policy.nodiff(rel);
         let mut captured = Vec::new();
         let capture = keep.then_some(&mut captured);
-        match file::read_state_at(dir.as_raw_fd(), &name, known, false, buf, capture) {
+        match file::read_state_at(dir.as_fd(), &name, known, false, buf, capture) {
             Ok(state) => {
                 if let Some((s, n)) = &state {
                     if let Some(sha) = s.sha256.as_ref().filter(|_| keep && (*n > 0 || s.size == 0)) {

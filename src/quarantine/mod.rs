@@ -13,7 +13,7 @@ pub mod write;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{Read, Write as _};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,8 +30,12 @@ use crate::util::bytes::{base64, lossless, needs_base64};
 use crate::util::time::{now_ns, rfc3339_ms};
 use hook::HookResult;
 
-/// Evidence larger than this is not copied (the metadata still is).
-pub const MAX_EVIDENCE: u64 = 256 * 1024 * 1024;
+/// Evidence up to this size is copied whole.
+pub const MAX_EVIDENCE: u64 = 1024 * 1024;
+/// Of a larger file, only this much of its start is kept (with its hash,
+/// size and metadata): a quarantine never copies gigabytes, and never
+/// expands a sparse file, on the judge's time.
+pub const EVIDENCE_HEAD: u64 = 64 * 1024;
 
 /// Name of the evidence copy inside an item's folder.
 pub const EVIDENCE: &str = "file";
@@ -88,6 +92,10 @@ pub struct Meta {
     pub baseline_size: Option<u64>,
     /// True when `file` holds a copy of the changed version.
     pub evidence: bool,
+    /// True when `file` holds only the first [`EVIDENCE_HEAD`] bytes of a
+    /// larger changed version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evidence_head: bool,
 }
 
 /// The quarantine folder (`state_dir/quarantine`), one subfolder per item.
@@ -237,13 +245,15 @@ pub fn apply(
         baseline_sha256: before.and_then(|b| b.sha256.as_ref()).map(hex),
         baseline_size: before.map(|b| b.size),
         evidence: false,
+        evidence_head: false,
     };
     if after.is_some_and(|a| a.kind == FileType::File) && act.evidence && !act.nodiff {
         match copy_evidence(act.site_root_real, &change.rel, &dir.join(EVIDENCE)) {
-            Ok(Some(sha)) => {
+            Ok(Some(Copied::Whole(sha))) => {
                 meta.evidence = true;
                 meta.sha256 = Some(hex(&sha));
             }
+            Ok(Some(Copied::Head)) => meta.evidence_head = true,
             Ok(None) => {}
             Err(e) => tracing::warn!("quarantine {id}: evidence not copied: {e}"),
         }
@@ -292,23 +302,33 @@ fn write_meta(dir: &Path, meta: &Meta) -> Result<(), QuarantineError> {
     f.sync_all().map_err(err)
 }
 
-/// Copies the live regular file to `dest` (0600), never through a symlink;
-/// returns the SHA-256 of what was copied.
-fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option<[u8; 32]>> {
+/// What [`copy_evidence`] kept.
+enum Copied {
+    /// The whole file, with the SHA-256 of what was copied.
+    Whole([u8; 32]),
+    /// Its first [`EVIDENCE_HEAD`] bytes.
+    Head,
+}
+
+/// Copies the live regular file to `dest` (0600), never through a symlink:
+/// whole up to [`MAX_EVIDENCE`], else its head.
+fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option<Copied>> {
     let Some((dir, name)) = file::open_parent(root, rel).map_err(|e| std::io::Error::other(e.to_string()))? else {
         return Ok(None);
     };
-    let Ok((src, st)) = file::open_regular_at(dir.as_raw_fd(), &name) else {
+    let Ok((src, st)) = file::open_regular_at(dir.as_fd(), &name) else {
         return Ok(None);
     };
     // A file with other hard links may be a secret under another name.
-    if st.st_size as u64 > MAX_EVIDENCE || st.st_nlink > 1 {
+    if st.st_nlink > 1 {
         return Ok(None);
     }
+    let whole = st.st_size as u64 <= MAX_EVIDENCE;
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut reader = src.take(MAX_EVIDENCE);
+    // Bounded even if the file grows while it is copied.
+    let mut reader = src.take(if whole { MAX_EVIDENCE + 1 } else { EVIDENCE_HEAD });
     loop {
         let n = reader.read(&mut buf)?;
         if n == 0 {
@@ -318,7 +338,7 @@ fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option
         out.write_all(&buf[..n])?;
     }
     out.sync_all()?;
-    Ok(Some(hasher.finalize().into()))
+    Ok(Some(if whole { Copied::Whole(hasher.finalize().into()) } else { Copied::Head }))
 }
 
 /// The hook's environment for an item. Every value is text a shell script

@@ -8,7 +8,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -45,7 +45,7 @@ fn io_std(e: std::io::Error) -> WriteError {
 }
 
 /// The type now at `name` in `dir`, if anything.
-fn current_type(dir: i32, name: &CStr) -> Result<Option<FileType>, WriteError> {
+fn current_type(dir: BorrowedFd<'_>, name: &CStr) -> Result<Option<FileType>, WriteError> {
     match file::lstat_at(dir, name) {
         Ok(st) => Ok(Some(FileType::from_mode(st.st_mode))),
         Err(Errno::ENOENT) => Ok(None),
@@ -56,20 +56,19 @@ fn current_type(dir: i32, name: &CStr) -> Result<Option<FileType>, WriteError> {
 /// Replaces `rel` below `root` with `content`, owned `uid:gid`, mode `mode`.
 pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(), WriteError> {
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
-    let dfd = dir.as_raw_fd();
+    let dfd = dir.as_fd();
     match current_type(dfd, &name)? {
         None | Some(FileType::File) => {}
         Some(other) => return Err(WriteError::NotAFile(other.as_str())),
     }
     let tmp = format!(".sitewarden-restore-{}-{}", std::process::id(), crate::util::time::now_ns());
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(Some(dfd), tmp.as_str(), flags, Mode::from_bits_truncate(0o600)).map_err(io)?;
-    // Safety: openat just returned this descriptor and nothing else owns it.
-    let mut f = unsafe { File::from_raw_fd(fd) };
+    let fd = openat(dfd, tmp.as_str(), flags, Mode::from_bits_truncate(0o600)).map_err(io)?;
+    let mut f = File::from(fd);
     let written = (|| {
         f.write_all(content).map_err(io_std)?;
-        fchown(f.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
-        fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
+        fchown(&f, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
+        fchmod(&f, Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
         f.sync_all().map_err(io_std)?;
         // Checked again just before the switch: rename replaces a symlink
         // itself, never its target, but a symlink here is an attack to
@@ -78,10 +77,10 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
             None | Some(FileType::File) => {}
             Some(other) => return Err(WriteError::NotAFile(other.as_str())),
         }
-        renameat(Some(dfd), tmp.as_str(), Some(dfd), name.as_c_str()).map_err(io)
+        renameat(dfd, tmp.as_str(), dfd, name.as_c_str()).map_err(io)
     })();
     if written.is_err() {
-        let _ = unlinkat(Some(dfd), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        let _ = unlinkat(dfd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         return written;
     }
     let _ = nix::unistd::fsync(dfd);
@@ -92,14 +91,14 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
 /// directory).
 pub fn remove(root: &Path, rel: &[u8]) -> Result<(), WriteError> {
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
-    match current_type(dir.as_raw_fd(), &name)? {
+    match current_type(dir.as_fd(), &name)? {
         None => return Ok(()),
         Some(FileType::Dir) => return Err(WriteError::NotAFile("directory")),
         Some(_) => {}
     }
-    match unlinkat(Some(dir.as_raw_fd()), name.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+    match unlinkat(dir.as_fd(), name.as_c_str(), UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {
-            let _ = nix::unistd::fsync(dir.as_raw_fd());
+            let _ = nix::unistd::fsync(dir.as_fd());
             Ok(())
         }
         Err(e) => Err(io(e)),

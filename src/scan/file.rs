@@ -8,7 +8,7 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -45,23 +45,18 @@ pub fn state_from_stat(st: &FileStat) -> FileState {
 }
 
 /// `lstat` of `name` in the open directory `dir`.
-pub fn lstat_at(dir: RawFd, name: &CStr) -> Result<FileStat, Errno> {
-    fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<FileStat, Errno> {
+    fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
 }
 
 /// Opens a directory below `dir` without following a symlink.
-pub fn open_dir_at(dir: Option<RawFd>, name: &CStr) -> Result<OwnedFd, Errno> {
-    let fd =
-        openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
-    // Safety: openat just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+    openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
 }
 
 /// Opens a directory path (following symlinks: only for a configured root).
 pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
-    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
-    // Safety: open just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
 }
 
 /// The full state of `name` in `dir`: stat, plus the SHA-256 of a regular
@@ -74,7 +69,7 @@ pub fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
 /// that fits the content store's limit are left there (empty otherwise).
 /// `Ok(None)` means the name no longer exists.
 pub fn read_state_at(
-    dir: RawFd,
+    dir: BorrowedFd<'_>,
     name: &CStr,
     known: Option<&FileState>,
     regular: bool,
@@ -104,7 +99,7 @@ pub fn read_state_at(
                         }
                     }
                 }
-                FileType::Symlink => match nix::fcntl::readlinkat(Some(dir), name) {
+                FileType::Symlink => match nix::fcntl::readlinkat(dir, name) {
                     Ok(t) => {
                         state.target = Some(t.as_bytes().to_vec());
                         return Ok(Some((state, 0)));
@@ -172,18 +167,17 @@ pub enum OpenError {
 /// in (`O_NONBLOCK`, then `fstat` rejects it), never as a controlling
 /// terminal. Returns the file with the `fstat` of what was opened. Every
 /// read of a site file (hashing, diffs, evidence) opens it here.
-pub fn open_regular_at(dir: RawFd, name: &CStr) -> Result<(File, FileStat), OpenError> {
+pub fn open_regular_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<(File, FileStat), OpenError> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let fd = match openat(Some(dir), name, flags, Mode::empty()) {
+    let fd = match openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Err(OpenError::Gone),
         // ELOOP: it is a symlink; ENXIO: a socket. Either way not ours.
         Err(Errno::ELOOP) | Err(Errno::ENXIO) | Err(Errno::EISDIR) => return Err(OpenError::Swapped),
         Err(e) => return Err(OpenError::Io(e)),
     };
-    // Safety: openat just returned this descriptor and nothing else owns it.
-    let file = unsafe { File::from_raw_fd(fd) };
-    let st = fstat(file.as_raw_fd()).map_err(OpenError::Io)?;
+    let file = File::from(fd);
+    let st = fstat(&file).map_err(OpenError::Io)?;
     if FileType::from_mode(st.st_mode) != FileType::File {
         return Err(OpenError::Swapped);
     }
@@ -194,7 +188,7 @@ pub fn open_regular_at(dir: RawFd, name: &CStr) -> Result<(File, FileStat), Open
 /// given). Returns the hash, the `fstat` before and after reading (to
 /// notice a concurrent writer) and the bytes read.
 fn hash_regular(
-    dir: RawFd,
+    dir: BorrowedFd<'_>,
     name: &CStr,
     expected: Option<&FileStat>,
     buf: &mut Vec<u8>,
@@ -233,7 +227,7 @@ fn hash_regular(
             Err(e) => return Err(OpenError::Read(e)),
         }
     }
-    let after = fstat(file.as_raw_fd()).map_err(OpenError::Io)?;
+    let after = fstat(&file).map_err(OpenError::Io)?;
     Ok((hasher.finalize().into(), opened, after, total))
 }
 
@@ -247,7 +241,7 @@ pub fn probe(root: &Path, rel: &[u8], known: Option<&FileState>) -> Result<Optio
         return Ok(None);
     };
     let mut buf = Vec::new();
-    Ok(read_state_at(dir.as_raw_fd(), &name, known, false, &mut buf, None)?.map(|(s, _)| s))
+    Ok(read_state_at(dir.as_fd(), &name, known, false, &mut buf, None)?.map(|(s, _)| s))
 }
 
 /// The content of the regular file `rel` below `root`, if it is within the
@@ -255,7 +249,7 @@ pub fn probe(root: &Path, rel: &[u8], known: Option<&FileState>) -> Result<Optio
 /// symlink, never a FIFO or device).
 pub fn read_content(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<Vec<u8>> {
     let (dir, name) = open_parent(root, rel).ok()??;
-    let (file, st) = open_regular_at(dir.as_raw_fd(), &name).ok()?;
+    let (file, st) = open_regular_at(dir.as_fd(), &name).ok()?;
     if st.st_size as u64 > crate::content::MAX_SIZE || st.st_nlink > 1 {
         return None;
     }
@@ -275,7 +269,7 @@ pub fn open_parent(root: &Path, rel: &[u8]) -> Result<Option<(OwnedFd, CString)>
         if parts.peek().is_none() {
             return Ok(Some((dir, c)));
         }
-        match open_dir_at(Some(dir.as_raw_fd()), c.as_c_str()) {
+        match open_dir_at(dir.as_fd(), c.as_c_str()) {
             Ok(d) => dir = d,
             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => return Ok(None),
             Err(e) => return Err(ItemError::Io(e)),

@@ -16,7 +16,7 @@ pub mod walk;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fmt;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -292,8 +292,7 @@ fn hash_worker(
             let known = if spec.rehash { None } else { spec.cache.and_then(|c| c.get(&work.rel)) };
             let keep = spec.content.filter(|_| !spec.policy.nodiff(&work.rel));
             let capture = keep.is_some().then_some(&mut captured);
-            let fd = work.dir.as_raw_fd();
-            match file::read_state_at(fd, &work.name, known, work.regular, &mut buf, capture) {
+            match file::read_state_at(work.dir.as_fd(), &work.name, known, work.regular, &mut buf, capture) {
                 Ok(Some((state, n))) => {
                     if n > 0 || state.size == 0 {
                         hashed += 1;
@@ -343,7 +342,7 @@ pub fn walk_dirs(
     }
     impl<F: FnMut(&[u8], (u64, u64))> walk::Visitor for Dirs<F> {
         fn dir(&mut self, rel: &[u8], fd: &Arc<OwnedFd>) -> WalkState {
-            let id = nix::sys::stat::fstat(fd.as_raw_fd()).map(|st| (st.st_dev, st.st_ino)).unwrap_or((0, 0));
+            let id = nix::sys::stat::fstat(fd.as_fd()).map(|st| (st.st_dev, st.st_ino)).unwrap_or((0, 0));
             (self.visit)(rel, id);
             WalkState::Continue
         }
@@ -376,7 +375,7 @@ mod tests {
         let fd = file::open_root(dir.path()).unwrap();
         let name = CString::new("gone.php").unwrap();
         let mut buf = Vec::new();
-        assert_eq!(file::read_state_at(fd.as_raw_fd(), &name, None, true, &mut buf, None), Ok(None));
+        assert_eq!(file::read_state_at(fd.as_fd(), &name, None, true, &mut buf, None), Ok(None));
     }
 
     #[test]
@@ -390,10 +389,10 @@ mod tests {
         let fd = file::open_root(dir.path()).unwrap();
         let mut buf = Vec::new();
         let fifo = CString::new("p.php").unwrap();
-        let (st, n) = file::read_state_at(fd.as_raw_fd(), &fifo, None, true, &mut buf, None).unwrap().unwrap();
+        let (st, n) = file::read_state_at(fd.as_fd(), &fifo, None, true, &mut buf, None).unwrap().unwrap();
         assert_eq!((st.kind, st.sha256, n), (FileType::Fifo, None, 0));
         let link = CString::new("l.php").unwrap();
-        let (st, _) = file::read_state_at(fd.as_raw_fd(), &link, None, true, &mut buf, None).unwrap().unwrap();
+        let (st, _) = file::read_state_at(fd.as_fd(), &link, None, true, &mut buf, None).unwrap().unwrap();
         assert_eq!(st.kind, FileType::Symlink);
         assert_eq!(st.target.as_deref(), Some(&b"/etc/passwd"[..]));
     }

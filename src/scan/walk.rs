@@ -7,7 +7,7 @@
 //! it steers the walk with [`WalkState`] (as ripgrep's `ignore::WalkState`).
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -88,13 +88,13 @@ enum PendingDir {
 pub fn walk(w: &Walk<'_>, visitor: &mut impl Visitor) -> Result<WalkStats, ScanError> {
     let root_err = |errno| ScanError::Root { path: w.root.to_path_buf(), errno };
     let root_fd = file::open_root(w.root).map_err(root_err)?;
-    let root_dev = nix::sys::stat::fstat(root_fd.as_raw_fd()).map_err(root_err)?.st_dev;
+    let root_dev = nix::sys::stat::fstat(&root_fd).map_err(root_err)?.st_dev;
     let mut stats = WalkStats::default();
     let first = if w.start.is_empty() {
         root_fd
     } else {
         match file::open_parent(w.root, w.start) {
-            Ok(Some((parent, name))) => match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
+            Ok(Some((parent, name))) => match file::open_dir_at(parent.as_fd(), &name) {
                 Ok(fd) => fd,
                 Err(_) => return Ok(stats),
             },
@@ -137,7 +137,7 @@ fn read_dir(
     stack: &mut Vec<PendingDir>,
     stats: &mut WalkStats,
 ) -> WalkState {
-    let mut dir = match nix::unistd::dup(dir_fd.as_raw_fd()).and_then(Dir::from_fd) {
+    let mut dir = match nix::unistd::dup(dir_fd.as_fd()).and_then(Dir::from_fd) {
         Ok(d) => d,
         Err(e) => return report(visitor, stats, Found::Unreadable(rel_dir.to_vec(), ItemError::Io(e))),
     };
@@ -155,7 +155,7 @@ fn read_dir(
         let kind = match entry.file_type() {
             Some(t) => dtype_kind(t),
             // DT_UNKNOWN (some filesystems): ask lstat.
-            None => match file::lstat_at(dir_fd.as_raw_fd(), name) {
+            None => match file::lstat_at(dir_fd.as_fd(), name) {
                 Ok(st) => FileType::from_mode(st.st_mode),
                 Err(Errno::ENOENT) => continue,
                 Err(e) => match report(visitor, stats, Found::Problem(rel, ItemError::Io(e))) {
@@ -196,8 +196,8 @@ fn open_pending(p: PendingDir, root_dev: u64, stats: &mut WalkStats) -> Opened {
         PendingDir::Open(fd, rel) => return Opened::Dir(fd, rel),
         PendingDir::Child(parent, name, rel) => (parent, name, rel),
     };
-    match file::open_dir_at(Some(parent.as_raw_fd()), &name) {
-        Ok(fd) => match nix::sys::stat::fstat(fd.as_raw_fd()) {
+    match file::open_dir_at(parent.as_fd(), &name) {
+        Ok(fd) => match nix::sys::stat::fstat(&fd) {
             Ok(st) if st.st_dev != root_dev => {
                 stats.other_fs += 1;
                 Opened::Skipped
