@@ -1,13 +1,16 @@
 //! The diff of an alert: a unified diff (3 lines of context) of the earlier
 //! and the new content, or for an added file the head of it, capped in
 //! lines, bytes and computing time. Binary content is named, never dumped;
-//! secrets (`nodiff`) are never read for it at all.
+//! secrets (`nodiff`) are never read for it at all, content that turns out
+//! to hold a credential is not shown either, and credential lines in the
+//! diff of any other file are redacted.
 
 use std::time::Duration;
 
 use similar::TextDiff;
 
 use crate::model::EventKind;
+use crate::policy::secrets::Secrets;
 
 /// At most this many lines of diff...
 pub const MAX_LINES: usize = 200;
@@ -16,8 +19,17 @@ pub const MAX_BYTES: usize = 16 * 1024;
 /// A diff taking longer than this falls back to a coarser one.
 const TIMEOUT: Duration = Duration::from_millis(250);
 
-/// Said instead of a diff for a file that holds secrets.
-pub const SUPPRESSED: &str = "content changed (diff suppressed: file holds secrets)";
+/// The record's `diff_note` for a file that holds secrets (by its name or
+/// by its content).
+pub const SECRET: &str = "secret";
+
+/// What a `diff_note` means, for people (mail, terminal, `sitewarden diff`).
+pub fn note_text(note: &str) -> &str {
+    match note {
+        SECRET => "content changed (diff suppressed: file holds secrets)",
+        other => other,
+    }
+}
 
 /// What is known of one side of a change.
 pub enum Side<'a> {
@@ -46,11 +58,16 @@ pub fn of_change(
     change: &crate::model::Change,
     label: &str,
     nodiff: bool,
+    secrets: &Secrets,
     content: &crate::content::ContentStore,
     root: Option<&std::path::Path>,
 ) -> Rendered {
+    let known_secret = |s: Option<&crate::model::FileState>| {
+        s.and_then(|s| s.sha256.as_ref()).is_some_and(|sha| content.is_secret(sha))
+    };
+    let nodiff = nodiff || known_secret(change.before.as_ref()) || known_secret(change.after.as_ref());
     if nodiff || change.kind == EventKind::Metadata {
-        return render(change.kind, label, Side::Absent, Side::Absent, nodiff);
+        return render(change.kind, label, Side::Absent, Side::Absent, nodiff, secrets);
     }
     let load = |state: Option<&crate::model::FileState>, live: bool| -> Loaded {
         let Some(s) = state else {
@@ -74,7 +91,16 @@ pub fn of_change(
     };
     let before = load(change.before.as_ref(), false);
     let after = load(change.after.as_ref(), true);
-    render(change.kind, label, before.side(), after.side(), false)
+    // A copy or a renamed secret: known by what it holds.
+    for (state, side) in [(change.before.as_ref(), &before), (change.after.as_ref(), &after)] {
+        if let (Loaded::Bytes(b), Some(sha)) = (side, state.and_then(|s| s.sha256.as_ref())) {
+            if secrets.holds(b) {
+                content.mark_secret(sha);
+                return render(change.kind, label, Side::Absent, Side::Absent, true, secrets);
+            }
+        }
+    }
+    render(change.kind, label, before.side(), after.side(), false, secrets)
 }
 
 /// The alert record of `change` with its diff: the one place the daemon,
@@ -90,7 +116,7 @@ pub fn record_with_diff(
     time_ns: i64,
 ) -> super::AlertRecord {
     let mut record = super::AlertRecord::new(host, &site.root, change, verdict, time_ns);
-    let d = of_change(change, &record.path, verdict.nodiff, content, live_root);
+    let d = of_change(change, &record.path, verdict.nodiff, site.policy.secrets(), content, live_root);
     record.diff = d.diff;
     record.diff_note = d.note;
     record
@@ -116,11 +142,19 @@ fn is_binary(b: &[u8]) -> bool {
     !crate::content::is_text(b)
 }
 
-/// Renders the diff of a change of `label` (the path shown in the header).
-pub fn render(event: EventKind, label: &str, before: Side<'_>, after: Side<'_>, nodiff: bool) -> Rendered {
+/// Renders the diff of a change of `label` (the path shown in the header);
+/// lines that hold a credential by `secrets` are redacted.
+pub fn render(
+    event: EventKind,
+    label: &str,
+    before: Side<'_>,
+    after: Side<'_>,
+    nodiff: bool,
+    secrets: &Secrets,
+) -> Rendered {
     let none = |note: &str| Rendered { diff: None, note: Some(note.to_string()) };
     if nodiff {
-        return if event == EventKind::Metadata { Rendered { diff: None, note: None } } else { none(SUPPRESSED) };
+        return if event == EventKind::Metadata { Rendered { diff: None, note: None } } else { none(SECRET) };
     }
     if event == EventKind::Metadata {
         return Rendered { diff: None, note: None };
@@ -141,9 +175,9 @@ pub fn render(event: EventKind, label: &str, before: Side<'_>, after: Side<'_>, 
     match (old, new) {
         // Nothing on either side (a symlink, a FIFO): no diff at all.
         (Some(old), Some(new)) if old.is_empty() && new.is_empty() => Rendered { diff: None, note: None },
-        (Some(old), Some(new)) => Rendered { diff: Some(unified(label, event, old, new)), note: None },
+        (Some(old), Some(new)) => Rendered { diff: Some(unified(label, event, old, new, secrets)), note: None },
         (None, Some(new)) => Rendered {
-            diff: Some(unified(label, EventKind::Added, b"", new)),
+            diff: Some(unified(label, EventKind::Added, b"", new, secrets)),
             note: Some(
                 "no earlier version was kept (too large, or older than the content store): new content shown".into(),
             ),
@@ -152,7 +186,7 @@ pub fn render(event: EventKind, label: &str, before: Side<'_>, after: Side<'_>, 
     }
 }
 
-fn unified(label: &str, event: EventKind, old: &[u8], new: &[u8]) -> String {
+fn unified(label: &str, event: EventKind, old: &[u8], new: &[u8], secrets: &Secrets) -> String {
     let old = String::from_utf8_lossy(old);
     let new = String::from_utf8_lossy(new);
     let (from, to) = match event {
@@ -162,7 +196,7 @@ fn unified(label: &str, event: EventKind, old: &[u8], new: &[u8]) -> String {
     };
     let diff = TextDiff::configure().timeout(TIMEOUT).diff_lines(old.as_ref(), new.as_ref());
     let text = diff.unified_diff().context_radius(3).header(&from, &to).to_string();
-    cap(&text)
+    cap(&secrets.redact(&text))
 }
 
 /// Cuts a diff at `MAX_LINES` lines or `MAX_BYTES` bytes, saying how many
@@ -215,8 +249,14 @@ mod tests {
 
     #[test]
     fn modified_text_gives_a_unified_diff() {
-        let r =
-            render(EventKind::Modified, "a.php", Side::Bytes(b"1\n2\n3\n"), Side::Bytes(b"1\n2\nevil()\n3\n"), false);
+        let r = render(
+            EventKind::Modified,
+            "a.php",
+            Side::Bytes(b"1\n2\n3\n"),
+            Side::Bytes(b"1\n2\nevil()\n3\n"),
+            false,
+            &Secrets::default(),
+        );
         let d = r.diff.unwrap();
         assert!(d.contains("--- a.php\n+++ a.php\n"), "{d}");
         assert!(d.contains("\n+evil()\n"), "{d}");
@@ -225,7 +265,8 @@ mod tests {
     #[test]
     fn added_shows_the_head_and_big_diffs_are_truncated() {
         let big: String = (0..1000).map(|i| format!("line {i}\n")).collect();
-        let r = render(EventKind::Added, "x.php", Side::Absent, Side::Bytes(big.as_bytes()), false);
+        let r =
+            render(EventKind::Added, "x.php", Side::Absent, Side::Bytes(big.as_bytes()), false, &Secrets::default());
         let d = r.diff.unwrap();
         assert!(d.starts_with("--- /dev/null\n+++ x.php\n"), "{d}");
         assert!(d.contains("+line 0\n"));
@@ -233,23 +274,42 @@ mod tests {
         assert!(d.len() <= MAX_BYTES + 100);
         assert!(d.ends_with("more changed lines]\n"), "{}", &d[d.len() - 80..]);
         let one_line = format!("<?php {}\n", "x".repeat(100_000));
-        let d = render(EventKind::Added, "s.php", Side::Absent, Side::Bytes(one_line.as_bytes()), false).diff.unwrap();
+        let d = render(
+            EventKind::Added,
+            "s.php",
+            Side::Absent,
+            Side::Bytes(one_line.as_bytes()),
+            false,
+            &Secrets::default(),
+        )
+        .diff
+        .unwrap();
         assert!(d.contains("+<?php xxxx") && d.contains("[line cut: ") && d.len() <= MAX_BYTES + 200, "{}", d.len());
     }
 
     #[test]
     fn nothing_to_show_is_null_and_labels_are_escaped() {
-        let r = render(EventKind::Added, "link", Side::Absent, Side::Absent, false);
+        let r = render(EventKind::Added, "link", Side::Absent, Side::Absent, false, &Secrets::default());
         assert_eq!(r, Rendered { diff: None, note: None });
-        let d = render(EventKind::Added, "a\nb.php", Side::Absent, Side::Bytes(b"x\n"), false).diff.unwrap();
+        let d = render(EventKind::Added, "a\nb.php", Side::Absent, Side::Bytes(b"x\n"), false, &Secrets::default())
+            .diff
+            .unwrap();
         assert!(d.starts_with("--- /dev/null\n+++ a\\x0Ab.php\n"), "{d}");
     }
 
     #[test]
     fn secrets_and_binaries_are_never_shown() {
-        let r = render(EventKind::Modified, "wp-config.php", Side::Bytes(b"pw1"), Side::Bytes(b"pw2"), true);
-        assert_eq!(r, Rendered { diff: None, note: Some(SUPPRESSED.into()) });
-        let r = render(EventKind::Added, "x.jpg", Side::Absent, Side::Bytes(b"\xff\xd8\0\0"), false);
+        let r = render(
+            EventKind::Modified,
+            "wp-config.php",
+            Side::Bytes(b"pw1"),
+            Side::Bytes(b"pw2"),
+            true,
+            &Secrets::default(),
+        );
+        assert_eq!(r, Rendered { diff: None, note: Some(SECRET.into()) });
+        let r =
+            render(EventKind::Added, "x.jpg", Side::Absent, Side::Bytes(b"\xff\xd8\0\0"), false, &Secrets::default());
         assert!(r.diff.is_none() && r.note.unwrap().contains("binary"));
     }
 }

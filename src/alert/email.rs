@@ -268,7 +268,7 @@ fn section(body: &mut String, r: &AlertRecord) {
         }
     }
     if let Some(note) = &r.diff_note {
-        body.push_str(&format!("({note})\n"));
+        body.push_str(&format!("({})\n", super::diff::note_text(note)));
     }
     if let Some(d) = &r.diff {
         body.push('\n');

@@ -31,5 +31,6 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
         );
     }
     crate::content::prune_unreferenced(&content, &store);
+    crate::content::enforce_cap(&content, &store, cfg.state.content_max);
     Ok(OK)
 }

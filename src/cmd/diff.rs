@@ -48,9 +48,16 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
         detected_by: crate::model::DetectedBy::Scan,
     };
     let content = crate::content::ContentStore::new(&cfg.state_dir);
-    let rendered = crate::alert::diff::of_change(&change, &shown, verdict.nodiff, &content, Some(&site.real_root));
+    let rendered = crate::alert::diff::of_change(
+        &change,
+        &shown,
+        verdict.nodiff,
+        site.policy.secrets(),
+        &content,
+        Some(&site.real_root),
+    );
     if let Some(note) = &rendered.note {
-        writeln!(out, "({note})")?;
+        writeln!(out, "({})", crate::alert::diff::note_text(note))?;
     }
     if let Some(d) = &rendered.diff {
         out.write_all(crate::util::bytes::printable_text(d).as_bytes())?;

@@ -54,7 +54,9 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                 )?;
             }
             // A site no longer configured: its policy is unknown, show nothing.
-            let nodiff = cfg.site(&m.site).is_none_or(|s| s.policy.nodiff(&rel_of(&m)));
+            let site = cfg.site(&m.site);
+            let nodiff = site.is_none_or(|s| s.policy.nodiff(&rel_of(&m)));
+            let secrets = site.map(|s| s.policy.secrets().clone()).unwrap_or_default();
             let content = ContentStore::new(&cfg.state_dir);
             let evidence = store.evidence(&id).filter(|_| m.evidence);
             let before =
@@ -69,9 +71,10 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                 None => Side::Unknown,
             };
             let event = if m.baseline_sha256.is_some() { EventKind::Modified } else { EventKind::Added };
-            let r = render(event, &m.path, before_side, after_side, nodiff);
+            let nodiff = nodiff || evidence.as_deref().is_some_and(|e| secrets.holds(e));
+            let r = render(event, &m.path, before_side, after_side, nodiff, &secrets);
             if let Some(note) = r.note {
-                writeln!(out, "({note})")?;
+                writeln!(out, "({})", crate::alert::diff::note_text(&note))?;
             }
             if let Some(d) = r.diff {
                 out.write_all(printable_text(&d).as_bytes())?;

@@ -35,6 +35,10 @@ struct Status {
     daemon_pid: Option<u32>,
     /// Alerts waiting in the outbox for delivery.
     outbox: u64,
+    /// Bytes the content store (earlier versions, for diffs) takes.
+    content_bytes: u64,
+    /// Bytes the quarantine (evidence) takes.
+    quarantine_bytes: u64,
     sites: Vec<SiteStatus>,
     /// Why the config file could not be read, when the status comes from
     /// the running daemon instead (which keeps the config it loaded).
@@ -112,6 +116,8 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
         ready: daemon.as_ref().is_some_and(|d| d.ready),
         daemon_pid: daemon.as_ref().map(|d| d.pid),
         outbox: crate::alert::outbox::Outbox::count(state_dir) as u64,
+        content_bytes: crate::content::ContentStore::new(state_dir).size(),
+        quarantine_bytes: crate::quarantine::QuarantineStore::new(state_dir).size(),
         sites,
         config_error,
     };
@@ -122,6 +128,7 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
     }
     writeln!(out, "daemon: {}", if status.ready { "ready" } else { "not running" })?;
     writeln!(out, "outbox: {} alerts waiting", status.outbox)?;
+    writeln!(out, "state: content store {} bytes, quarantine {} bytes", status.content_bytes, status.quarantine_bytes)?;
     for s in &status.sites {
         writeln!(
             out,

@@ -4,6 +4,7 @@
 
 pub mod duration;
 mod raw;
+pub mod size;
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -128,7 +129,21 @@ pub struct QuarantineSettings {
     pub hook: Vec<String>,
     /// A hook still running after this is killed (default 30 s).
     pub hook_timeout: Duration,
+    /// The quarantine's total size at most (bytes); oldest items purged first.
+    pub max_size: u64,
 }
+
+/// Bounds of the state kept under `state_dir` (`state:`).
+#[derive(Clone, Debug)]
+pub struct StateSettings {
+    /// The content store's total size at most (bytes).
+    pub content_max: u64,
+}
+
+/// Default `state.content_max`.
+pub const DEFAULT_CONTENT_MAX: u64 = 256 << 20;
+/// Default `quarantine.max_size`.
+pub const DEFAULT_QUARANTINE_MAX: u64 = 1 << 30;
 
 /// Where and when alerts are mailed (`alerts.email:`), defaults filled in.
 #[derive(Debug, Clone)]
@@ -184,6 +199,8 @@ pub struct Config {
     pub quarantine: QuarantineSettings,
     /// The alert log and mail.
     pub alerts: AlertSettings,
+    /// Bounds of the state under `state_dir`.
+    pub state: StateSettings,
 }
 
 impl Config {
@@ -279,7 +296,9 @@ impl Config {
             quarantine: QuarantineSettings {
                 hook: raw.quarantine.hook.0,
                 hook_timeout: raw.quarantine.hook_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
+                max_size: raw.quarantine.max_size.map(|s| s.0).unwrap_or(DEFAULT_QUARANTINE_MAX),
             },
+            state: StateSettings { content_max: raw.state.content_max.map(|s| s.0).unwrap_or(DEFAULT_CONTENT_MAX) },
             alerts: AlertSettings {
                 log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
                 email,
@@ -380,6 +399,7 @@ fn site_spec(profile: &profile::RawProfile, site: &raw::RawSite) -> PolicySpec {
     spec.ignore.extend(texts(&site.ignore));
     spec.always.extend(texts(&site.always));
     spec.nodiff.extend(texts(&site.nodiff));
+    spec.secret_patterns.extend(site.secret_patterns.iter().map(|p| p.0.clone()));
     let mut rules: Vec<_> = site.rules.iter().map(|r| r.spec()).collect();
     rules.append(&mut spec.rules);
     spec.rules = rules;

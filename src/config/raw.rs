@@ -58,6 +58,18 @@ pub struct RawConfig {
     /// The alert log and mail.
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// Bounds of what the daemon keeps under `state_dir`.
+    #[serde(default)]
+    pub state: RawState,
+}
+
+/// The `state:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// The content store's cap (default 256MiB); the oldest versions no
+    /// baseline refers to are pruned first.
+    pub content_max: Option<super::size::ConfigSize>,
 }
 
 /// The site list, checked for duplicate names and roots as it is read.
@@ -134,6 +146,9 @@ pub struct RawSite {
     /// Added to the profile's `nodiff`: secrets, hashed but never stored or shown.
     #[serde(default)]
     pub nodiff: Vec<GlobText>,
+    /// Added to the profile's `secret_patterns`: what a credential looks like.
+    #[serde(default)]
+    pub secret_patterns: Vec<crate::profile::raw::SecretPattern>,
     /// Severity rules, tried before the profile's.
     #[serde(default)]
     pub rules: Vec<RawRule>,
@@ -339,6 +354,8 @@ pub struct RawQuarantine {
     pub hook: HookArgv,
     /// A hook still running after this is killed (default 30s).
     pub hook_timeout: Option<ConfigDuration>,
+    /// The quarantine's cap (default 1GiB); the oldest items go first.
+    pub max_size: Option<super::size::ConfigSize>,
 }
 
 /// The `alerts:` section.

@@ -37,7 +37,17 @@ pub struct ContentStore {
     /// is looked for once, not forty times. Forgotten by [`prune`]
     /// (`ContentStore::prune`) and when it grows past [`KEPT_MEMORY`].
     kept: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// Contents known to be secrets (of a `nodiff` file, or holding a
+    /// credential): never stored, never shown, whatever name a copy has.
+    secret: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// Bytes on disk, once counted ([`ContentStore::size`]); kept up to
+    /// date by writes and prunes, so the cap costs no walk per write.
+    bytes: Arc<Mutex<Option<u64>>>,
 }
+
+/// Secret contents remembered, at most (a server has few secret files;
+/// past this the credential patterns still decide).
+const SECRET_MEMORY: usize = 100_000;
 
 /// Blobs remembered as kept, at most (32 bytes each).
 const KEPT_MEMORY: usize = 1 << 20;
@@ -50,7 +60,12 @@ pub fn is_text(bytes: &[u8]) -> bool {
 impl ContentStore {
     /// The store under `state_dir` (created on first write).
     pub fn new(state_dir: &Path) -> ContentStore {
-        ContentStore { dir: state_dir.join("content"), kept: Arc::default() }
+        ContentStore {
+            dir: state_dir.join("content"),
+            kept: Arc::default(),
+            secret: Arc::default(),
+            bytes: Arc::default(),
+        }
     }
 
     fn path(&self, sha: &[u8; 32]) -> PathBuf {
@@ -62,7 +77,7 @@ impl ContentStore {
     /// limit. Written to a temporary file and renamed, so a reader never
     /// sees half a blob.
     pub fn put(&self, sha: &[u8; 32], bytes: &[u8]) -> std::io::Result<bool> {
-        if bytes.len() as u64 > MAX_SIZE || !is_text(bytes) {
+        if bytes.len() as u64 > MAX_SIZE || !is_text(bytes) || self.is_secret(sha) {
             return Ok(false);
         }
         if self.known(sha) {
@@ -93,16 +108,131 @@ impl ContentStore {
             .open(&tmp)?;
         let mut enc = GzEncoder::new(file, flate2::Compression::fast());
         enc.write_all(bytes)?;
-        enc.finish()?;
+        let written = enc.finish()?.metadata().map(|m| m.len()).unwrap_or(0);
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
             // Another writer put the same content first: that is success.
             if !path.is_file() {
                 return Err(e);
             }
+        } else {
+            self.count(written as i64);
         }
         self.remember(sha);
         Ok(true)
+    }
+
+    fn count(&self, delta: i64) {
+        if let Ok(mut b) = self.bytes.lock() {
+            if let Some(n) = b.as_mut() {
+                *n = n.saturating_add_signed(delta);
+            }
+        }
+    }
+
+    /// Bytes the store takes on disk (counted once, then kept up to date).
+    pub fn size(&self) -> u64 {
+        if let Some(n) = self.bytes.lock().ok().and_then(|b| *b) {
+            return n;
+        }
+        let n = self.blobs().iter().map(|b| b.len).sum();
+        if let Ok(mut b) = self.bytes.lock() {
+            *b = Some(n);
+        }
+        n
+    }
+
+    /// Every blob on disk: its path, hash (if its name is one), size and age.
+    fn blobs(&self) -> Vec<Blob> {
+        let mut out = Vec::new();
+        let Ok(shards) = std::fs::read_dir(&self.dir) else { return out };
+        for shard in shards.flatten() {
+            let Ok(entries) = std::fs::read_dir(shard.path()) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let full = format!("{}{}", shard.file_name().to_string_lossy(), name.trim_end_matches(".gz"));
+                let Ok(meta) = e.metadata() else { continue };
+                out.push(Blob {
+                    path: e.path(),
+                    sha: parse_sha256(&full),
+                    len: meta.len(),
+                    modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+        out
+    }
+
+    /// Keeps the store under `cap` bytes: versions nothing refers to go
+    /// first, oldest first; then, if that is not enough, the oldest of the
+    /// rest (their diffs lose the earlier side, the disk stays bounded).
+    /// Returns how many blobs were removed.
+    pub fn cap(&self, keep: &HashSet<[u8; 32]>, cap: u64) -> std::io::Result<usize> {
+        let mut total = self.size();
+        if total <= cap {
+            return Ok(0);
+        }
+        let mut blobs = self.blobs();
+        // Unreferenced first, then oldest first.
+        blobs.sort_by_key(|b| (b.sha.is_some_and(|s| keep.contains(&s)), b.modified));
+        let mut removed = 0;
+        // Down to 90% of the cap, so that the next writes do not prune again.
+        let target = cap - cap / 10;
+        for b in blobs {
+            if total <= target {
+                break;
+            }
+            if let Err(e) = std::fs::remove_file(&b.path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(e);
+                }
+            }
+            total = total.saturating_sub(b.len);
+            removed += 1;
+            if let (Some(sha), Ok(mut k)) = (b.sha, self.kept.lock()) {
+                k.remove(&sha);
+            }
+        }
+        if let Ok(mut b) = self.bytes.lock() {
+            *b = Some(total);
+        }
+        Ok(removed)
+    }
+
+    /// Keeps `bytes` read from a site file unless they are a secret: known
+    /// as one, or holding a credential (`secrets`), which is then
+    /// remembered. Decided before any byte is written.
+    pub fn keep(&self, sha: &[u8; 32], bytes: &[u8], secrets: &crate::policy::secrets::Secrets) {
+        if self.known(sha) || self.is_secret(sha) {
+            return;
+        }
+        if secrets.holds(bytes) {
+            self.mark_secret(sha);
+            return;
+        }
+        // A credential pasted into ordinary code: the diff shows the line
+        // redacted, but no copy of it is kept.
+        if secrets.mentions(bytes) {
+            return;
+        }
+        if let Err(e) = self.put(sha, bytes) {
+            tracing::warn!("content store: {e}");
+        }
+    }
+
+    /// Remembers `sha` as the content of a secret.
+    pub fn mark_secret(&self, sha: &[u8; 32]) {
+        if let Ok(mut s) = self.secret.lock() {
+            if s.len() < SECRET_MEMORY {
+                s.insert(*sha);
+            }
+        }
+    }
+
+    /// Is `sha` the content of a known secret?
+    pub fn is_secret(&self, sha: &[u8; 32]) -> bool {
+        self.secret.lock().is_ok_and(|s| s.contains(sha))
     }
 
     fn known(&self, sha: &[u8; 32]) -> bool {
@@ -130,9 +260,13 @@ impl ContentStore {
     /// just now may belong to a change not yet recorded). Returns how many
     /// were removed.
     pub fn prune(&self, keep: &HashSet<[u8; 32]>, grace: Duration) -> std::io::Result<usize> {
-        // What is removed must be written again when it comes back.
+        // What is removed must be written again when it comes back, and
+        // counted again.
         if let Ok(mut k) = self.kept.lock() {
             k.clear();
+        }
+        if let Ok(mut b) = self.bytes.lock() {
+            *b = None;
         }
         let mut removed = 0;
         let Ok(shards) = std::fs::read_dir(&self.dir) else {
@@ -163,9 +297,37 @@ impl ContentStore {
     }
 }
 
+/// One blob on disk.
+struct Blob {
+    path: PathBuf,
+    sha: Option<[u8; 32]>,
+    len: u64,
+    modified: SystemTime,
+}
+
 /// How long a blob nobody refers to is kept (it may belong to a change
 /// being recorded right now).
 pub const PRUNE_GRACE: Duration = Duration::from_secs(3600);
+
+/// Keeps the content store under `cap` bytes (see [`ContentStore::cap`]);
+/// logs and goes on on error.
+pub fn enforce_cap(content: &ContentStore, store: &crate::baseline::Store, cap: u64) {
+    if content.size() <= cap {
+        return;
+    }
+    match store
+        .referenced_hashes()
+        .map_err(|e| e.to_string())
+        .and_then(|keep| content.cap(&keep, cap).map_err(|e| e.to_string()))
+    {
+        Ok(n) => tracing::info!(
+            "content store over its cap of {} bytes: removed {n} earlier versions (now {} bytes)",
+            cap,
+            content.size()
+        ),
+        Err(e) => tracing::warn!("content store: keeping it under its cap failed: {e}"),
+    }
+}
 
 /// Prunes what neither the baseline nor the alerted drift refers to; logs
 /// and goes on on error (pruning is housekeeping).

@@ -368,17 +368,21 @@ impl Generation {
                 return Current::Unknown;
             }
         }
-        let keep = !site.policy.nodiff(rel);
+        // Only what the policy watches is kept, and never a secret: an
+        // ignored notes.txt with a password is not copied into the store.
+        let secret_name = site.policy.nodiff(rel);
+        let keep = !secret_name && site.policy.watched(rel, FileType::File);
         let mut captured = Vec::new();
         let capture = keep.then_some(&mut captured);
         match file::read_state_at(dir.as_fd(), &name, known, false, buf, capture) {
             Ok(state) => {
                 if let Some((s, n)) = &state {
+                    if let (Some(sha), true) = (s.sha256.as_ref(), secret_name) {
+                        self.content.mark_secret(sha);
+                    }
                     if let Some(sha) = s.sha256.as_ref().filter(|_| keep && (*n > 0 || s.size == 0)) {
                         if captured.len() as u64 == s.size {
-                            if let Err(e) = self.content.put(sha, &captured) {
-                                tracing::warn!("content store: {e}");
-                            }
+                            self.content.keep(sha, &captured, site.policy.secrets());
                         }
                     }
                 }

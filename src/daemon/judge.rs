@@ -43,6 +43,8 @@ const SCAN_QUEUE: usize = 8;
 const CONTROL_QUEUE: usize = 256;
 /// Quarantine alerts per path and minute; further rewrites are still undone.
 const QUARANTINE_ALERTS: usize = 5;
+/// How often an idle judge says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Records kept until their hook has run, to name a failure; beyond this a
 /// hook's failure is only logged.
 const HOOKS_TRACKED: usize = 1024;
@@ -160,22 +162,14 @@ pub fn spawn(
     let heartbeat = Arc::new(AtomicI64::new(now_ns()));
     let handle = JudgeHandle { realtime: rt_tx, scans: scan_tx, control: ctl_tx.clone(), heartbeat };
     let store = Store::open(state_dir)?;
-    let hook_ctl = ctl_tx.downgrade();
-    let hooks = hook::HookRunner::spawn(
-        supervisor,
-        Box::new(move |job, result| {
-            if let Some(tx) = hook_ctl.upgrade() {
-                let _ = tx.blocking_send(Control::Hook { id: job.id.clone(), failure: result.failure(job.timeout) });
-            }
-        }),
-    )
-    .map_err(|source| super::DaemonError::Io { what: "cannot start the hook thread".into(), source })?;
     let judge = Judge {
         store,
         content,
         quarantine: QuarantineStore::new(state_dir),
         limiter: quarantine::RateLimit::new(QUARANTINE_ALERTS, Duration::from_secs(60)),
-        hooks,
+        hooks: None,
+        hook_control: ctl_tx.downgrade(),
+        supervisor: supervisor.clone(),
         waiting_hooks: HashMap::new(),
         sinks,
         host,
@@ -198,7 +192,12 @@ struct Judge {
     content: ContentStore,
     quarantine: QuarantineStore,
     limiter: quarantine::RateLimit,
-    hooks: hook::HookRunner,
+    /// The hook thread, started when a hook first has to run.
+    hooks: Option<hook::HookRunner>,
+    /// Where the hook thread reports (weak: it must not keep the judge's
+    /// queue open).
+    hook_control: mpsc::WeakSender<Control>,
+    supervisor: Supervisor,
     /// Records whose quarantine hook has not reported yet, by item id.
     waiting_hooks: HashMap<String, AlertRecord>,
     sinks: Sinks,
@@ -221,7 +220,8 @@ impl Judge {
         mut control: mpsc::Receiver<Control>,
     ) -> Result<(), Fatal> {
         let mut current: Option<ScanInProgress> = None;
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // Only to keep the heartbeat fresh for the watchdog (60 s) while idle.
+        let mut tick = tokio::time::interval(HEARTBEAT);
         let (mut rt_open, mut scans_open) = (true, true);
         loop {
             self.heartbeat.store(now_ns(), Ordering::Release);
@@ -299,6 +299,7 @@ impl Judge {
                 // refers to any more.
                 crate::content::prune_unreferenced(&self.content, &self.store);
             }
+            crate::content::enforce_cap(&self.content, &self.store, obs.generation.cfg.state.content_max);
         }
         if let Some(done) = obs.done {
             let _ = done.send(alerts);
@@ -333,7 +334,9 @@ impl Judge {
     fn write_baseline(&mut self, b: &BaselineBuilt) -> Result<(), StoreError> {
         let site = &b.generation.cfg.sites[b.site];
         let root = std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str());
-        self.store.write_baseline(&site.name, root, &b.entries, b.started)
+        self.store.write_baseline(&site.name, root, &b.entries, b.started)?;
+        crate::content::enforce_cap(&self.content, &self.store, b.generation.cfg.state.content_max);
+        Ok(())
     }
 
     /// Alerts each change not alerted before in the same state, then
@@ -389,6 +392,8 @@ impl Judge {
                 action,
                 nodiff: verdict.nodiff,
                 evidence: allowed.is_ok(),
+                secrets: site.policy.secrets(),
+                max_size: generation.cfg.quarantine.max_size,
             };
             let meta = match quarantine::apply(&self.quarantine, &self.content, c, &act) {
                 Ok(meta) => meta,
@@ -449,6 +454,8 @@ impl Judge {
             w.forget_drift(&site.name, rel)?;
         }
         w.commit()?;
+        // Cheap when under the cap (a counter); prunes when over.
+        crate::content::enforce_cap(&self.content, &self.store, generation.cfg.state.content_max);
         Ok(records.len())
     }
 
@@ -504,7 +511,27 @@ impl Judge {
             report: quarantine::hook_report(&self.quarantine, &meta.id),
             id: meta.id.clone(),
         };
-        if !self.hooks.submit(job) {
+        if self.hooks.is_none() {
+            let control = self.hook_control.clone();
+            let report: hook::OnResult = Box::new(move |job, result| {
+                if let Some(tx) = control.upgrade() {
+                    let failure = result.failure(job.timeout);
+                    let _ = tx.blocking_send(Control::Hook { id: job.id.clone(), failure });
+                }
+            });
+            match hook::HookRunner::spawn(&self.supervisor, report) {
+                Ok(h) => self.hooks = Some(h),
+                Err(e) => {
+                    if let Some(q) = record.quarantine.as_mut() {
+                        let done = q.result.take().unwrap_or_default();
+                        q.result = Some(format!("{done}; hook not run: cannot start its thread: {e}"));
+                    }
+                    return;
+                }
+            }
+        }
+        let Some(hooks) = self.hooks.as_ref() else { return };
+        if !hooks.submit(job) {
             if let Some(q) = record.quarantine.as_mut() {
                 let done = q.result.take().unwrap_or_default();
                 q.result = Some(format!("{done}; hook not run: too many runs waiting"));

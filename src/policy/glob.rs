@@ -119,7 +119,11 @@ fn invalid(pattern: &str, e: &globset::Error) -> GlobError {
 }
 
 fn build_one(pattern: &str) -> Result<globset::Glob, globset::Error> {
-    GlobBuilder::new(pattern).literal_separator(true).backslash_escape(true).build()
+    build(pattern, false)
+}
+
+fn build(pattern: &str, any_case: bool) -> Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).backslash_escape(true).case_insensitive(any_case).build()
 }
 
 /// A compiled list of user patterns that can tell which of them matched.
@@ -134,12 +138,22 @@ pub struct PatternSet {
 impl PatternSet {
     /// Compiles user patterns (`@exec` expanded); the error names the bad one.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<PatternSet, GlobError> {
+        PatternSet::compile(patterns, false)
+    }
+
+    /// Like [`PatternSet::new`], matching names in any case (for secrets:
+    /// `WP-CONFIG.PHP` is `wp-config.php`).
+    pub fn any_case<S: AsRef<str>>(patterns: &[S]) -> Result<PatternSet, GlobError> {
+        PatternSet::compile(patterns, true)
+    }
+
+    fn compile<S: AsRef<str>>(patterns: &[S], any_case: bool) -> Result<PatternSet, GlobError> {
         let mut builder = GlobSetBuilder::new();
         let mut owner = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             validate(p.as_ref())?;
             for expanded in expand(p.as_ref()) {
-                let glob = build_one(&expanded).map_err(|e| invalid(p.as_ref(), &e))?;
+                let glob = build(&expanded, any_case).map_err(|e| invalid(p.as_ref(), &e))?;
                 builder.add(glob);
                 owner.push(i);
             }

@@ -7,6 +7,7 @@
 //! runs for every kernel event.
 
 pub mod glob;
+pub mod secrets;
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -17,6 +18,7 @@ use globset::Candidate;
 
 use crate::model::{EventKind, FileType, QuarantineAction, Severity};
 use glob::PatternSet;
+use secrets::Secrets;
 
 /// The rule id reported when no severity rule matches.
 pub const DEFAULT_RULE: &str = "default";
@@ -55,8 +57,14 @@ pub struct PolicySpec {
     pub ignore: Vec<String>,
     /// Paths watched even where `ignore` matches.
     pub always: Vec<String>,
-    /// Secrets: hashed, their content never stored or shown.
+    /// Secrets: hashed, their content never stored or shown. Matched in
+    /// any case, and also against the name with editor and backup
+    /// decorations taken off (`.wp-config.php.swp`, `#wp-config.php#`,
+    /// `wp-config.php.bak`...).
     pub nodiff: Vec<String>,
+    /// Regular expressions added to the built-in credential patterns
+    /// ([`secrets::BUILTIN`]).
+    pub secret_patterns: Vec<String>,
     /// Severity rules in the order they are tried; the first that matches wins.
     pub rules: Vec<RuleSpec>,
     /// Quarantine rules; the first that matches wins.
@@ -98,6 +106,61 @@ pub struct Policy {
     quarantine_set: PatternSet,
     quarantine_of_pattern: Vec<usize>,
     default_severity: Severity,
+    secrets: Secrets,
+}
+
+/// A policy that cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A bad glob.
+    #[error(transparent)]
+    Glob(#[from] glob::GlobError),
+    /// A bad `secret_patterns` entry.
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretPatternError),
+}
+
+/// Suffixes editors and admins add to a file's name when they copy it.
+const BACKUP_SUFFIXES: &[&str] =
+    &[".bak", ".orig", ".save", ".old", ".dist", ".tmp", ".backup", ".copy", ".swp", ".swo", ".swx", "~"];
+
+/// The name `rel` stands for with editor and backup decorations taken off
+/// its last component (`.x.swp`, `#x#`, `.#x`, `x~`, `x.bak`, `x.save.1`),
+/// lower-cased; `None` when there were none.
+fn undecorated(rel: &[u8]) -> Option<Vec<u8>> {
+    let cut = rel.iter().rposition(|&b| b == b'/').map(|i| i + 1).unwrap_or(0);
+    let (dir, name) = rel.split_at(cut);
+    let mut n: Vec<u8> = name.to_ascii_lowercase();
+    let original = n.clone();
+    for _ in 0..4 {
+        let before = n.clone();
+        // A numbered copy: x.save.1, x.bak.2
+        if let Some(dot) = n.iter().rposition(|&b| b == b'.') {
+            if dot + 1 < n.len() && n[dot + 1..].iter().all(u8::is_ascii_digit) {
+                n.truncate(dot);
+            }
+        }
+        if n.len() > 2 && n.starts_with(b"#") && n.ends_with(b"#") {
+            n = n[1..n.len() - 1].to_vec();
+        }
+        if let Some(rest) = n.strip_prefix(b".#") {
+            n = rest.to_vec();
+        }
+        for suffix in BACKUP_SUFFIXES {
+            if n.len() > suffix.len() && n.ends_with(suffix.as_bytes()) {
+                n.truncate(n.len() - suffix.len());
+                // vim's swap file hides the name behind a dot.
+                if matches!(*suffix, ".swp" | ".swo" | ".swx") && n.len() > 1 && n.starts_with(b".") {
+                    n.remove(0);
+                }
+                break;
+            }
+        }
+        if n == before {
+            break;
+        }
+    }
+    (n != original).then(|| [dir, &n[..]].concat())
 }
 
 thread_local! {
@@ -110,7 +173,7 @@ fn candidate(rel: &[u8]) -> Candidate<'_> {
 
 impl Policy {
     /// Compiles a spec; the error names the first invalid glob.
-    pub fn compile(spec: &PolicySpec) -> Result<Policy, glob::GlobError> {
+    pub fn compile(spec: &PolicySpec) -> Result<Policy, PolicyError> {
         let mut rule_patterns = Vec::new();
         let mut rule_of_pattern = Vec::new();
         for (i, r) in spec.rules.iter().enumerate() {
@@ -138,7 +201,7 @@ impl Policy {
             restrict: PatternSet::new(&spec.restrict)?,
             ignore: PatternSet::new(&spec.ignore)?,
             always: PatternSet::new(&spec.always)?,
-            nodiff: PatternSet::new(&spec.nodiff)?,
+            nodiff: PatternSet::any_case(&spec.nodiff)?,
             prune: PatternSet::new(&prune)?,
             always_prefixes,
             rules: spec.rules.clone(),
@@ -148,6 +211,7 @@ impl Policy {
             quarantine_set: PatternSet::new(&q_patterns)?,
             quarantine_of_pattern,
             default_severity: spec.default_severity.unwrap_or(Severity::Medium),
+            secrets: Secrets::new(&spec.secret_patterns)?,
         })
     }
 
@@ -199,9 +263,17 @@ impl Policy {
         }
     }
 
-    /// Is the content of this path a secret (hash only, never shown)?
+    /// Is this path a secret by its name (hash only, content never stored
+    /// or shown)? In any case, at the depth its pattern allows, and through
+    /// editor and backup copies of the name. A secret by content is told by
+    /// [`Policy::secrets`].
     pub fn nodiff(&self, rel: &[u8]) -> bool {
-        self.nodiff.is_match(&candidate(rel))
+        self.nodiff.is_match(&candidate(rel)) || undecorated(rel).is_some_and(|u| self.nodiff.is_match(&candidate(&u)))
+    }
+
+    /// The credential patterns of this site (built-in and added).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// Classifies a change of a watched path.
@@ -227,7 +299,7 @@ impl Policy {
             Verdict {
                 severity: rule.map(|r| r.severity).unwrap_or(self.default_severity),
                 rule: rule.map(|r| r.id.as_str()).unwrap_or(DEFAULT_RULE),
-                nodiff: self.nodiff.is_match(&cand),
+                nodiff: self.nodiff(rel),
                 quarantine,
             }
         })
@@ -261,12 +333,41 @@ fn related(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn secret_names_match_in_any_case_and_through_editor_copies() {
+        let p = Policy::compile(&PolicySpec { nodiff: vec!["**/wp-config*".into()], ..PolicySpec::default() }).unwrap();
+        for name in [
+            "wp-config.php",
+            "WP-CONFIG.PHP",
+            "blog2/wp-config.php",
+            ".wp-config.php.swp",
+            "backup/.wp-config.php.swo",
+            "#wp-config.php#",
+            ".#wp-config.php",
+            "wp-config.php~",
+            "wp-config.php.bak",
+            "wp-config.php.save.1",
+            "wp-config.php.orig",
+            "wp-config.php.dist",
+        ] {
+            assert!(p.nodiff(name.as_bytes()), "{name}");
+        }
+        for name in ["config.php", "wp-settings.php", "my-wp-config-notes.txt"] {
+            assert!(!p.nodiff(name.as_bytes()), "{name}");
+        }
+        let env = Policy::compile(&PolicySpec { nodiff: vec!["**/.env".into()], ..PolicySpec::default() }).unwrap();
+        assert!(env.nodiff(b".env.bak") && env.nodiff(b"sub/.ENV") && env.nodiff(b".env~"));
+        assert_eq!(undecorated(b"a/b/.x.php.swp").as_deref(), Some(&b"a/b/x.php"[..]));
+        assert_eq!(undecorated(b"x.php"), None);
+    }
+
     fn wp_like() -> Policy {
         Policy::compile(&PolicySpec {
             restrict: vec!["**/@exec".into(), "**/*.js".into(), "**/.htaccess".into()],
             ignore: vec!["wp-content/uploads/**".into(), "wp-content/cache/**".into()],
             always: vec!["wp-content/uploads/**/@exec".into(), "wp-content/uploads/**/.htaccess".into()],
             nodiff: vec!["wp-config.php".into()],
+            secret_patterns: Vec::new(),
             rules: vec![RuleSpec {
                 id: "php-in-uploads".into(),
                 patterns: vec!["wp-content/uploads/**/@exec".into()],

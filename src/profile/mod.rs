@@ -146,6 +146,7 @@ impl RawProfile {
             ignore: raw::texts(&self.ignore),
             always: raw::texts(&self.always),
             nodiff: raw::texts(&self.nodiff),
+            secret_patterns: self.secret_patterns.iter().map(|p| p.0.clone()).collect(),
             rules: self.rules.iter().map(RawRule::spec).collect(),
             quarantine: self.quarantine.iter().map(RawQuarantineRule::spec).collect(),
             default_severity: self.default_severity,

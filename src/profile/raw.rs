@@ -20,6 +20,19 @@ impl<'de> Deserialize<'de> for GlobText {
     }
 }
 
+/// A `secret_patterns` entry: a regular expression checked while it is
+/// parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretPattern(pub String);
+
+impl<'de> Deserialize<'de> for SecretPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a regular expression", |s| {
+            crate::policy::secrets::validate(s).map(|()| SecretPattern(s.to_string())).map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Deserializes a string and checks it inside the visitor, so that the YAML
 /// deserializer attaches the string's own line and column to the error.
 pub fn checked_str<'de, D, T, F>(d: D, what: &'static str, check: F) -> Result<T, D::Error>
@@ -174,6 +187,9 @@ pub struct RawProfile {
     /// Secrets: hashed, never stored or shown.
     #[serde(default)]
     pub nodiff: Vec<GlobText>,
+    /// Credential patterns added to the built-in ones.
+    #[serde(default)]
+    pub secret_patterns: Vec<SecretPattern>,
     /// Severity of a change no rule matches (default `medium`).
     #[serde(default)]
     pub default_severity: Option<Severity>,

@@ -17,6 +17,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -96,11 +97,33 @@ pub struct Meta {
     /// larger changed version.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub evidence_head: bool,
+    /// How many times this path was quarantined with this same content
+    /// (a rewrite loop is one item, not thousands).
+    #[serde(default = "one")]
+    pub count: u64,
+    /// When the repeats happened (the last [`REPEATS_KEPT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<String>,
 }
+
+fn one() -> u64 {
+    1
+}
+
+/// Times of repeats kept in an item's metadata.
+pub const REPEATS_KEPT: usize = 100;
+
+/// A path of a site: (site name, path relative to its root).
+type PathKey = (String, Vec<u8>);
 
 /// The quarantine folder (`state_dir/quarantine`), one subfolder per item.
 pub struct QuarantineStore {
     dir: PathBuf,
+    /// The last item of each path, with the content it quarantined: the
+    /// same content again is a repeat of that item.
+    last: Mutex<HashMap<PathKey, (String, Option<String>)>>,
+    /// Bytes on disk, once counted.
+    bytes: Mutex<Option<u64>>,
 }
 
 /// A quarantine item could not be recorded at all.
@@ -116,7 +139,87 @@ pub struct QuarantineError {
 impl QuarantineStore {
     /// The quarantine store under `state_dir`.
     pub fn new(state_dir: &Path) -> QuarantineStore {
-        QuarantineStore { dir: state_dir.join("quarantine") }
+        QuarantineStore { dir: state_dir.join("quarantine"), last: Mutex::default(), bytes: Mutex::default() }
+    }
+
+    /// Bytes the quarantine takes on disk (counted once, then kept up to date).
+    pub fn size(&self) -> u64 {
+        if let Some(n) = self.bytes.lock().ok().and_then(|b| *b) {
+            return n;
+        }
+        let n = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| self.item_size(&e.file_name().to_string_lossy()))
+            .sum();
+        if let Ok(mut b) = self.bytes.lock() {
+            *b = Some(n);
+        }
+        n
+    }
+
+    fn item_size(&self, id: &str) -> u64 {
+        std::fs::read_dir(self.item_dir(id))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    fn count(&self, delta: i64) {
+        if let Ok(mut b) = self.bytes.lock() {
+            if let Some(n) = b.as_mut() {
+                *n = n.saturating_add_signed(delta);
+            }
+        }
+    }
+
+    /// Keeps the quarantine under `cap` bytes, the oldest items going first
+    /// (said in the log); returns how many were purged.
+    pub fn enforce_cap(&self, cap: u64) -> usize {
+        if self.size() <= cap {
+            return 0;
+        }
+        let target = cap - cap / 10;
+        let mut purged = 0;
+        for m in self.list() {
+            if self.size() <= target {
+                break;
+            }
+            let n = self.item_size(&m.id);
+            if std::fs::remove_dir_all(self.item_dir(&m.id)).is_ok() {
+                self.count(-(n as i64));
+                purged += 1;
+            }
+        }
+        tracing::warn!("quarantine over its cap of {cap} bytes: purged the {purged} oldest items");
+        purged
+    }
+
+    /// The item `change` repeats, if its path was last quarantined with the
+    /// same content and that item is still there.
+    fn repeat_of(&self, change: &Change, sha: Option<&String>) -> Option<Meta> {
+        let key = (change.site.to_string(), change.rel.clone());
+        let last = self.last.lock().ok()?;
+        let (id, last_sha) = last.get(&key)?;
+        if last_sha.as_ref() != sha {
+            return None;
+        }
+        self.get(id)
+    }
+
+    fn remember(&self, change: &Change, meta: &Meta) {
+        if let Ok(mut last) = self.last.lock() {
+            // Bounded: paths quarantined since start; a long-lived daemon
+            // forgets them all at once rather than grow.
+            if last.len() >= 100_000 {
+                last.clear();
+            }
+            last.insert((change.site.to_string(), change.rel.clone()), (meta.id.clone(), meta.sha256.clone()));
+        }
     }
 
     /// The folder of item `id`.
@@ -208,6 +311,10 @@ pub struct Action<'a> {
     /// Keep a copy of the changed version (once per alert window: a
     /// rewrite loop is undone every time, but not copied every time).
     pub evidence: bool,
+    /// What a credential looks like: content holding one is not copied.
+    pub secrets: &'a crate::policy::secrets::Secrets,
+    /// The quarantine's cap in bytes (`quarantine.max_size`).
+    pub max_size: u64,
 }
 
 /// Quarantines `change`: evidence first, then the action. Returns the
@@ -218,11 +325,23 @@ pub fn apply(
     change: &Change,
     act: &Action<'_>,
 ) -> Result<Meta, QuarantineError> {
-    let (id, dir) = store.new_item()?;
-    let abs = absolute(act.site_root_shown, &change.rel);
     let now = now_ns();
     let after = change.after.as_ref();
     let before = change.before.as_ref();
+    let after_sha = after.and_then(|a| a.sha256.as_ref()).map(hex);
+    if let Some(mut meta) = store.repeat_of(change, after_sha.as_ref()) {
+        // The same content again (a rewrite loop): one item, counted.
+        meta.count += 1;
+        meta.repeats.push(rfc3339_ms(now));
+        if meta.repeats.len() > REPEATS_KEPT {
+            meta.repeats.remove(0);
+        }
+        (meta.result, meta.undone) = act_on(content, change, act);
+        rewrite_meta(&store.item_dir(&meta.id), &meta)?;
+        return Ok(meta);
+    }
+    let (id, dir) = store.new_item()?;
+    let abs = absolute(act.site_root_shown, &change.rel);
     let mut meta = Meta {
         id: id.clone(),
         site: change.site.to_string(),
@@ -246,9 +365,12 @@ pub fn apply(
         baseline_size: before.map(|b| b.size),
         evidence: false,
         evidence_head: false,
+        count: 1,
+        repeats: Vec::new(),
     };
-    if after.is_some_and(|a| a.kind == FileType::File) && act.evidence && !act.nodiff {
-        match copy_evidence(act.site_root_real, &change.rel, &dir.join(EVIDENCE)) {
+    let secret = after.and_then(|a| a.sha256.as_ref()).is_some_and(|sha| content.is_secret(sha));
+    if after.is_some_and(|a| a.kind == FileType::File) && act.evidence && !act.nodiff && !secret {
+        match copy_evidence(act.site_root_real, &change.rel, &dir.join(EVIDENCE), act.secrets) {
             Ok(Some(Copied::Whole(sha))) => {
                 meta.evidence = true;
                 meta.sha256 = Some(hex(&sha));
@@ -258,16 +380,35 @@ pub fn apply(
             Err(e) => tracing::warn!("quarantine {id}: evidence not copied: {e}"),
         }
     }
-    (meta.result, meta.undone) = match act.action {
+    (meta.result, meta.undone) = act_on(content, change, act);
+    write_meta(&dir, &meta)?;
+    store.remember(change, &meta);
+    store.count(store.item_size(&id) as i64);
+    store.enforce_cap(act.max_size);
+    Ok(meta)
+}
+
+/// Does the action to the live path; the result text, and whether the path
+/// is back at its accepted state.
+fn act_on(content: &ContentStore, change: &Change, act: &Action<'_>) -> (String, bool) {
+    match act.action {
         QuarantineAction::Keep => ("kept".into(), false),
         QuarantineAction::Remove => match change.kind {
             EventKind::Deleted => ("already gone".into(), false),
             _ => outcome(write::remove(act.site_root_real, &change.rel), "removed"),
         },
         QuarantineAction::Restore => restore_baseline(content, change, act.site_root_real),
-    };
-    write_meta(&dir, &meta)?;
-    Ok(meta)
+    }
+}
+
+/// Replaces an item's metadata whole (a temporary file renamed over it).
+fn rewrite_meta(dir: &Path, meta: &Meta) -> Result<(), QuarantineError> {
+    let path = dir.join(META);
+    let tmp = dir.join(".meta.json.tmp");
+    let err = |source| QuarantineError { path: path.clone(), source };
+    let _ = std::fs::remove_file(&tmp);
+    write_meta_to(&tmp, meta).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
 }
 
 /// The result text, and whether the live path is back at its accepted state.
@@ -295,11 +436,15 @@ fn restore_baseline(content: &ContentStore, change: &Change, root: &Path) -> (St
 
 fn write_meta(dir: &Path, meta: &Meta) -> Result<(), QuarantineError> {
     let path = dir.join(META);
-    let err = |source| QuarantineError { path: path.clone(), source };
-    let text = serde_json::to_vec_pretty(meta).map_err(|e| err(std::io::Error::other(e)))?;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(err)?;
-    f.write_all(&text).map_err(err)?;
-    f.sync_all().map_err(err)
+    write_meta_to(&path, meta).map_err(|source| QuarantineError { path, source })
+}
+
+/// Writes `meta` to a new file at `path` (0600), synced.
+fn write_meta_to(path: &Path, meta: &Meta) -> std::io::Result<()> {
+    let text = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(&text)?;
+    f.sync_all()
 }
 
 /// What [`copy_evidence`] kept.
@@ -312,7 +457,12 @@ enum Copied {
 
 /// Copies the live regular file to `dest` (0600), never through a symlink:
 /// whole up to [`MAX_EVIDENCE`], else its head.
-fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option<Copied>> {
+fn copy_evidence(
+    root: &Path,
+    rel: &[u8],
+    dest: &Path,
+    secrets: &crate::policy::secrets::Secrets,
+) -> std::io::Result<Option<Copied>> {
     let Some((dir, name)) = file::open_parent(root, rel).map_err(|e| std::io::Error::other(e.to_string()))? else {
         return Ok(None);
     };
@@ -324,21 +474,17 @@ fn copy_evidence(root: &Path, rel: &[u8], dest: &Path) -> std::io::Result<Option
         return Ok(None);
     }
     let whole = st.st_size as u64 <= MAX_EVIDENCE;
-    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    // Bounded even if the file grows while it is copied.
-    let mut reader = src.take(if whole { MAX_EVIDENCE + 1 } else { EVIDENCE_HEAD });
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
+    // Read first (bounded even if the file grows meanwhile), so content
+    // that holds a credential is never written anywhere of ours.
+    let mut bytes = Vec::new();
+    src.take(if whole { MAX_EVIDENCE + 1 } else { EVIDENCE_HEAD }).read_to_end(&mut bytes)?;
+    if secrets.mentions(&bytes) {
+        return Ok(None);
     }
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;
+    out.write_all(&bytes)?;
     out.sync_all()?;
-    Ok(Some(if whole { Copied::Whole(hasher.finalize().into()) } else { Copied::Head }))
+    Ok(Some(if whole { Copied::Whole(Sha256::digest(&bytes).into()) } else { Copied::Head }))
 }
 
 /// The hook's environment for an item. Every value is text a shell script

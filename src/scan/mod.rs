@@ -290,17 +290,19 @@ fn hash_worker(
         let mut results = Vec::with_capacity(batch.len());
         for work in batch {
             let known = if spec.rehash { None } else { spec.cache.and_then(|c| c.get(&work.rel)) };
-            let keep = spec.content.filter(|_| !spec.policy.nodiff(&work.rel));
+            let secret_name = spec.policy.nodiff(&work.rel);
+            let keep = spec.content.filter(|_| !secret_name);
             let capture = keep.is_some().then_some(&mut captured);
             match file::read_state_at(work.dir.as_fd(), &work.name, known, work.regular, &mut buf, capture) {
                 Ok(Some((state, n))) => {
+                    if let (Some(store), Some(sha), true) = (spec.content, state.sha256.as_ref(), secret_name) {
+                        store.mark_secret(sha);
+                    }
                     if n > 0 || state.size == 0 {
                         hashed += 1;
                         if let (Some(store), Some(sha)) = (keep, state.sha256.as_ref()) {
                             if captured.len() as u64 == state.size {
-                                if let Err(e) = store.put(sha, &captured) {
-                                    tracing::warn!("content store: {e}");
-                                }
+                                store.keep(sha, &captured, spec.policy.secrets());
                             }
                         }
                     }
