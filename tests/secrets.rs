@@ -283,8 +283,11 @@ fn a_htaccess_rewrite_loop_is_one_quarantine_item() {
     f.write(".htaccess", "deny from all\n");
     f.run(["baseline"]).ok();
     let d = Daemon::start(&f);
+    // Each rewrite is whole (written aside, renamed over): the same content
+    // every time, never a half-written one in between.
     for _ in 0..30 {
-        f.write(".htaccess", "AddHandler application/x-httpd-php .png\n");
+        let tmp = f.write(".htaccess.new", "AddHandler application/x-httpd-php .png\n");
+        std::fs::rename(tmp, f.abs(b".htaccess")).unwrap();
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(1));

@@ -43,8 +43,6 @@ const SCAN_QUEUE: usize = 8;
 const CONTROL_QUEUE: usize = 256;
 /// Quarantine alerts per path and minute; further rewrites are still undone.
 const QUARANTINE_ALERTS: usize = 5;
-/// How often an idle judge says it is alive.
-const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Records kept until their hook has run, to name a failure; beyond this a
 /// hook's failure is only logged.
 const HOOKS_TRACKED: usize = 1024;
@@ -103,8 +101,9 @@ pub struct JudgeHandle {
     realtime: mpsc::Sender<Observed>,
     scans: mpsc::Sender<Observed>,
     control: mpsc::Sender<Control>,
-    /// When the judge last went round its loop (ns since the epoch).
-    heartbeat: Arc<AtomicI64>,
+    /// Since when the judge is busy with work (ns since the epoch); 0 while
+    /// it waits for some. An idle judge wakes for nothing.
+    busy_since: Arc<AtomicI64>,
 }
 
 /// The judge is gone (it died, or the daemon is stopping).
@@ -133,9 +132,11 @@ impl JudgeHandle {
         self.control.send(c).await.map_err(|_| JudgeGone)
     }
 
-    /// How long ago the judge last made progress.
-    pub fn idle_for(&self) -> Duration {
-        Duration::from_nanos((now_ns() - self.heartbeat.load(Ordering::Acquire)).max(0) as u64)
+    /// Has the judge been on one piece of work for longer than `limit`
+    /// (hung on a dead disk, say)? Waiting for work is not being stuck.
+    pub fn stalled(&self, limit: Duration) -> bool {
+        let since = self.busy_since.load(Ordering::Acquire);
+        since != 0 && now_ns() - since > limit.as_nanos() as i64
     }
 }
 
@@ -159,9 +160,9 @@ pub fn spawn(
     let (rt_tx, rt_rx) = mpsc::channel(REALTIME_QUEUE);
     let (scan_tx, scan_rx) = mpsc::channel(SCAN_QUEUE);
     let (ctl_tx, ctl_rx) = mpsc::channel(CONTROL_QUEUE);
-    let heartbeat = Arc::new(AtomicI64::new(now_ns()));
-    let handle = JudgeHandle { realtime: rt_tx, scans: scan_tx, control: ctl_tx.clone(), heartbeat };
-    let store = Store::open(state_dir)?;
+    let busy_since = Arc::new(AtomicI64::new(0));
+    let handle = JudgeHandle { realtime: rt_tx, scans: scan_tx, control: ctl_tx.clone(), busy_since };
+    let store = Store::open_lean(state_dir)?;
     let judge = Judge {
         store,
         content,
@@ -173,7 +174,7 @@ pub fn spawn(
         waiting_hooks: HashMap::new(),
         sinks,
         host,
-        heartbeat: Arc::clone(&handle.heartbeat),
+        busy_since: Arc::clone(&handle.busy_since),
     };
     supervisor
         .spawn("sw-judge", move || {
@@ -202,7 +203,24 @@ struct Judge {
     waiting_hooks: HashMap<String, AlertRecord>,
     sinks: Sinks,
     host: String,
-    heartbeat: Arc<AtomicI64>,
+    busy_since: Arc<AtomicI64>,
+}
+
+/// What becomes of a judged change.
+enum Fate {
+    /// Alerted: remembered as drift (or accepted, with `auto_accept`).
+    Drift,
+    /// Quarantined back to its accepted state: its drift is forgotten.
+    Undone,
+    /// Held back by the rate limit and not undone: judged again later.
+    Held,
+}
+
+/// What the judge's wait brought.
+enum Next {
+    Realtime(Option<Observed>),
+    Control(Control),
+    Scan(Option<Observed>),
 }
 
 /// A scan observation being judged chunk by chunk.
@@ -220,11 +238,11 @@ impl Judge {
         mut control: mpsc::Receiver<Control>,
     ) -> Result<(), Fatal> {
         let mut current: Option<ScanInProgress> = None;
-        // Only to keep the heartbeat fresh for the watchdog (60 s) while idle.
-        let mut tick = tokio::time::interval(HEARTBEAT);
         let (mut rt_open, mut scans_open) = (true, true);
         loop {
-            self.heartbeat.store(now_ns(), Ordering::Release);
+            if self.busy_since.load(Ordering::Relaxed) == 0 {
+                self.busy_since.store(now_ns(), Ordering::Release);
+            }
             // Realtime first, then control, then one chunk of the scan at hand.
             if let Ok(o) = realtime.try_recv() {
                 self.judge_realtime(o)?;
@@ -245,18 +263,20 @@ impl Judge {
             if !rt_open && !scans_open {
                 return Ok(());
             }
-            tokio::select! {
+            self.busy_since.store(0, Ordering::Release);
+            let next = tokio::select! {
                 biased;
-                o = realtime.recv(), if rt_open => match o {
-                    Some(o) => self.judge_realtime(o)?,
-                    None => rt_open = false,
-                },
-                Some(c) = control.recv() => self.control(c)?,
-                o = scans.recv(), if scans_open => match o {
-                    Some(o) => current = Some(ScanInProgress { obs: o, next: 0, alerts: 0 }),
-                    None => scans_open = false,
-                },
-                _ = tick.tick() => {}
+                o = realtime.recv(), if rt_open => Next::Realtime(o),
+                Some(c) = control.recv() => Next::Control(c),
+                o = scans.recv(), if scans_open => Next::Scan(o),
+            };
+            self.busy_since.store(now_ns(), Ordering::Release);
+            match next {
+                Next::Realtime(Some(o)) => self.judge_realtime(o)?,
+                Next::Realtime(None) => rt_open = false,
+                Next::Control(c) => self.control(c)?,
+                Next::Scan(Some(o)) => current = Some(ScanInProgress { obs: o, next: 0, alerts: 0 }),
+                Next::Scan(None) => scans_open = false,
             }
         }
     }
@@ -372,75 +392,98 @@ impl Judge {
         let mut back: Vec<&Change> = Vec::new();
         for c in &effective {
             crate::util::fault::point("judge", &c.rel);
-            let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
-            let mut record =
-                diff::record_with_diff(&self.host, site, c, &verdict, &self.content, Some(&site.real_root), now);
-            let Some(action) =
-                verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
-            else {
-                records.push(record);
-                fresh.push(c);
-                continue;
-            };
-            // Rate limit per path: a rewrite loop is undone every time, but
-            // alerted (and copied as evidence) a few times a minute.
-            let allowed = self.limiter.check(&site.name, &c.rel, now);
-            let act = quarantine::Action {
-                site_root_shown: &site.root,
-                site_root_real: &site.real_root,
-                rule: verdict.rule,
-                action,
-                nodiff: verdict.nodiff,
-                evidence: allowed.is_ok(),
-                secrets: site.policy.secrets(),
-                max_size: generation.cfg.quarantine.max_size,
-            };
-            let meta = match quarantine::apply(&self.quarantine, &self.content, c, &act) {
-                Ok(meta) => meta,
-                Err(e) => {
-                    tracing::error!(site = %site.name, "quarantine failed: {e}");
-                    records.push(record);
-                    fresh.push(c);
-                    continue;
-                }
-            };
-            tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
-            let mut result = meta.result.clone();
-            let alert = match allowed {
-                Ok(0) => true,
-                Ok(held) => {
-                    result.push_str(&format!(" ({held} earlier changes of this file were undone without an alert)"));
-                    true
-                }
-                Err(()) => !meta.undone,
-            };
-            record.quarantine = Some(QuarantineRecord { id: meta.id.clone(), action, result: Some(result) });
-            if alert && !generation.cfg.quarantine.hook.is_empty() {
-                self.run_hook(generation, &meta, &mut record, verdict.severity.as_str());
+            let (record, fate) = self.judge_one(generation, i, c, now);
+            match fate {
+                Fate::Drift => fresh.push(c),
+                Fate::Undone => back.push(c),
+                Fate::Held => {}
             }
-            if meta.undone {
-                back.push(c);
-            } else if alert {
-                fresh.push(c);
-            }
-            if alert {
-                records.push(record);
-            }
+            records.extend(record);
         }
         let forget = self.forgettable(&site.name, reverted, since)?;
         if records.is_empty() && forget.is_empty() && back.is_empty() {
             return Ok(0);
         }
         self.sinks.deliver(&records)?;
+        self.persist(site, &fresh, &back, &forget, now)?;
+        // Cheap when under the cap (a counter); prunes when over.
+        crate::content::enforce_cap(&self.content, &self.store, generation.cfg.state.content_max);
+        Ok(records.len())
+    }
+
+    /// The record of one change (none when the rate limit holds it back)
+    /// and what becomes of it, after its quarantine if a rule says so.
+    fn judge_one(&mut self, generation: &Generation, i: usize, c: &Change, now: i64) -> (Option<AlertRecord>, Fate) {
+        let site = &generation.cfg.sites[i];
+        let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
+        let mut record =
+            diff::record_with_diff(&self.host, site, c, &verdict, &self.content, Some(&site.real_root), now);
+        let Some(action) =
+            verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
+        else {
+            return (Some(record), Fate::Drift);
+        };
+        // Rate limit per path: a rewrite loop is undone every time, but
+        // alerted (and copied as evidence) a few times a minute.
+        let allowed = self.limiter.check(&site.name, &c.rel, now);
+        let act = quarantine::Action {
+            site_root_shown: &site.root,
+            site_root_real: &site.real_root,
+            rule: verdict.rule,
+            action,
+            nodiff: verdict.nodiff,
+            evidence: allowed.is_ok(),
+            secrets: site.policy.secrets(),
+            max_size: generation.cfg.quarantine.max_size,
+        };
+        let meta = match quarantine::apply(&self.quarantine, &self.content, c, &act) {
+            Ok(meta) => meta,
+            Err(e) => {
+                tracing::error!(site = %site.name, "quarantine failed: {e}");
+                return (Some(record), Fate::Drift);
+            }
+        };
+        tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
+        let mut result = meta.result.clone();
+        let alert = match allowed {
+            Ok(0) => true,
+            Ok(held) => {
+                result.push_str(&format!(" ({held} earlier changes of this file were undone without an alert)"));
+                true
+            }
+            Err(()) => !meta.undone,
+        };
+        record.quarantine = Some(QuarantineRecord { id: meta.id.clone(), action, result: Some(result) });
+        if alert && !generation.cfg.quarantine.hook.is_empty() {
+            self.run_hook(generation, &meta, &mut record, verdict.severity.as_str());
+        }
+        let fate = match (meta.undone, alert) {
+            (true, _) => Fate::Undone,
+            (false, true) => Fate::Drift,
+            (false, false) => Fate::Held,
+        };
+        (alert.then_some(record), fate)
+    }
+
+    /// Remembers what was alerted (or accepts it, with `auto_accept`),
+    /// forgets the drift of what is back at its accepted state.
+    fn persist(
+        &mut self,
+        site: &crate::config::Site,
+        fresh: &[&Change],
+        back: &[&Change],
+        forget: &[&RelPath],
+        now: i64,
+    ) -> Result<(), StoreError> {
         let w = self.store.write()?;
-        for c in &fresh {
+        for c in fresh {
             if site.auto_accept {
                 w.accept(&site.name, &c.rel, c.after.as_ref())?;
             } else {
                 w.mark_alerted(&site.name, &c.rel, c.after.as_ref(), now)?;
             }
         }
-        for c in &back {
+        for c in back {
             w.forget_drift(&site.name, &c.rel)?;
             // Refresh the stat cache of a restored file: same content and
             // owner, new inode and times.
@@ -453,10 +496,7 @@ impl Judge {
         for rel in forget {
             w.forget_drift(&site.name, rel)?;
         }
-        w.commit()?;
-        // Cheap when under the cap (a counter); prunes when over.
-        crate::content::enforce_cap(&self.content, &self.store, generation.cfg.state.content_max);
-        Ok(records.len())
+        w.commit()
     }
 
     /// What of `changes` is still news, judged against the store as it is

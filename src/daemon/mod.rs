@@ -307,7 +307,7 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 // Only while decisions are being made: a hung judge must
                 // make systemd restart us.
-                if watchdog.is_some_and(|w| core.judge.idle_for() < w * 2) {
+                if watchdog.is_some_and(|w| !core.judge.stalled(w * 2)) {
                     core.notifier.notify("WATCHDOG=1");
                 }
             }
@@ -714,7 +714,7 @@ fn worker(
         lower_priority();
     }
     // Reads only: the judge is the one writer.
-    let store = Store::open(state_dir).map_err(|e| e.to_string())?;
+    let store = Store::open_lean(state_dir).map_err(|e| e.to_string())?;
     let fatal = |e: WorkError| match e {
         WorkError::JudgeGone(g) => Err(g.to_string()),
         _ => Ok(e),

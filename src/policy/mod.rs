@@ -106,7 +106,7 @@ pub struct Policy {
     quarantine_set: PatternSet,
     quarantine_of_pattern: Vec<usize>,
     default_severity: Severity,
-    secrets: Secrets,
+    secrets: std::sync::Arc<Secrets>,
 }
 
 /// A policy that cannot be compiled.
@@ -211,7 +211,7 @@ impl Policy {
             quarantine_set: PatternSet::new(&q_patterns)?,
             quarantine_of_pattern,
             default_severity: spec.default_severity.unwrap_or(Severity::Medium),
-            secrets: Secrets::new(&spec.secret_patterns)?,
+            secrets: Secrets::shared(&spec.secret_patterns)?,
         })
     }
 
