@@ -71,7 +71,9 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                 None => Side::Unknown,
             };
             let event = if m.baseline_sha256.is_some() { EventKind::Modified } else { EventKind::Added };
-            let nodiff = nodiff || evidence.as_deref().is_some_and(|e| secrets.holds(e));
+            // Either side may hold a credential (a version kept before it
+            // was known for a secret): then neither is shown.
+            let nodiff = nodiff || [&evidence, &before].iter().any(|s| s.as_deref().is_some_and(|b| secrets.holds(b)));
             let r = render(event, &m.path, before_side, after_side, nodiff, &secrets);
             if let Some(note) = r.note {
                 writeln!(out, "({})", crate::alert::diff::note_text(&note))?;
@@ -114,7 +116,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                 target: None,
             };
             if !site.policy.nodiff(&rel) {
-                let _ = ContentStore::new(&cfg.state_dir).put(&sha, &bytes);
+                ContentStore::new(&cfg.state_dir).keep(&sha, &bytes, site.policy.secrets());
             }
             // Accepted first: a running daemon then sees the write as no change.
             let mut db = Store::open(&cfg.state_dir)?;

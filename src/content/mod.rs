@@ -85,6 +85,10 @@ impl ContentStore {
         }
         let path = self.path(sha);
         if path.is_file() {
+            // Used again: young again, so a prune's grace covers it.
+            if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+                let _ = f.set_modified(SystemTime::now());
+            }
             self.remember(sha);
             return Ok(true);
         }
@@ -260,11 +264,7 @@ impl ContentStore {
     /// just now may belong to a change not yet recorded). Returns how many
     /// were removed.
     pub fn prune(&self, keep: &HashSet<[u8; 32]>, grace: Duration) -> std::io::Result<usize> {
-        // What is removed must be written again when it comes back, and
-        // counted again.
-        if let Ok(mut k) = self.kept.lock() {
-            k.clear();
-        }
+        // Counted again after.
         if let Ok(mut b) = self.bytes.lock() {
             *b = None;
         }
@@ -289,6 +289,10 @@ impl ContentStore {
                     .unwrap_or(true);
                 if old && sha.is_none_or(|s| !keep.contains(&s)) {
                     std::fs::remove_file(e.path())?;
+                    // What is removed must be written again when it comes back.
+                    if let (Some(s), Ok(mut k)) = (sha, self.kept.lock()) {
+                        k.remove(&s);
+                    }
                     removed += 1;
                 }
             }

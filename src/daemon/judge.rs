@@ -240,9 +240,10 @@ impl Judge {
         let mut current: Option<ScanInProgress> = None;
         let (mut rt_open, mut scans_open) = (true, true);
         loop {
-            if self.busy_since.load(Ordering::Relaxed) == 0 {
-                self.busy_since.store(now_ns(), Ordering::Release);
-            }
+            // Every unit of work (an observation, a message, a chunk) is
+            // stamped: the watchdog asks whether one of them hangs, not
+            // whether an attack keeps the judge busy.
+            self.busy_since.store(now_ns(), Ordering::Release);
             // Realtime first, then control, then one chunk of the scan at hand.
             if let Ok(o) = realtime.try_recv() {
                 self.judge_realtime(o)?;

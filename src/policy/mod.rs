@@ -268,7 +268,18 @@ impl Policy {
     /// editor and backup copies of the name. A secret by content is told by
     /// [`Policy::secrets`].
     pub fn nodiff(&self, rel: &[u8]) -> bool {
-        self.nodiff.is_match(&candidate(rel)) || undecorated(rel).is_some_and(|u| self.nodiff.is_match(&candidate(&u)))
+        if self.nodiff.is_match(&candidate(rel)) {
+            return true;
+        }
+        let Some(u) = undecorated(rel) else { return false };
+        if self.nodiff.is_match(&candidate(&u)) {
+            return true;
+        }
+        // vim hides a name behind a dot (`.x.swp`); a dotfile's own dot may
+        // have gone with it (`.env.swp` stands for `.env`, not `env`).
+        let cut = u.iter().rposition(|&b| b == b'/').map(|i| i + 1).unwrap_or(0);
+        let dotted = [&u[..cut], b".", &u[cut..]].concat();
+        self.nodiff.is_match(&candidate(&dotted))
     }
 
     /// The credential patterns of this site (built-in and added).
@@ -357,6 +368,7 @@ mod tests {
         }
         let env = Policy::compile(&PolicySpec { nodiff: vec!["**/.env".into()], ..PolicySpec::default() }).unwrap();
         assert!(env.nodiff(b".env.bak") && env.nodiff(b"sub/.ENV") && env.nodiff(b".env~"));
+        assert!(env.nodiff(b".env.swp") && env.nodiff(b"sub/.env.swo"), "vim's swap file of a dotfile");
         assert_eq!(undecorated(b"a/b/.x.php.swp").as_deref(), Some(&b"a/b/x.php"[..]));
         assert_eq!(undecorated(b"x.php"), None);
     }

@@ -558,6 +558,11 @@ impl RateLimit {
     #[allow(clippy::result_unit_err)]
     pub fn check(&mut self, site: &str, rel: &[u8], now: i64) -> Result<u64, ()> {
         let window = self.window.as_nanos() as i64;
+        // Paths quiet for a whole window are forgotten (their count was
+        // alerted or is moot): the map holds only paths active now.
+        if self.seen.len() >= 1024 {
+            self.seen.retain(|_, (times, _)| times.last().is_some_and(|&t| t > now - window));
+        }
         let entry = self.seen.entry((site.to_string(), rel.to_vec())).or_default();
         entry.0.retain(|&t| t > now - window);
         if entry.0.len() >= self.max {
@@ -572,6 +577,18 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_limit_forgets_paths_quiet_for_a_window() {
+        // An attacker quarantining a new name every time must not grow the
+        // judge's memory for ever.
+        let mut r = RateLimit::new(2, Duration::from_secs(60));
+        let s = 1_000_000_000;
+        for i in 0..5000u32 {
+            let _ = r.check("a", format!("x{i}").as_bytes(), i64::from(i) * s);
+        }
+        assert!(r.seen.len() <= 1024 + 60, "{} paths remembered", r.seen.len());
+    }
 
     #[test]
     fn the_rate_limit_counts_what_it_holds_back() {
