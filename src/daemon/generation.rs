@@ -132,13 +132,13 @@ impl Generation {
     }
 
     /// Watches `dir` and below; on the watch limit the site turns degraded.
-    fn watch(&self, i: usize, dir: &[u8]) -> Result<usize, WorkError> {
+    fn watch(&self, i: usize, dir: &[u8], renew: bool) -> Result<usize, WorkError> {
         let site = &self.cfg.sites[i];
         let mut guard = self.watcher(i);
         let Some(w) = guard.as_mut() else {
             return Ok(0);
         };
-        match w.watch_tree(dir, &site.policy) {
+        match w.watch_tree(dir, &site.policy, renew) {
             Ok(n) => Ok(n),
             // Realtime coverage is incomplete: scans at the fallback
             // interval stand in, and `status` says so.
@@ -176,7 +176,7 @@ impl Generation {
             Arc::clone(&self.sites[i].rescan_due),
         )?;
         *self.watcher(i) = Some(watcher);
-        let watches = self.watch(i, b"")?;
+        let watches = self.watch(i, b"", false)?;
         let degraded = self.sites[i].degraded.load(Ordering::Acquire);
         let mut started = Started { watches, degraded, built_baseline: false, alerts: 0 };
         if !store.has_baseline(&site.name)? {
@@ -284,7 +284,7 @@ impl Generation {
                     if rel.is_empty() || !site.policy.descend(&rel) {
                         continue;
                     }
-                    self.watch(i, &rel)?;
+                    self.watch(i, &rel, true)?;
                     let below = store.load_under(&site.name, &rel)?;
                     // Not cancellable: realtime work is finished even at
                     // shutdown, as a cut-short walk would look like deletions.

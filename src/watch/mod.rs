@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
@@ -94,24 +94,15 @@ pub enum WatchError {
 pub struct SiteWatcher {
     root: PathBuf,
     inner: notify::INotifyWatcher,
-    /// Watched directories and the (device, inode) the watch is on. Shared
-    /// with the event handler, which forgets a directory as soon as the
-    /// kernel says it was removed or renamed away (notify drops its watch
-    /// then): a directory made again under the same name, often with the
-    /// same inode number, gets a new watch.
-    dirs: Dirs,
-}
-
-type Dirs = Arc<Mutex<HashMap<RelPath, (u64, u64)>>>;
-
-fn lock(dirs: &Dirs) -> std::sync::MutexGuard<'_, HashMap<RelPath, (u64, u64)>> {
-    dirs.lock().unwrap_or_else(|p| p.into_inner())
+    /// Watched directories and the (device, inode) the watch is on. The
+    /// daemon updates it as it judges paths: a directory gone is forgotten
+    /// with what was below it, one that appears is watched again whole.
+    dirs: HashMap<RelPath, (u64, u64)>,
 }
 
 struct Handler {
     site: Arc<str>,
     root: PathBuf,
-    dirs: Dirs,
     tx: mpsc::Sender<WatchEvent>,
     lost: Arc<AtomicBool>,
 }
@@ -144,16 +135,11 @@ impl notify::EventHandler for Handler {
                 return;
             }
         }
-        // notify forgets the watch of a directory removed or renamed away;
-        // so must we. (Only a quick map update: this runs on notify's
-        // thread, which must never wait on ours.)
-        let gone = matches!(event.kind, EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)));
+        // The map of watched directories is the daemon's to update, when
+        // it looks at the paths (a rename is two paths, judged together).
         for path in event.paths {
             if let Ok(rest) = path.strip_prefix(&self.root) {
                 let rel = rest.as_os_str().as_bytes().to_vec();
-                if gone {
-                    lock(&self.dirs).remove(&rel);
-                }
                 self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime });
             }
         }
@@ -170,31 +156,35 @@ impl SiteWatcher {
         tx: mpsc::Sender<WatchEvent>,
         lost: Arc<AtomicBool>,
     ) -> Result<SiteWatcher, WatchError> {
-        let dirs: Dirs = Arc::new(Mutex::new(HashMap::new()));
-        let handler = Handler { site, root: root.to_path_buf(), dirs: Arc::clone(&dirs), tx, lost };
+        let handler = Handler { site, root: root.to_path_buf(), tx, lost };
         let inner = notify::INotifyWatcher::new(handler, notify::Config::default().with_follow_symlinks(false))
             .map_err(|e| WatchError::Instance(e.to_string()))?;
-        Ok(SiteWatcher { root: root.to_path_buf(), inner, dirs })
+        Ok(SiteWatcher { root: root.to_path_buf(), inner, dirs: HashMap::new() })
     }
 
     /// Watches `dir` (relative) and every directory below it that the policy
     /// enters. Returns how many watches were added. A directory that could
     /// not be read is an error: its subtree has no watch.
-    pub fn watch_tree(&mut self, dir: &[u8], policy: &Policy) -> Result<usize, WatchError> {
+    ///
+    /// `renew`: place every watch again, even where the map already has the
+    /// directory with the same inode. For a directory that just appeared:
+    /// renamed away and back (`mv x x.tmp; mv x.tmp x`), its directories
+    /// keep their inodes, so their watches keep their descriptors, but
+    /// notify still names their events by the path they had in between;
+    /// adding the watch again by the current path corrects that.
+    pub fn watch_tree(&mut self, dir: &[u8], policy: &Policy, renew: bool) -> Result<usize, WatchError> {
         let mut found = Vec::new();
         let failed = crate::scan::walk_dirs(&self.root, dir, policy, |rel, id| found.push((rel.to_vec(), id)))
             .map_err(|e| WatchError::Other { path: self.root.clone(), message: e.to_string() })?;
         let mut added = 0;
         for (rel, id) in found {
-            if lock(&self.dirs).get(&rel) == Some(&id) {
+            if !renew && self.dirs.get(&rel) == Some(&id) {
                 continue;
             }
-            // The lock is not held across `watch`: notify's thread may be
-            // waiting for it in the handler while we wait for notify.
             let path = self.abs(&rel);
             match self.inner.watch(&path, RecursiveMode::NonRecursive) {
                 Ok(()) => {
-                    lock(&self.dirs).insert(rel, id);
+                    self.dirs.insert(rel, id);
                     added += 1;
                 }
                 Err(e) => match &e.kind {
@@ -223,25 +213,22 @@ impl SiteWatcher {
         Ok(added)
     }
 
-    /// Forgets the watches of `dir` and below (the directory is gone or was
-    /// replaced; the kernel drops watches of deleted directories itself).
+    /// Forgets `dir` and below: nothing is there any more. The kernel drops
+    /// the watches of deleted directories itself; a directory renamed away
+    /// keeps its watch descriptor, which may be the very one its new path
+    /// was just watched with, so nothing is unwatched here.
     pub fn forget_tree(&mut self, dir: &[u8]) {
-        let gone: Vec<RelPath> = lock(&self.dirs).keys().filter(|d| crate::detect::is_under(d, dir)).cloned().collect();
-        for rel in gone {
-            let path = self.abs(&rel);
-            let _ = self.inner.unwatch(&path);
-            lock(&self.dirs).remove(&rel);
-        }
+        self.dirs.retain(|d, _| !crate::detect::is_under(d, dir));
     }
 
     /// Is this directory watched?
     pub fn watches(&self, dir: &[u8]) -> bool {
-        lock(&self.dirs).contains_key(dir)
+        self.dirs.contains_key(dir)
     }
 
     /// Number of directories watched.
     pub fn count(&self) -> usize {
-        lock(&self.dirs).len()
+        self.dirs.len()
     }
 
     fn abs(&self, rel: &[u8]) -> PathBuf {
