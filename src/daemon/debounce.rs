@@ -1,7 +1,10 @@
 //! Coalescing of events: events on one path within a quiet period give one
-//! check of that path, after the writer is done. A path that never goes
-//! quiet is still checked after `max_wait`, so a file rewritten in a loop
-//! cannot postpone its alert forever.
+//! check of that path, after the writer is done. A path whose writer closed
+//! it (`IN_CLOSE_WRITE`) is done already and is checked at once, unless it
+//! was checked within the last quiet period (a file rewritten in a loop
+//! then waits like any other). A path that never goes quiet is still
+//! checked after `max_wait`, so a file rewritten in a loop cannot postpone
+//! its alert forever.
 //!
 //! Pure: the clock is an argument, so tests drive it.
 
@@ -20,6 +23,8 @@ pub type Key = (Arc<str>, RelPath);
 struct Pending {
     first: Instant,
     last: Instant,
+    /// A writer closed it and it was not checked just before: due at once.
+    closed: bool,
     /// How the change was first seen: a scan that found a file still being
     /// written hands it over here, and the alert keeps saying `scan`.
     by: DetectedBy,
@@ -31,6 +36,9 @@ pub struct Debouncer {
     quiet: Duration,
     max_wait: Duration,
     pending: HashMap<Key, Pending>,
+    /// When paths were last taken, for the quiet period after a check
+    /// (forgotten once it is over).
+    taken: HashMap<Key, Instant>,
     /// Candidate deadlines; stale ones are skipped when popped.
     heap: BinaryHeap<Reverse<(Instant, Key)>>,
 }
@@ -38,29 +46,39 @@ pub struct Debouncer {
 impl Debouncer {
     /// A debouncer waiting `quiet` after the last event, and at most `max_wait` (at least `quiet`) after the first.
     pub fn new(quiet: Duration, max_wait: Duration) -> Debouncer {
-        Debouncer { quiet, max_wait: max_wait.max(quiet), pending: HashMap::new(), heap: BinaryHeap::new() }
+        Debouncer {
+            quiet,
+            max_wait: max_wait.max(quiet),
+            pending: HashMap::new(),
+            taken: HashMap::new(),
+            heap: BinaryHeap::new(),
+        }
     }
 
     fn deadline(&self, p: &Pending) -> Instant {
+        if p.closed {
+            return p.last;
+        }
         (p.last + self.quiet).min(p.first + self.max_wait)
     }
 
     /// An event on `key` at `now`.
-    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy) {
-        let deadline = match self.pending.entry(key.clone()) {
-            Entry::Occupied(mut e) => {
-                e.get_mut().last = now;
+    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy, closed: bool) {
+        let hot = self.taken.get(&key).is_some_and(|&t| now < t + self.quiet);
+        let closed = closed && !hot;
+        let p = match self.pending.entry(key.clone()) {
+            Entry::Occupied(e) => {
+                let p = e.into_mut();
+                p.last = now;
+                p.closed = closed;
                 if by == DetectedBy::Scan {
-                    e.get_mut().by = by;
+                    p.by = by;
                 }
-                let p = e.get();
-                (p.last + self.quiet).min(p.first + self.max_wait)
+                p
             }
-            Entry::Vacant(e) => {
-                e.insert(Pending { first: now, last: now, by });
-                now + self.quiet
-            }
+            Entry::Vacant(e) => e.insert(Pending { first: now, last: now, closed, by }),
         };
+        let deadline = if p.closed { p.last } else { (p.last + self.quiet).min(p.first + self.max_wait) };
         self.heap.push(Reverse((deadline, key)));
     }
 
@@ -92,6 +110,7 @@ impl Debouncer {
             };
             if ready(&key.0) {
                 if let Some(p) = self.pending.remove(&key) {
+                    self.taken.insert(key.clone(), now);
                     due.push((key, p.by));
                 }
             } else {
@@ -102,15 +121,19 @@ impl Debouncer {
             if let Some(p) = self.pending.get_mut(&key) {
                 p.first = now;
                 p.last = now;
+                p.closed = false;
             }
             self.heap.push(Reverse((now + self.quiet, key)));
         }
+        let quiet = self.quiet;
+        self.taken.retain(|_, t| now < *t + quiet);
         due
     }
 
     /// Everything pending, at once (shutdown).
     pub fn drain(&mut self) -> Vec<(Key, DetectedBy)> {
         self.heap.clear();
+        self.taken.clear();
         self.pending.drain().map(|(k, p)| (k, p.by)).collect()
     }
 
@@ -141,7 +164,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         for i in 0..3 {
-            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R);
+            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R, false);
         }
         assert_eq!(d.next_deadline(), Some(t0 + Duration::from_millis(300)));
         assert!(d.take_due(t0 + Duration::from_millis(299), |_| true).is_empty());
@@ -157,7 +180,7 @@ mod tests {
         let mut now = t0;
         let mut taken = Vec::new();
         while now < t0 + Duration::from_millis(1500) {
-            d.push(key("loop.php"), now, R);
+            d.push(key("loop.php"), now, R, false);
             taken.extend(d.take_due(now, |_| true));
             now += Duration::from_millis(100);
         }
@@ -168,19 +191,43 @@ mod tests {
     fn paths_of_sites_not_ready_wait_and_scan_findings_keep_their_origin() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("x"), t0, R);
-        d.push(key("x"), t0, DetectedBy::Scan);
+        d.push(key("x"), t0, R, false);
+        d.push(key("x"), t0, DetectedBy::Scan, false);
         assert!(d.take_due(t0 + Q, |_| false).is_empty());
         assert_eq!(d.len(), 1);
         assert_eq!(d.take_due(t0 + Q * 2, |_| true), vec![(key("x"), DetectedBy::Scan)]);
     }
 
     #[test]
+    fn a_closed_file_is_due_at_once_but_not_when_it_keeps_being_rewritten() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(Q, Duration::from_secs(2));
+        // Created, written, closed: checked now, not after the quiet period.
+        d.push(key("x.php"), t0, R, false);
+        d.push(key("x.php"), t0 + Duration::from_millis(1), R, true);
+        assert_eq!(d.take_due(t0 + Duration::from_millis(1), |_| true), vec![(key("x.php"), R)]);
+        // Rewritten and closed again at once: a loop waits its quiet period.
+        let t1 = t0 + Duration::from_millis(5);
+        d.push(key("x.php"), t1, R, true);
+        assert!(d.take_due(t1, |_| true).is_empty());
+        assert_eq!(d.take_due(t1 + Q, |_| true), vec![(key("x.php"), R)]);
+        // Quiet for a while, then closed again: at once again.
+        let t2 = t1 + Q * 3;
+        d.push(key("x.php"), t2, R, true);
+        assert_eq!(d.take_due(t2, |_| true), vec![(key("x.php"), R)]);
+        // A write after a close cancels the fast path (the writer is back).
+        let t3 = t2 + Q * 3;
+        d.push(key("y.php"), t3, R, true);
+        d.push(key("y.php"), t3, R, false);
+        assert!(d.take_due(t3, |_| true).is_empty());
+    }
+
+    #[test]
     fn distinct_paths_are_independent() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("a"), t0, R);
-        d.push(key("b"), t0 + Duration::from_millis(100), R);
+        d.push(key("a"), t0, R, false);
+        d.push(key("b"), t0 + Duration::from_millis(100), R, false);
         assert_eq!(d.take_due(t0 + Q, |_| true), vec![(key("a"), R)]);
         assert_eq!(d.take_due(t0 + Duration::from_millis(300), |_| true), vec![(key("b"), R)]);
     }

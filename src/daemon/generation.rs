@@ -239,7 +239,12 @@ impl Generation {
         for c in busy {
             if self
                 .events
-                .try_send(WatchEvent::Path { site: Arc::clone(&site.name), rel: c.rel, by: DetectedBy::Scan })
+                .try_send(WatchEvent::Path {
+                    site: Arc::clone(&site.name),
+                    rel: c.rel,
+                    by: DetectedBy::Scan,
+                    closed: false,
+                })
                 .is_err()
             {
                 self.sites[i].rescan_due.store(true, Ordering::Release);

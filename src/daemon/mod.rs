@@ -356,7 +356,7 @@ impl Core {
         let now = std::time::Instant::now();
         for ev in batch {
             match ev {
-                WatchEvent::Path { site, rel, by } => self.debouncer.push((site, rel), now, by),
+                WatchEvent::Path { site, rel, by, closed } => self.debouncer.push((site, rel), now, by, closed),
                 WatchEvent::Rescan { site, reason } => {
                     if let Some(i) = self.current.site_index(&site) {
                         tracing::warn!(site = %site, "{reason}: rescanning the site");
@@ -642,8 +642,8 @@ impl Core {
         }
         self.current.stop_watching();
         while let Ok(ev) = ev_rx.try_recv() {
-            if let WatchEvent::Path { site, rel, by } = ev {
-                self.debouncer.push((site, rel), std::time::Instant::now(), by);
+            if let WatchEvent::Path { site, rel, by, closed } = ev {
+                self.debouncer.push((site, rel), std::time::Instant::now(), by, closed);
             }
         }
         let (current, previous, sched) = (&self.current, self.previous.as_deref(), &self.sched);

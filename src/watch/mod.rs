@@ -28,7 +28,8 @@ use crate::policy::Policy;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
     /// Something happened at this path of site `site` (`by` is `Scan` for
-    /// a path a scan found still being written).
+    /// a path a scan found still being written; `closed`: a writer closed
+    /// it, so it may be judged at once).
     Path {
         /// The site's name.
         site: Arc<str>,
@@ -36,6 +37,8 @@ pub enum WatchEvent {
         rel: RelPath,
         /// How it was detected.
         by: DetectedBy,
+        /// A writer closed the file (`IN_CLOSE_WRITE`).
+        closed: bool,
     },
     /// Events were lost (queue overflow, full channel, watch error): the
     /// site must be scanned.
@@ -130,17 +133,16 @@ impl notify::EventHandler for Handler {
         }
         // Opening or reading a file changes nothing; closing after a write
         // is the moment a chunked write is done.
-        if let EventKind::Access(kind) = event.kind {
-            if kind != AccessKind::Close(AccessMode::Write) {
-                return;
-            }
+        let closed = event.kind == EventKind::Access(AccessKind::Close(AccessMode::Write));
+        if matches!(event.kind, EventKind::Access(_)) && !closed {
+            return;
         }
         // The map of watched directories is the daemon's to update, when
         // it looks at the paths (a rename is two paths, judged together).
         for path in event.paths {
             if let Ok(rest) = path.strip_prefix(&self.root) {
                 let rel = rest.as_os_str().as_bytes().to_vec();
-                self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime });
+                self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime, closed });
             }
         }
     }
