@@ -326,7 +326,7 @@ row "$LAT" "files reported" "$LAT_SW_SEEN / $LAT_N" "$LAT_IW_SEEN / $LAT_N" "all
     "$(meets "$LAT_SW_SEEN" == "$LAT_N")"
 row "$LAT" "p50 creation -> alert (ms)" "$LAT_SW_P50" "$LAT_IW_P50" "-" "-"
 row "$LAT" "p90 (ms)" "$LAT_SW_P90" "$LAT_IW_P90" "-" "-"
-row "$LAT" "p99 (ms)" "$LAT_SW_P99" "$LAT_IW_P99" "< 300" "$(meets "$LAT_SW_P99" "<" 300)"
+row "$LAT" "p99 (ms)" "$LAT_SW_P99" "$LAT_IW_P99" "< 20" "$(meets "$LAT_SW_P99" "<" 20)"
 row "$LAT" "max (ms)" "$LAT_SW_MAX" "$LAT_IW_MAX" "-" "-"
 row "$LAT" "min (ms)" "$LAT_SW_MIN" "$LAT_IW_MIN" "-" "-"
 row "$LAT" "p50 / p99 until readable in alerts.jsonl (ms)" "$LAT_DISK_P50 / $LAT_DISK_P99" "-" "-" "-"
@@ -356,7 +356,7 @@ fi
 PCT_NOTE="nearest-rank percentiles over the $LAT_N files (p99 is sample $(awk -v n="$LAT_N" 'BEGIN { k = int(0.99 * n); if (k < 0.99 * n) k++; printf "%d", k }') of $LAT_N in rising order)"
 NOTES=(
     "The machine is shared (2 cores, other builds and tests running): latencies and CPU are noisy. Load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER."
-    "Latency: from just before open(O_CREAT) in the creating script (time.time_ns) to the alert's \`time\` field (ms, taken before the record is written and fsynced); $PCT_NOTE. sitewarden waits for the path to be quiet for the quiet period ($QP_TEXT) before it checks it, so the quiet period is the floor of its latency: the 300 ms target leaves 100 ms above a 200 ms quiet period."
+    "Latency: from just before open(O_CREAT) in the creating script (time.time_ns) to the alert's \`time\` field (ms, taken before the record is written and fsynced); $PCT_NOTE. a file its writer closed is checked at once (the close-write fast path); only a path still open for writing, or rewritten within the last quiet period ($QP_TEXT), waits for it. Target: p99 < 20 ms for a file written in one go."
     "\"Until readable in alerts.jsonl\": when a 5 ms poller first read the line from the log (after write + fsync). \"From the file's mtime\": alert \`time\` minus \`after.mtime\` of the record, a cross-check only (the kernel stamps mtimes from a coarse clock)."
     "inotifywait: \`inotifywait -m -r --format '%w%f' -e $IW_EVENTS\` on the same site, line-buffered (stdbuf -oL), each line stamped with time.time_ns() by the reader on arrival; its latency is the first event for the path (the create). It only names paths, it checks nothing."
     "Storm: created by one Python loop in $STORM_CREATE_S s (mkdir, then $STORM_FILES files written into the folder at once). inotifywait -r only adds a watch to a new folder after it has read the folder's create event, so files written before that are never named; sitewarden watches the new folder and then walks it. sitewarden storm alerts by event/detector: $STORM_SW_EVENTS ($STORM_SW_RECORDS records, $STORM_SW_OTHER_RECORDS not on .php files)."
