@@ -233,3 +233,51 @@ fn a_quarantined_secret_is_not_copied_as_evidence() {
         assert!(!String::from_utf8_lossy(&bytes).contains("secret-"), "secret in {}", file.display());
     }
 }
+
+/// A `.htaccess` rewritten in a loop is undone at the speed of the write:
+/// sampled every millisecond for 5 s, the attacker's version is live only a
+/// part of the time (it was live 92.7% of it when every restore waited for
+/// a quiet period). The fraction is printed; the assertion guards against
+/// a return to the quiet period (a release build measures about 11%, this
+/// debug build about 18%; a truncated file mid-write counts as live).
+#[test]
+fn a_htaccess_rewrite_loop_is_undone_at_the_speed_of_the_write() {
+    let f = with_hook();
+    let d = Daemon::start(&f);
+    let path = f.abs(b".htaccess");
+    let evil = format!("{GOOD}AddHandler application/x-httpd-php .png\n");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, evil, stop) = (path.clone(), evil.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::write(&path, &evil).unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    let (mut samples, mut live) = (0u32, 0u32);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            samples += 1;
+            if text != GOOD {
+                live += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    let fraction = f64::from(live) / f64::from(samples);
+    println!(
+        "htaccess rewrite loop: {writes} writes in 5 s, attacker's version live {:.1}% of {samples} samples",
+        fraction * 100.0
+    );
+    wait_until("the last restore", || std::fs::read_to_string(&path).unwrap() == GOOD);
+    assert!(fraction < 0.5, "live {:.1}% of the time", fraction * 100.0);
+    drop(d);
+}

@@ -63,8 +63,12 @@ impl Debouncer {
     }
 
     /// An event on `key` at `now`.
-    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy, closed: bool) {
-        let hot = self.taken.get(&key).is_some_and(|&t| now < t + self.quiet);
+    ///
+    /// `guarded`: a path a quarantine rule covers. Its every close is
+    /// checked at once, rewrite loop or not: an attacker's `.htaccess` is
+    /// undone at the speed it is written, not once per quiet period.
+    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy, closed: bool, guarded: bool) {
+        let hot = !guarded && self.taken.get(&key).is_some_and(|&t| now < t + self.quiet);
         let closed = closed && !hot;
         let p = match self.pending.entry(key.clone()) {
             Entry::Occupied(e) => {
@@ -164,7 +168,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         for i in 0..3 {
-            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R, false);
+            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R, false, false);
         }
         assert_eq!(d.next_deadline(), Some(t0 + Duration::from_millis(300)));
         assert!(d.take_due(t0 + Duration::from_millis(299), |_| true).is_empty());
@@ -180,7 +184,7 @@ mod tests {
         let mut now = t0;
         let mut taken = Vec::new();
         while now < t0 + Duration::from_millis(1500) {
-            d.push(key("loop.php"), now, R, false);
+            d.push(key("loop.php"), now, R, false, false);
             taken.extend(d.take_due(now, |_| true));
             now += Duration::from_millis(100);
         }
@@ -191,8 +195,8 @@ mod tests {
     fn paths_of_sites_not_ready_wait_and_scan_findings_keep_their_origin() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("x"), t0, R, false);
-        d.push(key("x"), t0, DetectedBy::Scan, false);
+        d.push(key("x"), t0, R, false, false);
+        d.push(key("x"), t0, DetectedBy::Scan, false, false);
         assert!(d.take_due(t0 + Q, |_| false).is_empty());
         assert_eq!(d.len(), 1);
         assert_eq!(d.take_due(t0 + Q * 2, |_| true), vec![(key("x"), DetectedBy::Scan)]);
@@ -203,31 +207,38 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         // Created, written, closed: checked now, not after the quiet period.
-        d.push(key("x.php"), t0, R, false);
-        d.push(key("x.php"), t0 + Duration::from_millis(1), R, true);
+        d.push(key("x.php"), t0, R, false, false);
+        d.push(key("x.php"), t0 + Duration::from_millis(1), R, true, false);
         assert_eq!(d.take_due(t0 + Duration::from_millis(1), |_| true), vec![(key("x.php"), R)]);
         // Rewritten and closed again at once: a loop waits its quiet period.
         let t1 = t0 + Duration::from_millis(5);
-        d.push(key("x.php"), t1, R, true);
+        d.push(key("x.php"), t1, R, true, false);
         assert!(d.take_due(t1, |_| true).is_empty());
         assert_eq!(d.take_due(t1 + Q, |_| true), vec![(key("x.php"), R)]);
         // Quiet for a while, then closed again: at once again.
         let t2 = t1 + Q * 3;
-        d.push(key("x.php"), t2, R, true);
+        d.push(key("x.php"), t2, R, true, false);
         assert_eq!(d.take_due(t2, |_| true), vec![(key("x.php"), R)]);
         // A write after a close cancels the fast path (the writer is back).
         let t3 = t2 + Q * 3;
-        d.push(key("y.php"), t3, R, true);
-        d.push(key("y.php"), t3, R, false);
+        d.push(key("y.php"), t3, R, true, false);
+        d.push(key("y.php"), t3, R, false, false);
         assert!(d.take_due(t3, |_| true).is_empty());
+        // A quarantined path is checked at every close, loop or not.
+        let t4 = t3 + Q * 3;
+        d.take_due(t4, |_| true);
+        d.push(key(".htaccess"), t4, R, true, true);
+        assert_eq!(d.take_due(t4, |_| true), vec![(key(".htaccess"), R)]);
+        d.push(key(".htaccess"), t4 + Duration::from_millis(2), R, true, true);
+        assert_eq!(d.take_due(t4 + Duration::from_millis(2), |_| true), vec![(key(".htaccess"), R)]);
     }
 
     #[test]
     fn distinct_paths_are_independent() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("a"), t0, R, false);
-        d.push(key("b"), t0 + Duration::from_millis(100), R, false);
+        d.push(key("a"), t0, R, false, false);
+        d.push(key("b"), t0 + Duration::from_millis(100), R, false, false);
         assert_eq!(d.take_due(t0 + Q, |_| true), vec![(key("a"), R)]);
         assert_eq!(d.take_due(t0 + Duration::from_millis(300), |_| true), vec![(key("b"), R)]);
     }

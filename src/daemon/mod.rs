@@ -351,12 +351,25 @@ impl Core {
         }
     }
 
+    /// Does a quarantine rule of site `name` cover `rel`?
+    fn guarded(&self, name: &str, rel: &[u8]) -> bool {
+        self.current.site_index(name).is_some_and(|i| {
+            let policy = &self.current.cfg.sites[i].policy;
+            policy.classify(rel, crate::model::FileType::File, crate::model::EventKind::Modified).quarantine.is_some()
+        })
+    }
+
     /// Kernel events (and paths a scan found still being written).
     fn intake(&mut self, batch: impl Iterator<Item = WatchEvent>) {
         let now = std::time::Instant::now();
         for ev in batch {
             match ev {
-                WatchEvent::Path { site, rel, by, closed } => self.debouncer.push((site, rel), now, by, closed),
+                WatchEvent::Path { site, rel, by, closed } => {
+                    // A closed file a quarantine rule covers is undone at once,
+                    // however often it is rewritten.
+                    let guarded = closed && self.guarded(&site, &rel);
+                    self.debouncer.push((site, rel), now, by, closed, guarded)
+                }
                 WatchEvent::Rescan { site, reason } => {
                     if let Some(i) = self.current.site_index(&site) {
                         tracing::warn!(site = %site, "{reason}: rescanning the site");
@@ -643,7 +656,7 @@ impl Core {
         self.current.stop_watching();
         while let Ok(ev) = ev_rx.try_recv() {
             if let WatchEvent::Path { site, rel, by, closed } = ev {
-                self.debouncer.push((site, rel), std::time::Instant::now(), by, closed);
+                self.debouncer.push((site, rel), std::time::Instant::now(), by, closed, false);
             }
         }
         let (current, previous, sched) = (&self.current, self.previous.as_deref(), &self.sched);
