@@ -88,6 +88,7 @@ fn running_out_of_watches_falls_back_to_scans() {
     assert!(err.contains("watch limit reached") && err.contains("fs.inotify.max_user_watches"), "{err}");
     let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["sites"][0]["degraded"], true, "{s}");
+    assert_eq!(s["sites"][0]["degraded_reason"], "watch limit", "status says why: {s}");
     // Directories past the limit have no watch; the fallback scans see them.
     for i in 0..30 {
         f.write(format!("dir{i:02}/shell.php"), "<?php");
@@ -95,6 +96,24 @@ fn running_out_of_watches_falls_back_to_scans() {
     let recs = d.wait_for("30 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 30);
     assert_eq!(recs.len(), 30, "each once");
     assert!(recs.iter().any(|r| r["detected_by"] == "scan"), "some were found by the fallback scans");
+    // The admin raises the limit: at the next fallback scan the site is
+    // whole again, and `status` says so.
+    let raised = Command::new("nsenter")
+        .args(["-U", "-t", &d.pid().to_string(), "sh", "-c", "echo 10000 > /proc/sys/user/max_inotify_watches"])
+        .status()
+        .unwrap();
+    assert!(raised.success());
+    d.wait_stderr("realtime watching is complete again");
+    let start = std::time::Instant::now();
+    loop {
+        let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+        if s["sites"][0]["degraded"] == false && s["sites"][0]["degraded_reason"].is_null() {
+            assert!(s["sites"][0]["watches"].as_u64().unwrap() >= 31, "{s}");
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(15), "still degraded: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 #[test]

@@ -25,6 +25,8 @@ struct SiteStatus {
     watches: usize,
     /// Realtime incomplete (watch limit): checked by frequent scans.
     degraded: bool,
+    /// Why realtime is incomplete, when it is.
+    degraded_reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -110,6 +112,7 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
             last_scan: info.last_scan_at.map(rfc3339_ms),
             watches: live.map(|l| l.watches).unwrap_or(0),
             degraded: live.is_some_and(|l| l.degraded),
+            degraded_reason: live.and_then(|l| l.degraded_reason.clone()),
         });
     }
     let status = Status {
@@ -140,7 +143,11 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
             s.drift,
             s.baseline_at.as_deref().unwrap_or("never"),
             s.last_scan.as_deref().unwrap_or("never"),
-            if s.degraded { ", REALTIME INCOMPLETE (watch limit): checked by scans" } else { "" },
+            match (&s.degraded, &s.degraded_reason) {
+                (true, Some(why)) => format!(", REALTIME INCOMPLETE ({why}): checked by frequent scans"),
+                (true, None) => ", REALTIME INCOMPLETE: checked by frequent scans".to_string(),
+                _ => String::new(),
+            },
         )?;
     }
     Ok(OK)

@@ -54,10 +54,27 @@ pub struct SiteWatch {
     /// Raised when an event could not be delivered or a path could not be
     /// judged: the site must be rescanned.
     pub rescan_due: Arc<AtomicBool>,
-    /// Realtime is incomplete (watch limit): scans stand in.
-    pub degraded: AtomicBool,
+    /// Why realtime is incomplete (watch limit, descriptors, permissions,
+    /// an unreadable directory), if it is: scans stand in meanwhile.
+    degraded: Mutex<Option<String>>,
     /// Changes were held back during a maintenance window: rescan after it.
     pub suppressed: AtomicBool,
+}
+
+impl SiteWatch {
+    /// Why realtime watching of the site is incomplete, if it is.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Sets (or, with `None`, clears) why the site is degraded; true when
+    /// the reason changed (worth a log line).
+    pub fn set_degraded(&self, reason: Option<String>) -> bool {
+        let Ok(mut d) = self.degraded.lock() else { return false };
+        let changed = *d != reason;
+        *d = reason;
+        changed
+    }
 }
 
 /// One generation of the running configuration.
@@ -110,7 +127,7 @@ impl Generation {
             .map(|_| SiteWatch {
                 watcher: Mutex::new(None),
                 rescan_due: Arc::new(AtomicBool::new(false)),
-                degraded: AtomicBool::new(false),
+                degraded: Mutex::new(None),
                 suppressed: AtomicBool::new(false),
             })
             .collect();
@@ -131,15 +148,23 @@ impl Generation {
         self.sites[i].watcher.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Watches `dir` and below; on the watch limit the site turns degraded.
+    /// Watches `dir` and below; where that fails (watch limit, ...) the
+    /// site turns degraded, saying why.
     fn watch(&self, i: usize, dir: &[u8], renew: bool) -> Result<usize, WorkError> {
+        self.place_watches(i, dir, renew)?;
+        Ok(self.watch_count(i))
+    }
+
+    /// Places the watches of `dir` and below; false when some could not be
+    /// (the site is then degraded, with the reason logged once).
+    fn place_watches(&self, i: usize, dir: &[u8], renew: bool) -> Result<bool, WorkError> {
         let site = &self.cfg.sites[i];
         let mut guard = self.watcher(i);
         let Some(w) = guard.as_mut() else {
-            return Ok(0);
+            return Ok(true);
         };
         match w.watch_tree(dir, &site.policy, renew) {
-            Ok(n) => Ok(n),
+            Ok(_) => Ok(true),
             // Realtime coverage is incomplete: scans at the fallback
             // interval stand in, and `status` says so.
             Err(
@@ -148,13 +173,29 @@ impl Generation {
                 | WatchError::Denied { .. }
                 | WatchError::Other { .. }),
             ) => {
-                if !self.sites[i].degraded.swap(true, Ordering::AcqRel) {
+                let reason = match &e {
+                    WatchError::Limit { .. } => "watch limit".to_string(),
+                    WatchError::Descriptors { .. } => "too many open files".to_string(),
+                    WatchError::Denied { .. } => "permission denied".to_string(),
+                    other => other.to_string(),
+                };
+                if self.sites[i].set_degraded(Some(reason)) {
                     tracing::error!(site = %site.name, "{e}");
                 }
-                Ok(0)
+                Ok(false)
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A degraded site tries its watches again before each fallback scan:
+    /// once the cause is gone (the sysctl raised, the deep directory
+    /// removed), it is whole again and says so.
+    fn retry_watches(&self, i: usize) -> Result<(), WorkError> {
+        if self.place_watches(i, b"", false)? && self.sites[i].set_degraded(None) {
+            tracing::info!(site = %self.cfg.sites[i].name, "realtime watching is complete again");
+        }
+        Ok(())
     }
 
     /// Starts site `i`: watches first, so nothing between them and the
@@ -177,7 +218,7 @@ impl Generation {
         )?;
         *self.watcher(i) = Some(watcher);
         let watches = self.watch(i, b"", false)?;
-        let degraded = self.sites[i].degraded.load(Ordering::Acquire);
+        let degraded = self.sites[i].degraded().is_some();
         let mut started = Started { watches, degraded, built_baseline: false, alerts: 0 };
         if !store.has_baseline(&site.name)? {
             let walk_started = now_ns();
@@ -207,6 +248,9 @@ impl Generation {
     /// mass deletion).
     pub fn scan_site(self: &Arc<Self>, i: usize, store: &Store, rehash: bool) -> Result<Option<Observed>, WorkError> {
         let site = &self.cfg.sites[i];
+        if self.sites[i].degraded().is_some() {
+            self.retry_watches(i)?;
+        }
         let started = now_ns();
         let baseline = store.load(&site.name)?;
         let cmp = detect::compare(&CompareSpec {

@@ -457,7 +457,7 @@ impl Core {
             ),
             Err(e) => {
                 tracing::error!(site = %name, "start failed: {e}; the site is checked by scans");
-                self.current.sites[site].degraded.store(true, Ordering::Release);
+                self.current.sites[site].set_degraded(Some(format!("start failed: {e}")));
                 self.current.sites[site].rescan_due.store(true, Ordering::Release);
             }
         }
@@ -542,7 +542,7 @@ impl Core {
     /// Scan interval of a site: the configured one, or the fallback while
     /// the site has no complete realtime coverage.
     fn scan_interval(&self, site: usize) -> Duration {
-        if self.current.sites[site].degraded.load(Ordering::Acquire) {
+        if self.current.sites[site].degraded().is_some() {
             self.current.cfg.scan.fallback_interval
         } else {
             self.current.cfg.scan.interval
@@ -624,7 +624,8 @@ impl Core {
                 root: s.root.display().to_string(),
                 profile: s.profile.clone(),
                 watches: rt.watch_count(i),
-                degraded: rt.sites[i].degraded.load(Ordering::Acquire),
+                degraded: rt.sites[i].degraded().is_some(),
+                degraded_reason: rt.sites[i].degraded(),
                 ready: self.sched[i].ready,
             })
             .collect();

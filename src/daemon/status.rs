@@ -24,6 +24,9 @@ pub struct SiteState {
     pub watches: usize,
     /// Realtime is off (watch limit): the site is checked by scans.
     pub degraded: bool,
+    /// Why: `watch limit`, `too many open files`, `permission denied`, ...
+    #[serde(default)]
+    pub degraded_reason: Option<String>,
     /// The site is ready (its startup is done).
     pub ready: bool,
 }
