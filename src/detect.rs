@@ -110,6 +110,8 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
                     before: before.cloned(),
                     after: Some(state.clone()),
                     detected_by: spec.detected_by,
+                    transient: None,
+                    hot: false,
                 });
             }
             if let Some(obs) = out.observed.as_mut() {
@@ -142,6 +144,8 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
             before: Some(before.clone()),
             after: None,
             detected_by: spec.detected_by,
+            transient: None,
+            hot: false,
         });
     }
     out.changes.sort_by(|a, b| a.rel.cmp(&b.rel));

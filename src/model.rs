@@ -274,6 +274,32 @@ pub struct Change {
     pub after: Option<FileState>,
     /// How the change was seen.
     pub detected_by: DetectedBy,
+    /// The change was over before it could be judged: a file added and
+    /// removed, or modified and put back.
+    pub transient: Option<Transient>,
+    /// The path was still changing when it was judged (a "hot" file,
+    /// judged at `scan.max_delay`).
+    pub hot: bool,
+}
+
+/// A change that was over before it was judged (the record's `transient`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transient {
+    /// From the first event to the last (the deletion, or the write that
+    /// put the content back), in milliseconds.
+    pub lived_ms: u64,
+    /// How it ended.
+    pub end: TransientEnd,
+}
+
+/// How a transient change ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransientEnd {
+    /// The file was removed (or moved away).
+    Deleted,
+    /// The file's content was put back as accepted.
+    Restored,
 }
 
 impl Change {

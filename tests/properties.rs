@@ -135,6 +135,8 @@ proptest! {
                     before: None,
                     after: Some(state(10)),
                     detected_by: DetectedBy::Realtime,
+                    transient: None,
+                    hot: false,
                 };
                 let verdict = sitewarden::policy::Verdict {
                     severity: sitewarden::model::Severity::Critical,

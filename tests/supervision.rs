@@ -76,6 +76,17 @@ fn a_dead_realtime_worker_stops_the_daemon() {
 }
 
 #[test]
+fn a_dead_inotify_reader_stops_the_daemon() {
+    let f = site("");
+    dies(&f, "inotify:boom", "sw-inotify", || {
+        f.write("boom.php", "<?php");
+    });
+    // After the restart, the catch-up scan reports what the reader died on.
+    let d = Daemon::start(&f);
+    d.wait_record("added", "/boom.php");
+}
+
+#[test]
 fn a_dead_scan_worker_stops_the_daemon() {
     let f = site("scan:\n  interval: 1s\n");
     // The fault fires on the first scheduled scan, a second after ready.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Change, DetectedBy, EventKind, FileState, QuarantineAction, Severity};
+use crate::model::{Change, DetectedBy, EventKind, FileState, QuarantineAction, Severity, Transient};
 use crate::policy::Verdict;
 pub use crate::util::bytes::hex;
 use crate::util::bytes::{base64, lossless, needs_base64};
@@ -104,6 +104,10 @@ pub struct AlertRecord {
     pub diff_note: Option<String>,
     /// What the quarantine did; null when no quarantine rule matched.
     pub quarantine: Option<QuarantineRecord>,
+    /// Present when the change was over before it was judged: how long it
+    /// lived and how it ended (`deleted` or `restored`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transient: Option<Transient>,
 }
 
 impl AlertRecord {
@@ -125,6 +129,7 @@ impl AlertRecord {
             diff: None,
             diff_note: None,
             quarantine: None,
+            transient: change.transient,
         }
     }
 
@@ -176,6 +181,8 @@ mod tests {
             before: None,
             after: Some(after),
             detected_by: DetectedBy::Realtime,
+            transient: None,
+            hot: false,
         };
         let verdict = Verdict { severity: Severity::Critical, rule: "php-in-uploads", nodiff: false, quarantine: None };
         let rec = AlertRecord::new("web1", Path::new("/var/www/blog"), &change, &verdict, 1_795_802_400_123_000_000);

@@ -46,6 +46,8 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
         before,
         after,
         detected_by: crate::model::DetectedBy::Scan,
+        transient: None,
+        hot: false,
     };
     let content = crate::content::ContentStore::new(&cfg.state_dir);
     let rendered = crate::alert::diff::of_change(

@@ -37,6 +37,8 @@ struct Status {
     daemon_pid: Option<u32>,
     /// Alerts waiting in the outbox for delivery.
     outbox: u64,
+    /// Kernel events the running daemon has read (reads of files add none).
+    kernel_events: u64,
     /// Bytes the content store (earlier versions, for diffs) takes.
     content_bytes: u64,
     /// Bytes the quarantine (evidence) takes.
@@ -119,6 +121,7 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
         ready: daemon.as_ref().is_some_and(|d| d.ready),
         daemon_pid: daemon.as_ref().map(|d| d.pid),
         outbox: crate::alert::outbox::Outbox::count(state_dir) as u64,
+        kernel_events: daemon.as_ref().map(|d| d.kernel_events).unwrap_or(0),
         content_bytes: crate::content::ContentStore::new(state_dir).size(),
         quarantine_bytes: crate::quarantine::QuarantineStore::new(state_dir).size(),
         sites,

@@ -39,6 +39,8 @@ pub fn run(cfg: &Config) -> Result<i32> {
             target: None,
         }),
         detected_by: DetectedBy::Scan,
+        transient: None,
+        hot: false,
     };
     let verdict = Verdict { severity: Severity::Info, rule: "test-email", nodiff: false, quarantine: None };
     let mut record = AlertRecord::new(&hostname(), &root, &change, &verdict, crate::util::time::now_ns());

@@ -30,6 +30,10 @@ pub const DEFAULT_ALERT_LOG: &str = "/var/log/sitewarden/alerts.jsonl";
 pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(4 * 3600);
 /// Default `scan.quiet_period`: events on one path within 200 ms give one check.
 pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_millis(200);
+/// Default `scan.max_delay`: a file kept "hot" is still judged every 2 s.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(2);
+/// Default `scan.hardlink_interval`.
+pub const DEFAULT_HARDLINK_INTERVAL: Duration = Duration::from_secs(10);
 /// Default `scan.fallback_interval`: a site whose realtime watching is
 /// incomplete is scanned every 5 minutes.
 pub const DEFAULT_FALLBACK_INTERVAL: Duration = Duration::from_secs(300);
@@ -117,6 +121,12 @@ pub struct ScanSettings {
     pub quiet_period: Duration,
     /// Scan interval of a site whose realtime watching is incomplete.
     pub fallback_interval: Duration,
+    /// A path that keeps changing (a "hot" file) is judged at least this
+    /// often, and alerted once until it settles or its severity rises.
+    pub max_delay: Duration,
+    /// Files with more than one hard link are re-checked by stat this often
+    /// (a write through another name gives no inotify event here).
+    pub hardlink_interval: Duration,
     /// Read budget of scheduled scans, bytes per second.
     pub throttle: Option<u64>,
 }
@@ -291,6 +301,8 @@ impl Config {
                 rehash_interval: raw.scan.rehash_interval.map(|d| d.0),
                 quiet_period: raw.scan.quiet_period.map(|d| d.0).unwrap_or(DEFAULT_QUIET_PERIOD),
                 fallback_interval: raw.scan.fallback_interval.map(|d| d.0).unwrap_or(DEFAULT_FALLBACK_INTERVAL),
+                max_delay: raw.scan.max_delay.map(|d| d.0).unwrap_or(DEFAULT_MAX_DELAY),
+                hardlink_interval: raw.scan.hardlink_interval.map(|d| d.0).unwrap_or(DEFAULT_HARDLINK_INTERVAL),
                 throttle: raw.scan.throttle_mb_per_sec.filter(|&n| n > 0).map(|n| n.saturating_mul(1_000_000)),
             },
             quarantine: QuarantineSettings {

@@ -340,6 +340,10 @@ pub struct RawScan {
     /// Scan interval of a site whose realtime watching is incomplete
     /// (inotify watch limit reached).
     pub fallback_interval: Option<ConfigDuration>,
+    /// A path that keeps changing is judged at least this often.
+    pub max_delay: Option<ConfigDuration>,
+    /// Files with more than one hard link are re-checked by stat this often.
+    pub hardlink_interval: Option<ConfigDuration>,
     /// Scheduled scans read at most this many MB (10^6 bytes) per second.
     pub throttle_mb_per_sec: Option<u64>,
 }

@@ -6,6 +6,12 @@
 //! checked after `max_wait`, so a file rewritten in a loop cannot postpone
 //! its alert forever.
 //!
+//! Each path also keeps what was seen of it ([`Seen`]): when its events
+//! began and ended, whether it was written and how often closed, and
+//! whether it was taken while still changing. That is how a change that was
+//! over before it was judged (a shell deleted, a file put back) is still
+//! reported as what it was.
+//!
 //! Pure: the clock is an argument, so tests drive it.
 
 use std::cmp::Reverse;
@@ -15,19 +21,75 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::model::{DetectedBy, RelPath};
+use crate::watch::Op;
 
 /// A path of a site.
 pub type Key = (Arc<str>, RelPath);
 
+/// What the events of one path said, from the first to the check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The first event.
+    pub first: Instant,
+    /// The last event.
+    pub last: Instant,
+    /// It was created, written or closed after writing.
+    pub wrote: bool,
+    /// Closes after writing.
+    pub closes: u32,
+    /// The last event removed it (deleted, moved away).
+    pub gone: bool,
+    /// Taken at `max_wait` while still receiving events.
+    pub hot: bool,
+}
+
+impl Seen {
+    fn new(now: Instant) -> Seen {
+        Seen { first: now, last: now, wrote: false, closes: 0, gone: false, hot: false }
+    }
+
+    fn add(&mut self, now: Instant, op: Op) {
+        self.last = now;
+        self.wrote |= matches!(op, Op::Created | Op::Written | Op::Closed);
+        self.closes += u32::from(op == Op::Closed);
+        self.gone = op == Op::Gone;
+    }
+
+    /// Milliseconds from the first event to the last.
+    pub fn span_ms(&self) -> u64 {
+        self.last.saturating_duration_since(self.first).as_millis() as u64
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
-    first: Instant,
+    /// Scheduling: the first event (or when it was held back) and the last.
+    since: Instant,
     last: Instant,
     /// A writer closed it and it was not checked just before: due at once.
     closed: bool,
     /// How the change was first seen: a scan that found a file still being
     /// written hands it over here, and the alert keeps saying `scan`.
     by: DetectedBy,
+    seen: Seen,
+}
+
+fn due_at(p: &Pending, quiet: Duration, max_wait: Duration) -> Instant {
+    if p.closed {
+        return p.last;
+    }
+    (p.last + quiet).min(p.since + max_wait)
+}
+
+/// A path due for its check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Due {
+    /// The site and path.
+    pub key: Key,
+    /// How it was first seen.
+    pub by: DetectedBy,
+    /// What its events said.
+    pub seen: Seen,
 }
 
 /// Paths waiting for their quiet period to end.
@@ -56,10 +118,7 @@ impl Debouncer {
     }
 
     fn deadline(&self, p: &Pending) -> Instant {
-        if p.closed {
-            return p.last;
-        }
-        (p.last + self.quiet).min(p.first + self.max_wait)
+        due_at(p, self.quiet, self.max_wait)
     }
 
     /// An event on `key` at `now`.
@@ -67,9 +126,9 @@ impl Debouncer {
     /// `guarded`: a path a quarantine rule covers. Its every close is
     /// checked at once, rewrite loop or not: an attacker's `.htaccess` is
     /// undone at the speed it is written, not once per quiet period.
-    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy, closed: bool, guarded: bool) {
+    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy, op: Op, guarded: bool) {
         let hot = !guarded && self.taken.get(&key).is_some_and(|&t| now < t + self.quiet);
-        let closed = closed && !hot;
+        let closed = op == Op::Closed && !hot;
         let p = match self.pending.entry(key.clone()) {
             Entry::Occupied(e) => {
                 let p = e.into_mut();
@@ -80,10 +139,17 @@ impl Debouncer {
                 }
                 p
             }
-            Entry::Vacant(e) => e.insert(Pending { first: now, last: now, closed, by }),
+            Entry::Vacant(e) => e.insert(Pending { since: now, last: now, closed, by, seen: Seen::new(now) }),
         };
-        let deadline = if p.closed { p.last } else { (p.last + self.quiet).min(p.first + self.max_wait) };
+        p.seen.add(now, op);
+        let deadline = due_at(p, self.quiet, self.max_wait);
         self.heap.push(Reverse((deadline, key)));
+    }
+
+    /// New periods (a reload); paths pending keep their events.
+    pub fn set_periods(&mut self, quiet: Duration, max_wait: Duration) {
+        self.quiet = quiet;
+        self.max_wait = max_wait.max(quiet);
     }
 
     /// When the next path becomes due.
@@ -102,7 +168,7 @@ impl Debouncer {
 
     /// Removes and returns the paths due at `now` whose site `ready` accepts;
     /// the others wait (their check is postponed by one quiet period).
-    pub fn take_due(&mut self, now: Instant, ready: impl Fn(&str) -> bool) -> Vec<(Key, DetectedBy)> {
+    pub fn take_due(&mut self, now: Instant, ready: impl Fn(&str) -> bool) -> Vec<Due> {
         let mut due = Vec::new();
         let mut held = Vec::new();
         while let Some(at) = self.next_deadline() {
@@ -113,9 +179,11 @@ impl Debouncer {
                 break;
             };
             if ready(&key.0) {
-                if let Some(p) = self.pending.remove(&key) {
+                if let Some(mut p) = self.pending.remove(&key) {
                     self.taken.insert(key.clone(), now);
-                    due.push((key, p.by));
+                    // Neither closed nor quiet: taken at max_wait, still changing.
+                    p.seen.hot = !p.closed && now < p.last + self.quiet;
+                    due.push(Due { key, by: p.by, seen: p.seen });
                 }
             } else {
                 held.push(key);
@@ -123,7 +191,7 @@ impl Debouncer {
         }
         for key in held {
             if let Some(p) = self.pending.get_mut(&key) {
-                p.first = now;
+                p.since = now;
                 p.last = now;
                 p.closed = false;
             }
@@ -135,10 +203,10 @@ impl Debouncer {
     }
 
     /// Everything pending, at once (shutdown).
-    pub fn drain(&mut self) -> Vec<(Key, DetectedBy)> {
+    pub fn drain(&mut self) -> Vec<Due> {
         self.heap.clear();
         self.taken.clear();
-        self.pending.drain().map(|(k, p)| (k, p.by)).collect()
+        self.pending.drain().map(|(key, p)| Due { key, by: p.by, seen: p.seen }).collect()
     }
 
     /// Number of paths pending.
@@ -163,16 +231,21 @@ mod tests {
     const Q: Duration = Duration::from_millis(200);
     const R: DetectedBy = DetectedBy::Realtime;
 
+    /// The keys and origins of what is due.
+    fn due(d: &mut Debouncer, now: Instant) -> Vec<(Key, DetectedBy)> {
+        d.take_due(now, |_| true).into_iter().map(|d| (d.key, d.by)).collect()
+    }
+
     #[test]
     fn a_chunked_write_gives_one_check_after_the_quiet_period() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         for i in 0..3 {
-            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R, false, false);
+            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R, Op::Written, false);
         }
         assert_eq!(d.next_deadline(), Some(t0 + Duration::from_millis(300)));
-        assert!(d.take_due(t0 + Duration::from_millis(299), |_| true).is_empty());
-        assert_eq!(d.take_due(t0 + Duration::from_millis(300), |_| true), vec![(key("a.php"), R)]);
+        assert!(due(&mut d, t0 + Duration::from_millis(299)).is_empty());
+        assert_eq!(due(&mut d, t0 + Duration::from_millis(300)), vec![(key("a.php"), R)]);
         assert!(d.is_empty());
         assert_eq!(d.next_deadline(), None);
     }
@@ -184,8 +257,8 @@ mod tests {
         let mut now = t0;
         let mut taken = Vec::new();
         while now < t0 + Duration::from_millis(1500) {
-            d.push(key("loop.php"), now, R, false, false);
-            taken.extend(d.take_due(now, |_| true));
+            d.push(key("loop.php"), now, R, Op::Written, false);
+            taken.extend(due(&mut d, now));
             now += Duration::from_millis(100);
         }
         assert_eq!(taken.len(), 1, "checked once within the first second");
@@ -195,11 +268,11 @@ mod tests {
     fn paths_of_sites_not_ready_wait_and_scan_findings_keep_their_origin() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("x"), t0, R, false, false);
-        d.push(key("x"), t0, DetectedBy::Scan, false, false);
+        d.push(key("x"), t0, R, Op::Written, false);
+        d.push(key("x"), t0, DetectedBy::Scan, Op::Written, false);
         assert!(d.take_due(t0 + Q, |_| false).is_empty());
         assert_eq!(d.len(), 1);
-        assert_eq!(d.take_due(t0 + Q * 2, |_| true), vec![(key("x"), DetectedBy::Scan)]);
+        assert_eq!(due(&mut d, t0 + Q * 2), vec![(key("x"), DetectedBy::Scan)]);
     }
 
     #[test]
@@ -207,39 +280,66 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         // Created, written, closed: checked now, not after the quiet period.
-        d.push(key("x.php"), t0, R, false, false);
-        d.push(key("x.php"), t0 + Duration::from_millis(1), R, true, false);
-        assert_eq!(d.take_due(t0 + Duration::from_millis(1), |_| true), vec![(key("x.php"), R)]);
+        d.push(key("x.php"), t0, R, Op::Written, false);
+        d.push(key("x.php"), t0 + Duration::from_millis(1), R, Op::Closed, false);
+        assert_eq!(due(&mut d, t0 + Duration::from_millis(1)), vec![(key("x.php"), R)]);
         // Rewritten and closed again at once: a loop waits its quiet period.
         let t1 = t0 + Duration::from_millis(5);
-        d.push(key("x.php"), t1, R, true, false);
-        assert!(d.take_due(t1, |_| true).is_empty());
-        assert_eq!(d.take_due(t1 + Q, |_| true), vec![(key("x.php"), R)]);
+        d.push(key("x.php"), t1, R, Op::Closed, false);
+        assert!(due(&mut d, t1).is_empty());
+        assert_eq!(due(&mut d, t1 + Q), vec![(key("x.php"), R)]);
         // Quiet for a while, then closed again: at once again.
         let t2 = t1 + Q * 3;
-        d.push(key("x.php"), t2, R, true, false);
-        assert_eq!(d.take_due(t2, |_| true), vec![(key("x.php"), R)]);
+        d.push(key("x.php"), t2, R, Op::Closed, false);
+        assert_eq!(due(&mut d, t2), vec![(key("x.php"), R)]);
         // A write after a close cancels the fast path (the writer is back).
         let t3 = t2 + Q * 3;
-        d.push(key("y.php"), t3, R, true, false);
-        d.push(key("y.php"), t3, R, false, false);
-        assert!(d.take_due(t3, |_| true).is_empty());
+        d.push(key("y.php"), t3, R, Op::Closed, false);
+        d.push(key("y.php"), t3, R, Op::Written, false);
+        assert!(due(&mut d, t3).is_empty());
         // A quarantined path is checked at every close, loop or not.
         let t4 = t3 + Q * 3;
-        d.take_due(t4, |_| true);
-        d.push(key(".htaccess"), t4, R, true, true);
-        assert_eq!(d.take_due(t4, |_| true), vec![(key(".htaccess"), R)]);
-        d.push(key(".htaccess"), t4 + Duration::from_millis(2), R, true, true);
-        assert_eq!(d.take_due(t4 + Duration::from_millis(2), |_| true), vec![(key(".htaccess"), R)]);
+        due(&mut d, t4);
+        d.push(key(".htaccess"), t4, R, Op::Closed, true);
+        assert_eq!(due(&mut d, t4), vec![(key(".htaccess"), R)]);
+        d.push(key(".htaccess"), t4 + Duration::from_millis(2), R, Op::Closed, true);
+        assert_eq!(due(&mut d, t4 + Duration::from_millis(2)), vec![(key(".htaccess"), R)]);
+    }
+
+    #[test]
+    fn what_was_seen_tells_transients_and_hot_paths() {
+        let t0 = Instant::now();
+        let mut d = Debouncer::new(Q, Duration::from_secs(1));
+        // Created, written, deleted before the check.
+        d.push(key("s.php"), t0, R, Op::Created, false);
+        d.push(key("s.php"), t0 + Duration::from_millis(1), R, Op::Written, false);
+        d.push(key("s.php"), t0 + Duration::from_millis(37), R, Op::Gone, false);
+        let due = d.take_due(t0 + Duration::from_millis(237), |_| true);
+        let seen = due[0].seen;
+        assert!(seen.wrote && seen.gone && !seen.hot);
+        assert_eq!(seen.span_ms(), 37);
+        // Written every 100 ms for 1.5 s: taken at max_wait, hot.
+        let mut now = t0 + Q * 10;
+        let mut hot = Vec::new();
+        for _ in 0..15 {
+            d.push(key("big.log.php"), now, R, Op::Written, false);
+            hot.extend(d.take_due(now, |_| true).into_iter().map(|d| d.seen.hot));
+            now += Duration::from_millis(100);
+        }
+        assert_eq!(hot, vec![true]);
+        // Then quiet: the settled check is not hot.
+        let settled = d.take_due(now + Q, |_| true);
+        assert_eq!(settled.len(), 1);
+        assert!(!settled[0].seen.hot);
     }
 
     #[test]
     fn distinct_paths_are_independent() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("a"), t0, R, false, false);
-        d.push(key("b"), t0 + Duration::from_millis(100), R, false, false);
-        assert_eq!(d.take_due(t0 + Q, |_| true), vec![(key("a"), R)]);
-        assert_eq!(d.take_due(t0 + Duration::from_millis(300), |_| true), vec![(key("b"), R)]);
+        d.push(key("a"), t0, R, Op::Written, false);
+        d.push(key("b"), t0 + Duration::from_millis(100), R, Op::Written, false);
+        assert_eq!(due(&mut d, t0 + Q), vec![(key("a"), R)]);
+        assert_eq!(due(&mut d, t0 + Duration::from_millis(300)), vec![(key("b"), R)]);
     }
 }

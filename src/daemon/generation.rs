@@ -13,15 +13,25 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::debounce::Seen;
 use super::judge::{BaselineBuilt, Control, JudgeGone, JudgeHandle, Observed};
 use crate::baseline::{Store, StoreError};
 use crate::config::{Config, Site};
 use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec, RebuildError};
 use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
+use crate::model::{Transient, TransientEnd};
 use crate::scan::{self, file, ScanError};
 use crate::util::time::now_ns;
-use crate::watch::{SiteWatcher, WatchError, WatchEvent};
+use crate::watch::{Hub, Op, SiteWatcher, WatchError, WatchEvent};
+
+/// A realtime path whose file is larger than this, and must be hashed, is
+/// handed to the big-file lane: the fast lane keeps judging small files.
+pub const BIG_FILE: u64 = 64 << 20;
+/// A file written for this long (or closed twice) before it was judged and
+/// found back at its accepted content was changed and put back: a
+/// transient, reported. A single quick rewrite with the same bytes is not.
+const PUT_BACK_SPAN_MS: u64 = 50;
 
 /// A failure of one unit of daemon work; the daemon goes on, except when
 /// the judge is gone.
@@ -90,6 +100,7 @@ pub struct Generation {
     pub cancel: Arc<AtomicBool>,
     /// Earlier versions of text files, kept as they are read.
     pub content: ContentStore,
+    hub: Arc<Hub>,
     events: mpsc::Sender<WatchEvent>,
 }
 
@@ -120,7 +131,13 @@ pub enum StartMode {
 impl Generation {
     /// A generation of `cfg`, whose watchers send to `events`; `content` is
     /// the daemon's content store (shared with the judge, which prunes it).
-    pub fn new(number: u64, cfg: Config, content: ContentStore, events: mpsc::Sender<WatchEvent>) -> Generation {
+    pub fn new(
+        number: u64,
+        cfg: Config,
+        content: ContentStore,
+        hub: Arc<Hub>,
+        events: mpsc::Sender<WatchEvent>,
+    ) -> Generation {
         let sites = cfg
             .sites
             .iter()
@@ -131,7 +148,7 @@ impl Generation {
                 suppressed: AtomicBool::new(false),
             })
             .collect();
-        Generation { number, content, cfg, sites, cancel: Arc::new(AtomicBool::new(false)), events }
+        Generation { number, content, cfg, sites, cancel: Arc::new(AtomicBool::new(false)), hub, events }
     }
 
     /// Index of the site named `name`.
@@ -211,6 +228,7 @@ impl Generation {
     ) -> Result<Started, WorkError> {
         let site = &self.cfg.sites[i];
         let watcher = SiteWatcher::new(
+            &self.hub,
             Arc::clone(&site.name),
             &site.real_root,
             self.events.clone(),
@@ -287,7 +305,7 @@ impl Generation {
                     site: Arc::clone(&site.name),
                     rel: c.rel,
                     by: DetectedBy::Scan,
-                    closed: false,
+                    op: Op::Written,
                 })
                 .is_err()
             {
@@ -306,27 +324,35 @@ impl Generation {
 
     /// Checks the paths named by kernel events. A path that is now a
     /// directory is watched and walked (its files may predate the watch); a
-    /// path that was a directory reports what was below it as deleted.
+    /// path that was a directory reports what was below it as deleted. A
+    /// change that was over before this look (see [`Seen`]) is reported as
+    /// a transient.
+    ///
+    /// `defer_big`: regular files larger than [`BIG_FILE`] are not read
+    /// here but returned, for the big-file lane.
     pub fn reconcile(
         self: &Arc<Self>,
         i: usize,
         store: &Store,
-        mut rels: Vec<RelPath>,
+        mut rels: Vec<(RelPath, Seen)>,
         by: DetectedBy,
-    ) -> Result<Observed, WorkError> {
+        defer_big: bool,
+    ) -> Result<(Observed, Vec<(RelPath, Seen)>), WorkError> {
         let site = &self.cfg.sites[i];
-        rels.sort();
-        rels.dedup();
+        rels.sort_by(|a, b| a.0.cmp(&b.0));
+        rels.dedup_by(|a, b| a.0 == b.0);
         let mut changes: Vec<Change> = Vec::new();
         let mut reverted: Vec<RelPath> = Vec::new();
+        let mut deferred = Vec::new();
         let mut buf = Vec::new();
-        for rel in rels {
+        for (rel, seen) in rels {
             crate::util::fault::point("worker", &rel);
             // The accepted state: the stat cache for the read, and what the
             // read is compared with.
             let before = store.get(&site.name, &rel)?;
-            let now = self.current(site, &rel, before.as_ref(), &mut buf);
+            let now = self.current(site, &rel, before.as_ref(), &mut buf, defer_big);
             match now {
+                Current::Big => deferred.push((rel, seen)),
                 Current::Dir => {
                     // The root's own attributes are not tracked; an event on
                     // it must not cost a walk of the whole site.
@@ -367,6 +393,8 @@ impl Generation {
                                 before: Some(before),
                                 after: None,
                                 detected_by: by,
+                                transient: None,
+                                hot: false,
                             });
                         }
                     }
@@ -374,28 +402,47 @@ impl Generation {
                     if !site.policy.watched(&rel, kind) {
                         continue;
                     }
-                    match FileState::compare(before.as_ref(), after.as_ref()) {
-                        Some(event) => changes.push(Change {
-                            site: Arc::clone(&site.name),
-                            rel,
-                            kind: event,
-                            before,
-                            after,
-                            detected_by: by,
-                        }),
-                        None => reverted.push(rel),
-                    }
+                    let (kind, transient) = match FileState::compare(before.as_ref(), after.as_ref()) {
+                        Some(event) => (event, None),
+                        None => match transient(&seen, before.as_ref(), after.as_ref()) {
+                            Some(t) => (if after.is_none() { EventKind::Added } else { EventKind::Modified }, Some(t)),
+                            None => {
+                                reverted.push(rel);
+                                continue;
+                            }
+                        },
+                    };
+                    changes.push(Change {
+                        site: Arc::clone(&site.name),
+                        rel,
+                        kind,
+                        before,
+                        after,
+                        detected_by: by,
+                        transient,
+                        hot: seen.hot,
+                    });
                 }
             }
         }
         changes.sort_by(|a, b| a.rel.cmp(&b.rel));
         changes.dedup_by(|a, b| a.rel == b.rel);
-        Ok(Observed { generation: Arc::clone(self), site: i, changes, reverted, scan_started: None, done: None })
+        let observed =
+            Observed { generation: Arc::clone(self), site: i, changes, reverted, scan_started: None, done: None };
+        Ok((observed, deferred))
     }
 
     /// What is at `rel` now (hashing a regular file unless its stat matches
-    /// the baseline's).
-    fn current(&self, site: &Site, rel: &[u8], known: Option<&FileState>, buf: &mut Vec<u8>) -> Current {
+    /// the baseline's). `defer_big`: a regular file larger than
+    /// [`BIG_FILE`] is [`Current::Big`], not read.
+    fn current(
+        &self,
+        site: &Site,
+        rel: &[u8],
+        known: Option<&FileState>,
+        buf: &mut Vec<u8>,
+        defer_big: bool,
+    ) -> Current {
         if rel.is_empty() {
             return Current::Dir;
         }
@@ -410,6 +457,11 @@ impl Generation {
         let (dir, name) = opened;
         match file::lstat_at(dir.as_fd(), &name) {
             Ok(st) if FileType::from_mode(st.st_mode) == FileType::Dir => return Current::Dir,
+            Ok(st)
+                if defer_big && FileType::from_mode(st.st_mode) == FileType::File && st.st_size as u64 > BIG_FILE =>
+            {
+                return Current::Big
+            }
             Ok(_) => {}
             Err(nix::errno::Errno::ENOENT) => return Current::State(None),
             Err(e) => {
@@ -459,8 +511,27 @@ impl Generation {
 
 enum Current {
     Dir,
+    /// A big regular file, left to the big-file lane.
+    Big,
     /// The state (None: nothing there).
     State(Option<FileState>),
     /// Could not be read: neither confirmed nor reported.
     Unknown,
+}
+
+/// The transient a path's events reveal when its state now is its
+/// accepted one: created (or written) and gone again, or written and found
+/// with its accepted content but a new inode or times.
+fn transient(seen: &Seen, before: Option<&FileState>, after: Option<&FileState>) -> Option<Transient> {
+    if !seen.wrote {
+        return None;
+    }
+    let lived_ms = seen.span_ms();
+    match (before, after) {
+        (None, None) => Some(Transient { lived_ms, end: TransientEnd::Deleted }),
+        (Some(b), Some(a)) if (seen.closes >= 2 || lived_ms >= PUT_BACK_SPAN_MS) && !b.same_stat(a) => {
+            Some(Transient { lived_ms, end: TransientEnd::Restored })
+        }
+        _ => None,
+    }
 }

@@ -27,7 +27,7 @@ use crate::alert::record::QuarantineRecord;
 use crate::alert::{diff, AlertRecord, SinkError, Sinks};
 use crate::baseline::{Store, StoreError};
 use crate::content::ContentStore;
-use crate::model::{Change, EventKind, FileState, QuarantineAction, RelPath};
+use crate::model::{Change, EventKind, FileState, QuarantineAction, RelPath, Severity, TransientEnd};
 use crate::quarantine::{self, hook, QuarantineStore};
 use crate::scan::file;
 use crate::util::supervise::Supervisor;
@@ -175,6 +175,8 @@ pub fn spawn(
         sinks,
         host,
         busy_since: Arc::clone(&handle.busy_since),
+        recent: HashMap::new(),
+        restored: HashMap::new(),
     };
     supervisor
         .spawn("sw-judge", move || {
@@ -189,6 +191,13 @@ pub fn spawn(
 }
 
 struct Judge {
+    /// Realtime alerts of the last moments, by path: the severity and when
+    /// (nanoseconds). A hot path is alerted once, then again only when it
+    /// settles or its severity rises.
+    recent: HashMap<(Arc<str>, RelPath), (Severity, i64)>,
+    /// The (device, inode) of the files the quarantine put back, by path:
+    /// finding one of them "changed and put back" is our own doing.
+    restored: HashMap<(Arc<str>, RelPath), (u64, u64)>,
     store: Store,
     content: ContentStore,
     quarantine: QuarantineStore,
@@ -417,8 +426,29 @@ impl Judge {
     fn judge_one(&mut self, generation: &Generation, i: usize, c: &Change, now: i64) -> (Option<AlertRecord>, Fate) {
         let site = &generation.cfg.sites[i];
         let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
+        if verdict.quarantine.is_none() && self.still_hot(generation, c, verdict.severity, now) {
+            return (None, Fate::Held);
+        }
         let mut record =
             diff::record_with_diff(&self.host, site, c, &verdict, &self.content, Some(&site.real_root), now);
+        if let Some(t) = c.transient {
+            let ours = c
+                .after
+                .as_ref()
+                .is_some_and(|a| self.restored.get(&(Arc::clone(&c.site), c.rel.clone())) == Some(&(a.dev, a.ino)));
+            if ours {
+                return (None, Fate::Undone);
+            }
+            // Over already: nothing to quarantine, no drift to remember.
+            if record.diff.as_deref().is_none_or(str::is_empty) && !verdict.nodiff {
+                record.diff = None;
+                record.diff_note = Some(match t.end {
+                    TransientEnd::Deleted => "gone before it could be read".to_string(),
+                    TransientEnd::Restored => "put back before the changed content could be read".to_string(),
+                });
+            }
+            return (Some(record), Fate::Undone);
+        }
         let Some(action) =
             verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
         else {
@@ -466,6 +496,31 @@ impl Judge {
         (alert.then_some(record), fate)
     }
 
+    /// Is `c` a hot path's change that was alerted moments ago at this
+    /// severity or higher? Then it is held back (and the path's alert
+    /// stays the one sent); else it is remembered as alerted now.
+    fn still_hot(&mut self, generation: &Generation, c: &Change, severity: Severity, now: i64) -> bool {
+        if c.detected_by != crate::model::DetectedBy::Realtime {
+            return false;
+        }
+        // Hot checks come every max_delay: twice that without one, it cooled.
+        let window = generation.cfg.scan.max_delay.as_nanos() as i64 * 2;
+        let key = (Arc::clone(&c.site), c.rel.clone());
+        if c.hot {
+            if let Some((sev, at)) = self.recent.get_mut(&key) {
+                if now - *at < window && severity <= *sev {
+                    *at = now;
+                    return true;
+                }
+            }
+        }
+        if self.recent.len() >= 4096 {
+            self.recent.retain(|_, (_, at)| now - *at < window);
+        }
+        self.recent.insert(key, (severity, now));
+        false
+    }
+
     /// Remembers what was alerted (or accepts it, with `auto_accept`),
     /// forgets the drift of what is back at its accepted state.
     fn persist(
@@ -491,6 +546,10 @@ impl Judge {
             if let Ok(Some(now_state)) = file::probe(&site.real_root, &c.rel, None) {
                 if c.before.is_some() && FileState::compare(c.before.as_ref(), Some(&now_state)).is_none() {
                     w.put(&site.name, &c.rel, Some(&now_state))?;
+                    if self.restored.len() >= 4096 {
+                        self.restored.clear();
+                    }
+                    self.restored.insert((Arc::clone(&site.name), c.rel.clone()), (now_state.dev, now_state.ino));
                 }
             }
         }

@@ -8,8 +8,11 @@
 //!   configuration generations; it takes its shutdown and reload orders as
 //!   [`Control`] messages, so tests drive it in-process ([`run_with`]) and
 //!   `run` only turns signals into those messages;
-//! - two worker threads observe: one for realtime paths, one for scans (at
-//!   low CPU and I/O priority). They read the store, never write it;
+//! - one thread reads the kernel's events ([`Hub`]);
+//! - three worker threads observe: one for realtime paths, one for the
+//!   realtime paths of big files (hashing a multi-gigabyte file must not
+//!   hold up the alerts of small ones, in any site), one for scans (at low
+//!   CPU and I/O priority). They read the store, never write it;
 //! - the [judge](judge) thread decides: it alone writes the store,
 //!   quarantines and delivers to the sinks;
 //! - every thread is started through a [`Supervisor`]; when one dies, the
@@ -41,16 +44,15 @@ use crate::baseline::{Store, StoreError};
 use crate::config::{Config, ConfigError};
 use crate::model::{DetectedBy, RelPath};
 use crate::util::supervise::{Exits, Supervisor};
-use crate::watch::WatchEvent;
-use debounce::Debouncer;
+use crate::watch::Op;
+use crate::watch::{Hub, WatchEvent};
+use debounce::{Debouncer, Due, Seen};
 use generation::{Generation, StartMode, Started, WorkError};
 use judge::JudgeHandle;
 
 /// Events waiting between the kernel and the loop; past this the watcher
 /// raises the site's rescan flag instead of blocking.
 const EVENT_QUEUE: usize = 65_536;
-/// A path that never goes quiet is still checked after this long.
-const MAX_COALESCE: Duration = Duration::from_secs(2);
 /// Time allowed for the workers and the judge to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 /// How often the loop looks at the schedule and at dead threads.
@@ -181,7 +183,7 @@ fn forward_signals(tx: mpsc::Sender<Control>) -> Result<(), DaemonError> {
 enum Job {
     Start { generation: Arc<Generation>, site: usize, mode: StartMode },
     Scan { generation: Arc<Generation>, site: usize, rehash: bool },
-    Paths { generation: Arc<Generation>, site: usize, rels: Vec<RelPath>, by: DetectedBy },
+    Paths { generation: Arc<Generation>, site: usize, rels: Vec<(RelPath, Seen)>, by: DetectedBy },
 }
 
 /// What the workers tell the loop.
@@ -235,6 +237,7 @@ struct Core {
     previous: Option<Arc<Generation>>,
     sched: Vec<SiteSched>,
     debouncer: Debouncer,
+    hub: Arc<Hub>,
     notifier: systemd::Notifier,
     announced: bool,
     started_at: String,
@@ -255,12 +258,17 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
     let sinks = make_sinks(&cfg, &supervisor)?;
     let content = crate::content::ContentStore::new(&state_dir);
     let judge = judge::spawn(&state_dir, content.clone(), crate::util::hostname(), sinks, &supervisor)?;
+    let hub = Hub::new().map_err(|e| DaemonError::Io { what: "inotify".into(), source: std::io::Error::other(e) })?;
+    let reader = Arc::clone(&hub);
+    supervisor.spawn("sw-inotify", move || reader.serve()).map_err(io("cannot start the inotify reader"))?;
+    let (big_tx, big_rx) = mpsc::channel::<Job>(4096);
     let workers = [
-        spawn_worker(&supervisor, "sw-realtime", paths_rx, rep_tx.clone(), judge.clone(), &state_dir, false)?,
-        spawn_worker(&supervisor, "sw-scan", scans_rx, rep_tx, judge.clone(), &state_dir, true)?,
+        spawn_worker(&supervisor, "sw-realtime", paths_rx, Some(big_tx), rep_tx.clone(), judge.clone(), &state_dir)?,
+        spawn_worker(&supervisor, "sw-bigfile", big_rx, None, rep_tx.clone(), judge.clone(), &state_dir)?,
+        spawn_worker(&supervisor, "sw-scan", scans_rx, None, rep_tx, judge.clone(), &state_dir)?,
     ];
-    let quiet = cfg.scan.quiet_period;
-    let current = Arc::new(Generation::new(1, cfg, content.clone(), ev_tx.clone()));
+    let (quiet, max_delay) = (cfg.scan.quiet_period, cfg.scan.max_delay);
+    let current = Arc::new(Generation::new(1, cfg, content.clone(), Arc::clone(&hub), ev_tx.clone()));
     let mut core = Core {
         sched: vec![SiteSched::default(); current.sites.len()],
         current,
@@ -274,7 +282,8 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
         events: ev_tx,
         paths: paths_tx,
         scans: scans_tx,
-        debouncer: Debouncer::new(quiet, MAX_COALESCE),
+        debouncer: Debouncer::new(quiet, max_delay),
+        hub,
         notifier: systemd::Notifier::from_env(),
         announced: false,
         started_at: crate::util::time::rfc3339_ms(crate::util::time::now_ns()),
@@ -364,11 +373,11 @@ impl Core {
         let now = std::time::Instant::now();
         for ev in batch {
             match ev {
-                WatchEvent::Path { site, rel, by, closed } => {
+                WatchEvent::Path { site, rel, by, op } => {
                     // A closed file a quarantine rule covers is undone at once,
                     // however often it is rewritten.
-                    let guarded = closed && self.guarded(&site, &rel);
-                    self.debouncer.push((site, rel), now, by, closed, guarded)
+                    let guarded = op == Op::Closed && self.guarded(&site, &rel);
+                    self.debouncer.push((site, rel), now, by, op, guarded)
                 }
                 WatchEvent::Rescan { site, reason } => {
                     if let Some(i) = self.current.site_index(&site) {
@@ -401,10 +410,10 @@ impl Core {
         self.dispatch(due).await;
     }
 
-    async fn dispatch(&self, due: Vec<(debounce::Key, DetectedBy)>) {
+    async fn dispatch(&self, due: Vec<Due>) {
         // Keyed by (generation, site, how seen).
         let mut groups: HashMap<(u64, usize, DetectedBy), Job> = HashMap::new();
-        for ((name, rel), by) in due {
+        for Due { key: (name, rel), by, seen } in due {
             if let Some((generation, site)) = self.route(&name) {
                 let job = groups.entry((generation.number, site, by)).or_insert_with(|| Job::Paths {
                     generation,
@@ -413,7 +422,7 @@ impl Core {
                     by,
                 });
                 if let Job::Paths { rels, .. } = job {
-                    rels.push(rel);
+                    rels.push((rel, seen));
                 }
             }
         }
@@ -588,8 +597,15 @@ impl Core {
         if self.judge.control(judge::Control::Reload(sinks)).await.is_err() {
             return; // The judge died: reported at the next tick.
         }
-        let next =
-            Arc::new(Generation::new(self.current.number + 1, cfg, self.current.content.clone(), self.events.clone()));
+        let next = Arc::new(Generation::new(
+            self.current.number + 1,
+            cfg,
+            self.current.content.clone(),
+            Arc::clone(&self.hub),
+            self.events.clone(),
+        ));
+        let scan = &next.cfg.scan;
+        self.debouncer.set_periods(scan.quiet_period, scan.max_delay);
         let old = std::mem::replace(&mut self.current, next);
         old.cancel.store(true, Ordering::Relaxed);
         if let Some(older) = self.previous.replace(old) {
@@ -633,6 +649,7 @@ impl Core {
             pid: std::process::id(),
             ready: self.sched.iter().all(|s| s.ready),
             started: self.started_at.clone(),
+            kernel_events: self.hub.events(),
             sites,
         };
         if let Err(e) = status::write(&rt.cfg.state_dir, &st) {
@@ -645,7 +662,7 @@ impl Core {
     async fn shutdown(
         mut self,
         mut ev_rx: mpsc::Receiver<WatchEvent>,
-        workers: [std::thread::JoinHandle<()>; 2],
+        workers: [std::thread::JoinHandle<()>; 3],
         state_dir: &Path,
     ) -> Result<(), DaemonError> {
         self.notifier.notify("STOPPING=1");
@@ -655,18 +672,15 @@ impl Core {
             old.stop_watching();
         }
         self.current.stop_watching();
+        self.hub.stop();
         while let Ok(ev) = ev_rx.try_recv() {
-            if let WatchEvent::Path { site, rel, by, closed } = ev {
-                self.debouncer.push((site, rel), std::time::Instant::now(), by, closed, false);
+            if let WatchEvent::Path { site, rel, by, op } = ev {
+                self.debouncer.push((site, rel), std::time::Instant::now(), by, op, false);
             }
         }
         let (current, previous, sched) = (&self.current, self.previous.as_deref(), &self.sched);
-        let pending: Vec<_> = self
-            .debouncer
-            .drain()
-            .into_iter()
-            .filter(|((name, _), _)| routable(current, previous, sched, name))
-            .collect();
+        let pending: Vec<_> =
+            self.debouncer.drain().into_iter().filter(|d| routable(current, previous, sched, &d.key.0)).collect();
         self.dispatch(pending).await;
         let Core { paths, scans, judge, current, previous, exits, .. } = self;
         drop((paths, scans, current, previous, judge));
@@ -700,18 +714,21 @@ fn routable(current: &Generation, previous: Option<&Generation>, sched: &[SiteSc
     }
 }
 
+/// Starts a worker; `big`: where it hands the big files of realtime paths
+/// (the fast lane's), none for the big-file lane and the scan worker.
 fn spawn_worker(
     supervisor: &Supervisor,
     name: &str,
     jobs: mpsc::Receiver<Job>,
+    big: Option<mpsc::Sender<Job>>,
     reports: mpsc::Sender<Report>,
     judge: JudgeHandle,
     state_dir: &Path,
-    low_priority: bool,
 ) -> Result<std::thread::JoinHandle<()>, DaemonError> {
     let state_dir = state_dir.to_path_buf();
+    let low_priority = name == "sw-scan";
     supervisor
-        .spawn(name, move || worker(jobs, reports, judge, &state_dir, low_priority))
+        .spawn(name, move || worker(jobs, big, reports, judge, &state_dir, low_priority))
         .map_err(io("cannot start a worker thread"))
 }
 
@@ -719,6 +736,7 @@ fn spawn_worker(
 /// when its job channel closes; the judge being gone is its death.
 fn worker(
     mut jobs: mpsc::Receiver<Job>,
+    big: Option<mpsc::Sender<Job>>,
     reports: mpsc::Sender<Report>,
     judge: JudgeHandle,
     state_dir: &Path,
@@ -756,14 +774,25 @@ fn worker(
                 }
                 let _ = reports.blocking_send(Report::Scanned { generation: generation.number, site });
             }
-            Job::Paths { generation, site, rels, by } => match generation.reconcile(site, &store, rels, by) {
-                Ok(observed) => judge.realtime(observed).map_err(|e| e.to_string())?,
-                Err(e) => {
-                    log_work_error(&generation, site, &fatal(e)?);
-                    // The paths are not judged: a scan judges them instead.
-                    generation.sites[site].rescan_due.store(true, Ordering::Release);
+            Job::Paths { generation, site, rels, by } => {
+                match generation.reconcile(site, &store, rels, by, big.is_some()) {
+                    Ok((observed, deferred)) => {
+                        judge.realtime(observed).map_err(|e| e.to_string())?;
+                        if let (Some(big), false) = (&big, deferred.is_empty()) {
+                            let job = Job::Paths { generation: Arc::clone(&generation), site, rels: deferred, by };
+                            if big.try_send(job).is_err() {
+                                // The big-file lane is full: a scan judges them.
+                                generation.sites[site].rescan_due.store(true, Ordering::Release);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        log_work_error(&generation, site, &fatal(e)?);
+                        // The paths are not judged: a scan judges them instead.
+                        generation.sites[site].rescan_due.store(true, Ordering::Release);
+                    }
                 }
-            },
+            }
         }
     }
     Ok(())

@@ -40,6 +40,10 @@ pub struct DaemonStatus {
     pub ready: bool,
     /// When the daemon started.
     pub started: String,
+    /// Kernel (inotify) events read since start: opening and reading files
+    /// add none.
+    #[serde(default)]
+    pub kernel_events: u64,
     /// The state of each site.
     pub sites: Vec<SiteState>,
 }

@@ -16,7 +16,7 @@ pub mod walk;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -336,16 +336,16 @@ pub fn walk_dirs(
     root: &Path,
     start: &[u8],
     policy: &Policy,
-    visit: impl FnMut(&[u8], (u64, u64)),
+    visit: impl FnMut(&[u8], (u64, u64), BorrowedFd<'_>),
 ) -> Result<u64, ScanError> {
     struct Dirs<F> {
         visit: F,
         failed: u64,
     }
-    impl<F: FnMut(&[u8], (u64, u64))> walk::Visitor for Dirs<F> {
+    impl<F: FnMut(&[u8], (u64, u64), BorrowedFd<'_>)> walk::Visitor for Dirs<F> {
         fn dir(&mut self, rel: &[u8], fd: &Arc<OwnedFd>) -> WalkState {
             let id = nix::sys::stat::fstat(fd.as_fd()).map(|st| (st.st_dev, st.st_ino)).unwrap_or((0, 0));
-            (self.visit)(rel, id);
+            (self.visit)(rel, id, fd.as_fd());
             WalkState::Continue
         }
 

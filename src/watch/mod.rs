@@ -1,35 +1,58 @@
-//! The realtime source: kernel events (inotify, through `notify`) turned
-//! into the project's own event type at this one boundary.
+//! The realtime source: kernel events (inotify, read by our own thin
+//! layer over the system calls) turned into the project's own event type
+//! at this one boundary.
 //!
-//! Watches are placed directory by directory (notify's recursive mode would
-//! follow symlinks and watch ignored folders): every directory the policy
-//! lets the walker enter, found without following symlinks. A directory that
-//! appears later is watched by the daemon as soon as it is seen, then walked,
-//! so files created in it before its watch existed are found too.
+//! Watches are placed directory by directory: every directory the policy
+//! lets the walker enter, found without following symlinks, each watched
+//! through the descriptor the walker opened it with (`/proc/self/fd/N`), so
+//! a directory deeper than `PATH_MAX` is watched like any other and a
+//! directory swapped for a symlink between the walk and the watch is not
+//! followed. A directory that appears later is watched by the daemon as
+//! soon as it is seen, then walked, so files created in it before its watch
+//! existed are found too.
 //!
-//! The notify callback never blocks: a full channel or a kernel queue
-//! overflow raises the site's rescan flag, because for an integrity monitor
-//! a lost event is a blind spot that only a scan can close.
+//! The reader never blocks: a full channel or a kernel queue overflow
+//! raises the site's rescan flag, because for an integrity monitor a lost
+//! event is a blind spot that only a scan can close.
+
+mod hub;
 
 use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecursiveMode, Watcher as _};
+use nix::errno::Errno;
+use nix::sys::inotify::WatchDescriptor;
 use tokio::sync::mpsc;
+
+pub use hub::Hub;
 
 use crate::model::{DetectedBy, RelPath};
 use crate::policy::Policy;
+
+/// What the kernel said happened to a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Created, or moved in.
+    Created,
+    /// Written, still open (`IN_MODIFY`).
+    Written,
+    /// A writer closed it (`IN_CLOSE_WRITE`): it may be judged at once.
+    Closed,
+    /// Mode, owner, timestamps or link count changed.
+    Attrib,
+    /// Deleted, or moved away.
+    Gone,
+}
 
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
     /// Something happened at this path of site `site` (`by` is `Scan` for
-    /// a path a scan found still being written; `closed`: a writer closed
-    /// it, so it may be judged at once).
+    /// a path a scan found still being written).
     Path {
         /// The site's name.
         site: Arc<str>,
@@ -37,8 +60,8 @@ pub enum WatchEvent {
         rel: RelPath,
         /// How it was detected.
         by: DetectedBy,
-        /// A writer closed the file (`IN_CLOSE_WRITE`).
-        closed: bool,
+        /// What happened (a scan's hand-over is `Written`).
+        op: Op,
     },
     /// Events were lost (queue overflow, full channel, watch error): the
     /// site must be scanned.
@@ -96,72 +119,35 @@ pub enum WatchError {
 /// The kernel watches of one site.
 pub struct SiteWatcher {
     root: PathBuf,
-    inner: notify::INotifyWatcher,
-    /// Watched directories and the (device, inode) the watch is on. The
-    /// daemon updates it as it judges paths: a directory gone is forgotten
-    /// with what was below it, one that appears is watched again whole.
-    dirs: HashMap<RelPath, (u64, u64)>,
+    hub: Arc<Hub>,
+    token: u64,
+    inst: Arc<hub::Instance>,
+    /// Watched directories, the (device, inode) the watch is on and its
+    /// descriptor. The daemon updates it as it judges paths: a directory
+    /// gone is forgotten with what was below it, one that appears is
+    /// watched again whole.
+    dirs: HashMap<RelPath, ((u64, u64), WatchDescriptor)>,
 }
 
-struct Handler {
-    site: Arc<str>,
-    root: PathBuf,
-    tx: mpsc::Sender<WatchEvent>,
-    lost: Arc<AtomicBool>,
-}
-
-impl Handler {
-    fn send(&self, ev: WatchEvent) {
-        if self.tx.try_send(ev).is_err() {
-            // Full (or closed at shutdown): remember to rescan instead.
-            self.lost.store(true, Ordering::Release);
-        }
-    }
-}
-
-impl notify::EventHandler for Handler {
-    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
-        let event = match event {
-            Ok(e) => e,
-            Err(e) => {
-                self.send(WatchEvent::Rescan { site: Arc::clone(&self.site), reason: format!("watch error: {e}") });
-                return;
-            }
-        };
-        if event.need_rescan() {
-            self.send(WatchEvent::Rescan { site: Arc::clone(&self.site), reason: "inotify queue overflow".into() });
-        }
-        // Opening or reading a file changes nothing; closing after a write
-        // is the moment a chunked write is done.
-        let closed = event.kind == EventKind::Access(AccessKind::Close(AccessMode::Write));
-        if matches!(event.kind, EventKind::Access(_)) && !closed {
-            return;
-        }
-        // The map of watched directories is the daemon's to update, when
-        // it looks at the paths (a rename is two paths, judged together).
-        for path in event.paths {
-            if let Ok(rest) = path.strip_prefix(&self.root) {
-                let rel = rest.as_os_str().as_bytes().to_vec();
-                self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime, closed });
-            }
-        }
+impl Drop for SiteWatcher {
+    fn drop(&mut self) {
+        self.hub.remove(self.token);
     }
 }
 
 impl SiteWatcher {
     /// An inotify instance for site `site` rooted at `root` (the canonical
-    /// root). Events go to `tx`; `lost` is raised when one could not be
-    /// delivered.
+    /// root), read by `hub`. Events go to `tx`; `lost` is raised when one
+    /// could not be delivered.
     pub fn new(
+        hub: &Arc<Hub>,
         site: Arc<str>,
         root: &Path,
         tx: mpsc::Sender<WatchEvent>,
         lost: Arc<AtomicBool>,
     ) -> Result<SiteWatcher, WatchError> {
-        let handler = Handler { site, root: root.to_path_buf(), tx, lost };
-        let inner = notify::INotifyWatcher::new(handler, notify::Config::default().with_follow_symlinks(false))
-            .map_err(|e| WatchError::Instance(e.to_string()))?;
-        Ok(SiteWatcher { root: root.to_path_buf(), inner, dirs: HashMap::new() })
+        let (token, inst) = hub.add(site, tx, lost)?;
+        Ok(SiteWatcher { root: root.to_path_buf(), hub: Arc::clone(hub), token, inst, dirs: HashMap::new() })
     }
 
     /// Watches `dir` (relative) and every directory below it that the policy
@@ -171,56 +157,75 @@ impl SiteWatcher {
     /// `renew`: place every watch again, even where the map already has the
     /// directory with the same inode. For a directory that just appeared:
     /// renamed away and back (`mv x x.tmp; mv x.tmp x`), its directories
-    /// keep their inodes, so their watches keep their descriptors, but
-    /// notify still names their events by the path they had in between;
-    /// adding the watch again by the current path corrects that.
+    /// keep their inodes, so their watches keep their descriptors, which
+    /// must now name the directories by their current paths.
     pub fn watch_tree(&mut self, dir: &[u8], policy: &Policy, renew: bool) -> Result<usize, WatchError> {
-        let mut found = Vec::new();
-        let failed = crate::scan::walk_dirs(&self.root, dir, policy, |rel, id| found.push((rel.to_vec(), id)))
-            .map_err(|e| WatchError::Other { path: self.root.clone(), message: e.to_string() })?;
         let mut added = 0;
-        for (rel, id) in found {
-            if !renew && self.dirs.get(&rel) == Some(&id) {
-                continue;
+        let mut error = None;
+        let failed = crate::scan::walk_dirs(&self.root, dir, policy, |rel, id, fd| {
+            if error.is_some() || (!renew && self.dirs.get(rel).is_some_and(|(known, _)| *known == id)) {
+                return;
             }
-            let path = self.abs(&rel);
-            match self.inner.watch(&path, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    self.dirs.insert(rel, id);
+            // Through the descriptor the walker holds: no path length
+            // limit, and no symlink swapped in since the walk looked.
+            let by_fd = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+            let placed = match self.inst.inotify.add_watch(by_fd.as_str(), hub::mask()) {
+                Err(Errno::ENOENT) if !Path::new("/proc/self/fd").exists() => {
+                    self.inst.inotify.add_watch(&abs(&self.root, rel), hub::mask())
+                }
+                other => other,
+            };
+            match placed {
+                Ok(wd) => {
+                    self.inst.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(wd, rel.to_vec());
+                    self.dirs.insert(rel.to_vec(), (id, wd));
                     added += 1;
                 }
-                Err(e) => match &e.kind {
-                    notify::ErrorKind::MaxFilesWatch => return Err(WatchError::Limit { path }),
-                    // Gone again already: nothing to watch.
-                    notify::ErrorKind::PathNotFound => {}
-                    notify::ErrorKind::Io(io) => {
-                        return Err(match io.raw_os_error() {
-                            Some(nix::libc::ENOSPC) => WatchError::Limit { path },
-                            Some(nix::libc::EMFILE | nix::libc::ENFILE) => WatchError::Descriptors { path },
-                            Some(nix::libc::EACCES | nix::libc::EPERM) => WatchError::Denied { path },
-                            Some(nix::libc::ENOENT) => continue,
-                            _ => WatchError::Other { path, message: e.to_string() },
-                        })
-                    }
-                    _ => return Err(WatchError::Other { path, message: e.to_string() }),
-                },
+                Err(e) => {
+                    let path = abs(&self.root, rel);
+                    error = Some(match e {
+                        Errno::ENOSPC => WatchError::Limit { path },
+                        Errno::EMFILE | Errno::ENFILE => WatchError::Descriptors { path },
+                        Errno::EACCES | Errno::EPERM => WatchError::Denied { path },
+                        _ => WatchError::Other { path, message: e.desc().to_string() },
+                    });
+                }
             }
+        })
+        .map_err(|e| WatchError::Other { path: self.root.clone(), message: e.to_string() })?;
+        if let Some(e) = error {
+            return Err(e);
         }
         if failed > 0 {
             return Err(WatchError::Other {
-                path: self.abs(dir),
+                path: abs(&self.root, dir),
                 message: format!("{failed} directories could not be read (permissions, or too many open files)"),
             });
         }
         Ok(added)
     }
 
-    /// Forgets `dir` and below: nothing is there any more. The kernel drops
-    /// the watches of deleted directories itself; a directory renamed away
-    /// keeps its watch descriptor, which may be the very one its new path
-    /// was just watched with, so nothing is unwatched here.
+    /// Forgets `dir` and below: nothing is there any more. A directory
+    /// renamed away keeps its watch; it is removed here unless its
+    /// descriptor was just pointed at a new path (renamed inside the root
+    /// and watched there already).
     pub fn forget_tree(&mut self, dir: &[u8]) {
-        self.dirs.retain(|d, _| !crate::detect::is_under(d, dir));
+        let mut gone = Vec::new();
+        self.dirs.retain(|d, (_, wd)| {
+            let under = crate::detect::is_under(d, dir);
+            if under {
+                gone.push((d.clone(), *wd));
+            }
+            !under
+        });
+        let mut wds = self.inst.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        for (d, wd) in gone {
+            if wds.get(&wd) == Some(&d) {
+                wds.remove(&wd);
+                // Already gone when the directory was deleted: nothing to do.
+                let _ = self.inst.inotify.rm_watch(wd);
+            }
+        }
     }
 
     /// Is this directory watched?
@@ -232,12 +237,12 @@ impl SiteWatcher {
     pub fn count(&self) -> usize {
         self.dirs.len()
     }
+}
 
-    fn abs(&self, rel: &[u8]) -> PathBuf {
-        if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(std::ffi::OsStr::from_bytes(rel))
-        }
+fn abs(root: &Path, rel: &[u8]) -> PathBuf {
+    if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(std::ffi::OsStr::from_bytes(rel))
     }
 }

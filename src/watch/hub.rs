@@ -1,0 +1,200 @@
+//! The one thread that reads every inotify instance: an epoll set of the
+//! sites' instances, drained as they become readable, each event turned
+//! into a [`WatchEvent`] by the map of watch descriptors of its site.
+//!
+//! The kernel mask is exact: only what can change a file or a directory
+//! (create, modify, close after writing, attribute change, moves, delete).
+//! Opening, reading and closing a file that was only read wake nobody, so
+//! page views of a PHP site cost the daemon nothing.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
+use tokio::sync::mpsc;
+
+use super::{Op, WatchError, WatchEvent};
+use crate::model::{DetectedBy, RelPath};
+
+/// What a directory watch asks the kernel for. No `IN_OPEN`, `IN_ACCESS`
+/// or `IN_CLOSE_NOWRITE`: reads are not changes.
+pub(super) fn mask() -> AddWatchFlags {
+    AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_ATTRIB
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_ONLYDIR
+}
+
+/// One site's inotify instance, shared by its [`SiteWatcher`](super::SiteWatcher)
+/// (which adds watches) and the hub thread (which reads events).
+pub(super) struct Instance {
+    pub(super) inotify: Inotify,
+    site: Arc<str>,
+    tx: mpsc::Sender<WatchEvent>,
+    lost: Arc<AtomicBool>,
+    /// Watch descriptor → the directory (relative) it watches now. A
+    /// directory renamed inside the root keeps its descriptor; watching it
+    /// again by its new path points the descriptor there.
+    pub(super) dirs: Mutex<HashMap<WatchDescriptor, RelPath>>,
+}
+
+impl Instance {
+    fn send(&self, ev: WatchEvent) {
+        if self.tx.try_send(ev).is_err() {
+            // Full (or closed at shutdown): remember to rescan instead.
+            self.lost.store(true, Ordering::Release);
+        }
+    }
+
+    fn dirs(&self) -> std::sync::MutexGuard<'_, HashMap<WatchDescriptor, RelPath>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handle(&self, ev: InotifyEvent) {
+        let m = ev.mask;
+        if m.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+            self.send(WatchEvent::Rescan { site: Arc::clone(&self.site), reason: "inotify queue overflow".into() });
+            return;
+        }
+        if m.contains(AddWatchFlags::IN_IGNORED) {
+            // The directory is gone (or unwatched): its descriptor may be
+            // reused by the kernel for another directory.
+            self.dirs().remove(&ev.wd);
+            return;
+        }
+        // Events about a watched directory itself also come, with its
+        // name, from its parent's watch.
+        let Some(name) = ev.name else { return };
+        let Some(dir) = self.dirs().get(&ev.wd).cloned() else { return };
+        let op = if m.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM) {
+            Op::Gone
+        } else if m.intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO) {
+            Op::Created
+        } else if m.contains(AddWatchFlags::IN_CLOSE_WRITE) {
+            Op::Closed
+        } else if m.contains(AddWatchFlags::IN_MODIFY) {
+            Op::Written
+        } else {
+            Op::Attrib
+        };
+        let rel = crate::scan::walk::join(&dir, name.as_bytes());
+        crate::util::fault::point("inotify", &rel);
+        self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime, op });
+    }
+}
+
+/// The epoll set and its reading thread.
+pub struct Hub {
+    epoll: Epoll,
+    instances: Mutex<HashMap<u64, Arc<Instance>>>,
+    next: AtomicU64,
+    stop: AtomicBool,
+    /// Kernel events read since start (for `status` and the benchmarks).
+    events: AtomicU64,
+}
+
+impl Hub {
+    /// A hub with no instance yet; [`Hub::serve`] runs its reading loop.
+    pub fn new() -> Result<Arc<Hub>, WatchError> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| WatchError::Instance(e.to_string()))?;
+        Ok(Arc::new(Hub {
+            epoll,
+            instances: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+            events: AtomicU64::new(0),
+        }))
+    }
+
+    fn instances(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Instance>>> {
+        self.instances.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new inotify instance for site `site`, read by this hub; returns
+    /// its token (for [`Hub::remove`]) and the instance.
+    pub(super) fn add(
+        &self,
+        site: Arc<str>,
+        tx: mpsc::Sender<WatchEvent>,
+        lost: Arc<AtomicBool>,
+    ) -> Result<(u64, Arc<Instance>), WatchError> {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(|e| WatchError::Instance(e.desc().to_string()))?;
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let inst = Arc::new(Instance { inotify, site, tx, lost, dirs: Mutex::new(HashMap::new()) });
+        self.instances().insert(token, Arc::clone(&inst));
+        if let Err(e) = self.epoll.add(inst.inotify.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
+            self.instances().remove(&token);
+            return Err(WatchError::Instance(e.desc().to_string()));
+        }
+        Ok((token, inst))
+    }
+
+    /// Stops reading the instance of `token` (closed when its last user
+    /// drops it).
+    pub(super) fn remove(&self, token: u64) {
+        if let Some(inst) = self.instances().remove(&token) {
+            let _ = self.epoll.delete(inst.inotify.as_fd());
+        }
+    }
+
+    /// Kernel events read so far.
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Makes [`Hub::serve`] return (within its poll interval).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// The reading loop, until [`Hub::stop`]. An error of epoll itself is
+    /// fatal: the thread's death stops the daemon, which must not run blind.
+    pub fn serve(&self) -> Result<(), String> {
+        let mut ready = [EpollEvent::empty(); 64];
+        while !self.stop.load(Ordering::Acquire) {
+            let n = match self.epoll.wait(&mut ready, 200u16) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(format!("epoll_wait: {}", e.desc())),
+            };
+            for r in &ready[..n] {
+                let Some(inst) = self.instances().get(&r.data()).cloned() else { continue };
+                self.drain(&inst);
+            }
+        }
+        Ok(())
+    }
+
+    fn drain(&self, inst: &Instance) {
+        loop {
+            match inst.inotify.read_events() {
+                Ok(events) if events.is_empty() => return,
+                Ok(events) => {
+                    self.events.fetch_add(events.len() as u64, Ordering::Relaxed);
+                    for ev in events {
+                        inst.handle(ev);
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return,
+                Err(e) => {
+                    inst.send(WatchEvent::Rescan {
+                        site: Arc::clone(&inst.site),
+                        reason: format!("reading inotify events: {}", e.desc()),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}
