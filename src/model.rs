@@ -109,9 +109,17 @@ pub struct FileState {
     pub sha256: Option<[u8; 32]>,
     /// The link target as stored in the symlink, never followed.
     pub target: Option<Vec<u8>>,
+    /// Number of hard links (names) of the inode.
+    pub nlink: u32,
 }
 
 impl FileState {
+    /// A regular file with another name (a hard link): a write through
+    /// that name, maybe outside the root, gives no event here.
+    pub fn linked(&self) -> bool {
+        self.kind == FileType::File && self.nlink > 1
+    }
+
     /// True when the stat fields that any write would change are identical,
     /// so the recorded hash still describes the content.
     pub fn same_stat(&self, other: &FileState) -> bool {
@@ -135,7 +143,7 @@ impl FileState {
             (Some(b), Some(a)) => {
                 if b.kind != a.kind || b.sha256 != a.sha256 || b.size != a.size || b.target != a.target {
                     Some(EventKind::Modified)
-                } else if b.mode != a.mode || b.uid != a.uid || b.gid != a.gid {
+                } else if b.mode != a.mode || b.uid != a.uid || b.gid != a.gid || b.linked() != a.linked() {
                     Some(EventKind::Metadata)
                 } else {
                     None
@@ -303,6 +311,13 @@ pub enum TransientEnd {
 }
 
 impl Change {
+    /// A directory added or removed: kept in the baseline without an alert
+    /// (only a directory's mode and owner changes are news).
+    pub fn is_silent(&self) -> bool {
+        let mut states = self.before.iter().chain(self.after.iter()).peekable();
+        self.kind != EventKind::Metadata && states.peek().is_some() && states.all(|s| s.kind == FileType::Dir)
+    }
+
     /// The type of the object the change is about (the new one if any).
     pub fn file_type(&self) -> FileType {
         self.after.as_ref().or(self.before.as_ref()).map(|s| s.kind).unwrap_or(FileType::File)
@@ -326,6 +341,7 @@ mod tests {
             ino: 1,
             sha256: Some([1; 32]),
             target: None,
+            nlink: 1,
         }
     }
 

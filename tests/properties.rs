@@ -37,6 +37,7 @@ fn state(size: u64) -> FileState {
         ino: 2,
         sha256: Some([7; 32]),
         target: None,
+        nlink: 1,
     }
 }
 

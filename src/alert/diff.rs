@@ -23,6 +23,9 @@ const TIMEOUT: Duration = Duration::from_millis(250);
 /// by its content).
 pub const SECRET: &str = "secret";
 
+/// The note of a file with more than one hard link.
+pub const LINKED: &str = "content not shown: the file has more than one hard link, and another name may be a secret";
+
 /// What a `diff_note` means, for people (mail, terminal, `sitewarden diff`).
 pub fn note_text(note: &str) -> &str {
     match note {
@@ -68,6 +71,10 @@ pub fn of_change(
     let nodiff = nodiff || known_secret(change.before.as_ref()) || known_secret(change.after.as_ref());
     if nodiff || change.kind == EventKind::Metadata {
         return render(change.kind, label, Side::Absent, Side::Absent, nodiff, secrets);
+    }
+    // Another name may be `wp-config.php` (or /etc/shadow): never read.
+    if change.before.iter().chain(change.after.iter()).any(crate::model::FileState::linked) {
+        return Rendered { diff: None, note: Some(LINKED.to_string()) };
     }
     let load = |state: Option<&crate::model::FileState>, live: bool| -> Loaded {
         let Some(s) = state else {

@@ -39,6 +39,9 @@ pub struct StateRecord {
     /// The target's exact bytes in base64, when they are not valid UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_base64: Option<String>,
+    /// Hard links of a regular file, when it has more than one name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<u32>,
 }
 
 impl From<&FileState> for StateRecord {
@@ -54,6 +57,7 @@ impl From<&FileState> for StateRecord {
             mtime: rfc3339_ms(s.mtime_ns),
             target: target.map(lossless),
             target_base64: target.filter(|t| needs_base64(t)).map(base64),
+            links: s.linked().then_some(s.nlink),
         }
     }
 }
@@ -173,6 +177,7 @@ mod tests {
             ino: 0,
             sha256: Some([0xab; 32]),
             target: None,
+            nlink: 1,
         };
         let change = Change {
             site: Arc::from("blog"),

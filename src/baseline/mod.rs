@@ -19,7 +19,7 @@ use crate::model::{FileState, FileType, RelPath};
 /// The database file inside `state_dir`.
 pub const DB_FILE: &str = "sitewarden.db";
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The baseline store cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +77,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-const COLS: &str = "type, size, mode, uid, gid, mtime_ns, ctime_ns, dev, ino, sha256, target";
+const COLS: &str = "type, size, mode, uid, gid, mtime_ns, ctime_ns, dev, ino, sha256, target, nlink";
 
 impl Store {
     /// Opens the store, creating `state_dir` (0700) and the database.
@@ -136,6 +136,20 @@ impl Store {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
+        if version == 1 {
+            // Version 2 keeps the link count (a file with another name
+            // elsewhere can be written without an event here).
+            return self
+                .conn
+                .execute_batch(&format!(
+                    "BEGIN;
+                     ALTER TABLE baseline ADD COLUMN nlink INTEGER NOT NULL DEFAULT 1;
+                     ALTER TABLE drift ADD COLUMN nlink INTEGER;
+                     PRAGMA user_version = {SCHEMA_VERSION};
+                     COMMIT;"
+                ))
+                .map_err(self.err());
+        }
         if version != 0 {
             return Err(StoreError::Version { path: self.path.clone(), found: version });
         }
@@ -153,7 +167,7 @@ impl Store {
                      uid INTEGER NOT NULL, gid INTEGER NOT NULL,
                      mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
                      dev INTEGER NOT NULL, ino INTEGER NOT NULL,
-                     sha256 BLOB, target BLOB,
+                     sha256 BLOB, target BLOB, nlink INTEGER NOT NULL DEFAULT 1,
                      PRIMARY KEY (site, path)
                  ) WITHOUT ROWID;
                  -- Drift already alerted: the observed state (NULL type: deleted).
@@ -161,7 +175,7 @@ impl Store {
                      site TEXT NOT NULL, path BLOB NOT NULL, alerted_at INTEGER NOT NULL,
                      type TEXT, size INTEGER, mode INTEGER, uid INTEGER, gid INTEGER,
                      mtime_ns INTEGER, ctime_ns INTEGER, dev INTEGER, ino INTEGER,
-                     sha256 BLOB, target BLOB,
+                     sha256 BLOB, target BLOB, nlink INTEGER,
                      PRIMARY KEY (site, path)
                  ) WITHOUT ROWID;
                  PRAGMA user_version = {SCHEMA_VERSION};
@@ -248,7 +262,9 @@ impl Store {
         };
         info.files = self
             .conn
-            .query_row("SELECT count(*) FROM baseline WHERE site = ?1", [site], |r| r.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM baseline WHERE site = ?1 AND type != 'dir'", [site], |r| {
+                r.get::<_, i64>(0)
+            })
             .map_err(self.err())? as u64;
         info.drift = self
             .conn
@@ -295,6 +311,20 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Paths of a site whose regular file has more than one hard link, as
+    /// accepted or as last alerted.
+    pub fn linked_paths(&self, site: &str) -> Result<Vec<RelPath>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT path FROM baseline WHERE site = ?1 AND type = 'file' AND nlink > 1
+                 UNION SELECT path FROM drift WHERE site = ?1 AND type = 'file' AND nlink > 1",
+            )
+            .map_err(self.err())?;
+        let rows = stmt.query_map([site], |r| r.get::<_, Vec<u8>>(0)).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// Paths of a site whose drift has been alerted and not accepted.
@@ -366,7 +396,7 @@ impl Writer<'_> {
                 let mut stmt = self
                     .tx
                     .prepare_cached(&format!(
-                        "INSERT OR REPLACE INTO baseline (site, path, {COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                        "INSERT OR REPLACE INTO baseline (site, path, {COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                     ))
                     .map_err(self.err())?;
                 stmt.execute(params![
@@ -383,6 +413,7 @@ impl Writer<'_> {
                     s.ino as i64,
                     s.sha256.as_ref().map(|h| &h[..]),
                     s.target.as_deref(),
+                    s.nlink,
                 ])
                 .map_err(self.err())?;
             }
@@ -406,7 +437,7 @@ impl Writer<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO drift (site, path, alerted_at, {COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                "INSERT OR REPLACE INTO drift (site, path, alerted_at, {COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ))
             .map_err(self.err())?;
         stmt.execute(params![
@@ -424,6 +455,7 @@ impl Writer<'_> {
             state.map(|s| s.ino as i64),
             state.and_then(|s| s.sha256.as_ref().map(|h| h.to_vec())),
             state.and_then(|s| s.target.clone()),
+            state.map(|s| s.nlink),
         ])
         .map_err(self.err())?;
         Ok(())
@@ -480,6 +512,7 @@ fn state_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<FileState>>
         ino: r.get::<_, i64>(at + 8)? as u64,
         sha256: sha.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()),
         target: r.get(at + 10)?,
+        nlink: r.get::<_, Option<u32>>(at + 11)?.unwrap_or(1),
     }))
 }
 
@@ -500,6 +533,7 @@ mod tests {
             ino: 4,
             sha256: Some([n; 32]),
             target: None,
+            nlink: 1,
         }
     }
 

@@ -20,6 +20,14 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
         for (rel, e) in &problems {
             warn(&site.name, rel, e);
         }
+        for rel in store.linked_paths(&site.name)? {
+            eprintln!(
+                "sitewarden: {}: {}: has more than one hard link (rule hardlink): a write through another name \
+                 gives no event; the daemon checks it by stat every scan.hardlink_interval",
+                site.name,
+                crate::scan::show(&rel)
+            );
+        }
         eprintln!(
             "sitewarden: {}: baseline of {} paths ({} files hashed, {:.1} MB) in {:.2} s{}",
             site.name,

@@ -29,10 +29,11 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
         for (rel, e) in &cmp.problems {
             warn(&site.name, rel, e);
         }
-        drift |= !cmp.changes.is_empty();
+        let changes: Vec<_> = cmp.changes.iter().filter(|c| !c.is_silent()).collect();
+        drift |= !changes.is_empty();
         let now = now_ns();
-        for change in &cmp.changes {
-            let verdict = site.policy.classify(&change.rel, change.file_type(), change.kind);
+        for change in changes.iter().copied() {
+            let verdict = site.policy.verdict(change);
             if json {
                 let record =
                     diff::record_with_diff(&host, site, change, &verdict, &content, Some(&site.real_root), now);
@@ -49,10 +50,10 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             }
         }
         if !json {
-            if cmp.changes.is_empty() {
+            if changes.is_empty() {
                 writeln!(out, "{}: no drift ({} paths checked)", site.name, cmp.stats.entries)?;
             } else {
-                writeln!(out, "{}: {} changes ({} paths checked)", site.name, cmp.changes.len(), cmp.stats.entries)?;
+                writeln!(out, "{}: {} changes ({} paths checked)", site.name, changes.len(), cmp.stats.entries)?;
             }
         }
     }

@@ -40,7 +40,9 @@ pub fn run(cfg: &Config, site_name: &str, command: &[OsString]) -> Result<i32> {
     // Still inside the window: the daemon does not alert what we accept.
     let mut store = Store::open(&cfg.state_dir)?;
     let content = crate::content::ContentStore::new(&cfg.state_dir);
-    let changes = super::accept::accept_site(&mut store, site, &content)?;
+    // Directories made or removed are accepted without a word.
+    let mut changes = super::accept::accept_site(&mut store, site, &content)?;
+    changes.retain(|c| !c.is_silent());
     drop(marker);
 
     let count = |k: EventKind| changes.iter().filter(|c| c.kind == k).count();
@@ -65,7 +67,7 @@ pub fn run(cfg: &Config, site_name: &str, command: &[OsString]) -> Result<i32> {
         let records: Vec<AlertRecord> = changes
             .iter()
             .map(|c| {
-                let v = site.policy.classify(&c.rel, c.file_type(), c.kind);
+                let v = site.policy.verdict(c);
                 crate::alert::diff::record_with_diff(&host, site, c, &v, &content, Some(&site.real_root), now)
             })
             .collect();

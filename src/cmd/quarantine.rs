@@ -114,6 +114,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
                 ino: 0,
                 sha256: Some(sha),
                 target: None,
+                nlink: 1,
             };
             if !site.policy.nodiff(&rel) {
                 ContentStore::new(&cfg.state_dir).keep(&sha, &bytes, site.policy.secrets());

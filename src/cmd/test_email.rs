@@ -37,6 +37,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             ino: 0,
             sha256: Some(crate::scan::file::sha256(content)),
             target: None,
+            nlink: 1,
         }),
         detected_by: DetectedBy::Scan,
         transient: None,

@@ -44,6 +44,11 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// Nothing seen: a path looked at by a poll, not named by an event.
+    pub fn polled(now: Instant) -> Seen {
+        Seen::new(now)
+    }
+
     fn new(now: Instant) -> Seen {
         Seen { first: now, last: now, wrote: false, closes: 0, gone: false, hot: false }
     }
@@ -127,7 +132,18 @@ impl Debouncer {
     /// checked at once, rewrite loop or not: an attacker's `.htaccess` is
     /// undone at the speed it is written, not once per quiet period.
     pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy, op: Op, guarded: bool) {
-        let hot = !guarded && self.taken.get(&key).is_some_and(|&t| now < t + self.quiet);
+        // Checked within the last quiet period and still receiving events:
+        // still being written. The mark lasts as long as the events do, so
+        // a writer that reopens the file for every append is coalesced
+        // until it pauses (or max_wait), not judged at each close.
+        let hot = !guarded
+            && match self.taken.get_mut(&key) {
+                Some(t) if now < *t + self.quiet => {
+                    *t = now;
+                    true
+                }
+                _ => false,
+            };
         let closed = op == Op::Closed && !hot;
         let p = match self.pending.entry(key.clone()) {
             Entry::Occupied(e) => {
@@ -171,6 +187,7 @@ impl Debouncer {
     pub fn take_due(&mut self, now: Instant, ready: impl Fn(&str) -> bool) -> Vec<Due> {
         let mut due = Vec::new();
         let mut held = Vec::new();
+        let mut held_over = Vec::new();
         while let Some(at) = self.next_deadline() {
             if at > now {
                 break;
@@ -183,11 +200,22 @@ impl Debouncer {
                     self.taken.insert(key.clone(), now);
                     // Neither closed nor quiet: taken at max_wait, still changing.
                     p.seen.hot = !p.closed && now < p.last + self.quiet;
+                    if p.seen.hot {
+                        // Checked again once it goes quiet, events or not: the
+                        // settled state must be judged too.
+                        let again = Pending { since: now, last: p.last, closed: false, by: p.by, seen: Seen::new(now) };
+                        held_over.push((key.clone(), again));
+                    }
                     due.push(Due { key, by: p.by, seen: p.seen });
                 }
             } else {
                 held.push(key);
             }
+        }
+        for (key, p) in held_over {
+            let at = due_at(&p, self.quiet, self.max_wait);
+            self.pending.insert(key.clone(), p);
+            self.heap.push(Reverse((at, key)));
         }
         for key in held {
             if let Some(p) = self.pending.get_mut(&key) {
@@ -327,7 +355,7 @@ mod tests {
             now += Duration::from_millis(100);
         }
         assert_eq!(hot, vec![true]);
-        // Then quiet: the settled check is not hot.
+        // Then quiet: the settled check comes by itself, and is not hot.
         let settled = d.take_due(now + Q, |_| true);
         assert_eq!(settled.len(), 1);
         assert!(!settled[0].seen.hot);

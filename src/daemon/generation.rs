@@ -353,14 +353,35 @@ impl Generation {
             let now = self.current(site, &rel, before.as_ref(), &mut buf, defer_big);
             match now {
                 Current::Big => deferred.push((rel, seen)),
-                Current::Dir => {
+                Current::Dir(state) => {
                     // The root's own attributes are not tracked; an event on
                     // it must not cost a walk of the whole site.
                     if rel.is_empty() || !site.policy.descend(&rel) {
                         continue;
                     }
+                    // Its own mode and owner.
+                    if let Some(kind) = FileState::compare(before.as_ref(), state.as_ref()) {
+                        changes.push(Change {
+                            site: Arc::clone(&site.name),
+                            rel: rel.clone(),
+                            kind,
+                            before,
+                            after: state,
+                            detected_by: by,
+                            transient: None,
+                            hot: false,
+                        });
+                    }
+                    // Only its attributes changed (chmod, chown) and it is
+                    // watched: nothing below it to look at.
+                    let attrib_only = !seen.wrote && !seen.gone;
+                    if attrib_only && self.watcher(i).as_ref().is_some_and(|w| w.watches(&rel)) {
+                        continue;
+                    }
                     self.watch(i, &rel, true)?;
-                    let below = store.load_under(&site.name, &rel)?;
+                    let mut below = store.load_under(&site.name, &rel)?;
+                    // The walk starts inside it: its own state is judged above.
+                    below.remove(&rel);
                     // Not cancellable: realtime work is finished even at
                     // shutdown, as a cut-short walk would look like deletions.
                     let cmp = detect::compare(&CompareSpec {
@@ -444,7 +465,7 @@ impl Generation {
         defer_big: bool,
     ) -> Current {
         if rel.is_empty() {
-            return Current::Dir;
+            return Current::Dir(None);
         }
         let opened = match file::open_parent(&site.real_root, rel) {
             Ok(Some(p)) => p,
@@ -456,7 +477,9 @@ impl Generation {
         };
         let (dir, name) = opened;
         match file::lstat_at(dir.as_fd(), &name) {
-            Ok(st) if FileType::from_mode(st.st_mode) == FileType::Dir => return Current::Dir,
+            Ok(st) if FileType::from_mode(st.st_mode) == FileType::Dir => {
+                return Current::Dir(Some(file::state_from_stat(&st)))
+            }
             Ok(st)
                 if defer_big && FileType::from_mode(st.st_mode) == FileType::File && st.st_size as u64 > BIG_FILE =>
             {
@@ -489,6 +512,9 @@ impl Generation {
                 }
                 Current::State(state.map(|(s, _)| s))
             }
+            // Kept changing while read (a "hot" file): judged as last read,
+            // for a file that never stops being written must not go unseen.
+            Err(scan::ItemError::Busy(Some(torn))) => Current::State(Some(*torn)),
             Err(e) => {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
                 Current::Unknown
@@ -510,7 +536,8 @@ impl Generation {
 }
 
 enum Current {
-    Dir,
+    /// A directory, and its state (none for the root).
+    Dir(Option<FileState>),
     /// A big regular file, left to the big-file lane.
     Big,
     /// The state (None: nothing there).

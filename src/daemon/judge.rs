@@ -117,6 +117,11 @@ impl JudgeHandle {
         self.realtime.blocking_send(o).map_err(|_| JudgeGone)
     }
 
+    /// Hands over a realtime observation from the async loop.
+    pub async fn realtime_async(&self, o: Observed) -> Result<(), JudgeGone> {
+        self.realtime.send(o).await.map_err(|_| JudgeGone)
+    }
+
     /// Hands over a scan's observation (waits while the queue is full).
     pub fn scan(&self, o: Observed) -> Result<(), JudgeGone> {
         self.scans.blocking_send(o).map_err(|_| JudgeGone)
@@ -366,6 +371,30 @@ impl Judge {
         let root = std::os::unix::ffi::OsStrExt::as_bytes(site.root.as_os_str());
         self.store.write_baseline(&site.name, root, &b.entries, b.started)?;
         crate::content::enforce_cap(&self.content, &self.store, b.generation.cfg.state.content_max);
+        // Accepted, but worth saying: a file with another name can be
+        // written through it without an event here.
+        let now = now_ns();
+        let records: Vec<AlertRecord> = b
+            .entries
+            .iter()
+            .filter(|(_, s)| s.linked())
+            .map(|(rel, s)| {
+                let c = Change {
+                    site: Arc::clone(&site.name),
+                    rel: rel.clone(),
+                    kind: EventKind::Metadata,
+                    before: None,
+                    after: Some(s.clone()),
+                    detected_by: crate::model::DetectedBy::Scan,
+                    transient: None,
+                    hot: false,
+                };
+                AlertRecord::new(&self.host, &site.root, &c, &site.policy.verdict(&c), now)
+            })
+            .collect();
+        if let Err(e) = self.sinks.deliver(&records) {
+            tracing::error!(site = %site.name, "{e}");
+        }
         Ok(())
     }
 
@@ -400,8 +429,13 @@ impl Judge {
         // accepted state (a quarantine restored or removed them).
         let mut fresh: Vec<&Change> = Vec::new();
         let mut back: Vec<&Change> = Vec::new();
+        let mut silent: Vec<&Change> = Vec::new();
         for c in &effective {
             crate::util::fault::point("judge", &c.rel);
+            if c.is_silent() {
+                silent.push(c);
+                continue;
+            }
             let (record, fate) = self.judge_one(generation, i, c, now);
             match fate {
                 Fate::Drift => fresh.push(c),
@@ -411,11 +445,18 @@ impl Judge {
             records.extend(record);
         }
         let forget = self.forgettable(&site.name, reverted, since)?;
-        if records.is_empty() && forget.is_empty() && back.is_empty() {
+        if records.is_empty() && forget.is_empty() && back.is_empty() && silent.is_empty() {
             return Ok(0);
         }
         self.sinks.deliver(&records)?;
         self.persist(site, &fresh, &back, &forget, now)?;
+        if !silent.is_empty() {
+            let w = self.store.write()?;
+            for c in silent {
+                w.accept(&site.name, &c.rel, c.after.as_ref())?;
+            }
+            w.commit()?;
+        }
         // Cheap when under the cap (a counter); prunes when over.
         crate::content::enforce_cap(&self.content, &self.store, generation.cfg.state.content_max);
         Ok(records.len())
@@ -425,7 +466,7 @@ impl Judge {
     /// and what becomes of it, after its quarantine if a rule says so.
     fn judge_one(&mut self, generation: &Generation, i: usize, c: &Change, now: i64) -> (Option<AlertRecord>, Fate) {
         let site = &generation.cfg.sites[i];
-        let verdict = site.policy.classify(&c.rel, c.file_type(), c.kind);
+        let verdict = site.policy.verdict(c);
         if verdict.quarantine.is_none() && self.still_hot(generation, c, verdict.severity, now) {
             return (None, Fate::Held);
         }
@@ -573,7 +614,8 @@ impl Judge {
                 }
             }
             let accepted = self.store.get(site, &c.rel)?;
-            if accepted == c.before {
+            // The root itself (a deploy symlink swapped) has no accepted state.
+            if accepted == c.before || c.rel.is_empty() {
                 effective.push(c.clone());
             } else if let Some(kind) = FileState::compare(accepted.as_ref(), c.after.as_ref()) {
                 effective.push(Change { kind, before: accepted, ..c.clone() });

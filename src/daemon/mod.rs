@@ -42,7 +42,7 @@ use tokio::time::Instant;
 use crate::alert::Sinks;
 use crate::baseline::{Store, StoreError};
 use crate::config::{Config, ConfigError};
-use crate::model::{DetectedBy, RelPath};
+use crate::model::{Change, DetectedBy, EventKind, RelPath};
 use crate::util::supervise::{Exits, Supervisor};
 use crate::watch::Op;
 use crate::watch::{Hub, WatchEvent};
@@ -57,6 +57,9 @@ const EVENT_QUEUE: usize = 65_536;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 /// How often the loop looks at the schedule and at dead threads.
 const TICK: Duration = Duration::from_millis(100);
+/// Site roots are resolved again every this many ticks (a deploy symlink
+/// swapped: `current -> releases/r2`).
+const ROOT_CHECK_TICKS: u64 = 5;
 
 /// The daemon cannot run, or had to stop (the caller exits non-zero).
 #[derive(Debug, thiserror::Error)]
@@ -181,9 +184,28 @@ fn forward_signals(tx: mpsc::Sender<Control>) -> Result<(), DaemonError> {
 
 /// Work for the worker threads.
 enum Job {
-    Start { generation: Arc<Generation>, site: usize, mode: StartMode },
-    Scan { generation: Arc<Generation>, site: usize, rehash: bool },
-    Paths { generation: Arc<Generation>, site: usize, rels: Vec<(RelPath, Seen)>, by: DetectedBy },
+    Start {
+        generation: Arc<Generation>,
+        site: usize,
+        mode: StartMode,
+    },
+    Scan {
+        generation: Arc<Generation>,
+        site: usize,
+        rehash: bool,
+    },
+    Paths {
+        generation: Arc<Generation>,
+        site: usize,
+        rels: Vec<(RelPath, Seen)>,
+        by: DetectedBy,
+    },
+    /// Re-check the files with hard links by stat (a write through another
+    /// name gives no event here).
+    Links {
+        generation: Arc<Generation>,
+        site: usize,
+    },
 }
 
 /// What the workers tell the loop.
@@ -200,6 +222,10 @@ struct SiteSched {
     scan_again: bool,
     next_scan: Option<Instant>,
     next_rehash: Option<Instant>,
+    next_links: Option<Instant>,
+    /// The directory the root was last seen to resolve to, when that is
+    /// not the generation's (alerted once, followed by a reload).
+    swapped_to: Option<PathBuf>,
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -296,6 +322,7 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
     let watchdog = core.notifier.watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut batch = Vec::with_capacity(1024);
+    let mut ticks: u64 = 0;
     loop {
         let deadline = core.debouncer.next_deadline().map(Instant::from_std);
         tokio::select! {
@@ -312,6 +339,10 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
                     return Err(core.died(exit));
                 }
                 core.tick();
+                ticks += 1;
+                if ticks % ROOT_CHECK_TICKS == 0 {
+                    core.check_roots().await;
+                }
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 // Only while decisions are being made: a hung judge must
@@ -530,6 +561,13 @@ impl Core {
                 site.suppressed.store(false, Ordering::Release);
                 self.request_scan(i, false);
             }
+            let links_every = self.current.cfg.scan.hardlink_interval;
+            let s = &mut self.sched[i];
+            if s.next_links.is_none_or(|t| t <= now) {
+                s.next_links = Some(now + links_every);
+                // Full: the next round does it.
+                let _ = self.paths.try_send(Job::Links { generation: Arc::clone(&self.current), site: i });
+            }
             let rehash_every = self.current.cfg.scan.rehash_interval;
             let s = &mut self.sched[i];
             let rehash = s.next_rehash.is_some_and(|t| t <= now);
@@ -545,6 +583,59 @@ impl Core {
             self.write_status();
             self.status_due = false;
             self.last_status = Instant::now();
+        }
+    }
+
+    /// Deploy symlinks: a root (or a parent of it) that now resolves to
+    /// another directory is alerted (rule `root-swapped`), then the
+    /// configuration is loaded again, which watches the new directory and
+    /// scans it against the baseline at once.
+    async fn check_roots(&mut self) {
+        let mut swapped = false;
+        for i in 0..self.current.cfg.sites.len() {
+            let site = &self.current.cfg.sites[i];
+            // A root that is gone is reported by its scans, file by file.
+            let Ok(now) = std::fs::canonicalize(&site.root) else { continue };
+            if !self.sched[i].ready || now == site.real_root || self.sched[i].swapped_to.as_ref() == Some(&now) {
+                continue;
+            }
+            tracing::warn!(
+                site = %site.name,
+                "the root {} now resolves to {} (was {}): following it",
+                site.root.display(),
+                now.display(),
+                site.real_root.display()
+            );
+            let change = Change {
+                site: Arc::clone(&site.name),
+                rel: Vec::new(),
+                kind: EventKind::Modified,
+                before: Some(resolved(&site.root, &site.real_root)),
+                after: Some(resolved(&site.root, &now)),
+                detected_by: DetectedBy::Realtime,
+                transient: None,
+                hot: false,
+            };
+            self.sched[i].swapped_to = Some(now);
+            let observed = judge::Observed {
+                generation: Arc::clone(&self.current),
+                site: i,
+                changes: vec![change],
+                reverted: Vec::new(),
+                scan_started: None,
+                done: None,
+            };
+            if self.judge.realtime_async(observed).await.is_err() {
+                return; // The judge died: reported at the next tick.
+            }
+            swapped = true;
+        }
+        if swapped {
+            if self.config_path.is_some() {
+                self.reload().await;
+            } else {
+                tracing::error!("no config file to load again: restart to watch the new root");
+            }
         }
     }
 
@@ -704,6 +795,30 @@ impl Core {
     }
 }
 
+/// The state of a site root `shown` as the record of a swap shows it: a
+/// symlink to the directory it resolves to (owner, mode and times of the
+/// root as named).
+fn resolved(shown: &Path, real: &Path) -> crate::model::FileState {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(shown).ok();
+    let num = |f: fn(&std::fs::Metadata) -> i64| meta.as_ref().map(f).unwrap_or(0);
+    crate::model::FileState {
+        kind: crate::model::FileType::Symlink,
+        size: real.as_os_str().len() as u64,
+        mode: meta.as_ref().map(|m| m.mode() & 0o7777).unwrap_or(0o777),
+        uid: meta.as_ref().map(|m| m.uid()).unwrap_or(0),
+        gid: meta.as_ref().map(|m| m.gid()).unwrap_or(0),
+        mtime_ns: num(|m| m.mtime() * 1_000_000_000 + m.mtime_nsec()),
+        ctime_ns: num(|m| m.ctime() * 1_000_000_000 + m.ctime_nsec()),
+        dev: meta.as_ref().map(|m| m.dev()).unwrap_or(0),
+        ino: meta.as_ref().map(|m| m.ino()).unwrap_or(0),
+        sha256: None,
+        target: Some(real.as_os_str().as_bytes().to_vec()),
+        nlink: 1,
+    }
+}
+
 /// May the paths of site `name` be judged now? Yes once the site is watched
 /// in the current generation or still watched in the one it replaces; paths
 /// of a site no longer configured are let through (and dropped).
@@ -791,6 +906,18 @@ fn worker(
                         // The paths are not judged: a scan judges them instead.
                         generation.sites[site].rescan_due.store(true, Ordering::Release);
                     }
+                }
+            }
+            Job::Links { generation, site } => {
+                let name = &generation.cfg.sites[site].name;
+                let now = std::time::Instant::now();
+                let result = store.linked_paths(name).map_err(WorkError::from).and_then(|rels| {
+                    let rels = rels.into_iter().map(|r| (r, Seen::polled(now))).collect();
+                    generation.reconcile(site, &store, rels, DetectedBy::Scan, false)
+                });
+                match result {
+                    Ok((observed, _)) => judge.realtime(observed).map_err(|e| e.to_string())?,
+                    Err(e) => log_work_error(&generation, site, &fatal(e)?),
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use globset::Candidate;
 
-use crate::model::{EventKind, FileType, QuarantineAction, Severity};
+use crate::model::{Change, EventKind, FileState, FileType, QuarantineAction, Severity};
 use glob::PatternSet;
 use secrets::Secrets;
 
@@ -72,6 +72,14 @@ pub struct PolicySpec {
     /// Severity when no rule matches (`None`: medium).
     pub default_severity: Option<Severity>,
 }
+
+/// Rule id of a site root that resolves to another directory than before
+/// (a deploy symlink swapped).
+pub const ROOT_SWAPPED: &str = "root-swapped";
+/// Rule id of a file that gained a hard link.
+pub const HARDLINK: &str = "hardlink";
+/// Rule id of a directory that became writable by others.
+pub const DIR_WORLD_WRITABLE: &str = "dir-world-writable";
 
 /// The decision for one changed path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,10 +242,12 @@ impl Policy {
     /// and `ignore` narrow regular files only: a symlink, FIFO, socket or
     /// device node has no business in a web root (a symlink to
     /// `/etc/shadow` in `uploads/` is a classic way to read it over HTTP), so
-    /// every one found where the walker goes is watched.
+    /// every one found where the walker goes is watched. So is every
+    /// directory the walker enters (below the root), for its mode and
+    /// owner: a world-writable `uploads/` is how many compromises start.
     pub fn watched(&self, rel: &[u8], kind: FileType) -> bool {
         match kind {
-            FileType::Dir => return false,
+            FileType::Dir => return !rel.is_empty() && self.descend(rel),
             FileType::File => {}
             _ => return true,
         }
@@ -285,6 +295,45 @@ impl Policy {
     /// The credential patterns of this site (built-in and added).
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    /// The verdict on `c`: [`Policy::classify`], then what the state
+    /// itself says: a root that resolves elsewhere is at least `high`
+    /// ([`ROOT_SWAPPED`]); a directory that became writable by others is at least
+    /// `high` ([`DIR_WORLD_WRITABLE`]); a file that gained a hard link is at
+    /// least `medium` ([`HARDLINK`]).
+    pub fn verdict(&self, c: &Change) -> Verdict<'_> {
+        let mut v = self.classify(&c.rel, c.file_type(), c.kind);
+        if c.rel.is_empty() {
+            // The root now resolves elsewhere: a deploy, or someone
+            // pointing the site at code of their own.
+            v.severity = v.severity.max(Severity::High);
+            v.rule = ROOT_SWAPPED;
+            return v;
+        }
+        let linked = |s: Option<&FileState>| s.is_some_and(FileState::linked);
+        if linked(c.after.as_ref()) && !linked(c.before.as_ref()) {
+            // Metadata with nothing else changed (or reported at baseline).
+            let only_links = c.kind == EventKind::Metadata
+                && c.before
+                    .as_ref()
+                    .zip(c.after.as_ref())
+                    .is_none_or(|(b, a)| (b.mode, b.uid, b.gid) == (a.mode, a.uid, a.gid));
+            if only_links || v.severity < Severity::Medium {
+                v.severity = v.severity.max(Severity::Medium);
+                v.rule = HARDLINK;
+            }
+        }
+        let others_write = |s: Option<&FileState>| s.is_some_and(|s| s.mode & 0o002 != 0);
+        if c.file_type() == FileType::Dir
+            && others_write(c.after.as_ref())
+            && !others_write(c.before.as_ref())
+            && v.severity < Severity::High
+        {
+            v.severity = Severity::High;
+            v.rule = DIR_WORLD_WRITABLE;
+        }
+        v
     }
 
     /// Classifies a change of a watched path.

@@ -31,7 +31,9 @@ const RETRIES: usize = 3;
 pub fn state_from_stat(st: &FileStat) -> FileState {
     FileState {
         kind: FileType::from_mode(st.st_mode),
-        size: st.st_size.max(0) as u64,
+        // A directory's size is the room its entries take: no change of
+        // its own. Its mode and owner are what is compared.
+        size: if FileType::from_mode(st.st_mode) == FileType::Dir { 0 } else { st.st_size.max(0) as u64 },
         mode: st.st_mode & 0o7777,
         uid: st.st_uid,
         gid: st.st_gid,
@@ -41,6 +43,7 @@ pub fn state_from_stat(st: &FileStat) -> FileState {
         ino: st.st_ino,
         sha256: None,
         target: None,
+        nlink: u32::try_from(st.st_nlink).unwrap_or(u32::MAX),
     }
 }
 
@@ -126,7 +129,9 @@ pub fn read_state_at(
                     return Ok(Some((state, bytes)));
                 }
                 // Written while being read: read it again.
-                last_err = Some(ItemError::Busy);
+                let mut torn = state_from_stat(&after);
+                torn.sha256 = Some(sha);
+                last_err = Some(ItemError::Busy(Some(Box::new(torn))));
             }
             Err(OpenError::Gone) => return Ok(None),
             // Not a regular file after all (a symlink or a FIFO swapped
@@ -137,7 +142,7 @@ pub fn read_state_at(
             Err(OpenError::Read(e)) => return Err(ItemError::Read(e.to_string())),
         }
     }
-    Err(last_err.unwrap_or(ItemError::Busy))
+    Err(last_err.unwrap_or(ItemError::Busy(None)))
 }
 
 fn same_identity(a: &FileStat, b: &FileStat) -> bool {

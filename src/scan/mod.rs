@@ -53,8 +53,9 @@ pub enum ItemError {
     Read(String),
     /// The object changed type or identity between stat and open.
     Swapped,
-    /// The file kept changing while it was read.
-    Busy,
+    /// The file kept changing while it was read; the state of the last
+    /// read (its hash is of the bytes as read, a mix of versions).
+    Busy(Option<Box<FileState>>),
 }
 
 impl fmt::Display for ItemError {
@@ -64,7 +65,7 @@ impl fmt::Display for ItemError {
             ItemError::Io(e) => write!(f, "{}", e.desc()),
             ItemError::Read(e) => write!(f, "read error: {e}"),
             ItemError::Swapped => f.write_str("replaced while being read"),
-            ItemError::Busy => f.write_str("kept changing while being read"),
+            ItemError::Busy(_) => f.write_str("kept changing while being read"),
         }
     }
 }
@@ -193,8 +194,14 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
             let out = out_tx.clone();
             s.spawn(move || {
                 let w = walk::Walk { root: spec.root, start: spec.start, policy: spec.policy, cancel: spec.cancel };
-                let mut feeder =
-                    Feeder { policy: spec.policy, batch: Vec::new(), work: &work_tx, out: &out, entries: 0 };
+                let mut feeder = Feeder {
+                    policy: spec.policy,
+                    start: spec.start,
+                    batch: Vec::new(),
+                    work: &work_tx,
+                    out: &out,
+                    entries: 0,
+                };
                 let walked = walk::walk(&w, &mut feeder);
                 feeder.flush();
                 walked.map(|st| (st, feeder.entries))
@@ -230,6 +237,8 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
 /// in batches, problems straight to the caller.
 struct Feeder<'a> {
     policy: &'a Policy,
+    /// Where the walk starts: its own state is its caller's business.
+    start: &'a [u8],
     batch: Vec<Work>,
     work: &'a SyncSender<Vec<Work>>,
     out: &'a SyncSender<Vec<Found>>,
@@ -249,6 +258,22 @@ impl Feeder<'_> {
 }
 
 impl walk::Visitor for Feeder<'_> {
+    /// A directory's own state (mode, owner) goes straight to the caller:
+    /// nothing to hash.
+    fn dir(&mut self, rel: &[u8], fd: &Arc<OwnedFd>) -> WalkState {
+        if rel == self.start || !self.policy.watched(rel, FileType::Dir) {
+            return WalkState::Continue;
+        }
+        let found = match nix::sys::stat::fstat(fd.as_fd()) {
+            Ok(st) => Found::Entry(rel.to_vec(), file::state_from_stat(&st)),
+            Err(e) => Found::Problem(rel.to_vec(), ItemError::Io(e)),
+        };
+        match self.out.send(vec![found]) {
+            Ok(()) => WalkState::Continue,
+            Err(_) => WalkState::Quit,
+        }
+    }
+
     fn entry(&mut self, dir: &Arc<OwnedFd>, name: &std::ffi::CStr, rel: RelPath, kind: FileType) -> WalkState {
         if !self.policy.watched(&rel, kind) {
             return WalkState::Continue;
@@ -425,7 +450,9 @@ mod tests {
             }
         })
         .unwrap();
-        assert_eq!(found.len(), 3, "{found:?}");
+        // The directory `sub` too, for its mode and owner (size 0).
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!((found[&b"sub".to_vec()].kind, found[&b"sub".to_vec()].size), (FileType::Dir, 0));
         assert_eq!(found[&b"sub/a.php".to_vec()].sha256, Some(file::sha256(b"abc")));
         assert_eq!(found[&b"l.php".to_vec()].target.as_deref(), Some(&b"/etc/passwd"[..]));
         assert_eq!(found[&b"etcdir".to_vec()].kind, FileType::Symlink);
