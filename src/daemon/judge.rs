@@ -470,8 +470,10 @@ impl Judge {
         if verdict.quarantine.is_none() && self.still_hot(generation, c, verdict.severity, now) {
             return (None, Fate::Held);
         }
-        let mut record =
-            diff::record_with_diff(&self.host, site, c, &verdict, &self.content, Some(&site.real_root), now);
+        // Built after the quarantine acted: undoing comes first.
+        let build = |content: &ContentStore| {
+            diff::record_with_diff(&self.host, site, c, &verdict, content, Some(&site.real_root), now)
+        };
         if let Some(t) = c.transient {
             let ours = c
                 .after
@@ -481,6 +483,7 @@ impl Judge {
                 return (None, Fate::Undone);
             }
             // Over already: nothing to quarantine, no drift to remember.
+            let mut record = build(&self.content);
             if record.diff.as_deref().is_none_or(str::is_empty) && !verdict.nodiff {
                 record.diff = None;
                 record.diff_note = Some(match t.end {
@@ -493,7 +496,7 @@ impl Judge {
         let Some(action) =
             verdict.quarantine.filter(|a| c.kind != EventKind::Deleted || *a == QuarantineAction::Restore)
         else {
-            return (Some(record), Fate::Drift);
+            return (Some(build(&self.content)), Fate::Drift);
         };
         // Rate limit per path: a rewrite loop is undone every time, but
         // alerted (and copied as evidence) a few times a minute.
@@ -512,7 +515,7 @@ impl Judge {
             Ok(meta) => meta,
             Err(e) => {
                 tracing::error!(site = %site.name, "quarantine failed: {e}");
-                return (Some(record), Fate::Drift);
+                return (Some(build(&self.content)), Fate::Drift);
             }
         };
         tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
@@ -525,16 +528,20 @@ impl Judge {
             }
             Err(()) => !meta.undone,
         };
-        record.quarantine = Some(QuarantineRecord { id: meta.id.clone(), action, result: Some(result) });
-        if alert && !generation.cfg.quarantine.hook.is_empty() {
-            self.run_hook(generation, &meta, &mut record, verdict.severity.as_str());
-        }
         let fate = match (meta.undone, alert) {
             (true, _) => Fate::Undone,
             (false, true) => Fate::Drift,
             (false, false) => Fate::Held,
         };
-        (alert.then_some(record), fate)
+        if !alert {
+            return (None, fate);
+        }
+        let mut record = build(&self.content);
+        record.quarantine = Some(QuarantineRecord { id: meta.id.clone(), action, result: Some(result) });
+        if !generation.cfg.quarantine.hook.is_empty() {
+            self.run_hook(generation, &meta, &mut record, verdict.severity.as_str());
+        }
+        (Some(record), fate)
     }
 
     /// Is `c` a hot path's change that was alerted moments ago at this

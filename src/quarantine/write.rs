@@ -1,8 +1,8 @@
 //! Race-safe replacement of a file inside a site: everything goes through
 //! the descriptor of the parent directory (opened from the root with
 //! `O_NOFOLLOW` at every step), the new content is written to a temporary
-//! file in that same directory, synced, given its owner and mode, and renamed
-//! over the target. A target that became a symlink or a directory, or a
+//! file in that same directory, given its owner and mode, renamed over
+//! the target, then synced. A target that became a symlink or a directory, or a
 //! parent that was swapped, is refused: nothing is written through it.
 
 use std::ffi::CStr;
@@ -69,7 +69,6 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
         f.write_all(content).map_err(io_std)?;
         fchown(&f, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
         fchmod(&f, Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
-        f.sync_all().map_err(io_std)?;
         // Checked again just before the switch: rename replaces a symlink
         // itself, never its target, but a symlink here is an attack to
         // report, not a file to restore.
@@ -83,6 +82,10 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
         let _ = unlinkat(dfd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         return written;
     }
+    // Durable after the switch, not before: the attacker's version is live
+    // until the rename, and a crash in between at worst leaves a file the
+    // catch-up scan finds changed and restores again.
+    f.sync_all().map_err(io_std)?;
     let _ = nix::unistd::fsync(dfd);
     Ok(())
 }
