@@ -6,10 +6,16 @@
     realtime_helper.py tail LOG OUT
     realtime_helper.py create-latency DIR COUNT PAUSE_MS OUT
     realtime_helper.py storm ROOT DIRS FILES_PER_DIR OUT
+    realtime_helper.py create-chunked DIR COUNT CHUNKS CHUNK_PAUSE_MS PAUSE_MS OUT
+    realtime_helper.py reads ROOT FILES ROUNDS OUT [exclude=PREFIX] [list=PATH]
+                             [quiet=PATH] NAME=PID...
     realtime_helper.py wait KIND FILE PREFIX EXPECTED SETTLE_S TIMEOUT_S
+    realtime_helper.py kernel-events SITEWARDEN CONFIG STABLE_S TIMEOUT_S
     realtime_helper.py idle SECONDS OUT NAME=PID...
     realtime_helper.py watches PID
     realtime_helper.py analyze KEY=VALUE...
+    realtime_helper.py analyze-reads KEY=VALUE...
+    realtime_helper.py analyze-chunked KEY=VALUE...
 
 Every timestamp is CLOCK_REALTIME in integer nanoseconds (time.time_ns()),
 the clock the daemon stamps its alert records with.
@@ -20,6 +26,7 @@ import math
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -122,6 +129,197 @@ def storm(root, ndirs, nfiles, out_path):
         json.dump({"start_ns": start, "end_ns": end, "dirs": ndirs,
                    "files": ndirs * nfiles, "root": root}, out)
     return 0
+
+
+CHUNK = 4096
+
+
+def chunked_content(index, chunks):
+    """CHUNKS * 4 KiB of PHP: comment lines, the last one padded, `?>`."""
+    total = chunks * CHUNK
+    footer = b"?>\n"
+    body = f"<?php /* sitewarden realtime benchmark: chunked file {index} */\n".encode()
+    n = 0
+    while True:
+        line = f"$sw_bench[{n}] = 'line {n} of chunked file {index}';\n".encode()
+        if len(body) + len(line) + len(footer) > total:
+            break
+        body += line
+        n += 1
+    pad = total - len(footer) - len(body)
+    if pad > 0:
+        body += b"#" * (pad - 1) + b"\n"
+    return body + footer
+
+
+def create_chunked(directory, count, chunks, chunk_pause_ms, pause_ms, out_path):
+    """Creates COUNT new .php files in DIRECTORY one at a time, PAUSE_MS
+    apart; each is written in CHUNKS write() calls of 4 KiB, CHUNK_PAUSE_MS
+    apart, and closed once. OUT: `before_open_ns<TAB>before_close_ns<TAB>
+    after_close_ns<TAB>size<TAB>path` per file."""
+    chunk_pause = chunk_pause_ms / 1000.0
+    pause = pause_ms / 1000.0
+    with open(out_path, "w") as out:
+        for i in range(count):
+            path = os.path.join(directory, f"chunk-{i:05d}.php")
+            data = chunked_content(i, chunks)
+            t_open = time.time_ns()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            for c in range(chunks):
+                if c:
+                    time.sleep(chunk_pause)
+                piece = memoryview(data)[c * CHUNK:(c + 1) * CHUNK]
+                while piece:
+                    piece = piece[os.write(fd, piece):]
+            t_close0 = time.time_ns()
+            os.close(fd)
+            t_close1 = time.time_ns()
+            out.write(f"{t_open}\t{t_close0}\t{t_close1}\t{len(data)}\t{path}\n")
+            time.sleep(pause)
+    return 0
+
+
+# -------------------------------------------------------------------- reads
+
+
+def php_files(root, exclude):
+    """The regular .php files under ROOT (symlinks neither followed nor
+    taken), sorted, leaving out paths that start with EXCLUDE."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            if not name.endswith(".php"):
+                continue
+            p = os.path.join(dirpath, name)
+            if exclude and p.startswith(exclude):
+                continue
+            try:
+                if stat.S_ISREG(os.lstat(p).st_mode):
+                    found.append(p)
+            except OSError:
+                continue
+    found.sort()
+    return found
+
+
+def wait_quiet(path, quiet_s, timeout_s):
+    """Waits until PATH has not grown for QUIET_S seconds (or TIMEOUT_S)."""
+    t0 = time.monotonic()
+    last_size, last_change = -1, t0
+    while True:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        now = time.monotonic()
+        if size != last_size:
+            last_size, last_change = size, now
+        if now - last_change >= quiet_s or now - t0 >= timeout_s:
+            return
+        time.sleep(0.05)
+
+
+def reads(root, nfiles, rounds, out_path, opts):
+    """Reads NFILES existing .php files under ROOT (evenly spread over the
+    sorted list) ROUNDS times each: open(O_RDONLY), read() until the end,
+    close(). Samples the CPU (utime+stime) of each NAME=PID from just
+    before the first read until the file given as quiet= (the inotifywait
+    output) has not grown for 1 s; the reads start once it has been still
+    for 1 s after the walk that lists the files. Writes shell KEY=VALUE
+    lines to OUT."""
+    named = {}
+    exclude = list_path = quiet = None
+    for item in opts:
+        key, _, value = item.partition("=")
+        if key == "exclude":
+            exclude = value
+        elif key == "list":
+            list_path = value
+        elif key == "quiet":
+            quiet = value
+        else:
+            named[key] = value
+    every = php_files(root, exclude)
+    if not every:
+        print(f"no .php file under {root}", file=sys.stderr)
+        return 1
+    n = min(nfiles, len(every))
+    picked = [every[k * len(every) // n] for k in range(n)]
+    if list_path:
+        with open(list_path, "w") as f:
+            f.write("".join(p + "\n" for p in picked))
+    if quiet:
+        # The walk above opened every folder: let inotifywait print that
+        # first, so that its lines in the window are the reads'.
+        wait_quiet(quiet, 1.0, 30.0)
+    tck = clk_tck()
+    ticks0 = {name: proc_cpu_ticks(pid) for name, pid in named.items()}
+    nbytes = 0
+    t0 = time.time_ns()
+    for _ in range(rounds):
+        for p in picked:
+            fd = os.open(p, os.O_RDONLY)
+            while True:
+                b = os.read(fd, 1 << 20)
+                if not b:
+                    break
+                nbytes += len(b)
+            os.close(fd)
+    t1 = time.time_ns()
+    if quiet:
+        wait_quiet(quiet, 1.0, 30.0)
+    else:
+        time.sleep(1.0)
+    t2 = time.time_ns()
+    out = {
+        "READS_N": n * rounds,
+        "READS_FILES": n,
+        "READS_ROUNDS": rounds,
+        "READS_BYTES": nbytes,
+        "READS_START_NS": t0,
+        "READS_END_NS": t1,
+        "READS_SETTLED_NS": t2,
+        "READS_S": fmt_s(t1 - t0),
+        "READS_WINDOW_S": fmt_s(t2 - t0),
+    }
+    for name, pid in named.items():
+        out[f"{name}_READS_CPU_S"] = f"{(proc_cpu_ticks(pid) - ticks0[name]) / tck:.2f}"
+    write_sh(out_path, out)
+    return 0
+
+
+def kernel_events(sitewarden, config, stable_s, timeout_s):
+    """Polls `sitewarden -c CONFIG status --json` every 0.5 s until its
+    `kernel_events` has not changed for STABLE_S seconds (the daemon
+    refreshes its status file every 10 s), or TIMEOUT_S. Prints
+    `VALUE ELAPSED_S REASON` (VALUE n/a when no daemon answers)."""
+    t0 = time.monotonic()
+    last, last_change = None, t0
+    while True:
+        value = "n/a"
+        try:
+            res = subprocess.run([sitewarden, "-c", config, "status", "--json"],
+                                 capture_output=True, timeout=30)
+            st = json.loads(res.stdout)
+            if st.get("daemon_pid") is not None:
+                value = str(int(st["kernel_events"]))
+        except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+            pass
+        now = time.monotonic()
+        if value != last:
+            last, last_change = value, now
+        if value == "n/a":
+            reason = "no running daemon in status"
+        elif now - last_change >= stable_s:
+            reason = f"unchanged for {stable_s:g} s"
+        elif now - t0 >= timeout_s:
+            reason = f"timeout {timeout_s:g} s"
+        else:
+            time.sleep(0.5)
+            continue
+        print(f"{value} {now - t0:.1f} {reason.replace(' ', '_')}")
+        return 0
 
 
 # ------------------------------------------------------------------ parsing
@@ -470,6 +668,127 @@ def analyze(args):
     return 0
 
 
+def write_sh(path, out):
+    with open(path, "w") as f:
+        for k, v in out.items():
+            f.write(f"{k}={shlex.quote(str(v))}\n")
+
+
+def analyze_reads(args):
+    """iw=: the output of an inotifywait with its default events and
+    --format '%w%f<TAB>%e' (iw-reader stamped); start=, end=: the window
+    (ns). The lines that arrived in the window, by event; those before it
+    (its own start-up: opening the folders it watches); overflows."""
+    a = dict(x.split("=", 1) for x in args)
+    start, end = int(a["start"]), int(a["end"])
+    within, before, after, overflow = 0, 0, 0, 0
+    by = {}
+    for ns, text in read_stamped(a["iw"]):
+        _path, _, events = text.rpartition("\t")
+        if "Q_OVERFLOW" in events:
+            overflow += 1
+        if ns < start:
+            before += 1
+        elif ns > end:
+            after += 1
+        else:
+            within += 1
+            by[events] = by.get(events, 0) + 1
+    write_sh(a["out"], {
+        "READS_IW_LINES": within,
+        "READS_IW_BEFORE": before,
+        "READS_IW_AFTER": after,
+        "READS_IW_OVERFLOW": overflow,
+        "READS_IW_EVENTS": ", ".join(f"{k} {v}" for k, v in
+                                     sorted(by.items(), key=lambda kv: -kv[1])) or "none",
+    })
+    return 0
+
+
+def analyze_chunked(args):
+    """alerts=, iw=, chunked= (create-chunked's output), dir=, out=. Per
+    file: the alert records (exactly one expected, of the whole file), the
+    first one's `time` minus the time taken just before close(); and the
+    first inotifywait line for the path that arrived after that (with
+    -e create,close_write,moved_to, the close_write: the create line came
+    at the open)."""
+    a = dict(x.split("=", 1) for x in args)
+    created = []
+    with open(a["chunked"]) as f:
+        for line in f:
+            t_open, t_close0, t_close1, size, p = line.rstrip("\n").split("\t", 4)
+            created.append((int(t_open), int(t_close0), int(t_close1), int(size), p))
+    out = {"CH_N": len(created)}
+    alerts, _bad = read_alerts(a["alerts"])
+    chunk_dir = a["dir"]
+    recs = {}
+    for r in alerts:
+        p = r.get("path", "")
+        if under(p, chunk_dir):
+            recs.setdefault(p, []).append(r)
+    iw = {}
+    for ns, p in read_stamped(a["iw"]):
+        if under(p, chunk_dir):
+            iw.setdefault(p, []).append(ns)
+
+    sw_lat, iw_lat, write_s = [], [], []
+    files = one = records = full = early = iw_files = iw_two = 0
+    most = 0
+    by = {}
+    for t_open, t_close0, _t_close1, size, p in created:
+        write_s.append(t_close0 - t_open)
+        rs = recs.get(p, [])
+        records += len(rs)
+        most = max(most, len(rs))
+        if rs:
+            files += 1
+            one += len(rs) == 1
+            for r in rs:
+                key = f"{r.get('event')}/{r.get('detected_by')}"
+                by[key] = by.get(key, 0) + 1
+                try:
+                    full += int(r["after"]["size"]) == size
+                except (KeyError, TypeError, ValueError):
+                    pass
+            try:
+                t = iso_ns(rs[0]["time"])
+                sw_lat.append(t - t_close0)
+                # `time` is truncated to the millisecond: only a record
+                # stamped a whole millisecond before the close is early.
+                early += t + 1_000_000 <= t_close0
+            except (KeyError, ValueError):
+                pass
+        lines = iw.get(p, [])
+        iw_two += len(lines) == 2
+        after = [ns for ns in lines if ns >= t_close0]
+        if after:
+            iw_files += 1
+            iw_lat.append(min(after) - t_close0)
+    out["CH_SW_FILES"] = files
+    out["CH_SW_ONE"] = one
+    out["CH_SW_RECORDS"] = records
+    out["CH_SW_MOST"] = most
+    out["CH_SW_FULL"] = full
+    out["CH_SW_EARLY"] = early
+    out["CH_SW_EVENTS"] = ", ".join(f"{k} {v}" for k, v in sorted(by.items())) or "none"
+    created_set = {c[4] for c in created}
+    out["CH_SW_STRAY"] = sum(len(v) for p, v in recs.items() if p not in created_set)
+    out["CH_IW_FILES"] = iw_files
+    out["CH_IW_TWO"] = iw_two
+    write_s.sort()
+    out["CH_WRITE_P50_MS"] = fmt_ms(pct(write_s, 50))
+    for name, vals in (("SW", sw_lat), ("IW", iw_lat)):
+        vals.sort()
+        out[f"CH_{name}_SEEN"] = len(vals)
+        out[f"CH_{name}_MIN"] = fmt_ms(vals[0] if vals else None)
+        out[f"CH_{name}_P50"] = fmt_ms(pct(vals, 50))
+        out[f"CH_{name}_P90"] = fmt_ms(pct(vals, 90))
+        out[f"CH_{name}_P99"] = fmt_ms(pct(vals, 99))
+        out[f"CH_{name}_MAX"] = fmt_ms(vals[-1] if vals else None)
+    write_sh(a["out"], out)
+    return 0
+
+
 # --------------------------------------------------------------------- main
 
 
@@ -487,6 +806,13 @@ def main(argv):
         return create_latency(args[0], int(args[1]), float(args[2]), args[3])
     if cmd == "storm":
         return storm(args[0], int(args[1]), int(args[2]), args[3])
+    if cmd == "create-chunked":
+        return create_chunked(args[0], int(args[1]), int(args[2]),
+                              float(args[3]), float(args[4]), args[5])
+    if cmd == "reads":
+        return reads(args[0], int(args[1]), int(args[2]), args[3], args[4:])
+    if cmd == "kernel-events":
+        return kernel_events(args[0], args[1], float(args[2]), float(args[3]))
     if cmd == "wait":
         return wait_count(args[0], args[1], args[2], int(args[3]),
                           float(args[4]), float(args[5]))
@@ -498,6 +824,10 @@ def main(argv):
         return 0
     if cmd == "analyze":
         return analyze(args)
+    if cmd == "analyze-reads":
+        return analyze_reads(args)
+    if cmd == "analyze-chunked":
+        return analyze_chunked(args)
     print(f"unknown command {cmd}", file=sys.stderr)
     return 2
 

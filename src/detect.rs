@@ -112,6 +112,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
                     detected_by: spec.detected_by,
                     transient: None,
                     hot: false,
+                    actor: None,
                 });
             }
             if let Some(obs) = out.observed.as_mut() {
@@ -146,6 +147,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
             detected_by: spec.detected_by,
             transient: None,
             hot: false,
+            actor: None,
         });
     }
     out.changes.sort_by(|a, b| a.rel.cmp(&b.rel));

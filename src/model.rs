@@ -288,6 +288,8 @@ pub struct Change {
     /// The path was still changing when it was judged (a "hot" file,
     /// judged at `scan.max_delay`).
     pub hot: bool,
+    /// Who wrote it (realtime on the fanotify source; `None` otherwise).
+    pub actor: Option<Arc<crate::watch::Actor>>,
 }
 
 /// A change that was over before it was judged (the record's `transient`).

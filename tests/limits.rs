@@ -1,6 +1,7 @@
-//! No blind spots when the kernel's limits are hit: an inotify queue
-//! overflow and running out of watches both fall back to scans, and every
-//! file is still reported.
+//! No blind spots when the kernel's limits are hit: a queue overflow (of
+//! either source) and running out of inotify watches both fall back to
+//! scans, and every file is still reported; the fanotify source needs no
+//! watches at all.
 
 mod common;
 
@@ -28,34 +29,80 @@ fn can_write(path: &str) -> bool {
     std::fs::OpenOptions::new().write(true).open(path).is_ok()
 }
 
-#[test]
-fn a_queue_overflow_still_reports_every_file() {
+/// Floods a daemon whose event queue was made tiny (the sysctl `queued`,
+/// lowered just around its start): 1,500 files, each reported once, the
+/// lost ones by the rescan the overflow triggers.
+fn overflow(source: &str, queued: &'static str) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !can_write(QUEUED) {
-        eprintln!("skipped: {QUEUED} is not writable (needs root)");
+    if !can_write(queued) {
+        eprintln!("skipped: {queued} is not writable (needs root)");
         return;
     }
     let f = Fixture::new("generic-php", "");
+    let cfg = std::fs::read_to_string(f.config()).unwrap();
+    std::fs::write(f.config(), format!("{cfg}realtime:\n  source: {source}\n")).unwrap();
     f.write("lib/keep.php", "<?php");
     f.run(["baseline"]).ok();
-    // The kernel sizes an inotify queue when the instance is made: shrink
-    // the limit just around the daemon's start, then put it back.
+    // The kernel sizes a queue when the group is made: shrink the limit
+    // just around the daemon's start, then put it back.
     let d = {
-        let _restore = Restore(QUEUED, std::fs::read_to_string(QUEUED).unwrap());
-        std::fs::write(QUEUED, "16").unwrap();
+        let _restore = Restore(queued, std::fs::read_to_string(queued).unwrap());
+        std::fs::write(queued, "16").unwrap();
         Daemon::start(&f)
     };
+    // Stopped while the files are written: the queue overflows for sure.
+    d.signal(nix::sys::signal::Signal::SIGSTOP);
     for i in 0..1500 {
         std::fs::write(f.abs(format!("lib/f{i}.php").as_bytes()), "<?php").unwrap();
     }
+    d.signal(nix::sys::signal::Signal::SIGCONT);
     let recs = d.wait_for("1500 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 1500);
     let mut paths: Vec<&str> = recs.iter().map(|r| r["path"].as_str().unwrap()).collect();
     paths.sort();
     paths.dedup();
     assert_eq!(paths.len(), 1500, "each file exactly once");
     assert_eq!(recs.len(), 1500);
-    assert!(d.stderr().contains("inotify queue overflow"), "{}", d.stderr());
+    assert!(d.stderr().contains(&format!("{source} queue overflow")), "{}", d.stderr());
     assert!(recs.iter().any(|r| r["detected_by"] == "scan"), "the rescan reports what the queue lost");
+}
+
+#[test]
+fn an_inotify_queue_overflow_still_reports_every_file() {
+    overflow("inotify", QUEUED);
+}
+
+#[test]
+fn a_fanotify_queue_overflow_still_reports_every_file() {
+    overflow("fanotify", "/proc/sys/fs/fanotify/max_queued_events");
+}
+
+/// fanotify needs no watch per directory: with the inotify watch limit at
+/// 10, a site of 31 directories is whole, every shell alerted in realtime.
+#[test]
+fn the_watch_limit_does_not_degrade_the_fanotify_source() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    const WATCHES: &str = "/proc/sys/fs/inotify/max_user_watches";
+    if !can_write(WATCHES) {
+        eprintln!("skipped: {WATCHES} is not writable (needs root)");
+        return;
+    }
+    let f = Fixture::new("generic-php", "");
+    for i in 0..30 {
+        f.write(format!("dir{i:02}/index.php"), "<?php");
+    }
+    f.run(["baseline"]).ok();
+    let d = {
+        let _restore = Restore(WATCHES, std::fs::read_to_string(WATCHES).unwrap());
+        std::fs::write(WATCHES, "10").unwrap();
+        Daemon::start(&f)
+    };
+    let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    assert_eq!((&s["sites"][0]["degraded"], &s["sites"][0]["source"]), (&false.into(), &"fanotify".into()), "{s}");
+    for i in 0..30 {
+        f.write(format!("dir{i:02}/shell.php"), "<?php");
+    }
+    let recs = d.wait_for("30 added files", |r| r.iter().filter(|x| x["event"] == "added").count() >= 30);
+    assert!(recs.iter().all(|r| r["detected_by"] == "realtime"), "{recs:#?}");
 }
 
 #[test]
@@ -67,6 +114,8 @@ fn running_out_of_watches_falls_back_to_scans() {
         return;
     }
     let f = Fixture::new("generic-php", "");
+    // In a user namespace fanotify is not allowed: inotify it is, chosen
+    // automatically.
     std::fs::write(
         f.config(),
         std::fs::read_to_string(f.config()).unwrap().replace("sites:", "scan:\n  fallback_interval: 1s\nsites:"),
@@ -88,6 +137,8 @@ fn running_out_of_watches_falls_back_to_scans() {
     assert!(err.contains("watch limit reached") && err.contains("fs.inotify.max_user_watches"), "{err}");
     let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["sites"][0]["degraded"], true, "{s}");
+    assert_eq!(s["sites"][0]["source"], "inotify", "{s}");
+    assert!(s["sites"][0]["source_reason"].as_str().is_some_and(|r| r.contains("CAP_SYS_ADMIN")), "{s}");
     assert_eq!(s["sites"][0]["degraded_reason"], "watch limit", "status says why: {s}");
     // Directories past the limit have no watch; the fallback scans see them.
     for i in 0..30 {

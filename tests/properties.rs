@@ -138,6 +138,7 @@ proptest! {
                     detected_by: DetectedBy::Realtime,
                     transient: None,
                     hot: false,
+                    actor: None,
                 };
                 let verdict = sitewarden::policy::Verdict {
                     severity: sitewarden::model::Severity::Critical,

@@ -244,6 +244,16 @@ fn section(body: &mut String, r: &AlertRecord) {
     body.push_str(&format!("{} {}\n", r.severity.as_str().to_uppercase(), r.event.as_str()));
     body.push_str(&format!("{}\n", printable(r.path.as_bytes())));
     body.push_str(&format!("site {} | rule {} | found by {} | {}\n", r.site, r.rule, r.detected_by.as_str(), r.time));
+    if let Some(a) = &r.actor {
+        body.push_str(&format!("written by {}\n", a.describe()));
+    }
+    if let Some(t) = &r.transient {
+        let end = match t.end {
+            crate::model::TransientEnd::Deleted => "deleted",
+            crate::model::TransientEnd::Restored => "put back",
+        };
+        body.push_str(&format!("transient: {end} after {} ms\n", t.lived_ms));
+    }
     for (label, st) in [("before", &r.before), ("now", &r.after)] {
         if let Some(s) = st {
             let mut line = format!("{label}: {} {} bytes, mode {}, owner {}:{}", s.kind, s.size, s.mode, s.uid, s.gid);

@@ -112,6 +112,10 @@ pub struct AlertRecord {
     /// lived and how it ended (`deleted` or `restored`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transient: Option<Transient>,
+    /// Who wrote it: the process, user, service (realtime on the fanotify
+    /// source; absent for scans and inotify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<crate::watch::Actor>,
 }
 
 impl AlertRecord {
@@ -134,6 +138,7 @@ impl AlertRecord {
             diff_note: None,
             quarantine: None,
             transient: change.transient,
+            actor: change.actor.as_deref().cloned(),
         }
     }
 
@@ -188,6 +193,7 @@ mod tests {
             detected_by: DetectedBy::Realtime,
             transient: None,
             hot: false,
+            actor: None,
         };
         let verdict = Verdict { severity: Severity::Critical, rule: "php-in-uploads", nodiff: false, quarantine: None };
         let rec = AlertRecord::new("web1", Path::new("/var/www/blog"), &change, &verdict, 1_795_802_400_123_000_000);

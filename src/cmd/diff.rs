@@ -48,6 +48,7 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
         detected_by: crate::model::DetectedBy::Scan,
         transient: None,
         hot: false,
+        actor: None,
     };
     let content = crate::content::ContentStore::new(&cfg.state_dir);
     let rendered = crate::alert::diff::of_change(

@@ -27,6 +27,10 @@ struct SiteStatus {
     degraded: bool,
     /// Why realtime is incomplete, when it is.
     degraded_reason: Option<String>,
+    /// `fanotify` or `inotify` (none when no daemon runs).
+    source: Option<String>,
+    /// Why inotify, when fanotify was wanted.
+    source_reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -115,6 +119,8 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
             watches: live.map(|l| l.watches).unwrap_or(0),
             degraded: live.is_some_and(|l| l.degraded),
             degraded_reason: live.and_then(|l| l.degraded_reason.clone()),
+            source: live.and_then(|l| l.source.clone()),
+            source_reason: live.and_then(|l| l.source_reason.clone()),
         });
     }
     let status = Status {
@@ -138,7 +144,7 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
     for s in &status.sites {
         writeln!(
             out,
-            "{}: {} ({}), {} files, {} unaccepted changes, baseline {}, last scan {}{}",
+            "{}: {} ({}), {} files, {} unaccepted changes, baseline {}, last scan {}{}{}",
             s.name,
             s.root,
             s.profile,
@@ -149,6 +155,11 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
             match (&s.degraded, &s.degraded_reason) {
                 (true, Some(why)) => format!(", REALTIME INCOMPLETE ({why}): checked by frequent scans"),
                 (true, None) => ", REALTIME INCOMPLETE: checked by frequent scans".to_string(),
+                _ => String::new(),
+            },
+            match (&s.source, &s.source_reason) {
+                (Some(src), Some(why)) => format!(", realtime by {src} ({why})"),
+                (Some(src), None) => format!(", realtime by {src}"),
                 _ => String::new(),
             },
         )?;

@@ -42,6 +42,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         detected_by: DetectedBy::Scan,
         transient: None,
         hot: false,
+        actor: None,
     };
     let verdict = Verdict { severity: Severity::Info, rule: "test-email", nodiff: false, quarantine: None };
     let mut record = AlertRecord::new(&hostname(), &root, &change, &verdict, crate::util::time::now_ns());

@@ -211,6 +211,8 @@ pub struct Config {
     pub alerts: AlertSettings,
     /// Bounds of the state under `state_dir`.
     pub state: StateSettings,
+    /// Where realtime events come from (`realtime.source`).
+    pub realtime: crate::watch::Source,
 }
 
 impl Config {
@@ -311,6 +313,7 @@ impl Config {
                 max_size: raw.quarantine.max_size.map(|s| s.0).unwrap_or(DEFAULT_QUARANTINE_MAX),
             },
             state: StateSettings { content_max: raw.state.content_max.map(|s| s.0).unwrap_or(DEFAULT_CONTENT_MAX) },
+            realtime: raw.realtime.source,
             alerts: AlertSettings {
                 log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
                 email,

@@ -61,6 +61,18 @@ pub struct RawConfig {
     /// Bounds of what the daemon keeps under `state_dir`.
     #[serde(default)]
     pub state: RawState,
+    /// Where realtime events come from.
+    #[serde(default)]
+    pub realtime: RawRealtime,
+}
+
+/// The `realtime:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRealtime {
+    /// `auto` (fanotify where possible, else inotify), `fanotify` or `inotify`.
+    #[serde(default)]
+    pub source: crate::watch::Source,
 }
 
 /// The `state:` section.

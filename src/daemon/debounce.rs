@@ -27,7 +27,7 @@ use crate::watch::Op;
 pub type Key = (Arc<str>, RelPath);
 
 /// What the events of one path said, from the first to the check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     /// The first event.
     pub first: Instant,
@@ -41,6 +41,8 @@ pub struct Seen {
     pub gone: bool,
     /// Taken at `max_wait` while still receiving events.
     pub hot: bool,
+    /// The last writer named by an event (fanotify).
+    pub actor: Option<Arc<crate::watch::Actor>>,
 }
 
 impl Seen {
@@ -50,10 +52,19 @@ impl Seen {
     }
 
     fn new(now: Instant) -> Seen {
-        Seen { first: now, last: now, wrote: false, closes: 0, gone: false, hot: false }
+        Seen { first: now, last: now, wrote: false, closes: 0, gone: false, hot: false, actor: None }
     }
 
-    fn add(&mut self, now: Instant, op: Op) {
+    fn add(&mut self, now: Instant, op: Op, actor: Option<Arc<crate::watch::Actor>>) {
+        // The latest writer, unless all that is known of it is a pid that
+        // an earlier event of the same process named better (a writer gone
+        // by its close: its create was read while it lived).
+        if let Some(new) = actor {
+            let keep = self.actor.as_ref().is_some_and(|old| old.pid == new.pid && old.named() && !new.named());
+            if !keep {
+                self.actor = Some(new);
+            }
+        }
         self.last = now;
         self.wrote |= matches!(op, Op::Created | Op::Written | Op::Closed);
         self.closes += u32::from(op == Op::Closed);
@@ -131,7 +142,15 @@ impl Debouncer {
     /// `guarded`: a path a quarantine rule covers. Its every close is
     /// checked at once, rewrite loop or not: an attacker's `.htaccess` is
     /// undone at the speed it is written, not once per quiet period.
-    pub fn push(&mut self, key: Key, now: Instant, by: DetectedBy, op: Op, guarded: bool) {
+    pub fn push(
+        &mut self,
+        key: Key,
+        now: Instant,
+        by: DetectedBy,
+        op: Op,
+        actor: Option<Arc<crate::watch::Actor>>,
+        guarded: bool,
+    ) {
         // Checked within the last quiet period and still receiving events:
         // still being written. The mark lasts as long as the events do, so
         // a writer that reopens the file for every append is coalesced
@@ -157,7 +176,7 @@ impl Debouncer {
             }
             Entry::Vacant(e) => e.insert(Pending { since: now, last: now, closed, by, seen: Seen::new(now) }),
         };
-        p.seen.add(now, op);
+        p.seen.add(now, op, actor);
         let deadline = due_at(p, self.quiet, self.max_wait);
         self.heap.push(Reverse((deadline, key)));
     }
@@ -269,7 +288,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         for i in 0..3 {
-            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R, Op::Written, false);
+            d.push(key("a.php"), t0 + Duration::from_millis(50 * i), R, Op::Written, None, false);
         }
         assert_eq!(d.next_deadline(), Some(t0 + Duration::from_millis(300)));
         assert!(due(&mut d, t0 + Duration::from_millis(299)).is_empty());
@@ -285,7 +304,7 @@ mod tests {
         let mut now = t0;
         let mut taken = Vec::new();
         while now < t0 + Duration::from_millis(1500) {
-            d.push(key("loop.php"), now, R, Op::Written, false);
+            d.push(key("loop.php"), now, R, Op::Written, None, false);
             taken.extend(due(&mut d, now));
             now += Duration::from_millis(100);
         }
@@ -296,8 +315,8 @@ mod tests {
     fn paths_of_sites_not_ready_wait_and_scan_findings_keep_their_origin() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("x"), t0, R, Op::Written, false);
-        d.push(key("x"), t0, DetectedBy::Scan, Op::Written, false);
+        d.push(key("x"), t0, R, Op::Written, None, false);
+        d.push(key("x"), t0, DetectedBy::Scan, Op::Written, None, false);
         assert!(d.take_due(t0 + Q, |_| false).is_empty());
         assert_eq!(d.len(), 1);
         assert_eq!(due(&mut d, t0 + Q * 2), vec![(key("x"), DetectedBy::Scan)]);
@@ -308,29 +327,29 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
         // Created, written, closed: checked now, not after the quiet period.
-        d.push(key("x.php"), t0, R, Op::Written, false);
-        d.push(key("x.php"), t0 + Duration::from_millis(1), R, Op::Closed, false);
+        d.push(key("x.php"), t0, R, Op::Written, None, false);
+        d.push(key("x.php"), t0 + Duration::from_millis(1), R, Op::Closed, None, false);
         assert_eq!(due(&mut d, t0 + Duration::from_millis(1)), vec![(key("x.php"), R)]);
         // Rewritten and closed again at once: a loop waits its quiet period.
         let t1 = t0 + Duration::from_millis(5);
-        d.push(key("x.php"), t1, R, Op::Closed, false);
+        d.push(key("x.php"), t1, R, Op::Closed, None, false);
         assert!(due(&mut d, t1).is_empty());
         assert_eq!(due(&mut d, t1 + Q), vec![(key("x.php"), R)]);
         // Quiet for a while, then closed again: at once again.
         let t2 = t1 + Q * 3;
-        d.push(key("x.php"), t2, R, Op::Closed, false);
+        d.push(key("x.php"), t2, R, Op::Closed, None, false);
         assert_eq!(due(&mut d, t2), vec![(key("x.php"), R)]);
         // A write after a close cancels the fast path (the writer is back).
         let t3 = t2 + Q * 3;
-        d.push(key("y.php"), t3, R, Op::Closed, false);
-        d.push(key("y.php"), t3, R, Op::Written, false);
+        d.push(key("y.php"), t3, R, Op::Closed, None, false);
+        d.push(key("y.php"), t3, R, Op::Written, None, false);
         assert!(due(&mut d, t3).is_empty());
         // A quarantined path is checked at every close, loop or not.
         let t4 = t3 + Q * 3;
         due(&mut d, t4);
-        d.push(key(".htaccess"), t4, R, Op::Closed, true);
+        d.push(key(".htaccess"), t4, R, Op::Closed, None, true);
         assert_eq!(due(&mut d, t4), vec![(key(".htaccess"), R)]);
-        d.push(key(".htaccess"), t4 + Duration::from_millis(2), R, Op::Closed, true);
+        d.push(key(".htaccess"), t4 + Duration::from_millis(2), R, Op::Closed, None, true);
         assert_eq!(due(&mut d, t4 + Duration::from_millis(2)), vec![(key(".htaccess"), R)]);
     }
 
@@ -339,18 +358,18 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(1));
         // Created, written, deleted before the check.
-        d.push(key("s.php"), t0, R, Op::Created, false);
-        d.push(key("s.php"), t0 + Duration::from_millis(1), R, Op::Written, false);
-        d.push(key("s.php"), t0 + Duration::from_millis(37), R, Op::Gone, false);
+        d.push(key("s.php"), t0, R, Op::Created, None, false);
+        d.push(key("s.php"), t0 + Duration::from_millis(1), R, Op::Written, None, false);
+        d.push(key("s.php"), t0 + Duration::from_millis(37), R, Op::Gone, None, false);
         let due = d.take_due(t0 + Duration::from_millis(237), |_| true);
-        let seen = due[0].seen;
+        let seen = due[0].seen.clone();
         assert!(seen.wrote && seen.gone && !seen.hot);
         assert_eq!(seen.span_ms(), 37);
         // Written every 100 ms for 1.5 s: taken at max_wait, hot.
         let mut now = t0 + Q * 10;
         let mut hot = Vec::new();
         for _ in 0..15 {
-            d.push(key("big.log.php"), now, R, Op::Written, false);
+            d.push(key("big.log.php"), now, R, Op::Written, None, false);
             hot.extend(d.take_due(now, |_| true).into_iter().map(|d| d.seen.hot));
             now += Duration::from_millis(100);
         }
@@ -365,8 +384,8 @@ mod tests {
     fn distinct_paths_are_independent() {
         let t0 = Instant::now();
         let mut d = Debouncer::new(Q, Duration::from_secs(2));
-        d.push(key("a"), t0, R, Op::Written, false);
-        d.push(key("b"), t0 + Duration::from_millis(100), R, Op::Written, false);
+        d.push(key("a"), t0, R, Op::Written, None, false);
+        d.push(key("b"), t0 + Duration::from_millis(100), R, Op::Written, None, false);
         assert_eq!(due(&mut d, t0 + Q), vec![(key("a"), R)]);
         assert_eq!(due(&mut d, t0 + Duration::from_millis(300)), vec![(key("b"), R)]);
     }

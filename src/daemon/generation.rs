@@ -229,8 +229,10 @@ impl Generation {
         let site = &self.cfg.sites[i];
         let watcher = SiteWatcher::new(
             &self.hub,
+            self.cfg.realtime,
             Arc::clone(&site.name),
             &site.real_root,
+            Arc::clone(&site.policy),
             self.events.clone(),
             Arc::clone(&self.sites[i].rescan_due),
         )?;
@@ -306,6 +308,7 @@ impl Generation {
                     rel: c.rel,
                     by: DetectedBy::Scan,
                     op: Op::Written,
+                    actor: None,
                 })
                 .is_err()
             {
@@ -370,6 +373,7 @@ impl Generation {
                             detected_by: by,
                             transient: None,
                             hot: false,
+                            actor: seen.actor.clone(),
                         });
                     }
                     // Only its attributes changed (chmod, chown) and it is
@@ -416,6 +420,7 @@ impl Generation {
                                 detected_by: by,
                                 transient: None,
                                 hot: false,
+                                actor: None,
                             });
                         }
                     }
@@ -442,6 +447,7 @@ impl Generation {
                         detected_by: by,
                         transient,
                         hot: seen.hot,
+                        actor: seen.actor.clone(),
                     });
                 }
             }
@@ -519,6 +525,18 @@ impl Generation {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(rel));
                 Current::Unknown
             }
+        }
+    }
+
+    /// Where site `i`'s realtime events come from, and why inotify when
+    /// fanotify was wanted.
+    pub fn source(&self, i: usize) -> (Option<String>, Option<String>) {
+        match self.watcher(i).as_ref() {
+            Some(w) => {
+                let (s, why) = w.source();
+                (Some(s.to_string()), why.map(str::to_string))
+            }
+            None => (None, None),
         }
     }
 

@@ -181,7 +181,6 @@ pub fn spawn(
         host,
         busy_since: Arc::clone(&handle.busy_since),
         recent: HashMap::new(),
-        restored: HashMap::new(),
     };
     supervisor
         .spawn("sw-judge", move || {
@@ -200,9 +199,6 @@ struct Judge {
     /// (nanoseconds). A hot path is alerted once, then again only when it
     /// settles or its severity rises.
     recent: HashMap<(Arc<str>, RelPath), (Severity, i64)>,
-    /// The (device, inode) of the files the quarantine put back, by path:
-    /// finding one of them "changed and put back" is our own doing.
-    restored: HashMap<(Arc<str>, RelPath), (u64, u64)>,
     store: Store,
     content: ContentStore,
     quarantine: QuarantineStore,
@@ -388,6 +384,7 @@ impl Judge {
                     detected_by: crate::model::DetectedBy::Scan,
                     transient: None,
                     hot: false,
+                    actor: None,
                 };
                 AlertRecord::new(&self.host, &site.root, &c, &site.policy.verdict(&c), now)
             })
@@ -475,10 +472,9 @@ impl Judge {
             diff::record_with_diff(&self.host, site, c, &verdict, content, Some(&site.real_root), now)
         };
         if let Some(t) = c.transient {
-            let ours = c
-                .after
-                .as_ref()
-                .is_some_and(|a| self.restored.get(&(Arc::clone(&c.site), c.rel.clone())) == Some(&(a.dev, a.ino)));
+            let ours = c.after.as_ref().is_some_and(|a| {
+                crate::watch::own::was_placed(&crate::alert::record::absolute(&site.real_root, &c.rel), (a.dev, a.ino))
+            });
             if ours {
                 return (None, Fate::Undone);
             }
@@ -594,10 +590,6 @@ impl Judge {
             if let Ok(Some(now_state)) = file::probe(&site.real_root, &c.rel, None) {
                 if c.before.is_some() && FileState::compare(c.before.as_ref(), Some(&now_state)).is_none() {
                     w.put(&site.name, &c.rel, Some(&now_state))?;
-                    if self.restored.len() >= 4096 {
-                        self.restored.clear();
-                    }
-                    self.restored.insert((Arc::clone(&site.name), c.rel.clone()), (now_state.dev, now_state.ino));
                 }
             }
         }

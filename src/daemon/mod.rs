@@ -284,7 +284,8 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
     let sinks = make_sinks(&cfg, &supervisor)?;
     let content = crate::content::ContentStore::new(&state_dir);
     let judge = judge::spawn(&state_dir, content.clone(), crate::util::hostname(), sinks, &supervisor)?;
-    let hub = Hub::new().map_err(|e| DaemonError::Io { what: "inotify".into(), source: std::io::Error::other(e) })?;
+    let hub = Hub::new(cfg.realtime)
+        .map_err(|e| DaemonError::Io { what: "inotify".into(), source: std::io::Error::other(e) })?;
     let reader = Arc::clone(&hub);
     supervisor.spawn("sw-inotify", move || reader.serve()).map_err(io("cannot start the inotify reader"))?;
     let (big_tx, big_rx) = mpsc::channel::<Job>(4096);
@@ -404,11 +405,11 @@ impl Core {
         let now = std::time::Instant::now();
         for ev in batch {
             match ev {
-                WatchEvent::Path { site, rel, by, op } => {
+                WatchEvent::Path { site, rel, by, op, actor } => {
                     // A closed file a quarantine rule covers is undone at once,
                     // however often it is rewritten.
                     let guarded = op == Op::Closed && self.guarded(&site, &rel);
-                    self.debouncer.push((site, rel), now, by, op, guarded)
+                    self.debouncer.push((site, rel), now, by, op, actor, guarded)
                 }
                 WatchEvent::Rescan { site, reason } => {
                     if let Some(i) = self.current.site_index(&site) {
@@ -615,6 +616,7 @@ impl Core {
                 detected_by: DetectedBy::Realtime,
                 transient: None,
                 hot: false,
+                actor: None,
             };
             self.sched[i].swapped_to = Some(now);
             let observed = judge::Observed {
@@ -726,7 +728,8 @@ impl Core {
             .sites
             .iter()
             .enumerate()
-            .map(|(i, s)| status::SiteState {
+            .map(|(i, s)| (i, s, rt.source(i)))
+            .map(|(i, s, (source, source_reason))| status::SiteState {
                 name: s.name.to_string(),
                 root: s.root.display().to_string(),
                 profile: s.profile.clone(),
@@ -734,6 +737,8 @@ impl Core {
                 degraded: rt.sites[i].degraded().is_some(),
                 degraded_reason: rt.sites[i].degraded(),
                 ready: self.sched[i].ready,
+                source,
+                source_reason,
             })
             .collect();
         let st = status::DaemonStatus {
@@ -765,8 +770,8 @@ impl Core {
         self.current.stop_watching();
         self.hub.stop();
         while let Ok(ev) = ev_rx.try_recv() {
-            if let WatchEvent::Path { site, rel, by, op } = ev {
-                self.debouncer.push((site, rel), std::time::Instant::now(), by, op, false);
+            if let WatchEvent::Path { site, rel, by, op, actor } = ev {
+                self.debouncer.push((site, rel), std::time::Instant::now(), by, op, actor, false);
             }
         }
         let (current, previous, sched) = (&self.current, self.previous.as_deref(), &self.sched);

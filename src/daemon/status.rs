@@ -29,6 +29,12 @@ pub struct SiteState {
     pub degraded_reason: Option<String>,
     /// The site is ready (its startup is done).
     pub ready: bool,
+    /// Where its realtime events come from: `fanotify` or `inotify`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Why it is on inotify when fanotify was wanted.
+    #[serde(default)]
+    pub source_reason: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -36,6 +36,33 @@ pub struct RuleSpec {
     pub types: Vec<FileType>,
     /// The severity of a matching change.
     pub severity: Severity,
+    /// Who must have written it (`actor:`). Such a rule only ever raises
+    /// the severity of what the other rules say, for changes whose writer
+    /// is known (realtime on the fanotify source).
+    pub actor: Option<ActorMatch>,
+}
+
+/// `actor:` of a rule: each list given must match (any of its entries).
+#[derive(Clone, Debug, Default)]
+pub struct ActorMatch {
+    /// User names.
+    pub users: Vec<String>,
+    /// Executables, as globs (`*/php-fpm*`).
+    pub exes: Vec<globset::GlobMatcher>,
+    /// systemd units, as globs (`php*-fpm.service`).
+    pub units: Vec<globset::GlobMatcher>,
+}
+
+impl ActorMatch {
+    /// Does `a` match?
+    pub fn matches(&self, a: &crate::watch::Actor) -> bool {
+        let any = |globs: &[globset::GlobMatcher], v: Option<&String>| {
+            globs.is_empty() || v.is_some_and(|v| globs.iter().any(|g| g.is_match(v)))
+        };
+        (self.users.is_empty() || a.user.as_ref().is_some_and(|u| self.users.contains(u)))
+            && any(&self.exes, a.exe.as_ref())
+            && any(&self.units, a.unit.as_ref())
+    }
 }
 
 /// One quarantine rule.
@@ -304,6 +331,12 @@ impl Policy {
     /// least `medium` ([`HARDLINK`]).
     pub fn verdict(&self, c: &Change) -> Verdict<'_> {
         let mut v = self.classify(&c.rel, c.file_type(), c.kind);
+        if let Some(r) = c.actor.as_deref().and_then(|a| self.actor_rule(&c.rel, c.file_type(), c.kind, a)) {
+            if r.severity > v.severity {
+                v.severity = r.severity;
+                v.rule = &r.id;
+            }
+        }
         if c.rel.is_empty() {
             // The root now resolves elsewhere: a deploy, or someone
             // pointing the site at code of their own.
@@ -336,6 +369,31 @@ impl Policy {
         v
     }
 
+    /// The most severe rule with an `actor:` that matches the change and
+    /// its writer.
+    fn actor_rule(
+        &self,
+        rel: &[u8],
+        kind: FileType,
+        event: EventKind,
+        actor: &crate::watch::Actor,
+    ) -> Option<&RuleSpec> {
+        let cand = candidate(rel);
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (scratch, hits) = &mut *guard;
+            self.rule_set.matches_into(&cand, scratch, hits);
+            hits.iter()
+                .map(|&p| &self.rules[self.rule_of_pattern[p]])
+                .filter(|r| {
+                    r.actor.as_ref().is_some_and(|m| m.matches(actor))
+                        && (r.events.is_empty() || r.events.contains(&event))
+                        && (r.types.is_empty() || r.types.contains(&kind))
+                })
+                .max_by_key(|r| r.severity)
+        })
+    }
+
     /// Classifies a change of a watched path.
     pub fn classify(&self, rel: &[u8], kind: FileType, event: EventKind) -> Verdict<'_> {
         let cand = candidate(rel);
@@ -348,7 +406,8 @@ impl Policy {
                 .map(|&p| self.rule_of_pattern[p])
                 .filter(|&r| {
                     let r = &self.rules[r];
-                    (r.events.is_empty() || r.events.contains(&event))
+                    r.actor.is_none()
+                        && (r.events.is_empty() || r.events.contains(&event))
                         && (r.types.is_empty() || r.types.contains(&kind))
                 })
                 .min()
@@ -435,6 +494,7 @@ mod tests {
                 events: vec![EventKind::Added, EventKind::Modified],
                 types: vec![],
                 severity: Severity::Critical,
+                actor: None,
             }],
             quarantine: vec![QuarantineSpec {
                 patterns: vec!["**/.htaccess".into()],

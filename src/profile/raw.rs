@@ -134,6 +134,44 @@ pub struct RawRule {
     pub types: Vec<RuleType>,
     /// The severity of a matching change.
     pub severity: Severity,
+    /// Who must have written it: the rule then only raises the severity.
+    #[serde(default)]
+    pub actor: Option<RawActorMatch>,
+}
+
+/// `actor:` of a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawActorMatch {
+    /// User names, any of which.
+    #[serde(default)]
+    pub user: Vec<String>,
+    /// Executable globs, any of which (`*/php-fpm*`).
+    #[serde(default)]
+    pub exe: Vec<ActorGlob>,
+    /// systemd unit globs, any of which (`php*-fpm.service`).
+    #[serde(default)]
+    pub unit: Vec<ActorGlob>,
+}
+
+/// A glob over an executable path or a unit name (`*` crosses `/`).
+#[derive(Clone, Debug)]
+pub struct ActorGlob(pub globset::GlobMatcher);
+
+impl PartialEq for ActorGlob {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.glob() == other.0.glob()
+    }
+}
+
+impl Eq for ActorGlob {}
+
+impl<'de> Deserialize<'de> for ActorGlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a glob", |s| {
+            globset::Glob::new(s).map(|g| ActorGlob(g.compile_matcher())).map_err(|e| e.to_string())
+        })
+    }
 }
 
 impl RawRule {
@@ -145,6 +183,11 @@ impl RawRule {
             events: self.events.clone(),
             types: self.types.iter().map(|&t| t.into()).collect(),
             severity: self.severity,
+            actor: self.actor.as_ref().map(|a| crate::policy::ActorMatch {
+                users: a.user.clone(),
+                exes: a.exe.iter().map(|g| g.0.clone()).collect(),
+                units: a.unit.iter().map(|g| g.0.clone()).collect(),
+            }),
         }
     }
 }

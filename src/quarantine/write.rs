@@ -55,13 +55,14 @@ fn current_type(dir: BorrowedFd<'_>, name: &CStr) -> Result<Option<FileType>, Wr
 
 /// Replaces `rel` below `root` with `content`, owned `uid:gid`, mode `mode`.
 pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(), WriteError> {
+    crate::watch::own::writing(&crate::alert::record::absolute(root, rel));
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     let dfd = dir.as_fd();
     match current_type(dfd, &name)? {
         None | Some(FileType::File) => {}
         Some(other) => return Err(WriteError::NotAFile(other.as_str())),
     }
-    let tmp = format!(".sitewarden-restore-{}-{}", std::process::id(), crate::util::time::now_ns());
+    let tmp = format!("{}{}-{}", crate::watch::own::TEMP_PREFIX, std::process::id(), crate::util::time::now_ns());
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = openat(dfd, tmp.as_str(), flags, Mode::from_bits_truncate(0o600)).map_err(io)?;
     let mut f = File::from(fd);
@@ -69,6 +70,8 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
         f.write_all(content).map_err(io_std)?;
         fchown(&f, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
         fchmod(&f, Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
+        let st = nix::sys::stat::fstat(&f).map_err(io)?;
+        crate::watch::own::placed(&crate::alert::record::absolute(root, rel), (st.st_dev, st.st_ino));
         // Checked again just before the switch: rename replaces a symlink
         // itself, never its target, but a symlink here is an attack to
         // report, not a file to restore.
@@ -93,6 +96,7 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
 /// Removes `rel` below `root` (a file, symlink or special file; never a
 /// directory).
 pub fn remove(root: &Path, rel: &[u8]) -> Result<(), WriteError> {
+    crate::watch::own::writing(&crate::alert::record::absolute(root, rel));
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     match current_type(dir.as_fd(), &name)? {
         None => return Ok(()),

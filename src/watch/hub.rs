@@ -18,7 +18,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 use tokio::sync::mpsc;
 
-use super::{Op, WatchError, WatchEvent};
+use super::fanotify::Fanotify;
+use super::{Op, Source, WatchError, WatchEvent};
 use crate::model::{DetectedBy, RelPath};
 
 /// What a directory watch asks the kernel for. No `IN_OPEN`, `IN_ACCESS`
@@ -88,13 +89,18 @@ impl Instance {
         };
         let rel = crate::scan::walk::join(&dir, name.as_bytes());
         crate::util::fault::point("inotify", &rel);
-        self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime, op });
+        self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime, op, actor: None });
     }
 }
+
+/// The epoll token of the fanotify group (inotify instances count from 1).
+const FANOTIFY: u64 = 0;
 
 /// The epoll set and its reading thread.
 pub struct Hub {
     epoll: Epoll,
+    /// The fanotify group, or why there is none.
+    fan: Result<Fanotify, String>,
     instances: Mutex<HashMap<u64, Arc<Instance>>>,
     next: AtomicU64,
     stop: AtomicBool,
@@ -104,10 +110,22 @@ pub struct Hub {
 
 impl Hub {
     /// A hub with no instance yet; [`Hub::serve`] runs its reading loop.
-    pub fn new() -> Result<Arc<Hub>, WatchError> {
+    /// With `source` other than inotify, it makes a fanotify group if the
+    /// system allows.
+    pub fn new(source: Source) -> Result<Arc<Hub>, WatchError> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| WatchError::Instance(e.to_string()))?;
+        let fan = match source {
+            Source::Inotify => Err("realtime.source is inotify".to_string()),
+            _ => Fanotify::new(),
+        };
+        if let Ok(f) = &fan {
+            epoll
+                .add(f.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, FANOTIFY))
+                .map_err(|e| WatchError::Instance(e.desc().to_string()))?;
+        }
         Ok(Arc::new(Hub {
             epoll,
+            fan,
             instances: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             stop: AtomicBool::new(false),
@@ -139,6 +157,29 @@ impl Hub {
         Ok((token, inst))
     }
 
+    /// Has the fanotify source report for site `site` rooted at `root`;
+    /// its token, or why it cannot.
+    pub(super) fn fan_add(
+        &self,
+        site: Arc<str>,
+        root: &std::path::Path,
+        policy: Arc<crate::policy::Policy>,
+        tx: mpsc::Sender<WatchEvent>,
+        lost: Arc<AtomicBool>,
+    ) -> Result<u64, String> {
+        let fan = self.fan.as_ref().map_err(Clone::clone)?;
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        fan.add(token, site, root, policy, tx, lost).map_err(|e| e.to_string())?;
+        Ok(token)
+    }
+
+    /// Stops the fanotify source's reports for `token`.
+    pub(super) fn fan_remove(&self, token: u64) {
+        if let Ok(f) = &self.fan {
+            f.remove(token);
+        }
+    }
+
     /// Stops reading the instance of `token` (closed when its last user
     /// drops it).
     pub(super) fn remove(&self, token: u64) {
@@ -160,7 +201,14 @@ impl Hub {
     /// The reading loop, until [`Hub::stop`]. An error of epoll itself is
     /// fatal: the thread's death stops the daemon, which must not run blind.
     pub fn serve(&self) -> Result<(), String> {
+        // Wake first: the writer of an event is read from /proc while it
+        // may be exiting (a shell that wrote one file and quit).
+        // Safety: a plain system call on this thread.
+        unsafe {
+            nix::libc::setpriority(nix::libc::PRIO_PROCESS, nix::libc::gettid() as nix::libc::id_t, -10);
+        }
         let mut ready = [EpollEvent::empty(); 64];
+        let mut buf = vec![0u8; 64 * 1024];
         while !self.stop.load(Ordering::Acquire) {
             let n = match self.epoll.wait(&mut ready, 200u16) {
                 Ok(n) => n,
@@ -168,6 +216,12 @@ impl Hub {
                 Err(e) => return Err(format!("epoll_wait: {}", e.desc())),
             };
             for r in &ready[..n] {
+                if r.data() == FANOTIFY {
+                    if let Ok(f) = &self.fan {
+                        self.events.fetch_add(f.drain(&mut buf), Ordering::Relaxed);
+                    }
+                    continue;
+                }
                 let Some(inst) = self.instances().get(&r.data()).cloned() else { continue };
                 self.drain(&inst);
             }

@@ -15,7 +15,10 @@
 //! raises the site's rescan flag, because for an integrity monitor a lost
 //! event is a blind spot that only a scan can close.
 
+pub mod actor;
+mod fanotify;
 mod hub;
+pub mod own;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
@@ -28,6 +31,7 @@ use nix::errno::Errno;
 use nix::sys::inotify::WatchDescriptor;
 use tokio::sync::mpsc;
 
+pub use actor::Actor;
 pub use hub::Hub;
 
 use crate::model::{DetectedBy, RelPath};
@@ -62,6 +66,8 @@ pub enum WatchEvent {
         by: DetectedBy,
         /// What happened (a scan's hand-over is `Written`).
         op: Op,
+        /// Who did it (the fanotify source; `None` from inotify and scans).
+        actor: Option<Arc<Actor>>,
     },
     /// Events were lost (queue overflow, full channel, watch error): the
     /// site must be scanned.
@@ -116,38 +122,93 @@ pub enum WatchError {
     Instance(String),
 }
 
+/// Where a site's realtime events come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// fanotify where the kernel, the privileges and the filesystem allow
+    /// it, else inotify.
+    #[default]
+    Auto,
+    /// fanotify (inotify, with an error, where it cannot be had).
+    Fanotify,
+    /// inotify only.
+    Inotify,
+}
+
 /// The kernel watches of one site.
 pub struct SiteWatcher {
     root: PathBuf,
     hub: Arc<Hub>,
     token: u64,
-    inst: Arc<hub::Instance>,
+    /// The inotify instance; `None` when the fanotify source covers the
+    /// site (then `dirs` lists the directories, without kernel watches).
+    inst: Option<Arc<hub::Instance>>,
+    /// Why the site is on inotify, when fanotify was wanted.
+    why_inotify: Option<String>,
     /// Watched directories, the (device, inode) the watch is on and its
-    /// descriptor. The daemon updates it as it judges paths: a directory
+    /// descriptor (none under fanotify). The daemon updates it as it judges paths: a directory
     /// gone is forgotten with what was below it, one that appears is
     /// watched again whole.
-    dirs: HashMap<RelPath, ((u64, u64), WatchDescriptor)>,
+    dirs: HashMap<RelPath, ((u64, u64), Option<WatchDescriptor>)>,
 }
 
 impl Drop for SiteWatcher {
     fn drop(&mut self) {
-        self.hub.remove(self.token);
+        match self.inst {
+            Some(_) => self.hub.remove(self.token),
+            None => self.hub.fan_remove(self.token),
+        }
     }
 }
 
 impl SiteWatcher {
-    /// An inotify instance for site `site` rooted at `root` (the canonical
-    /// root), read by `hub`. Events go to `tx`; `lost` is raised when one
-    /// could not be delivered.
+    /// The realtime source of site `site` rooted at `root` (the canonical
+    /// root), read by `hub`: its fanotify group where `source` and the
+    /// system allow, else an inotify instance of its own. Events go to
+    /// `tx`; `lost` is raised when one could not be delivered.
     pub fn new(
         hub: &Arc<Hub>,
+        source: Source,
         site: Arc<str>,
         root: &Path,
+        policy: Arc<Policy>,
         tx: mpsc::Sender<WatchEvent>,
         lost: Arc<AtomicBool>,
     ) -> Result<SiteWatcher, WatchError> {
+        let mut why_inotify = None;
+        if source != Source::Inotify {
+            match hub.fan_add(Arc::clone(&site), root, policy, tx.clone(), Arc::clone(&lost)) {
+                Ok(token) => {
+                    return Ok(SiteWatcher {
+                        root: root.to_path_buf(),
+                        hub: Arc::clone(hub),
+                        token,
+                        inst: None,
+                        why_inotify: None,
+                        dirs: HashMap::new(),
+                    })
+                }
+                Err(why) => why_inotify = Some(why),
+            }
+        }
         let (token, inst) = hub.add(site, tx, lost)?;
-        Ok(SiteWatcher { root: root.to_path_buf(), hub: Arc::clone(hub), token, inst, dirs: HashMap::new() })
+        Ok(SiteWatcher {
+            root: root.to_path_buf(),
+            hub: Arc::clone(hub),
+            token,
+            inst: Some(inst),
+            why_inotify,
+            dirs: HashMap::new(),
+        })
+    }
+
+    /// `fanotify`, or `inotify` and why (when fanotify was wanted).
+    pub fn source(&self) -> (&'static str, Option<&str>) {
+        match self.inst {
+            None => ("fanotify", None),
+            Some(_) => ("inotify", self.why_inotify.as_deref()),
+        }
     }
 
     /// Watches `dir` (relative) and every directory below it that the policy
@@ -166,19 +227,25 @@ impl SiteWatcher {
             if error.is_some() || (!renew && self.dirs.get(rel).is_some_and(|(known, _)| *known == id)) {
                 return;
             }
+            // fanotify's filesystem mark covers it already: only counted.
+            let Some(inst) = &self.inst else {
+                self.dirs.insert(rel.to_vec(), (id, None));
+                added += 1;
+                return;
+            };
             // Through the descriptor the walker holds: no path length
             // limit, and no symlink swapped in since the walk looked.
             let by_fd = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
-            let placed = match self.inst.inotify.add_watch(by_fd.as_str(), hub::mask()) {
+            let placed = match inst.inotify.add_watch(by_fd.as_str(), hub::mask()) {
                 Err(Errno::ENOENT) if !Path::new("/proc/self/fd").exists() => {
-                    self.inst.inotify.add_watch(&abs(&self.root, rel), hub::mask())
+                    inst.inotify.add_watch(&abs(&self.root, rel), hub::mask())
                 }
                 other => other,
             };
             match placed {
                 Ok(wd) => {
-                    self.inst.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(wd, rel.to_vec());
-                    self.dirs.insert(rel.to_vec(), (id, wd));
+                    inst.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(wd, rel.to_vec());
+                    self.dirs.insert(rel.to_vec(), (id, Some(wd)));
                     added += 1;
                 }
                 Err(e) => {
@@ -218,12 +285,14 @@ impl SiteWatcher {
             }
             !under
         });
-        let mut wds = self.inst.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(inst) = &self.inst else { return };
+        let mut wds = inst.dirs.lock().unwrap_or_else(|p| p.into_inner());
         for (d, wd) in gone {
+            let Some(wd) = wd else { continue };
             if wds.get(&wd) == Some(&d) {
                 wds.remove(&wd);
                 // Already gone when the directory was deleted: nothing to do.
-                let _ = self.inst.inotify.rm_watch(wd);
+                let _ = inst.inotify.rm_watch(wd);
             }
         }
     }

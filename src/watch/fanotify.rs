@@ -1,0 +1,457 @@
+//! The fanotify source: one fanotify group with a filesystem mark on each
+//! filesystem that holds a site root, reporting directory handles and
+//! names (`FAN_REPORT_DFID_NAME`) and a pidfd of the writer
+//! (`FAN_REPORT_PIDFD`). No per-directory watch: nothing to run out of, no
+//! race on a new directory, and every event names its writer.
+//!
+//! A thin layer over the system calls of our own: nix's fanotify reads
+//! events without their info records, and `fanotify-fid` is unmaintained;
+//! the records are a few fixed structs, parsed here with bounds checks.
+//!
+//! Events are filtered to the site roots in user space: a directory handle
+//! is resolved to a path once (`open_by_handle_at` through a descriptor of
+//! the filesystem, then its `/proc/self/fd` link) and cached, so writes
+//! elsewhere on the filesystem (a database, logs) cost a hash lookup. A
+//! directory renamed or removed anywhere empties the cache, since paths
+//! below it changed.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::libc;
+use tokio::sync::mpsc;
+
+use super::actor::Actor;
+use super::{Op, WatchError, WatchEvent};
+use crate::model::{DetectedBy, RelPath};
+use crate::policy::Policy;
+
+/// What the filesystem marks ask for: what changes a file or a directory.
+const MASK: u64 = libc::FAN_CREATE
+    | libc::FAN_MODIFY
+    | libc::FAN_CLOSE_WRITE
+    | libc::FAN_ATTRIB
+    | libc::FAN_MOVED_FROM
+    | libc::FAN_MOVED_TO
+    | libc::FAN_DELETE
+    | libc::FAN_ONDIR;
+/// Resolved directory handles kept; the cache is emptied when full.
+const CACHE: usize = 65_536;
+
+/// A site the fanotify source reports for.
+struct Site {
+    token: u64,
+    name: Arc<str>,
+    /// The canonical root, as bytes, without a trailing slash.
+    root: Vec<u8>,
+    policy: Arc<Policy>,
+    tx: mpsc::Sender<WatchEvent>,
+    lost: Arc<AtomicBool>,
+    dev: u64,
+}
+
+/// Where a resolved directory lies: the index of its site in `sites` and
+/// its path relative to the root; `None`: in no site.
+type Place = Option<(u64, RelPath)>;
+
+/// The fanotify group and the sites it serves.
+pub struct Fanotify {
+    fd: OwnedFd,
+    state: Mutex<State>,
+    own_pid: i32,
+}
+
+#[derive(Default)]
+struct State {
+    sites: Vec<Site>,
+    /// A descriptor on each marked filesystem, by device, for
+    /// `open_by_handle_at`, and how many sites are on it.
+    filesystems: HashMap<u64, (OwnedFd, usize)>,
+    /// Filesystem id (from events) → device.
+    fsids: HashMap<[i32; 2], u64>,
+    /// (fsid, handle type, handle bytes) → where that directory lies.
+    cache: HashMap<Vec<u8>, Place>,
+}
+
+impl Fanotify {
+    /// A fanotify group, if this kernel and these privileges allow one
+    /// (kernel 5.9 for directory handles with names, `CAP_SYS_ADMIN`).
+    pub fn new() -> Result<Fanotify, String> {
+        let flags = libc::FAN_CLASS_NOTIF
+            | libc::FAN_CLOEXEC
+            | libc::FAN_NONBLOCK
+            | libc::FAN_REPORT_DFID_NAME
+            | libc::FAN_REPORT_PIDFD;
+        let event_flags = (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC) as libc::c_uint;
+        // Safety: plain system call; the result is a new descriptor we own.
+        let mut fd = unsafe { libc::fanotify_init(flags, event_flags) };
+        if fd < 0 && Errno::last() == Errno::EINVAL {
+            // Before 5.15: no pidfd; the pid is read at event time instead.
+            // Safety: as above.
+            fd = unsafe { libc::fanotify_init(flags & !libc::FAN_REPORT_PIDFD, event_flags) };
+        }
+        if fd < 0 {
+            return Err(match Errno::last() {
+                Errno::EPERM => "fanotify needs CAP_SYS_ADMIN".to_string(),
+                Errno::EINVAL => "this kernel's fanotify cannot report names (needs Linux 5.9)".to_string(),
+                Errno::ENOSYS => "this kernel has no fanotify".to_string(),
+                e => format!("fanotify_init: {}", e.desc()),
+            });
+        }
+        // Safety: `fd` was just returned by fanotify_init and is ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Fanotify { fd, state: Mutex::new(State::default()), own_pid: std::process::id() as i32 })
+    }
+
+    /// The group's descriptor (for epoll).
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reports changes below `root` (canonical) to `tx` from now on. Fails
+    /// when the filesystem cannot be marked (FUSE, overlay, a btrfs
+    /// subvolume, ...): the site is then watched with inotify.
+    pub fn add(
+        &self,
+        token: u64,
+        name: Arc<str>,
+        root: &Path,
+        policy: Arc<Policy>,
+        tx: mpsc::Sender<WatchEvent>,
+        lost: Arc<AtomicBool>,
+    ) -> Result<(), WatchError> {
+        let other = |message: String| WatchError::Other { path: root.to_path_buf(), message };
+        // Not O_PATH: open_by_handle_at refuses those as its mount descriptor.
+        let dir = nix::fcntl::open(
+            root,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| other(format!("cannot open the root: {}", e.desc())))?;
+        let dev = nix::sys::stat::fstat(&dir).map_err(|e| other(e.desc().to_string()))?.st_dev;
+        let fsid = fsid_of(dir.as_fd()).map_err(|e| other(format!("statfs: {}", e.desc())))?;
+        let mut st = self.state();
+        if let Some((_, n)) = st.filesystems.get_mut(&dev) {
+            *n += 1;
+        } else {
+            self.mark(libc::FAN_MARK_ADD, root).map_err(|e| {
+                other(match e {
+                    Errno::ENODEV | Errno::EXDEV | Errno::EOPNOTSUPP => {
+                        "fanotify cannot mark this filesystem (FUSE, overlay, a btrfs subvolume, ...)".to_string()
+                    }
+                    e => format!("fanotify_mark: {}", e.desc()),
+                })
+            })?;
+            st.filesystems.insert(dev, (dir, 1));
+            st.fsids.insert(fsid, dev);
+        }
+        let mut root = root.as_os_str().as_bytes().to_vec();
+        while root.len() > 1 && root.last() == Some(&b'/') {
+            root.pop();
+        }
+        st.sites.push(Site { token, name, root, policy, tx, lost, dev });
+        st.cache.clear();
+        Ok(())
+    }
+
+    /// Stops reporting for `token`; the last site of a filesystem takes its
+    /// mark away.
+    pub fn remove(&self, token: u64) {
+        let mut st = self.state();
+        let Some(i) = st.sites.iter().position(|s| s.token == token) else { return };
+        let site = st.sites.remove(i);
+        st.cache.clear();
+        let last = match st.filesystems.get_mut(&site.dev) {
+            Some((_, n)) => {
+                *n -= 1;
+                *n == 0
+            }
+            None => false,
+        };
+        if last {
+            if let Some((dir, _)) = st.filesystems.remove(&site.dev) {
+                let path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+                let _ = self.mark(libc::FAN_MARK_REMOVE, &path);
+            }
+            st.fsids.retain(|_, d| *d != site.dev);
+        }
+    }
+
+    fn mark(&self, op: libc::c_uint, path: &Path) -> Result<(), Errno> {
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        // Safety: valid descriptor, NUL-terminated path that outlives the call.
+        let r = unsafe {
+            libc::fanotify_mark(self.fd.as_raw_fd(), op | libc::FAN_MARK_FILESYSTEM, MASK, libc::AT_FDCWD, c.as_ptr())
+        };
+        Errno::result(r).map(drop)
+    }
+
+    /// Reads and dispatches every queued event; returns how many were read.
+    pub fn drain(&self, buf: &mut [u8]) -> u64 {
+        let mut n = 0;
+        loop {
+            // Safety: `buf` is valid for its length; the kernel writes whole events.
+            let len = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if len < 0 {
+                match Errno::last() {
+                    Errno::EINTR => continue,
+                    Errno::EAGAIN => return n,
+                    e => {
+                        self.lost_all(&format!("reading fanotify events: {}", e.desc()));
+                        return n;
+                    }
+                }
+            }
+            if len == 0 {
+                return n;
+            }
+            let mut at = 0;
+            let len = len as usize;
+            while let Some(ev) = parse(&buf[at..len]) {
+                at += ev.len;
+                n += 1;
+                self.handle(&ev);
+            }
+        }
+    }
+
+    fn lost_all(&self, reason: &str) {
+        for s in &self.state().sites {
+            let ev = WatchEvent::Rescan { site: Arc::clone(&s.name), reason: reason.to_string() };
+            if s.tx.try_send(ev).is_err() {
+                s.lost.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    fn handle(&self, ev: &Event<'_>) {
+        // Our own writes (the quarantine putting a file back) are ours.
+        let pidfd = ev.pidfd.filter(|&fd| fd >= 0).map(|fd| {
+            // Safety: the kernel gave us this descriptor with the event.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        });
+        if ev.mask & libc::FAN_Q_OVERFLOW != 0 {
+            self.lost_all("fanotify queue overflow");
+            return;
+        }
+        let Some((dir_key, fsid, handle_type, handle, name)) = ev.dir.as_ref().map(|d| d.parts()) else { return };
+        let ondir = ev.mask & libc::FAN_ONDIR != 0;
+        let moved = ev.mask & (libc::FAN_MOVED_FROM | libc::FAN_MOVED_TO | libc::FAN_DELETE) != 0;
+        let mut st = self.state();
+        let place = match st.cache.get(dir_key) {
+            Some(p) => p.clone(),
+            None => {
+                let p = resolve(&st, fsid, handle_type, handle);
+                if st.cache.len() >= CACHE {
+                    st.cache.clear();
+                }
+                st.cache.insert(dir_key.to_vec(), p.clone());
+                p
+            }
+        };
+        if ondir && moved {
+            // Paths below a renamed or removed directory changed.
+            st.cache.clear();
+        }
+        let Some((token, dir)) = place else { return };
+        let Some(site) = st.sites.iter().find(|s| s.token == token) else { return };
+        if !site.policy.descend(&dir) {
+            return;
+        }
+        let rel = if name.is_empty() { dir } else { crate::scan::walk::join(&dir, name) };
+        if rel.is_empty() {
+            return;
+        }
+        // The quarantine's own restore or removal: ours, not news.
+        if ev.pid == self.own_pid
+            && super::own::is_ours(
+                &crate::alert::record::absolute(Path::new(std::ffi::OsStr::from_bytes(&site.root)), &rel),
+                name,
+            )
+        {
+            return;
+        }
+        // The kernel merges events of one name and writer in its queue
+        // (create, writes and close in one): replayed in their order, so a
+        // closed file still takes the fast path.
+        let m = ev.mask;
+        let ops = [
+            (libc::FAN_CREATE | libc::FAN_MOVED_TO, Op::Created),
+            (libc::FAN_MODIFY, Op::Written),
+            (libc::FAN_ATTRIB, Op::Attrib),
+            (libc::FAN_CLOSE_WRITE, Op::Closed),
+            (libc::FAN_DELETE | libc::FAN_MOVED_FROM, Op::Gone),
+        ];
+        crate::util::fault::point("inotify", &rel);
+        let actor = Arc::new(Actor::of(ev.pid, pidfd.as_ref().map(|f| f.as_fd())));
+        for (_, op) in ops.iter().filter(|(bits, _)| m & bits != 0) {
+            let out = WatchEvent::Path {
+                site: Arc::clone(&site.name),
+                rel: rel.clone(),
+                by: DetectedBy::Realtime,
+                op: *op,
+                actor: Some(Arc::clone(&actor)),
+            };
+            if site.tx.try_send(out).is_err() {
+                site.lost.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// The path of a directory handle, placed in a site (or in none).
+fn resolve(st: &State, fsid: [i32; 2], handle_type: i32, handle: &[u8]) -> Place {
+    let dev = st.fsids.get(&fsid)?;
+    let (mount, _) = st.filesystems.get(dev)?;
+    let dir = open_by_handle(mount.as_fd(), handle_type, handle).ok()?;
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).ok()?;
+    let path = path.as_os_str().as_bytes();
+    // Longest root first: nested sites belong to the inner one.
+    st.sites
+        .iter()
+        .filter(|s| s.dev == *dev && crate::detect::is_under(path, &s.root))
+        .max_by_key(|s| s.root.len())
+        .map(|s| (s.token, path[s.root.len()..].strip_prefix(b"/").unwrap_or(&[]).to_vec()))
+}
+
+fn open_by_handle(mount: BorrowedFd<'_>, handle_type: i32, handle: &[u8]) -> Result<OwnedFd, Errno> {
+    // struct file_handle: u32 handle_bytes, i32 handle_type, then the bytes.
+    let mut raw = Vec::with_capacity(8 + handle.len());
+    raw.extend_from_slice(&(handle.len() as u32).to_ne_bytes());
+    raw.extend_from_slice(&handle_type.to_ne_bytes());
+    raw.extend_from_slice(handle);
+    // u32 alignment for the struct.
+    let mut aligned = vec![0u32; raw.len().div_ceil(4)];
+    // Safety: `aligned` holds at least raw.len() bytes.
+    unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), aligned.as_mut_ptr().cast::<u8>(), raw.len()) };
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // Safety: a well-formed file_handle in `aligned`; the result is a new descriptor.
+    let fd = unsafe { libc::open_by_handle_at(mount.as_raw_fd(), aligned.as_mut_ptr().cast(), flags) };
+    Errno::result(fd).map(|fd| {
+        // Safety: just returned by open_by_handle_at.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    })
+}
+
+fn fsid_of(fd: BorrowedFd<'_>) -> Result<[i32; 2], Errno> {
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // Safety: `buf` is a valid statfs to fill.
+    let r = unsafe { libc::fstatfs(fd.as_raw_fd(), buf.as_mut_ptr()) };
+    Errno::result(r)?;
+    // Safety: filled by a successful fstatfs.
+    let st = unsafe { buf.assume_init() };
+    // fsid_t is two ints, as the kernel puts them in events.
+    // Safety: fsid_t is plain data of 8 bytes.
+    Ok(unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(st.f_fsid) })
+}
+
+/// One event, as read.
+struct Event<'a> {
+    len: usize,
+    mask: u64,
+    pid: i32,
+    dir: Option<DirName<'a>>,
+    pidfd: Option<RawFd>,
+}
+
+/// A directory handle and a name (`FAN_EVENT_INFO_TYPE_DFID_NAME`).
+struct DirName<'a> {
+    /// fsid, handle type and handle bytes: the cache key.
+    key: &'a [u8],
+    name: &'a [u8],
+}
+
+impl<'a> DirName<'a> {
+    fn parts(&self) -> (&'a [u8], [i32; 2], i32, &'a [u8], &'a [u8]) {
+        let k = self.key;
+        let fsid = [
+            i32::from_ne_bytes(k[0..4].try_into().unwrap_or_default()),
+            i32::from_ne_bytes(k[4..8].try_into().unwrap_or_default()),
+        ];
+        let handle_type = i32::from_ne_bytes(k[12..16].try_into().unwrap_or_default());
+        (k, fsid, handle_type, &k[16..], self.name)
+    }
+}
+
+/// Parses the event at the start of `b`; `None` when no whole event is
+/// there (a short or malformed buffer ends the batch).
+fn parse(b: &[u8]) -> Option<Event<'_>> {
+    let meta_size = std::mem::size_of::<libc::fanotify_event_metadata>();
+    if b.len() < meta_size {
+        return None;
+    }
+    let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap_or_default());
+    let event_len = u32_at(0) as usize;
+    let metadata_len = u16::from_ne_bytes([b[6], b[7]]) as usize;
+    if event_len < meta_size || event_len > b.len() || metadata_len < meta_size || metadata_len > event_len {
+        return None;
+    }
+    let mask = u64::from_ne_bytes(b[8..16].try_into().unwrap_or_default());
+    let pid = u32_at(20) as i32;
+    let mut ev = Event { len: event_len, mask, pid, dir: None, pidfd: None };
+    let mut at = metadata_len;
+    while at + 4 <= event_len {
+        let info_type = b[at];
+        let info_len = u16::from_ne_bytes([b[at + 2], b[at + 3]]) as usize;
+        if info_len < 4 || at + info_len > event_len {
+            break;
+        }
+        let info = &b[at + 4..at + info_len];
+        match info_type {
+            // fsid (8), handle_bytes (4), handle_type (4), handle, [name NUL].
+            libc::FAN_EVENT_INFO_TYPE_DFID_NAME | libc::FAN_EVENT_INFO_TYPE_DFID if info.len() >= 16 => {
+                let handle_bytes = u32::from_ne_bytes(info[8..12].try_into().unwrap_or_default()) as usize;
+                if 16 + handle_bytes <= info.len() {
+                    let key = &info[..16 + handle_bytes];
+                    let rest = &info[16 + handle_bytes..];
+                    let name = if info_type == libc::FAN_EVENT_INFO_TYPE_DFID_NAME {
+                        CStr::from_bytes_until_nul(rest).map(CStr::to_bytes).unwrap_or(&[])
+                    } else {
+                        &[]
+                    };
+                    // "." names the directory itself.
+                    let name = if name == b"." { &[][..] } else { name };
+                    ev.dir = Some(DirName { key, name });
+                }
+            }
+            libc::FAN_EVENT_INFO_TYPE_PIDFD if info.len() >= 4 => {
+                ev.pidfd = Some(i32::from_ne_bytes(info[0..4].try_into().unwrap_or_default()));
+            }
+            _ => {}
+        }
+        at += info_len;
+    }
+    Some(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_events_end_the_batch_without_a_panic() {
+        assert!(parse(&[]).is_none());
+        let mut b = vec![0u8; 64];
+        // event_len larger than the buffer.
+        b[0..4].copy_from_slice(&1000u32.to_ne_bytes());
+        b[6..8].copy_from_slice(&24u16.to_ne_bytes());
+        assert!(parse(&b).is_none());
+        // A whole event with an info record whose length runs past the end.
+        b[0..4].copy_from_slice(&40u32.to_ne_bytes());
+        b[24] = libc::FAN_EVENT_INFO_TYPE_DFID_NAME;
+        b[26..28].copy_from_slice(&200u16.to_ne_bytes());
+        let ev = parse(&b).unwrap();
+        assert!(ev.dir.is_none());
+        assert_eq!(ev.len, 40);
+    }
+}
