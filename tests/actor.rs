@@ -21,8 +21,9 @@ fn ends(r: &Value, suffix: &str) -> bool {
 }
 
 /// A WordPress-shaped site the web server's user may write into.
-fn site(extra_config: &str) -> Fixture {
+fn site(source: &str) -> Fixture {
     let f = Fixture::new("wordpress", "");
+    f.set_source(source);
     f.write("index.php", "<?php\nrequire __DIR__ . '/wp-blog-header.php';\n");
     f.write("wp-blog-header.php", "<?php\n// header\n");
     f.write("wp-includes/version.php", "<?php\n$wp_version = '6.4.2';\n");
@@ -35,10 +36,6 @@ fn site(extra_config: &str) -> Fixture {
     for d in ["wp-content/uploads/2024", "wp-content/plugins/akismet"] {
         let p = f.abs(d.as_bytes());
         nix::unistd::chown(&p, Some(nix::unistd::Uid::from_raw(33)), Some(nix::unistd::Gid::from_raw(33))).unwrap();
-    }
-    if !extra_config.is_empty() {
-        let cfg = std::fs::read_to_string(f.config()).unwrap();
-        std::fs::write(f.config(), format!("{cfg}{extra_config}")).unwrap();
     }
     f.run(["baseline"]).ok();
     f
@@ -109,7 +106,7 @@ fn status(f: &Fixture) -> Value {
 
 #[test]
 fn php_fpm_writing_code_is_named_and_raises_plugin_code_to_high() {
-    let f = site("");
+    let f = site("auto");
     let d = Daemon::start(&f);
     let fpm = Fpm::start(f.dir.path());
     // The exploited plugin's dropper, kept outside the web root.
@@ -161,7 +158,7 @@ fn php_fpm_writing_code_is_named_and_raises_plugin_code_to_high() {
 /// the event was read (never a guess about a process already gone).
 #[test]
 fn a_writer_that_exits_at_once_is_named() {
-    let f = site("");
+    let f = site("auto");
     let d = Daemon::start(&f);
     let n = 20;
     for i in 0..n {
@@ -186,7 +183,7 @@ fn a_writer_that_exits_at_once_is_named() {
 /// pid, never alerted.
 #[test]
 fn the_quarantines_own_writes_are_not_alerted() {
-    let f = site("");
+    let f = site("auto");
     f.write(".htaccess", "# BEGIN WordPress\n");
     f.run(["baseline"]).ok();
     let d = Daemon::start(&f);
@@ -203,7 +200,7 @@ fn the_quarantines_own_writes_are_not_alerted() {
 /// records then have no actor.
 #[test]
 fn inotify_can_be_chosen() {
-    let f = site("realtime:\n  source: inotify\n");
+    let f = site("inotify");
     let d = Daemon::start(&f);
     f.write("wp-content/uploads/2024/y.php", "<?php");
     let r = d.wait_record("added", "/y.php");

@@ -39,8 +39,7 @@ fn overflow(source: &str, queued: &'static str) {
         return;
     }
     let f = Fixture::new("generic-php", "");
-    let cfg = std::fs::read_to_string(f.config()).unwrap();
-    std::fs::write(f.config(), format!("{cfg}realtime:\n  source: {source}\n")).unwrap();
+    f.set_source(source);
     f.write("lib/keep.php", "<?php");
     f.run(["baseline"]).ok();
     // The kernel sizes a queue when the group is made: shrink the limit
@@ -87,6 +86,7 @@ fn the_watch_limit_does_not_degrade_the_fanotify_source() {
         return;
     }
     let f = Fixture::new("generic-php", "");
+    f.set_source("auto");
     for i in 0..30 {
         f.write(format!("dir{i:02}/index.php"), "<?php");
     }

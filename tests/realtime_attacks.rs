@@ -384,8 +384,7 @@ fn reads_wake_nothing() {
     // inotify: its events are the site's alone (fanotify's filesystem mark
     // also counts other writers on the filesystem; its mask has no read
     // events either).
-    let cfg = std::fs::read_to_string(f.config()).unwrap();
-    std::fs::write(f.config(), format!("{cfg}realtime:\n  source: inotify\n")).unwrap();
+    f.set_source("inotify");
     let files: Vec<_> = (0..100).map(|i| f.write(format!("lib/f{i}.php"), format!("<?php // {i}"))).collect();
     f.run(["baseline"]).ok();
     let _d = Daemon::start(&f);

@@ -49,6 +49,9 @@ pub struct ActorMatch {
     pub users: Vec<String>,
     /// Executables, as globs (`*/php-fpm*`).
     pub exes: Vec<globset::GlobMatcher>,
+    /// Command names, as globs (`php-fpm*`): readable where the executable
+    /// link is not (another user's process, without CAP_SYS_PTRACE).
+    pub comms: Vec<globset::GlobMatcher>,
     /// systemd units, as globs (`php*-fpm.service`).
     pub units: Vec<globset::GlobMatcher>,
 }
@@ -61,6 +64,7 @@ impl ActorMatch {
         };
         (self.users.is_empty() || a.user.as_ref().is_some_and(|u| self.users.contains(u)))
             && any(&self.exes, a.exe.as_ref())
+            && any(&self.comms, a.comm.as_ref())
             && any(&self.units, a.unit.as_ref())
     }
 }

@@ -149,6 +149,9 @@ pub struct RawActorMatch {
     /// Executable globs, any of which (`*/php-fpm*`).
     #[serde(default)]
     pub exe: Vec<ActorGlob>,
+    /// Command name globs, any of which (`php-fpm*`).
+    #[serde(default)]
+    pub comm: Vec<ActorGlob>,
     /// systemd unit globs, any of which (`php*-fpm.service`).
     #[serde(default)]
     pub unit: Vec<ActorGlob>,
@@ -186,6 +189,7 @@ impl RawRule {
             actor: self.actor.as_ref().map(|a| crate::policy::ActorMatch {
                 users: a.user.clone(),
                 exes: a.exe.iter().map(|g| g.0.clone()).collect(),
+                comms: a.comm.iter().map(|g| g.0.clone()).collect(),
                 units: a.unit.iter().map(|g| g.0.clone()).collect(),
             }),
         }

@@ -41,7 +41,7 @@ pub fn is_ours(abs: &[u8], name: &[u8]) -> bool {
 }
 
 /// Files the daemon put in place (a restore's new inode), by absolute path:
-/// the last few of each. Finding one of them "changed and put back" is the
+/// the last 256 of each. Finding one of them "changed and put back" is the
 /// daemon's own doing, not a transient.
 static PLACED: Mutex<Option<Placed>> = Mutex::new(None);
 
@@ -56,7 +56,9 @@ pub fn placed(abs: &[u8], id: (u64, u64)) {
         map.clear();
     }
     let recent = map.entry(abs.to_vec()).or_default();
-    if recent.len() >= 8 {
+    // A rewrite loop is restored hundreds of times a second; a worker's
+    // look may be judged many restores later.
+    if recent.len() >= 256 {
         recent.remove(0);
     }
     recent.push(id);

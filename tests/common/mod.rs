@@ -29,14 +29,24 @@ impl Fixture {
         f
     }
 
+    /// The realtime source is `auto`, or what `SITEWARDEN_TEST_SOURCE`
+    /// says (`.ci/run` runs the realtime suites again on inotify).
     pub fn write_config(&self, profile: &str, extra: &str) {
+        let source = std::env::var("SITEWARDEN_TEST_SOURCE").unwrap_or_else(|_| "auto".into());
         let text = format!(
-            "state_dir: {state}\nalerts:\n  log: {log}\nsites:\n  - name: site\n    root: {root}\n    profile: {profile}\n{extra}",
+            "state_dir: {state}\nrealtime:\n  source: {source}\nalerts:\n  log: {log}\nsites:\n  - name: site\n    root: {root}\n    profile: {profile}\n{extra}",
             state = self.state().display(),
             log = self.path("alerts.jsonl").display(),
             root = self.root().display(),
         );
         std::fs::write(self.config(), text).unwrap();
+    }
+
+    /// Sets `realtime.source` (whatever the environment said).
+    pub fn set_source(&self, source: &str) {
+        let cfg = std::fs::read_to_string(self.config()).unwrap();
+        let line = cfg.lines().find(|l| l.starts_with("  source: ")).expect("the fixture's source line").to_string();
+        std::fs::write(self.config(), cfg.replacen(&line, &format!("  source: {source}"), 1)).unwrap();
     }
 
     /// Mails alerts of every severity to ops@example.com through the SMTP
