@@ -288,3 +288,30 @@ fn section(body: &mut String, r: &AlertRecord) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_section_says_who_wrote_it_and_how_long_a_transient_lived() {
+        let mut r: AlertRecord = serde_json::from_str(
+            r#"{"time":"2026-11-29T20:00:00.000Z","host":"web1","site":"blog","event":"added",
+                "path":"/var/www/blog/wp-content/uploads/x.php","severity":"critical","rule":"php-in-uploads",
+                "detected_by":"realtime","before":null,"after":null,"diff":null,"quarantine":null,
+                "transient":{"lived_ms":37,"end":"deleted"}}"#,
+        )
+        .unwrap();
+        r.actor = Some(crate::watch::Actor {
+            pid: 4242,
+            comm: Some("php-fpm8.2".into()),
+            user: Some("www-data".into()),
+            unit: Some("php8.2-fpm.service".into()),
+            ..Default::default()
+        });
+        let mut body = String::new();
+        section(&mut body, &r);
+        assert!(body.contains("written by php-fpm8.2 (www-data, php8.2-fpm.service)\n"), "{body}");
+        assert!(body.contains("transient: deleted after 37 ms\n"), "{body}");
+    }
+}

@@ -4,9 +4,15 @@
 //! (`FAN_REPORT_PIDFD`). No per-directory watch: nothing to run out of, no
 //! race on a new directory, and every event names its writer.
 //!
-//! A thin layer over the system calls of our own: nix's fanotify reads
-//! events without their info records, and `fanotify-fid` is unmaintained;
-//! the records are a few fixed structs, parsed here with bounds checks.
+//! A thin layer over the system calls of our own. nix's fanotify reads the
+//! legacy format only (an open descriptor per event, no info records);
+//! `fanotify-fid` (0.2) parses FID records but is young, brings its own
+//! error and mount-table model, and would be a dependency for what is here
+//! about 150 lines: a few fixed structs, parsed with bounds checks, fuzzed
+//! by the malformed-buffer test below. Moves are taken as the
+//! `FAN_MOVED_FROM`/`FAN_MOVED_TO` pair (one path each, as inotify gives
+//! them), which every kernel with names has; `FAN_RENAME` (5.17) would
+//! carry both in one event and adds nothing the daemon uses.
 //!
 //! Events are filtered to the site roots in user space: a directory handle
 //! is resolved to a path once (`open_by_handle_at` through a descriptor of
