@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Realtime benchmark: the sitewarden daemon side by side with
-# `inotifywait -m -r` (inotify-tools), in one run:
+# Realtime benchmark: the sitewarden daemon on each of its realtime
+# sources (`realtime: { source: inotify }`, then `source: fanotify`) side by
+# side with `inotifywait -m -r` (inotify-tools), in one run. Every section
+# runs once per source, on fresh copies and state; inotifywait runs beside
+# the daemon both times, and the table shows its figures from the run beside
+# the inotify daemon (the other run's are in the raw data):
 #
 #   1. reads: existing .php files of the watched site opened, read whole
 #      and closed, again and again: the kernel events the daemon read
-#      (`kernel_events` of `status --json`, target 0) beside the lines of an
-#      inotifywait with its default events (open/access/close_nowrite too);
+#      (`kernel_events` of `status --json`, target 0; inotify only, as under
+#      fanotify it counts every change on the whole filesystem) beside the
+#      lines of an inotifywait with its default events (open/access/
+#      close_nowrite too); for both sources the daemon's CPU over the reads
+#      and the alert records (target 0);
 #   2. latency: new .php files created one at a time in a watched folder,
 #      from creation to the alert record (p50 / p90 / p99 / max);
 #   3. chunked: new .php files each written in several 4 KiB chunks and
@@ -13,7 +20,19 @@
 #   4. storm: files written into new folders as fast as possible (mkdir,
 #      then fill each folder at once): how many each tool reports;
 #   5. idle: the daemon over the WordPress corpus of bench/baseline.sh:
-#      time to `ready`, then RSS and CPU over an idle window.
+#      time to `ready`, then RSS and CPU over an idle window;
+#   6. busy neighbour: with the daemon over the same corpus, a writer
+#      outside every site root but on the same filesystem ($BENCH_DIR/
+#      realtime-busy) makes BUSY_RATE small write() calls per second for
+#      BUSY_SECONDS (appends to log files, small files rewritten): the
+#      daemon's CPU over that window (target < 5% of one core; fanotify
+#      reads every change of the filesystem and filters in user space,
+#      inotify does not watch those paths), the achieved write rate, and no
+#      alert record on those paths.
+#
+# fanotify needs root (CAP_SYS_ADMIN) and a kernel that allows filesystem
+# marks; a daemon asked for it that ends up on inotify is reported under
+# "Anything odd" with the reason `status --json` gives.
 #
 #   bench/realtime.sh [--sites N] [--quick]
 #
@@ -30,16 +49,19 @@
 #   STORM_DIRS=100       new folders in the storm
 #   STORM_FILES=100      files written into each of them
 #   IDLE_SECONDS=60      length of the idle window
+#   BUSY_RATE=10000      write() calls per second of the busy neighbour ...
+#   BUSY_SECONDS=15      ... for this long
 #   QUIET_PERIOD=        scan.quiet_period for the daemon (empty: its default, 200ms)
 #   SITEWARDEN_BIN=      use this binary instead of building target/release
 #
 # --quick is a smoke run: SITES=2 READ_ROUNDS=20 LATENCY_FILES=50
-# CHUNKED_FILES=20 STORM_DIRS=10 STORM_FILES=100 IDLE_SECONDS=10. Its
-# figures are not ones to publish.
+# CHUNKED_FILES=20 STORM_DIRS=10 STORM_FILES=100 IDLE_SECONDS=10
+# BUSY_SECONDS=5. Its figures are not ones to publish.
 #
 # The table is printed and written as Markdown to bench/results-realtime.md.
 # Work files (configs, state, alert logs, raw timings) stay in
-# $BENCH_DIR/realtime and $BENCH_DIR/realtime-idle.
+# $BENCH_DIR/realtime/SOURCE and $BENCH_DIR/realtime-idle/SOURCE; the busy
+# neighbour's files in $BENCH_DIR/realtime-busy.
 
 set -euo pipefail
 
@@ -62,6 +84,8 @@ CHUNK_PAUSE_MS=${CHUNK_PAUSE_MS:-5}
 STORM_DIRS=${STORM_DIRS:-100}
 STORM_FILES=${STORM_FILES:-100}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
+BUSY_RATE=${BUSY_RATE:-10000}
+BUSY_SECONDS=${BUSY_SECONDS:-15}
 QUIET_PERIOD=${QUIET_PERIOD:-}
 QUICK=no
 
@@ -71,14 +95,14 @@ while [ $# -gt 0 ]; do
         --sites=*) SITES=${1#*=}; shift ;;
         --quick)
             QUICK=yes SITES=2 READ_ROUNDS=20 LATENCY_FILES=50 CHUNKED_FILES=20
-            STORM_DIRS=10 STORM_FILES=100 IDLE_SECONDS=10
+            STORM_DIRS=10 STORM_FILES=100 IDLE_SECONDS=10 BUSY_SECONDS=5
             shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
 for v in SITES READ_FILES READ_ROUNDS LATENCY_FILES PAUSE_MS CHUNKED_FILES CHUNKS CHUNK_PAUSE_MS \
-    STORM_DIRS STORM_FILES IDLE_SECONDS; do
+    STORM_DIRS STORM_FILES IDLE_SECONDS BUSY_RATE BUSY_SECONDS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer (got '${!v}')" >&2; exit 2; }
 done
 [[ -z $QUIET_PERIOD || $QUIET_PERIOD =~ ^[0-9]+(ms|s)$ ]] \
@@ -93,6 +117,7 @@ BENCH_DIR=$(mkdir -p "$BENCH_DIR" && cd "$BENCH_DIR" && pwd -P)
 CORPUS=$BENCH_DIR/corpus
 STORM_TOTAL=$((STORM_DIRS * STORM_FILES))
 READ_TOTAL=$((READ_FILES * READ_ROUNDS))
+SOURCES=(inotify fanotify)        # the daemon's realtime sources, in this order
 
 SINCE_DECIMALS=2                 # `since`: hundredths of a second
 

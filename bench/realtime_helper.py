@@ -11,7 +11,11 @@
                              [quiet=PATH] NAME=PID...
     realtime_helper.py wait KIND FILE PREFIX EXPECTED SETTLE_S TIMEOUT_S
     realtime_helper.py kernel-events SITEWARDEN CONFIG STABLE_S TIMEOUT_S
+    realtime_helper.py kernel-events-next SITEWARDEN CONFIG STATUS_FILE TIMEOUT_S
+    realtime_helper.py sources SITEWARDEN CONFIG
     realtime_helper.py idle SECONDS OUT NAME=PID...
+    realtime_helper.py busy DIR RATE SECONDS OUT NAME=PID...
+    realtime_helper.py count-alerts LOG PREFIX
     realtime_helper.py watches PID
     realtime_helper.py analyze KEY=VALUE...
     realtime_helper.py analyze-reads KEY=VALUE...
@@ -322,6 +326,63 @@ def kernel_events(sitewarden, config, stable_s, timeout_s):
         return 0
 
 
+def status_json(sitewarden, config):
+    """`sitewarden -c CONFIG status --json`, parsed (None if it fails)."""
+    try:
+        res = subprocess.run([sitewarden, "-c", config, "status", "--json"],
+                             capture_output=True, timeout=30)
+        return json.loads(res.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def kernel_events_next(sitewarden, config, status_file, timeout_s):
+    """Waits for the daemon's next refresh of its status file (STATUS_FILE,
+    rewritten every 10 s: a new mtime or inode), then reads `kernel_events`
+    from `status --json`. Prints `VALUE REFRESH_NS` (the file's mtime), or
+    `n/a 0` on the timeout or when no daemon answers. Under fanotify the
+    figure counts every change on the filesystem and never holds still, so
+    it is taken at refreshes instead of once it settled."""
+    def ident():
+        try:
+            st = os.stat(status_file)
+            return (st.st_ino, st.st_mtime_ns)
+        except OSError:
+            return None
+    first = ident()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        cur = ident()
+        if cur is not None and cur != first:
+            st = status_json(sitewarden, config)
+            try:
+                if st.get("daemon_pid") is not None:
+                    print(f"{int(st['kernel_events'])} {cur[1]}")
+                    return 0
+            except (AttributeError, KeyError, TypeError, ValueError):
+                pass
+            break
+        time.sleep(0.02)
+    print("n/a 0")
+    return 0
+
+
+def sources(sitewarden, config):
+    """Where each site's realtime events come from, per `status --json`:
+    prints `SOURCE=N[,SOURCE=N...] REASON` (the first source_reason given,
+    `-` if none; spaces as _)."""
+    st = status_json(sitewarden, config)
+    counts, reason = {}, None
+    for site in (st or {}).get("sites", []):
+        src = site.get("source") or "none"
+        counts[src] = counts.get(src, 0) + 1
+        if reason is None and site.get("source_reason"):
+            reason = str(site["source_reason"])
+    summary = ",".join(f"{k}={v}" for k, v in sorted(counts.items())) or "n/a"
+    print(f"{summary} {(reason or '-').replace(' ', '_')}")
+    return 0
+
+
 # ------------------------------------------------------------------ parsing
 
 
@@ -449,20 +510,29 @@ def kb(status, key):
     return int(v.split()[0]) if v else 0
 
 
-def inotify_watches(pid):
-    """(instances, watches) of a process, from /proc/PID/fdinfo."""
-    instances = watches = 0
+def kernel_watches(pid):
+    """(inotify instances, inotify watches, fanotify groups, fanotify marks)
+    of a process, from /proc/PID/fdinfo. A fanotify mark is a `fanotify
+    ino:` (inode), `mnt_id:` (mount) or `sdev:` (filesystem) line."""
+    instances = watches = groups = marks = 0
     fd_dir = f"/proc/{pid}/fd"
     for fd in os.listdir(fd_dir):
         try:
-            if os.readlink(f"{fd_dir}/{fd}") != "anon_inode:inotify":
+            link = os.readlink(f"{fd_dir}/{fd}")
+            if link not in ("anon_inode:inotify", "anon_inode:[fanotify]"):
                 continue
             with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                watches += sum(1 for line in f if line.startswith("inotify wd:"))
-            instances += 1
+                lines = f.readlines()
+            if link == "anon_inode:inotify":
+                watches += sum(1 for line in lines if line.startswith("inotify wd:"))
+                instances += 1
+            else:
+                marks += sum(1 for line in lines if line.startswith("fanotify ")
+                             and not line.startswith("fanotify flags:"))
+                groups += 1
         except OSError:
             continue
-    return instances, watches
+    return instances, watches, groups, marks
 
 
 def proc_ctxt_switches(pid):
@@ -480,7 +550,8 @@ def proc_ctxt_switches(pid):
 def idle(seconds, out_path, named_pids):
     """Samples each process over SECONDS: CPU used (utime+stime delta), RSS
     at the start and the end, the highest RSS seen (1 s samples), VmHWM,
-    threads and inotify watches. Writes shell KEY=VALUE lines to OUT."""
+    threads, inotify watches and fanotify marks. Writes shell KEY=VALUE
+    lines to OUT."""
     tck = clk_tck()
     procs = {}
     for item in named_pids:
@@ -504,7 +575,7 @@ def idle(seconds, out_path, named_pids):
         ticks = proc_cpu_ticks(p["pid"]) - p["ticks0"]
         wakeups = proc_ctxt_switches(p["pid"]) - p["ctx0"]
         st = proc_status(p["pid"])
-        inst, w = inotify_watches(p["pid"])
+        inst, w, groups, marks = kernel_watches(p["pid"])
         cpu_s = ticks / tck
         vals = {
             "CPU_S": f"{cpu_s:.2f}",
@@ -517,10 +588,109 @@ def idle(seconds, out_path, named_pids):
             "WAKEUPS_PER_S": f"{wakeups / elapsed:.1f}",
             "INOTIFY_INSTANCES": str(inst),
             "INOTIFY_WATCHES": str(w),
+            "FANOTIFY_GROUPS": str(groups),
+            "FANOTIFY_MARKS": str(marks),
         }
         lines += [f"{name}_{k}={shlex.quote(v)}" for k, v in vals.items()]
     with open(out_path, "w") as out:
         out.write("\n".join(lines) + "\n")
+    return 0
+
+
+def busy(directory, rate, seconds, out_path, named_pids):
+    """The busy neighbour: RATE small write() calls per second for SECONDS
+    into DIRECTORY (outside every site root, on the same filesystem), by
+    one Python loop that catches up with its schedule every ~0.5 ms. Nine
+    write() calls in ten append a line to one of 4 log files kept open
+    (O_APPEND); the tenth rewrites one of 4 small files whole: in place
+    (open O_TRUNC, write, close) or, every other time, through a temporary
+    file renamed over it. Samples the CPU (utime+stime) and VmRSS of each
+    NAME=PID from the first write until 1 s after the last (a backlog the
+    process works off after the writer stopped is counted). Writes shell
+    KEY=VALUE lines to OUT."""
+    os.makedirs(directory, exist_ok=True)
+    logs = [os.open(os.path.join(directory, f"app-{i}.log"),
+                    os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) for i in range(4)]
+    states = [os.path.join(directory, f"state-{i}.json") for i in range(4)]
+    procs = {}
+    for item in named_pids:
+        name, _, pid = item.partition("=")
+        procs[name] = {"pid": pid, "ticks0": proc_cpu_ticks(pid),
+                       "ctx0": proc_ctxt_switches(pid)}
+    tck = clk_tck()
+    self0 = os.times()
+    n = rewrites = nbytes = 0
+    per_second = []
+    t0_ns = time.time_ns()
+    t0 = time.monotonic()
+    end = t0 + seconds
+    next_second, done_at_second = t0 + 1.0, 0
+    while True:
+        now = time.monotonic()
+        if now >= next_second:
+            per_second.append(n - done_at_second)
+            done_at_second = n
+            next_second += 1.0
+        if now >= end:
+            break
+        due = int(rate * (now - t0)) + 1
+        while n < due:
+            if n % 10 == 9:
+                k = (n // 10) % 4
+                data = f'{{"n": {n}, "t": {time.time_ns()}, "pad": "{"x" * 40}"}}\n'.encode()
+                if (n // 10) % 2:
+                    tmp = states[k] + ".tmp"
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    nbytes += os.write(fd, data)
+                    os.close(fd)
+                    os.rename(tmp, states[k])
+                else:
+                    fd = os.open(states[k], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    nbytes += os.write(fd, data)
+                    os.close(fd)
+                rewrites += 1
+            else:
+                nbytes += os.write(logs[n % 4],
+                                   f"{n} GET /index.php 200 busy neighbour log line\n".encode())
+            n += 1
+        time.sleep(0.0005)
+    t1_ns = time.time_ns()
+    t1 = time.monotonic()
+    self1 = os.times()
+    for fd in logs:
+        os.close(fd)
+    time.sleep(1.0)
+    t2 = time.monotonic()
+    write_s = t1 - t0
+    window = t2 - t0
+    out = {
+        "BUSY_WRITES": n,
+        "BUSY_REWRITES": rewrites,
+        "BUSY_BYTES": nbytes,
+        "BUSY_START_NS": t0_ns,
+        "BUSY_END_NS": t1_ns,
+        "BUSY_WRITE_S": f"{write_s:.2f}",
+        "BUSY_WINDOW_S": f"{window:.2f}",
+        "BUSY_RATE_DONE": f"{n / write_s:.0f}",
+        "BUSY_RATE_MIN": str(min(per_second)) if per_second else "n/a",
+        "BUSY_WRITER_CPU_PCT": f"{100.0 * ((self1.user - self0.user) + (self1.system - self0.system)) / write_s:.1f}",
+    }
+    for name, p in procs.items():
+        cpu_s = (proc_cpu_ticks(p["pid"]) - p["ticks0"]) / tck
+        out[f"{name}_BUSY_CPU_S"] = f"{cpu_s:.2f}"
+        out[f"{name}_BUSY_CPU_PCT"] = f"{100.0 * cpu_s / window:.2f}"
+        out[f"{name}_BUSY_WAKEUPS_PER_S"] = f"{(proc_ctxt_switches(p['pid']) - p['ctx0']) / window:.1f}"
+        out[f"{name}_BUSY_RSS_MB"] = f"{kb(proc_status(p['pid']), 'VmRSS') / 1024:.1f}"
+    write_sh(out_path, out)
+    return 0
+
+
+def count_alerts(log_path, prefix):
+    """Prints `UNDER ALL`: the records of the alert log LOG on a path under
+    PREFIX, and the records in all."""
+    records, _bad = read_alerts(log_path)
+    n = sum(1 for r in records if under(str(r.get("path", "")), prefix))
+    print(f"{n} {len(records)}")
     return 0
 
 
@@ -552,6 +722,16 @@ def analyze(args):
     iw = read_stamped(a["iw"])
     out["ALERT_LINES"] = len(alerts)
     out["ALERT_BAD_LINES"] = bad
+    # Records that name their writer (the fanotify source's `actor`).
+    comms = {}
+    for r in alerts:
+        actor = r.get("actor")
+        if isinstance(actor, dict) and actor.get("pid") is not None:
+            c = str(actor.get("comm"))
+            comms[c] = comms.get(c, 0) + 1
+    out["ALERT_ACTOR"] = sum(comms.values())
+    out["ALERT_ACTOR_COMMS"] = ", ".join(
+        f"{k} {v}" for k, v in sorted(comms.items(), key=lambda kv: -kv[1])) or "none"
 
     # When each alert line became readable in the log (first sighting).
     seen_on_disk = {}
@@ -816,11 +996,18 @@ def main(argv):
     if cmd == "wait":
         return wait_count(args[0], args[1], args[2], int(args[3]),
                           float(args[4]), float(args[5]))
+    if cmd == "kernel-events-next":
+        return kernel_events_next(args[0], args[1], args[2], float(args[3]))
+    if cmd == "sources":
+        return sources(args[0], args[1])
     if cmd == "idle":
         return idle(float(args[0]), args[1], args[2:])
+    if cmd == "busy":
+        return busy(args[0], float(args[1]), float(args[2]), args[3], args[4:])
+    if cmd == "count-alerts":
+        return count_alerts(args[0], args[1])
     if cmd == "watches":
-        inst, w = inotify_watches(args[0])
-        print(f"{inst} {w}")
+        print(*kernel_watches(args[0]))
         return 0
     if cmd == "analyze":
         return analyze(args)

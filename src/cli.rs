@@ -71,6 +71,16 @@ pub enum Command {
         #[arg(long)]
         rehash: bool,
     },
+    /// Check the tree against what was deployed (`reference:`): tampered,
+    /// foreign and missing files; exit 0 = all match, 1 = some do not
+    Verify {
+        /// Only this site
+        #[arg(long)]
+        site: Option<String>,
+        /// One JSON object per file that does not match
+        #[arg(long)]
+        json: bool,
+    },
     /// Take the current state (all, or the given paths) into the baseline
     Accept {
         /// Only this site

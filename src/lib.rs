@@ -41,4 +41,5 @@ pub mod profile;
 pub mod quarantine;
 pub mod scan;
 pub mod util;
+pub mod vendor;
 pub mod watch;

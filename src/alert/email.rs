@@ -247,6 +247,15 @@ fn section(body: &mut String, r: &AlertRecord) {
     if let Some(a) = &r.actor {
         body.push_str(&format!("written by {}\n", a.describe()));
     }
+    if let Some(v) = &r.verdict {
+        let origin = match v.origin {
+            crate::vendor::Origin::Vendor => "matches",
+            crate::vendor::Origin::Tampered => "TAMPERED: differs from",
+            crate::vendor::Origin::Foreign => "FOREIGN: not in",
+            crate::vendor::Origin::Unknown => "unknown to",
+        };
+        body.push_str(&format!("{origin} {} {}\n", v.package, printable(v.version.as_bytes())));
+    }
     if let Some(t) = &r.transient {
         let end = match t.end {
             crate::model::TransientEnd::Deleted => "deleted",

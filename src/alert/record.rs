@@ -116,6 +116,10 @@ pub struct AlertRecord {
     /// source; absent for scans and inotify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<crate::watch::Actor>,
+    /// Against a manifest of the package the file belongs to: `vendor`,
+    /// `tampered`, `foreign` (absent when no manifest covers the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::vendor::Verdict>,
 }
 
 impl AlertRecord {
@@ -139,6 +143,7 @@ impl AlertRecord {
             quarantine: None,
             transient: change.transient,
             actor: change.actor.as_deref().cloned(),
+            verdict: None,
         }
     }
 

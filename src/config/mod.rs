@@ -107,6 +107,8 @@ pub struct Site {
     pub policy: Arc<Policy>,
     /// Take each change into the baseline as soon as it is alerted.
     pub auto_accept: bool,
+    /// What was deployed (`reference:`): a directory or `.tar.gz`.
+    pub reference: Option<PathBuf>,
 }
 
 /// When and how the daemon scans (`scan:`), defaults filled in.
@@ -268,6 +270,16 @@ impl Config {
                 profile: profile_name,
                 policy: Arc::new(policy),
                 auto_accept: s.auto_accept,
+                reference: match s.reference.as_ref() {
+                    Some(p) if !p.0.exists() => {
+                        return Err(ConfigError::Other(format!(
+                            "site {}: reference {} does not exist",
+                            s.name.0,
+                            p.0.display()
+                        )))
+                    }
+                    p => p.map(|p| p.0.clone()),
+                },
             });
         }
 

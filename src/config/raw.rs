@@ -170,6 +170,10 @@ pub struct RawSite {
     /// Take each change into the baseline as soon as it is alerted.
     #[serde(default)]
     pub auto_accept: bool,
+    /// What was deployed: a directory or a `.tar.gz` release archive that
+    /// changes are judged against (`verdict`), and `verify` checks.
+    #[serde(default)]
+    pub reference: Option<AbsPath>,
 }
 
 /// A site name: used in alerts, mail subjects and the store.

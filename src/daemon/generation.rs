@@ -69,12 +69,19 @@ pub struct SiteWatch {
     degraded: Mutex<Option<String>>,
     /// Changes were held back during a maintenance window: rescan after it.
     pub suppressed: AtomicBool,
+    /// The manifest of the site's `reference:`, once read (at start).
+    manifest: std::sync::OnceLock<Option<Arc<crate::vendor::Manifest>>>,
 }
 
 impl SiteWatch {
     /// Why realtime watching of the site is incomplete, if it is.
     pub fn degraded(&self) -> Option<String> {
         self.degraded.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// The manifest changes are judged against, if the site has one.
+    pub fn manifest(&self) -> Option<&Arc<crate::vendor::Manifest>> {
+        self.manifest.get().and_then(Option::as_ref)
     }
 
     /// Sets (or, with `None`, clears) why the site is degraded; true when
@@ -146,6 +153,7 @@ impl Generation {
                 rescan_due: Arc::new(AtomicBool::new(false)),
                 degraded: Mutex::new(None),
                 suppressed: AtomicBool::new(false),
+                manifest: std::sync::OnceLock::new(),
             })
             .collect();
         Generation { number, content, cfg, sites, cancel: Arc::new(AtomicBool::new(false)), hub, events }
@@ -237,6 +245,19 @@ impl Generation {
             Arc::clone(&self.sites[i].rescan_due),
         )?;
         *self.watcher(i) = Some(watcher);
+        if let Some(path) = &site.reference {
+            let m = match crate::vendor::Manifest::reference(path) {
+                Ok(m) => {
+                    tracing::info!(site = %site.name, files = m.len(), "reference {} read", path.display());
+                    Some(Arc::new(m))
+                }
+                Err(e) => {
+                    tracing::warn!(site = %site.name, "{e}; changes are judged without it");
+                    None
+                }
+            };
+            let _ = self.sites[i].manifest.set(m);
+        }
         let watches = self.watch(i, b"", false)?;
         let degraded = self.sites[i].degraded().is_some();
         let mut started = Started { watches, degraded, built_baseline: false, alerts: 0 };

@@ -463,13 +463,29 @@ impl Judge {
     /// and what becomes of it, after its quarantine if a rule says so.
     fn judge_one(&mut self, generation: &Generation, i: usize, c: &Change, now: i64) -> (Option<AlertRecord>, Fate) {
         let site = &generation.cfg.sites[i];
-        let verdict = site.policy.verdict(c);
+        let mut verdict = site.policy.verdict(c);
+        // Known-good: against what was deployed.
+        let vendor =
+            generation.sites[i].manifest().and_then(|m| m.judge(&c.rel, c.after.as_ref()).map(|o| m.verdict(o)));
+        match vendor.as_ref().map(|v| v.origin) {
+            Some(crate::vendor::Origin::Tampered) => {
+                verdict.severity = Severity::Critical;
+                verdict.rule = "vendor-tampered";
+            }
+            Some(crate::vendor::Origin::Foreign) => {
+                verdict.severity = Severity::Critical;
+                verdict.rule = "vendor-foreign";
+            }
+            _ => {}
+        }
         if verdict.quarantine.is_none() && self.still_hot(generation, c, verdict.severity, now) {
             return (None, Fate::Held);
         }
         // Built after the quarantine acted: undoing comes first.
         let build = |content: &ContentStore| {
-            diff::record_with_diff(&self.host, site, c, &verdict, content, Some(&site.real_root), now)
+            let mut r = diff::record_with_diff(&self.host, site, c, &verdict, content, Some(&site.real_root), now);
+            r.verdict = vendor.clone();
+            r
         };
         if let Some(t) = c.transient {
             let ours = c.after.as_ref().is_some_and(|a| {

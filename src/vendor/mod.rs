@@ -1,0 +1,311 @@
+//! Known-good: manifests of what a site's code should be, and the verdict
+//! on a change of a file they cover. A manifest lists path → (size,
+//! SHA-256) for one package version.
+//!
+//! The source here is a site's `reference:` — a directory or a `.tar.gz`
+//! release archive of what was deployed (any stack: Drupal, Joomla,
+//! Magento, Laravel, static). A file the manifest lists and that now
+//! differs is `tampered`; a file in one of the manifest's directories that
+//! the manifest does not list is `foreign`; a file that matches is
+//! `vendor`. Both of the first are `critical`.
+//!
+//! Bounded: at most [`MAX_FILES`] files and [`MAX_BYTES`] of content are
+//! read from a reference (a hostile or mistaken archive is refused with a
+//! clear error, never held in memory), names are never followed through
+//! symlinks, and archive entries that would escape the tree (`..`,
+//! absolute) are refused.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::{FileState, FileType, RelPath};
+
+/// Files a reference may hold.
+pub const MAX_FILES: usize = 500_000;
+/// Bytes of content a reference may hold (all files together).
+pub const MAX_BYTES: u64 = 4 << 30;
+
+/// Reading a reference failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VendorError {
+    /// The reference could not be read.
+    #[error("reference {path}: {message}")]
+    Read {
+        /// The reference.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Where a changed file stands against the manifests (the record's
+/// `verdict.origin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Matches the release.
+    Vendor,
+    /// A file of the release that differs from it (or is missing).
+    Tampered,
+    /// In the release's directories, but not in the release.
+    Foreign,
+    /// No manifest covers it.
+    Unknown,
+}
+
+/// The record's `verdict`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// How the file stands.
+    pub origin: Origin,
+    /// Which package (`reference` for a site's own reference).
+    pub package: String,
+    /// Its version (for a reference: its path).
+    pub version: String,
+}
+
+/// One package version: what its files are.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    /// The package's name (`reference`, `wordpress`, `plugin:SLUG`).
+    pub package: String,
+    /// Its version.
+    pub version: String,
+    files: HashMap<RelPath, (u64, [u8; 32])>,
+    dirs: HashSet<RelPath>,
+}
+
+impl Manifest {
+    /// The manifest of a reference: a directory, or a `.tar.gz` / `.tgz`
+    /// archive (a single top-level folder, as release archives have, is
+    /// taken as the root).
+    pub fn reference(path: &Path) -> Result<Manifest, VendorError> {
+        let err = |message: String| VendorError::Read { path: path.to_path_buf(), message };
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        let mut m =
+            Manifest { package: "reference".to_string(), version: path.display().to_string(), ..Manifest::default() };
+        if meta.is_dir() {
+            m.add_dir(path, b"").map_err(err)?;
+        } else {
+            let name = path.as_os_str().as_bytes();
+            if !(name.ends_with(b".tar.gz") || name.ends_with(b".tgz")) {
+                return Err(err("a reference is a directory or a .tar.gz archive".into()));
+            }
+            m.add_tar_gz(path).map_err(err)?;
+            m.strip_single_top();
+        }
+        Ok(m)
+    }
+
+    /// Number of files listed.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Lists no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    fn insert(&mut self, rel: RelPath, size: u64, sha: [u8; 32], bytes: &mut u64) -> Result<(), String> {
+        *bytes += size;
+        if self.files.len() >= MAX_FILES || *bytes > MAX_BYTES {
+            return Err(format!("more than {MAX_FILES} files or {} GiB: refused", MAX_BYTES >> 30));
+        }
+        let mut dir = parent(&rel).to_vec();
+        loop {
+            if !self.dirs.insert(dir.clone()) || dir.is_empty() {
+                break;
+            }
+            dir = parent(&dir).to_vec();
+        }
+        self.files.insert(rel, (size, sha));
+        Ok(())
+    }
+
+    fn add_dir(&mut self, root: &Path, _start: &[u8]) -> Result<(), String> {
+        let mut bytes = 0u64;
+        let mut stack: Vec<(PathBuf, RelPath)> = vec![(root.to_path_buf(), Vec::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                let entry = entry.map_err(|e| e.to_string())?;
+                let name = entry.file_name();
+                let child = crate::scan::walk::join(&rel, name.as_bytes());
+                // Never through a symlink: file_type() is the entry's own.
+                let ty = entry.file_type().map_err(|e| e.to_string())?;
+                if ty.is_dir() {
+                    stack.push((entry.path(), child));
+                } else if ty.is_file() {
+                    let mut f = std::fs::File::open(entry.path()).map_err(|e| e.to_string())?;
+                    let (size, sha) = hash(&mut f).map_err(|e| e.to_string())?;
+                    self.insert(child, size, sha, &mut bytes)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_tar_gz(&mut self, path: &Path) -> Result<(), String> {
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut bytes = 0u64;
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = entry.path_bytes().into_owned();
+            let rel = clean(&name)
+                .ok_or_else(|| format!("an entry escapes the archive: {}", String::from_utf8_lossy(&name)))?;
+            let (size, sha) = hash(&mut entry).map_err(|e| e.to_string())?;
+            self.insert(rel, size, sha, &mut bytes)?;
+        }
+        Ok(())
+    }
+
+    /// `wordpress/wp-login.php` → `wp-login.php` when every file is below
+    /// one folder.
+    fn strip_single_top(&mut self) {
+        let mut tops = self.files.keys().map(|k| k.split(|&b| b == b'/').next().unwrap_or(&[]));
+        let Some(first) = tops.next().map(<[u8]>::to_vec) else { return };
+        if self.files.keys().any(|k| !k.starts_with(&first) || k.len() == first.len() || k[first.len()] != b'/') {
+            return;
+        }
+        let cut = first.len() + 1;
+        let files = std::mem::take(&mut self.files);
+        self.dirs.clear();
+        let mut bytes = 0;
+        for (k, (size, sha)) in files {
+            let _ = self.insert(k[cut..].to_vec(), size, sha, &mut bytes);
+        }
+    }
+
+    /// The verdict on path `rel` now in state `after` (`None`: absent);
+    /// `None` when the manifest does not cover the path.
+    pub fn judge(&self, rel: &[u8], after: Option<&FileState>) -> Option<Origin> {
+        if let Some((_, sha)) = self.files.get(rel) {
+            return Some(match after {
+                Some(a) if a.sha256.as_ref() == Some(sha) => Origin::Vendor,
+                _ => Origin::Tampered,
+            });
+        }
+        let regular = after.is_some_and(|a| a.kind == FileType::File);
+        (regular && self.dirs.contains(parent(rel))).then_some(Origin::Foreign)
+    }
+
+    /// The record's verdict for `origin`.
+    pub fn verdict(&self, origin: Origin) -> Verdict {
+        Verdict { origin, package: self.package.clone(), version: self.version.clone() }
+    }
+
+    /// Paths the manifest lists (for `verify`: what is missing).
+    pub fn paths(&self) -> impl Iterator<Item = &RelPath> {
+        self.files.keys()
+    }
+}
+
+/// Size and SHA-256 of a stream.
+fn hash(r: &mut impl Read) -> std::io::Result<(u64, [u8; 32])> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((n, h.finalize().into()))
+}
+
+fn parent(rel: &[u8]) -> &[u8] {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => &rel[..i],
+        None => b"",
+    }
+}
+
+/// An archive name as a relative path: `./` and empty components dropped;
+/// `None` for `..` or an absolute name.
+fn clean(name: &[u8]) -> Option<RelPath> {
+    if name.starts_with(b"/") {
+        return None;
+    }
+    let mut out: Vec<&[u8]> = Vec::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return None,
+            p => out.push(p),
+        }
+    }
+    (!out.is_empty()).then(|| out.join(&b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(sha: [u8; 32]) -> FileState {
+        FileState {
+            kind: FileType::File,
+            size: 1,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            dev: 0,
+            ino: 0,
+            sha256: Some(sha),
+            target: None,
+            nlink: 1,
+        }
+    }
+
+    #[test]
+    fn archive_names_never_escape() {
+        assert_eq!(clean(b"./wordpress/wp-login.php"), Some(b"wordpress/wp-login.php".to_vec()));
+        assert_eq!(clean(b"a//b"), Some(b"a/b".to_vec()));
+        assert_eq!(clean(b"../etc/passwd"), None);
+        assert_eq!(clean(b"a/../../x"), None);
+        assert_eq!(clean(b"/etc/passwd"), None);
+        assert_eq!(clean(b"./"), None);
+    }
+
+    #[test]
+    fn verdicts_of_listed_unlisted_and_uncovered_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("wordpress/wp-includes")).unwrap();
+        std::fs::write(dir.path().join("wordpress/wp-includes/load.php"), "<?php // load").unwrap();
+        std::fs::write(dir.path().join("wordpress/index.php"), "<?php").unwrap();
+        let tgz = dir.path().join("wp.tar.gz");
+        let ok = std::process::Command::new("tar")
+            .args(["czf"])
+            .arg(&tgz)
+            .arg("-C")
+            .arg(dir.path())
+            .arg("wordpress")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        for m in [Manifest::reference(&dir.path().join("wordpress")).unwrap(), Manifest::reference(&tgz).unwrap()] {
+            assert_eq!(m.len(), 2);
+            let good = crate::util::sha256(b"<?php // load");
+            assert_eq!(m.judge(b"wp-includes/load.php", Some(&state(good))), Some(Origin::Vendor));
+            assert_eq!(m.judge(b"wp-includes/load.php", Some(&state([1; 32]))), Some(Origin::Tampered));
+            assert_eq!(m.judge(b"wp-includes/load.php", None), Some(Origin::Tampered));
+            assert_eq!(m.judge(b"wp-includes/x.php", Some(&state([1; 32]))), Some(Origin::Foreign));
+            assert_eq!(m.judge(b"x.php", Some(&state([1; 32]))), Some(Origin::Foreign), "the root is covered");
+            assert_eq!(m.judge(b"wp-content/x.php", Some(&state([1; 32]))), None);
+        }
+        assert!(Manifest::reference(&dir.path().join("missing")).is_err());
+    }
+}
