@@ -727,7 +727,8 @@ def analyze(args):
     for r in alerts:
         actor = r.get("actor")
         if isinstance(actor, dict) and actor.get("pid") is not None:
-            c = str(actor.get("comm"))
+            c = actor.get("comm")
+            c = "null (exited)" if c is None else str(c)
             comms[c] = comms.get(c, 0) + 1
     out["ALERT_ACTOR"] = sum(comms.values())
     out["ALERT_ACTOR_COMMS"] = ", ".join(

@@ -130,3 +130,160 @@ fn a_hostile_or_missing_reference_is_a_clear_error() {
     let r = f.run(["verify"]);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+/// A publisher on loopback (Python's http.server over a folder).
+struct Publisher {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Publisher {
+    fn start(dir: &Path) -> Publisher {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "http.server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Publisher { child, port }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn md5_hex(path: &Path) -> String {
+    let out = std::process::Command::new("md5sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+/// A WordPress site (core 6.4.2, plugin akismet 5.3) and a publisher
+/// serving their checksums as wordpress.org does: core as MD5s, the
+/// plugin as SHA-256 lists; `answer` replaces the core answer's body.
+fn wordpress_site(answer: Option<&[u8]>) -> (Fixture, Publisher) {
+    let f = Fixture::new("wordpress", "");
+    for (rel, text) in [
+        ("index.php", "<?php require 'wp-blog-header.php';\n"),
+        ("wp-blog-header.php", "<?php // header\n"),
+        ("wp-config.php", "<?php define('DB_NAME', 'blog');\n"),
+        ("wp-includes/load.php", "<?php // load\n"),
+        ("wp-includes/version.php", "<?php\n$wp_version = '6.4.2';\n"),
+        ("wp-admin/admin.php", "<?php // admin\n"),
+        ("wp-content/plugins/akismet/akismet.php", "<?php\n/*\n * Plugin Name: Akismet\n * Version: 5.3\n */\n"),
+        ("wp-content/plugins/akismet/class.akismet.php", "<?php class Akismet {}\n"),
+    ] {
+        f.write(rel, text);
+    }
+    let web = f.path("publisher");
+    std::fs::create_dir_all(web.join("plugin-checksums/akismet")).unwrap();
+    let core: Vec<String> =
+        ["index.php", "wp-blog-header.php", "wp-includes/load.php", "wp-includes/version.php", "wp-admin/admin.php"]
+            .iter()
+            .map(|p| format!("{p:?}: {:?}", md5_hex(&f.abs(p.as_bytes()))))
+            .collect();
+    let core_json = format!("{{\"checksums\": {{\"6.4.2\": {{{}}}}}}}", core.join(", "));
+    std::fs::write(web.join("core.json"), answer.map(<[u8]>::to_vec).unwrap_or_else(|| core_json.into_bytes()))
+        .unwrap();
+    let plugin: Vec<String> = ["akismet.php", "class.akismet.php"]
+        .iter()
+        .map(|p| {
+            let abs = f.abs(format!("wp-content/plugins/akismet/{p}").as_bytes());
+            format!("{p:?}: {{\"md5\": {:?}, \"sha256\": [\"00\", {:?}]}}", md5_hex(&abs), sha256_hex(&abs))
+        })
+        .collect();
+    std::fs::write(web.join("plugin-checksums/akismet/5.3.json"), format!("{{\"files\": {{{}}}}}", plugin.join(", ")))
+        .unwrap();
+    let publisher = Publisher::start(&web);
+    let cfg = std::fs::read_to_string(f.config())
+        .unwrap()
+        .replace("http://127.0.0.1:9/core", &format!("http://127.0.0.1:{}/core.json", publisher.port))
+        .replace("http://127.0.0.1:9/plugins", &format!("http://127.0.0.1:{}/plugin-checksums", publisher.port));
+    std::fs::write(f.config(), cfg).unwrap();
+    f.run(["baseline"]).ok();
+    (f, publisher)
+}
+
+#[test]
+fn wordpress_core_and_plugins_are_judged_against_their_published_checksums() {
+    let (f, _publisher) = wordpress_site(None);
+    let d = Daemon::start(&f);
+    d.wait_stderr("checksums of wordpress 6.4.2");
+    d.wait_stderr("checksums of plugin:akismet 5.3");
+    f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+    f.write("wp-includes/x.php", "<?php system($_GET['c']);");
+    f.write("wp-content/plugins/akismet/class.akismet.php", "<?php class Akismet {} @eval($_REQUEST['a']);\n");
+    f.write("wp-content/plugins/akismet/fm.php", "<?php // file manager");
+    f.write("wp-config.php", "<?php define('DB_NAME', 'blog2');\n");
+    let r = d.wait_record("modified", "/wp-includes/load.php");
+    assert_eq!((r["severity"].as_str(), r["rule"].as_str()), (Some("critical"), Some("vendor-tampered")), "{r}");
+    assert_eq!(r["verdict"], serde_json::json!({"origin": "tampered", "package": "wordpress", "version": "6.4.2"}));
+    let r = d.wait_record("added", "/wp-includes/x.php");
+    assert_eq!((r["rule"].as_str(), r["verdict"]["origin"].as_str()), (Some("vendor-foreign"), Some("foreign")), "{r}");
+    let r = d.wait_record("modified", "/akismet/class.akismet.php");
+    assert_eq!(r["verdict"], serde_json::json!({"origin": "tampered", "package": "plugin:akismet", "version": "5.3"}));
+    let r = d.wait_record("added", "/akismet/fm.php");
+    assert_eq!(r["verdict"]["origin"], "foreign", "{r}");
+    // wp-config.php is no file of the release, and no stranger at the root.
+    let r = d.wait_record("modified", "/wp-config.php");
+    assert!(r["verdict"].is_null() && r["rule"] != "vendor-foreign", "{r}");
+}
+
+#[test]
+fn a_repair_to_the_release_is_judged_vendor() {
+    let (f, _publisher) = wordpress_site(None);
+    f.write(
+        "wp-blog-header.php",
+        "<?php // header
+@include '/tmp/.x';
+",
+    );
+    f.run(["accept"]).ok();
+    let d = Daemon::start(&f);
+    d.wait_stderr("checksums of wordpress 6.4.2");
+    f.write("wp-blog-header.php", "<?php // header\n");
+    let r = d.wait_record("modified", "/wp-blog-header.php");
+    assert_eq!(
+        r["verdict"],
+        serde_json::json!({"origin": "vendor", "package": "wordpress", "version": "6.4.2"}),
+        "{r}"
+    );
+    assert_eq!(r["rule"], "core-code", "a genuine file keeps its path's rule: {r}");
+}
+
+#[test]
+fn a_publisher_down_or_lying_leaves_detection_whole() {
+    // Down (a closed port), a page instead of JSON, an answer over the cap.
+    let big = vec![b' '; 17 << 20];
+    for (what, answer) in [("down", None), ("html", Some(&b"<html>hi</html>"[..])), ("huge", Some(&big[..]))] {
+        let (f, publisher) = wordpress_site(answer);
+        if answer.is_none() {
+            drop(publisher);
+        }
+        let d = Daemon::start(&f);
+        f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+        let r = d.wait_record("modified", "/wp-includes/load.php");
+        assert_eq!(r["verdict"]["origin"], "unknown", "{what}: {r}");
+        d.wait_stderr("wordpress 6.4.2: ");
+        common::daemon::settle();
+        assert_eq!(r["verdict"]["package"], "wordpress", "{what}: {r}");
+        assert_eq!(r["severity"], "high", "{what}: the path's own severity: {r}");
+        let warnings = d.stderr().matches("wordpress 6.4.2: ").count();
+        assert_eq!(warnings, 1, "{what}: one warning: {}", d.stderr());
+    }
+}

@@ -34,7 +34,9 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool) -> Result<i32> {
             if state.kind != FileType::File {
                 continue;
             }
-            if let Some(o @ (Origin::Tampered | Origin::Foreign)) = manifest.judge(rel, Some(state)) {
+            if let Some(o @ (Origin::Tampered | Origin::Foreign)) = manifest.judge(rel, Some(state), || {
+                state.sha256.and_then(|sha| crate::vendor::live_md5(&site.real_root, rel, &sha))
+            }) {
                 found.push((rel.clone(), o));
             }
         }

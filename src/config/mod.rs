@@ -215,6 +215,17 @@ pub struct Config {
     pub state: StateSettings,
     /// Where realtime events come from (`realtime.source`).
     pub realtime: crate::watch::Source,
+    /// Published checksums (`vendors:`).
+    pub vendors: VendorSettings,
+}
+
+/// `vendors:`, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct VendorSettings {
+    /// Ask publishers for checksums.
+    pub enabled: bool,
+    /// WordPress's endpoints.
+    pub wordpress: crate::vendor::wordpress::Urls,
 }
 
 impl Config {
@@ -326,6 +337,16 @@ impl Config {
             },
             state: StateSettings { content_max: raw.state.content_max.map(|s| s.0).unwrap_or(DEFAULT_CONTENT_MAX) },
             realtime: raw.realtime.source,
+            vendors: VendorSettings {
+                enabled: raw.vendors.enabled.unwrap_or(true),
+                wordpress: {
+                    let d = crate::vendor::wordpress::Urls::default();
+                    crate::vendor::wordpress::Urls {
+                        core: raw.vendors.wordpress.core_checksums_url.map(|u| u.0).unwrap_or(d.core),
+                        plugin: raw.vendors.wordpress.plugin_checksums_url.map(|u| u.0).unwrap_or(d.plugin),
+                    }
+                },
+            },
             alerts: AlertSettings {
                 log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
                 email,

@@ -64,6 +64,47 @@ pub struct RawConfig {
     /// Where realtime events come from.
     #[serde(default)]
     pub realtime: RawRealtime,
+    /// Published checksums of the packages sites run.
+    #[serde(default)]
+    pub vendors: RawVendors,
+}
+
+/// The `vendors:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVendors {
+    /// Ask publishers for checksums (default true; only slug and version
+    /// leave the server).
+    pub enabled: Option<bool>,
+    /// WordPress's endpoints (tests and mirrors point them elsewhere).
+    #[serde(default)]
+    pub wordpress: RawWordPressUrls,
+}
+
+/// `vendors.wordpress:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWordPressUrls {
+    /// The core checksums API (`?version=V&locale=L` is added).
+    pub core_checksums_url: Option<HttpUrl>,
+    /// The base of plugin checksums (`/SLUG/VERSION.json` is added).
+    pub plugin_checksums_url: Option<HttpUrl>,
+}
+
+/// An `http://` or `https://` URL.
+#[derive(Debug)]
+pub struct HttpUrl(pub String);
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "an http:// or https:// URL", |s| {
+            if (s.starts_with("https://") || s.starts_with("http://")) && !s.contains(char::is_whitespace) {
+                Ok(HttpUrl(s.to_string()))
+            } else {
+                Err(format!("{s:?} is not an http:// or https:// URL"))
+            }
+        })
+    }
 }
 
 /// The `realtime:` section.

@@ -23,6 +23,7 @@ use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
 use crate::model::{Transient, TransientEnd};
 use crate::scan::{self, file, ScanError};
 use crate::util::time::now_ns;
+use crate::vendor::wordpress::{self, Package};
 use crate::watch::{Hub, Op, SiteWatcher, WatchError, WatchEvent};
 
 /// A realtime path whose file is larger than this, and must be hashed, is
@@ -71,6 +72,11 @@ pub struct SiteWatch {
     pub suppressed: AtomicBool,
     /// The manifest of the site's `reference:`, once read (at start).
     manifest: std::sync::OnceLock<Option<Arc<crate::vendor::Manifest>>>,
+    /// The WordPress packages the site runs and their published manifests
+    /// (`None`: not published, or not fetched yet).
+    packages: Mutex<Vec<(Package, Fetch)>>,
+    /// A version file changed: look at the packages again.
+    pub vendors_stale: AtomicBool,
 }
 
 impl SiteWatch {
@@ -82,6 +88,35 @@ impl SiteWatch {
     /// The manifest changes are judged against, if the site has one.
     pub fn manifest(&self) -> Option<&Arc<crate::vendor::Manifest>> {
         self.manifest.get().and_then(Option::as_ref)
+    }
+
+    /// The verdict on a change of `rel` to `after`: against the site's
+    /// reference, else against the published release of the package that
+    /// holds it (`unknown` when its checksums are not at hand); `None`
+    /// when no package holds it. `root`: the site's real root (an MD5 is
+    /// read from the live file where the publisher gave only MD5s).
+    pub fn verdict(
+        &self,
+        root: &std::path::Path,
+        rel: &[u8],
+        after: Option<&FileState>,
+    ) -> Option<crate::vendor::Verdict> {
+        let md5 = || after.and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, rel, &sha));
+        if let Some(m) = self.manifest() {
+            return m.judge(rel, after, md5).map(|o| m.verdict(o));
+        }
+        let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
+        let owned: Vec<Package> = packages.iter().map(|(p, _)| p.clone()).collect();
+        let owner = wordpress::owner(&owned, rel)?;
+        let (p, m) = packages.iter().find(|(p, _)| p == owner)?;
+        match m {
+            Fetch::Got(m) => m.judge(rel, after, md5).map(|o| m.verdict(o)),
+            Fetch::Pending | Fetch::Failed => Some(crate::vendor::Verdict {
+                origin: crate::vendor::Origin::Unknown,
+                package: p.name.clone(),
+                version: p.version.clone(),
+            }),
+        }
     }
 
     /// Sets (or, with `None`, clears) why the site is degraded; true when
@@ -154,6 +189,8 @@ impl Generation {
                 degraded: Mutex::new(None),
                 suppressed: AtomicBool::new(false),
                 manifest: std::sync::OnceLock::new(),
+                packages: Mutex::new(Vec::new()),
+                vendors_stale: AtomicBool::new(false),
             })
             .collect();
         Generation { number, content, cfg, sites, cancel: Arc::new(AtomicBool::new(false)), hub, events }
@@ -258,6 +295,7 @@ impl Generation {
             };
             let _ = self.sites[i].manifest.set(m);
         }
+        self.detect_packages(i);
         let watches = self.watch(i, b"", false)?;
         let degraded = self.sites[i].degraded().is_some();
         let mut started = Started { watches, degraded, built_baseline: false, alerts: 0 };
@@ -549,6 +587,61 @@ impl Generation {
         }
     }
 
+    /// Looks at the WordPress packages site `i` runs now and fetches the
+    /// manifests of new versions (cache first). Network time happens here,
+    /// on the scan worker, never in the judge. A package whose checksums
+    /// cannot be had is `unknown`, with one warning.
+    pub fn refresh_vendors(&self, i: usize) {
+        let site = &self.cfg.sites[i];
+        if !self.vendors_apply(i) {
+            return;
+        }
+        let now = wordpress::detect(&site.real_root);
+        let known: Vec<(Package, Fetch)> = self.sites[i].packages.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let cache = self.cfg.state_dir.join("vendor");
+        let mut next = Vec::with_capacity(now.len());
+        for p in now {
+            if self.cancelled() {
+                return;
+            }
+            if let Some(kept) = known.iter().find(|(k, m)| *k == p && matches!(m, Fetch::Got(_))) {
+                next.push(kept.clone());
+                continue;
+            }
+            let m = match wordpress::manifest(&p, &self.cfg.vendors.wordpress, &cache) {
+                Ok(m) => {
+                    tracing::info!(site = %site.name, files = m.len(), "checksums of {} {}", p.name, p.version);
+                    Fetch::Got(Arc::new(m))
+                }
+                Err(e) => {
+                    // Once per package version, not at every look.
+                    if !known.iter().any(|(k, m)| *k == p && matches!(m, Fetch::Failed)) {
+                        tracing::warn!(site = %site.name, "{e}: its changes are judged without a verdict (unknown)");
+                    }
+                    Fetch::Failed
+                }
+            };
+            next.push((p, m));
+        }
+        *self.sites[i].packages.lock().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    fn vendors_apply(&self, i: usize) -> bool {
+        let site = &self.cfg.sites[i];
+        self.cfg.vendors.enabled && site.profile == "wordpress" && site.reference.is_none()
+    }
+
+    /// The packages site `i` runs, without their manifests yet (no
+    /// network): from the start, their changes say `unknown` rather than
+    /// nothing until the checksums are fetched.
+    fn detect_packages(&self, i: usize) {
+        if self.vendors_apply(i) {
+            let found =
+                wordpress::detect(&self.cfg.sites[i].real_root).into_iter().map(|p| (p, Fetch::Pending)).collect();
+            *self.sites[i].packages.lock().unwrap_or_else(|p| p.into_inner()) = found;
+        }
+    }
+
     /// Where site `i`'s realtime events come from, and why inotify when
     /// fanotify was wanted.
     pub fn source(&self, i: usize) -> (Option<String>, Option<String>) {
@@ -572,6 +665,17 @@ impl Generation {
             *self.watcher(i) = None;
         }
     }
+}
+
+/// Where a package's manifest stands.
+#[derive(Clone)]
+enum Fetch {
+    /// Not asked for yet.
+    Pending,
+    /// At hand.
+    Got(Arc<crate::vendor::Manifest>),
+    /// Not published, or not to be had (warned once).
+    Failed,
 }
 
 enum Current {

@@ -465,8 +465,11 @@ impl Judge {
         let site = &generation.cfg.sites[i];
         let mut verdict = site.policy.verdict(c);
         // Known-good: against what was deployed.
-        let vendor =
-            generation.sites[i].manifest().and_then(|m| m.judge(&c.rel, c.after.as_ref()).map(|o| m.verdict(o)));
+        let vendor = generation.sites[i].verdict(&site.real_root, &c.rel, c.after.as_ref());
+        if c.rel.ends_with(b"version.php") || c.rel.starts_with(b"wp-content/plugins/") && c.rel.ends_with(b".php") {
+            // Maybe a new version: the loop looks at the packages again.
+            generation.sites[i].vendors_stale.store(true, Ordering::Release);
+        }
         match vendor.as_ref().map(|v| v.origin) {
             Some(crate::vendor::Origin::Tampered) => {
                 verdict.severity = Severity::Critical;

@@ -184,6 +184,11 @@ fn forward_signals(tx: mpsc::Sender<Control>) -> Result<(), DaemonError> {
 
 /// Work for the worker threads.
 enum Job {
+    /// Look at the packages a site runs and fetch their manifests.
+    Vendors {
+        generation: Arc<Generation>,
+        site: usize,
+    },
     Start {
         generation: Arc<Generation>,
         site: usize,
@@ -505,6 +510,8 @@ impl Core {
         let now = Instant::now();
         let interval = self.scan_interval(site);
         let rehash = self.current.cfg.scan.rehash_interval.map(|d| now + d);
+        // Published checksums, on the scan worker (network time).
+        let _ = self.scans.try_send(Job::Vendors { generation: Arc::clone(&self.current), site });
         let s = &mut self.sched[site];
         s.ready = true;
         s.next_scan = Some(now + interval);
@@ -540,6 +547,10 @@ impl Core {
         for i in 0..self.sched.len() {
             if !self.sched[i].ready {
                 continue;
+            }
+            let site = &self.current.sites[i];
+            if site.vendors_stale.swap(false, Ordering::AcqRel) {
+                let _ = self.scans.try_send(Job::Vendors { generation: Arc::clone(&self.current), site: i });
             }
             let site = &self.current.sites[i];
             if site.rescan_due.swap(false, Ordering::AcqRel) {
@@ -913,6 +924,7 @@ fn worker(
                     }
                 }
             }
+            Job::Vendors { generation, site } => generation.refresh_vendors(site),
             Job::Links { generation, site } => {
                 let name = &generation.cfg.sites[site].name;
                 let now = std::time::Instant::now();

@@ -25,6 +25,18 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{FileState, FileType, RelPath};
 
+pub mod wordpress;
+
+/// The published hashes of one file (a publisher may give several, or
+/// only MD5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hashes {
+    /// SHA-256 values, any of which is the file.
+    pub sha256: Vec<[u8; 32]>,
+    /// MD5 values (WordPress core's checksums API gives only these).
+    pub md5: Vec<[u8; 16]>,
+}
+
 /// Files a reference may hold.
 pub const MAX_FILES: usize = 500_000;
 /// Bytes of content a reference may hold (all files together).
@@ -76,8 +88,10 @@ pub struct Manifest {
     pub package: String,
     /// Its version.
     pub version: String,
-    files: HashMap<RelPath, (u64, [u8; 32])>,
+    files: HashMap<RelPath, Hashes>,
     dirs: HashSet<RelPath>,
+    /// Where an unlisted file is `foreign` (`None`: in any of `dirs`).
+    foreign_in: Option<Vec<RelPath>>,
 }
 
 impl Manifest {
@@ -114,6 +128,10 @@ impl Manifest {
 
     fn insert(&mut self, rel: RelPath, size: u64, sha: [u8; 32], bytes: &mut u64) -> Result<(), String> {
         *bytes += size;
+        self.insert_hashes(rel, Hashes { sha256: vec![sha], md5: Vec::new() }, bytes)
+    }
+
+    pub(crate) fn insert_hashes(&mut self, rel: RelPath, hashes: Hashes, bytes: &mut u64) -> Result<(), String> {
         if self.files.len() >= MAX_FILES || *bytes > MAX_BYTES {
             return Err(format!("more than {MAX_FILES} files or {} GiB: refused", MAX_BYTES >> 30));
         }
@@ -124,7 +142,7 @@ impl Manifest {
             }
             dir = parent(&dir).to_vec();
         }
-        self.files.insert(rel, (size, sha));
+        self.files.insert(rel, hashes);
         Ok(())
     }
 
@@ -180,27 +198,40 @@ impl Manifest {
         let files = std::mem::take(&mut self.files);
         self.dirs.clear();
         let mut bytes = 0;
-        for (k, (size, sha)) in files {
-            let _ = self.insert(k[cut..].to_vec(), size, sha, &mut bytes);
+        for (k, h) in files {
+            let _ = self.insert_hashes(k[cut..].to_vec(), h, &mut bytes);
         }
     }
 
     /// The verdict on path `rel` now in state `after` (`None`: absent);
-    /// `None` when the manifest does not cover the path.
-    pub fn judge(&self, rel: &[u8], after: Option<&FileState>) -> Option<Origin> {
-        if let Some((_, sha)) = self.files.get(rel) {
-            return Some(match after {
-                Some(a) if a.sha256.as_ref() == Some(sha) => Origin::Vendor,
-                _ => Origin::Tampered,
-            });
+    /// `None` when the manifest does not cover the path. `md5`: the file's
+    /// MD5, asked for only when the publisher gave nothing else.
+    pub fn judge(
+        &self,
+        rel: &[u8],
+        after: Option<&FileState>,
+        md5: impl FnOnce() -> Option<[u8; 16]>,
+    ) -> Option<Origin> {
+        if let Some(h) = self.files.get(rel) {
+            let Some(a) = after.filter(|a| a.kind == FileType::File) else { return Some(Origin::Tampered) };
+            let by_sha = a.sha256.is_some_and(|s| h.sha256.contains(&s));
+            let by_md5 = !by_sha && h.sha256.is_empty() && md5().is_some_and(|m| h.md5.contains(&m));
+            return Some(if by_sha || by_md5 { Origin::Vendor } else { Origin::Tampered });
         }
         let regular = after.is_some_and(|a| a.kind == FileType::File);
-        (regular && self.dirs.contains(parent(rel))).then_some(Origin::Foreign)
+        let within = self.foreign_in.as_ref().is_none_or(|roots| roots.iter().any(|r| crate::detect::is_under(rel, r)));
+        (regular && within && self.dirs.contains(parent(rel))).then_some(Origin::Foreign)
     }
 
     /// The record's verdict for `origin`.
     pub fn verdict(&self, origin: Origin) -> Verdict {
         Verdict { origin, package: self.package.clone(), version: self.version.clone() }
+    }
+
+    /// Unlisted files are `foreign` only below these directories (core's
+    /// own folders, not the site root where `wp-config.php` lives).
+    pub fn foreign_only_in(&mut self, dirs: Vec<RelPath>) {
+        self.foreign_in = Some(dirs);
     }
 
     /// Paths the manifest lists (for `verify`: what is missing).
@@ -234,7 +265,7 @@ fn parent(rel: &[u8]) -> &[u8] {
 
 /// An archive name as a relative path: `./` and empty components dropped;
 /// `None` for `..` or an absolute name.
-fn clean(name: &[u8]) -> Option<RelPath> {
+pub(crate) fn clean(name: &[u8]) -> Option<RelPath> {
     if name.starts_with(b"/") {
         return None;
     }
@@ -247,6 +278,31 @@ fn clean(name: &[u8]) -> Option<RelPath> {
         }
     }
     (!out.is_empty()).then(|| out.join(&b'/'))
+}
+
+/// The MD5 of the regular file `rel` below `root`, if it still has the
+/// SHA-256 `sha` (read once, both hashed; at most 64 MiB; never through a
+/// symlink).
+pub fn live_md5(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<[u8; 16]> {
+    use md5::Md5;
+    let (dir, name) = crate::scan::file::open_parent(root, rel).ok()??;
+    let (file, st) = crate::scan::file::open_regular_at(std::os::fd::AsFd::as_fd(&dir), &name).ok()?;
+    if st.st_size > 64 << 20 || st.st_nlink > 1 {
+        return None;
+    }
+    let (mut s, mut m) = (Sha256::new(), Md5::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut r = file.take(64 << 20);
+    loop {
+        let k = r.read(&mut buf).ok()?;
+        if k == 0 {
+            break;
+        }
+        s.update(&buf[..k]);
+        m.update(&buf[..k]);
+    }
+    let got: [u8; 32] = s.finalize().into();
+    (got == *sha).then(|| m.finalize().into())
 }
 
 #[cfg(test)]
@@ -299,12 +355,12 @@ mod tests {
         for m in [Manifest::reference(&dir.path().join("wordpress")).unwrap(), Manifest::reference(&tgz).unwrap()] {
             assert_eq!(m.len(), 2);
             let good = crate::util::sha256(b"<?php // load");
-            assert_eq!(m.judge(b"wp-includes/load.php", Some(&state(good))), Some(Origin::Vendor));
-            assert_eq!(m.judge(b"wp-includes/load.php", Some(&state([1; 32]))), Some(Origin::Tampered));
-            assert_eq!(m.judge(b"wp-includes/load.php", None), Some(Origin::Tampered));
-            assert_eq!(m.judge(b"wp-includes/x.php", Some(&state([1; 32]))), Some(Origin::Foreign));
-            assert_eq!(m.judge(b"x.php", Some(&state([1; 32]))), Some(Origin::Foreign), "the root is covered");
-            assert_eq!(m.judge(b"wp-content/x.php", Some(&state([1; 32]))), None);
+            assert_eq!(m.judge(b"wp-includes/load.php", Some(&state(good)), || None), Some(Origin::Vendor));
+            assert_eq!(m.judge(b"wp-includes/load.php", Some(&state([1; 32])), || None), Some(Origin::Tampered));
+            assert_eq!(m.judge(b"wp-includes/load.php", None, || None), Some(Origin::Tampered));
+            assert_eq!(m.judge(b"wp-includes/x.php", Some(&state([1; 32])), || None), Some(Origin::Foreign));
+            assert_eq!(m.judge(b"x.php", Some(&state([1; 32])), || None), Some(Origin::Foreign), "the root is covered");
+            assert_eq!(m.judge(b"wp-content/x.php", Some(&state([1; 32])), || None), None);
         }
         assert!(Manifest::reference(&dir.path().join("missing")).is_err());
     }

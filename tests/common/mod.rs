@@ -34,7 +34,10 @@ impl Fixture {
     pub fn write_config(&self, profile: &str, extra: &str) {
         let source = std::env::var("SITEWARDEN_TEST_SOURCE").unwrap_or_else(|_| "auto".into());
         let text = format!(
-            "state_dir: {state}\nrealtime:\n  source: {source}\nalerts:\n  log: {log}\nsites:\n  - name: site\n    root: {root}\n    profile: {profile}\n{extra}",
+            "state_dir: {state}\nrealtime:\n  source: {source}\n{vendors}alerts:\n  log: {log}\nsites:\n  - name: site\n    root: {root}\n    profile: {profile}\n{extra}",
+            // Never the real publishers from a test: a closed loopback port
+            // (a test that serves checksums replaces these lines).
+            vendors = "vendors:\n  wordpress:\n    core_checksums_url: http://127.0.0.1:9/core\n    plugin_checksums_url: http://127.0.0.1:9/plugins\n",
             state = self.state().display(),
             log = self.path("alerts.jsonl").display(),
             root = self.root().display(),

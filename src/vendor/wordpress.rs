@@ -1,0 +1,360 @@
+//! WordPress: which packages a site runs (core, plugins), their versions as
+//! the site itself says them, and their published checksums.
+//!
+//! - core: `wp-includes/version.php` (`$wp_version`, `$wp_local_package`);
+//!   checksums from `core_checksums_url?version=V&locale=L`, `{"checksums":
+//!   {path: md5}}`, possibly nested under the version;
+//! - plugins: the `Version:` header of the plugin's main file; checksums
+//!   from `plugin_checksums_url/SLUG/VERSION.json`, `{"files": {path:
+//!   {"md5": …, "sha256": …}}}` where a hash may be a string or a list.
+//!
+//! Only a slug and a version leave the server. Answers are bounded (size,
+//! time), validated, and cached under `state_dir/vendor/` by (kind, slug,
+//! version); a refusal (404) is cached as such for a day. Offline or
+//! refused means `unknown`, with one warning, never a failure.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use super::{Hashes, Manifest};
+use crate::model::RelPath;
+
+/// Answers larger than this are refused.
+pub const MAX_ANSWER: u64 = 16 << 20;
+/// A request taking longer is abandoned.
+const TIMEOUT: Duration = Duration::from_secs(20);
+/// A package the publisher does not know is asked about again after this.
+const NEGATIVE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A package of a site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Package {
+    /// `wordpress`, or `plugin:SLUG`.
+    pub name: String,
+    /// As the site says.
+    pub version: String,
+    /// Core's locale (`en_US` when none).
+    pub locale: String,
+    /// Where its files are, relative to the site root (empty: core).
+    pub dir: RelPath,
+}
+
+/// The packages a WordPress site at `root` runs; premium plugins are
+/// listed too (their checksums simply will not be found).
+pub fn detect(root: &Path) -> Vec<Package> {
+    let mut out = Vec::new();
+    if let Some(text) = read_head(&root.join("wp-includes/version.php")) {
+        if let Some(version) = php_string(&text, "$wp_version") {
+            let locale = php_string(&text, "$wp_local_package").unwrap_or_else(|| "en_US".into());
+            out.push(Package { name: "wordpress".into(), version, locale, dir: Vec::new() });
+        }
+    }
+    let plugins = root.join("wp-content/plugins");
+    let Ok(entries) = std::fs::read_dir(&plugins) else { return out };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let slug = e.file_name().to_string_lossy().into_owned();
+        if !slug.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+            continue;
+        }
+        if let Some(version) = plugin_version(&e.path(), &slug) {
+            out.push(Package {
+                name: format!("plugin:{slug}"),
+                version,
+                locale: String::new(),
+                dir: format!("wp-content/plugins/{slug}").into_bytes(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The `Version:` of the plugin's main file (`SLUG.php`, else the first
+/// top-level `.php` with a `Plugin Name:` header).
+fn plugin_version(dir: &Path, slug: &str) -> Option<String> {
+    let main = dir.join(format!("{slug}.php"));
+    let mut candidates = vec![main];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut more: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "php")).collect();
+        more.sort();
+        candidates.extend(more);
+    }
+    candidates.into_iter().find_map(|p| {
+        let text = read_head(&p)?;
+        text.contains("Plugin Name:").then(|| header(&text, "Version:")).flatten()
+    })
+}
+
+/// The first 8 KiB of a regular file (never through a symlink).
+fn read_head(p: &Path) -> Option<String> {
+    if !std::fs::symlink_metadata(p).ok()?.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(p).ok()?.take(8192).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// `$name = 'value';` in PHP source.
+fn php_string(text: &str, name: &str) -> Option<String> {
+    let at = text.find(name)?;
+    let rest = text[at + name.len()..].trim_start().strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let value: String = rest[1..].chars().take_while(|&c| c != quote).collect();
+    valid_version(&value).then_some(value)
+}
+
+/// `Name: value` in a plugin or theme header.
+fn header(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let l = l.trim_start_matches([' ', '\t', '*', '#', '/']);
+        let v = l.strip_prefix(name)?.trim();
+        valid_version(v).then(|| v.to_string())
+    })
+}
+
+/// A version or locale as it may go into a URL: short, plain.
+fn valid_version(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 40 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+}
+
+/// Where checksums are asked for.
+#[derive(Clone, Debug)]
+pub struct Urls {
+    /// The core checksums API.
+    pub core: String,
+    /// The base of plugin checksums (`BASE/SLUG/VERSION.json`).
+    pub plugin: String,
+}
+
+impl Default for Urls {
+    fn default() -> Urls {
+        Urls {
+            core: "https://api.wordpress.org/core/checksums/1.0/".into(),
+            plugin: "https://downloads.wordpress.org/plugin-checksums".into(),
+        }
+    }
+}
+
+/// Fetching a manifest failed; the package is `unknown`.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The publisher does not know this version (404), or said so before.
+    #[error("{0}: no published checksums")]
+    NotPublished(String),
+    /// The network, the size or the time limit, or a bad answer.
+    #[error("{what}: {message}")]
+    Failed {
+        /// The package.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The manifest of `p`, from the cache under `cache_dir` or from the
+/// publisher.
+pub fn manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, FetchError> {
+    let what = format!("{} {}", p.name, p.version);
+    let fail = |message: String| FetchError::Failed { what: what.clone(), message };
+    let key = cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.json", p.version, p.locale));
+    let missing = key.with_extension("missing");
+    if std::fs::metadata(&missing)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < NEGATIVE_TTL)
+    {
+        return Err(FetchError::NotPublished(what));
+    }
+    let body = match std::fs::read(&key) {
+        Ok(b) => b,
+        Err(_) => {
+            let url = if p.name == "wordpress" {
+                format!("{}?version={}&locale={}", urls.core, p.version, p.locale)
+            } else {
+                format!("{}/{}/{}.json", urls.plugin.trim_end_matches('/'), &p.name["plugin:".len()..], p.version)
+            };
+            let body = match get(&url) {
+                Ok(b) => b,
+                Err(Some(404)) => {
+                    if let Some(dir) = missing.parent() {
+                        let _ = std::fs::create_dir_all(dir);
+                    }
+                    let _ = std::fs::write(&missing, b"");
+                    return Err(FetchError::NotPublished(what));
+                }
+                Err(_) => return Err(fail(format!("cannot fetch {url}"))),
+            };
+            // Parsed before it is cached: a bad answer is not kept.
+            parse(p, &body).map_err(fail)?;
+            if let Some(dir) = key.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let tmp = key.with_extension("tmp");
+            if std::fs::write(&tmp, &body).is_ok() {
+                let _ = std::fs::rename(&tmp, &key);
+            }
+            body
+        }
+    };
+    parse(p, &body).map_err(fail)
+}
+
+/// GET `url`, bounded; `Err(Some(status))` for an HTTP error status.
+fn get(url: &str) -> Result<Vec<u8>, Option<u16>> {
+    let agent = ureq::AgentBuilder::new().timeout(TIMEOUT).redirects(3).build();
+    let resp = match agent.get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, _)) => return Err(Some(code)),
+        Err(_) => return Err(None),
+    };
+    let mut body = Vec::new();
+    resp.into_reader().take(MAX_ANSWER + 1).read_to_end(&mut body).map_err(|_| None)?;
+    if body.len() as u64 > MAX_ANSWER {
+        return Err(None);
+    }
+    Ok(body)
+}
+
+/// A checksum answer as a manifest of package `p`.
+fn parse(p: &Package, body: &[u8]) -> Result<Manifest, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let mut m = Manifest { package: p.name.clone(), version: p.version.clone(), ..Manifest::default() };
+    let mut bytes = 0u64;
+    if p.name == "wordpress" {
+        let sums = &v["checksums"];
+        // Either {path: md5} or {version: {path: md5}}.
+        let sums = match sums.get(&p.version) {
+            Some(inner) if inner.is_object() => inner,
+            _ => sums,
+        };
+        let map = sums.as_object().ok_or("no checksums in the answer")?;
+        for (path, md5) in map {
+            let md5 = md5.as_str().and_then(hex16).ok_or_else(|| format!("bad md5 for {path}"))?;
+            m.insert_hashes(clean_path(path)?, Hashes { sha256: Vec::new(), md5: vec![md5] }, &mut bytes)?;
+        }
+    } else {
+        let map = v["files"].as_object().ok_or("no files in the answer")?;
+        for (path, h) in map {
+            let list = |k: &str| -> Vec<String> {
+                match &h[k] {
+                    Value::String(s) => vec![s.clone()],
+                    Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                    _ => Vec::new(),
+                }
+            };
+            let hashes = Hashes {
+                sha256: list("sha256").iter().filter_map(|s| hex32(s)).collect(),
+                md5: list("md5").iter().filter_map(|s| hex16(s)).collect(),
+            };
+            if hashes.sha256.is_empty() && hashes.md5.is_empty() {
+                return Err(format!("no usable hash for {path}"));
+            }
+            let mut rel = p.dir.clone();
+            rel.push(b'/');
+            rel.extend_from_slice(&clean_path(path)?);
+            m.insert_hashes(rel, hashes, &mut bytes)?;
+        }
+    }
+    if m.is_empty() {
+        return Err("an empty manifest".into());
+    }
+    m.foreign_only_in(if p.dir.is_empty() {
+        vec![b"wp-admin".to_vec(), b"wp-includes".to_vec()]
+    } else {
+        vec![p.dir.clone()]
+    });
+    Ok(m)
+}
+
+fn clean_path(p: &str) -> Result<RelPath, String> {
+    super::clean(p.as_bytes()).ok_or_else(|| format!("a path that escapes the package: {p}"))
+}
+
+fn hex16(s: &str) -> Option<[u8; 16]> {
+    let v = hex(s)?;
+    v.try_into().ok()
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let v = hex(s)?;
+    v.try_into().ok()
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Which package a path belongs to, among `packages`.
+pub fn owner<'p>(packages: &'p [Package], rel: &[u8]) -> Option<&'p Package> {
+    // The longest package directory that holds it; core owns what is not
+    // in wp-content/.
+    packages
+        .iter()
+        .filter(|p| !p.dir.is_empty() && crate::detect::is_under(rel, &p.dir))
+        .max_by_key(|p| p.dir.len())
+        .or_else(|| if rel.starts_with(b"wp-content/") { None } else { packages.iter().find(|p| p.dir.is_empty()) })
+}
+
+/// Packages by (name, version, locale): what has been fetched.
+pub type Fetched = HashMap<Package, Option<std::sync::Arc<Manifest>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_the_site_and_must_be_plain() {
+        assert_eq!(php_string("<?php\n$wp_version = '6.4.2';\n", "$wp_version").as_deref(), Some("6.4.2"));
+        assert_eq!(php_string("$wp_local_package = \"de_DE\";", "$wp_local_package").as_deref(), Some("de_DE"));
+        assert_eq!(php_string("$wp_version = '6.4/../../x';", "$wp_version"), None, "never into a URL");
+        assert_eq!(header(" * Plugin Name: Akismet\n * Version: 5.3.1\n", "Version:").as_deref(), Some("5.3.1"));
+    }
+
+    #[test]
+    fn answers_in_either_shape_and_bad_ones() {
+        let core = Package { name: "wordpress".into(), version: "6.4.2".into(), locale: "en_US".into(), dir: vec![] };
+        let flat = br#"{"checksums":{"index.php":"926dd0f95df723f9ed934eb058882cc8"}}"#;
+        let nested = br#"{"checksums":{"6.4.2":{"index.php":"926dd0f95df723f9ed934eb058882cc8"}}}"#;
+        assert_eq!(parse(&core, flat).unwrap().len(), 1);
+        assert_eq!(parse(&core, nested).unwrap().len(), 1);
+        assert!(parse(&core, b"<html>").is_err());
+        assert!(parse(&core, br#"{"checksums":false}"#).is_err());
+        assert!(parse(&core, br#"{"checksums":{"../x.php":"926dd0f95df723f9ed934eb058882cc8"}}"#).is_err());
+        let plugin = Package {
+            name: "plugin:akismet".into(),
+            version: "5.3".into(),
+            locale: String::new(),
+            dir: b"wp-content/plugins/akismet".to_vec(),
+        };
+        let files = br#"{"files":{"akismet.php":{"md5":"926dd0f95df723f9ed934eb058882cc8","sha256":["aa","0000000000000000000000000000000000000000000000000000000000000000"]}}}"#;
+        let m = parse(&plugin, files).unwrap();
+        assert_eq!(m.paths().next().map(|p| p.as_slice()), Some(&b"wp-content/plugins/akismet/akismet.php"[..]));
+    }
+
+    #[test]
+    fn paths_belong_to_the_innermost_package() {
+        let ps = vec![
+            Package { name: "wordpress".into(), version: "6.4.2".into(), locale: "en_US".into(), dir: vec![] },
+            Package {
+                name: "plugin:a".into(),
+                version: "1".into(),
+                locale: String::new(),
+                dir: b"wp-content/plugins/a".to_vec(),
+            },
+        ];
+        assert_eq!(owner(&ps, b"wp-includes/load.php").map(|p| p.name.as_str()), Some("wordpress"));
+        assert_eq!(owner(&ps, b"wp-content/plugins/a/x.php").map(|p| p.name.as_str()), Some("plugin:a"));
+        assert_eq!(owner(&ps, b"wp-content/themes/t/x.php"), None);
+    }
+}
