@@ -287,3 +287,24 @@ fn a_publisher_down_or_lying_leaves_detection_whole() {
         assert_eq!(warnings, 1, "{what}: one warning: {}", d.stderr());
     }
 }
+
+#[test]
+fn verify_and_baseline_name_what_differs_from_the_published_release() {
+    let (f, _publisher) = wordpress_site(None);
+    f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+    f.write("wp-admin/shell.php", "<?php system($_GET['c']);");
+    std::fs::remove_file(f.abs(b"wp-content/plugins/akismet/class.akismet.php")).unwrap();
+    let b = f.run(["baseline"]).ok();
+    assert!(b.stderr.contains("tampered wp-includes/load.php (wordpress 6.4.2)"), "{}", b.stderr);
+    assert!(b.stderr.contains("foreign wp-admin/shell.php (wordpress 6.4.2)"), "{}", b.stderr);
+    let r = f.run(["verify"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("missing") && r.stdout.contains("class.akismet.php  [plugin:akismet 5.3]"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("against plugin:akismet 5.3, wordpress 6.4.2: 3 do not"), "{}", r.stdout);
+    // wp-config.php and the like are nobody's business here.
+    assert!(!r.stdout.contains("wp-config.php"), "{}", r.stdout);
+}

@@ -20,6 +20,7 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
         for (rel, e) in &problems {
             warn(&site.name, rel, e);
         }
+        super::verify::report(cfg, site);
         for rel in store.linked_paths(&site.name)? {
             eprintln!(
                 "sitewarden: {}: {}: has more than one hard link (rule hardlink): a write through another name \

@@ -260,6 +260,7 @@ pub fn run(a: InitArgs<'_>) -> Result<i32> {
     write_atomically(a.config, &text)?;
     let verb = if existing.is_some() && !a.force { "added site" } else { "wrote" };
     eprintln!("sitewarden: {verb} '{name}' ({}, profile {profile}) to {}", root.display(), a.config.display());
+    eprintln!("sitewarden: next: `sitewarden baseline` (it verifies the code against the published releases first)");
     Ok(OK)
 }
 

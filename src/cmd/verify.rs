@@ -1,7 +1,9 @@
-//! `sitewarden verify`: the tree now against what was deployed (each
-//! site's `reference:`), not against the baseline: an infection present
-//! before the first baseline is named too. Lists tampered, foreign and
-//! missing files; exit 1 when there is any. Changes nothing.
+//! `sitewarden verify`: the tree now against what it should be, not
+//! against the baseline, so an infection present before the first
+//! baseline is named too: a site's `reference:` (what was deployed), or
+//! the published releases of the WordPress core and plugins it runs.
+//! Lists tampered, foreign and missing files; exit 1 when there is any.
+//! Changes nothing but the checksum cache.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -9,75 +11,134 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::{warn, DRIFT, OK};
-use crate::config::Config;
-use crate::model::FileType;
-use crate::vendor::{Manifest, Origin};
+use crate::config::{Config, Site};
+use crate::model::{FileState, FileType, RelPath};
+use crate::vendor::{wordpress, Manifest, Origin};
+
+/// A file that does not match.
+pub(super) struct Finding {
+    pub(super) rel: RelPath,
+    pub(super) what: &'static str,
+    pub(super) verdict: crate::vendor::Verdict,
+}
 
 pub fn run(cfg: &Config, only: Option<&str>, json: bool) -> Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut bad = false;
     for site in cfg.select(only)? {
-        let Some(reference) = &site.reference else {
-            if !json {
-                writeln!(out, "{}: no reference: configure `reference:` to verify", site.name)?;
-            }
-            continue;
-        };
-        let manifest = Manifest::reference(reference)?;
-        let (entries, _, problems) = crate::detect::observe_all(site, None, None)?;
-        for (rel, e) in &problems {
-            warn(&site.name, rel, e);
-        }
-        let mut found: Vec<(Vec<u8>, Origin)> = Vec::new();
-        let present: HashSet<&[u8]> = entries.iter().map(|(r, _)| r.as_slice()).collect();
-        for (rel, state) in &entries {
-            if state.kind != FileType::File {
-                continue;
-            }
-            if let Some(o @ (Origin::Tampered | Origin::Foreign)) = manifest.judge(rel, Some(state), || {
-                state.sha256.and_then(|sha| crate::vendor::live_md5(&site.real_root, rel, &sha))
-            }) {
-                found.push((rel.clone(), o));
-            }
-        }
-        for rel in manifest.paths() {
-            if !present.contains(rel.as_slice()) && site.policy.watched(rel, FileType::File) {
-                found.push((rel.clone(), Origin::Tampered));
-            }
-        }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        bad |= !found.is_empty();
-        for (rel, origin) in &found {
-            let what = match origin {
-                Origin::Tampered if !present.contains(rel.as_slice()) => "missing",
-                Origin::Tampered => "tampered",
-                _ => "foreign",
-            };
-            let path = crate::alert::record::absolute(&site.root, rel);
+        let (findings, summary) = verify_site(cfg, site)?;
+        bad |= !findings.is_empty();
+        for f in &findings {
+            let path = crate::alert::record::absolute(&site.root, &f.rel);
             if json {
                 let v = serde_json::json!({
                     "site": &*site.name,
                     "path": crate::util::bytes::lossless(&path),
-                    "result": what,
-                    "verdict": manifest.verdict(*origin),
+                    "result": f.what,
+                    "verdict": f.verdict,
                 });
                 writeln!(out, "{v}")?;
             } else {
-                writeln!(out, "{:<9} {}", what, crate::scan::show(&path))?;
+                writeln!(
+                    out,
+                    "{:<9} {}  [{} {}]",
+                    f.what,
+                    crate::scan::show(&path),
+                    f.verdict.package,
+                    f.verdict.version
+                )?;
             }
         }
         if !json {
-            writeln!(
-                out,
-                "{}: {} files of {} checked against {} ({} listed): {}",
-                site.name,
-                entries.iter().filter(|(_, s)| s.kind == FileType::File).count(),
-                site.root.display(),
-                reference.display(),
-                manifest.len(),
-                if found.is_empty() { "all match".to_string() } else { format!("{} do not", found.len()) }
-            )?;
+            writeln!(out, "{}: {summary}", site.name)?;
         }
     }
     Ok(if bad { DRIFT } else { OK })
+}
+
+/// The findings of one site, and a line saying what it was checked against.
+pub(super) fn verify_site(cfg: &Config, site: &Site) -> Result<(Vec<Finding>, String)> {
+    let mut manifests: Vec<(Manifest, Option<RelPath>)> = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
+    if let Some(reference) = &site.reference {
+        manifests.push((Manifest::reference(reference)?, None));
+    } else if cfg.vendors.enabled && site.profile == "wordpress" {
+        let cache = cfg.state_dir.join("vendor");
+        for p in wordpress::detect(&site.real_root) {
+            match wordpress::manifest(&p, &cfg.vendors.wordpress, &cache) {
+                Ok(m) => manifests.push((m, Some(p.dir.clone()))),
+                Err(e) => unknown.push(e.to_string()),
+            }
+        }
+    }
+    if manifests.is_empty() && unknown.is_empty() {
+        return Ok((
+            Vec::new(),
+            "nothing to verify against: configure `reference:` (or use the wordpress profile)".into(),
+        ));
+    }
+    let (entries, _, problems) = crate::detect::observe_all(site, None, None)?;
+    for (rel, e) in &problems {
+        warn(&site.name, rel, e);
+    }
+    let present: HashSet<&[u8]> = entries.iter().map(|(r, _)| r.as_slice()).collect();
+    let mut findings = Vec::new();
+    let files = entries.iter().filter(|(_, s)| s.kind == FileType::File).count();
+    for (m, dir) in &manifests {
+        // Core's manifest judges what is not in wp-content/; a plugin's,
+        // its own folder.
+        let mine = |rel: &[u8]| match dir.as_deref() {
+            None => true,
+            Some([]) => !rel.starts_with(b"wp-content/"),
+            Some(d) => crate::detect::is_under(rel, d),
+        };
+        for (rel, state) in entries.iter().filter(|(r, s)| s.kind == FileType::File && mine(r)) {
+            let md5 = || live_md5(site, rel, state);
+            if let Some(o @ (Origin::Tampered | Origin::Foreign)) = m.judge(rel, Some(state), md5) {
+                let what = if o == Origin::Tampered { "tampered" } else { "foreign" };
+                findings.push(Finding { rel: rel.clone(), what, verdict: m.verdict(o) });
+            }
+        }
+        for rel in m.paths() {
+            if !present.contains(rel.as_slice()) && site.policy.watched(rel, FileType::File) {
+                findings.push(Finding { rel: rel.clone(), what: "missing", verdict: m.verdict(Origin::Tampered) });
+            }
+        }
+    }
+    findings.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let against: Vec<String> = manifests.iter().map(|(m, _)| format!("{} {}", m.package, m.version)).collect();
+    let mut summary = format!(
+        "{files} files checked against {}: {}",
+        if against.is_empty() { "nothing".to_string() } else { against.join(", ") },
+        if findings.is_empty() { "all match".to_string() } else { format!("{} do not", findings.len()) }
+    );
+    for u in unknown {
+        summary.push_str(&format!("; unknown: {u}"));
+    }
+    Ok((findings, summary))
+}
+
+/// Prints what `verify` finds in `site` as warnings and its summary line
+/// (for `init` and `baseline`: an infected site is named on day one).
+pub(super) fn report(cfg: &Config, site: &Site) {
+    match verify_site(cfg, site) {
+        Ok((findings, summary)) => {
+            for f in &findings {
+                eprintln!(
+                    "sitewarden: {}: {} {} ({} {})",
+                    site.name,
+                    f.what,
+                    crate::scan::show(&f.rel),
+                    f.verdict.package,
+                    f.verdict.version
+                );
+            }
+            eprintln!("sitewarden: {}: verify: {summary}", site.name);
+        }
+        Err(e) => eprintln!("sitewarden: {}: verify: {e}", site.name),
+    }
+}
+
+fn live_md5(site: &Site, rel: &[u8], state: &FileState) -> Option<[u8; 16]> {
+    state.sha256.and_then(|sha| crate::vendor::live_md5(&site.real_root, rel, &sha))
 }

@@ -207,8 +207,28 @@ pub fn manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, 
     parse(p, &body).map_err(fail)
 }
 
+/// At most one request to a host in this long (a server with hundreds of
+/// sites asks politely).
+const PER_HOST: Duration = Duration::from_millis(250);
+
+/// Waits until the host of `url` may be asked again.
+fn pace(url: &str) {
+    static LAST: std::sync::Mutex<Option<HashMap<String, std::time::Instant>>> = std::sync::Mutex::new(None);
+    let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("").to_string();
+    let wait = {
+        let mut guard = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        let now = std::time::Instant::now();
+        let next = map.get(&host).map(|t| *t + PER_HOST).filter(|t| *t > now).unwrap_or(now);
+        map.insert(host, next);
+        next.saturating_duration_since(now)
+    };
+    std::thread::sleep(wait);
+}
+
 /// GET `url`, bounded; `Err(Some(status))` for an HTTP error status.
 fn get(url: &str) -> Result<Vec<u8>, Option<u16>> {
+    pace(url);
     let agent = ureq::AgentBuilder::new().timeout(TIMEOUT).redirects(3).build();
     let resp = match agent.get(url).call() {
         Ok(r) => r,
