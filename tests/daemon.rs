@@ -35,6 +35,7 @@ fn a_new_file_is_alerted_in_realtime() {
     assert_eq!(r["severity"], "critical");
     assert_eq!(r["rule"], "php-in-uploads");
     assert!(r["after"]["sha256"].is_string());
+    assert_eq!(r["id"].as_str().map(str::len), Some(32), "a stable id: {r}");
     // status and check work while the daemon runs.
     let s: serde_json::Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
     assert_eq!(s["ready"], true, "{s}");

@@ -102,6 +102,15 @@ impl Sinks {
         if records.is_empty() {
             return Ok(());
         }
+        let stamped: Vec<AlertRecord> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.stamp_id();
+                r
+            })
+            .collect();
+        let records = &stamped[..];
         if let Some(t) = &self.terminal {
             t.print(records);
         }

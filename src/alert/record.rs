@@ -79,6 +79,11 @@ pub struct QuarantineRecord {
 pub struct AlertRecord {
     /// When the alert was raised, RFC 3339 in UTC with milliseconds.
     pub time: String,
+    /// A stable identifier: the same alert (repeated after a crash, sent
+    /// again from the outbox) has the same `id`, so a receiver can drop
+    /// duplicates. 32 hex digits, from everything but `time`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     /// Host name of the server.
     pub host: String,
     /// The site name.
@@ -128,6 +133,7 @@ impl AlertRecord {
         let abs = absolute(root, &change.rel);
         AlertRecord {
             time: rfc3339_ms(time_ns),
+            id: String::new(),
             host: host.to_string(),
             site: change.site.to_string(),
             event: change.kind,
@@ -145,6 +151,16 @@ impl AlertRecord {
             actor: change.actor.as_deref().cloned(),
             verdict: None,
         }
+    }
+
+    /// Sets `id` from everything the record says but its `time` (done as
+    /// it is delivered, when every field is final).
+    pub fn stamp_id(&mut self) {
+        let mut unstamped = self.clone();
+        unstamped.time.clear();
+        unstamped.id.clear();
+        let digest = crate::util::sha256(unstamped.to_json().as_bytes());
+        self.id = hex(&digest)[..32].to_string();
     }
 
     /// One JSON line (without the newline).
@@ -212,5 +228,32 @@ mod tests {
         assert_eq!(v["severity"], "critical");
         assert_eq!(v["detected_by"], "realtime");
         assert!(v["after"].get("target").is_none());
+    }
+
+    #[test]
+    fn the_id_is_the_same_for_the_same_alert_and_only_for_it() {
+        let change = Change {
+            site: Arc::from("blog"),
+            rel: b"x.php".to_vec(),
+            kind: EventKind::Added,
+            before: None,
+            after: None,
+            detected_by: DetectedBy::Realtime,
+            transient: None,
+            hot: false,
+            actor: None,
+        };
+        let verdict = Verdict { severity: Severity::High, rule: "r", nodiff: false, quarantine: None };
+        let stamped = |c: &Change, t: i64| {
+            let mut r = AlertRecord::new("web1", Path::new("/var/www/blog"), c, &verdict, t);
+            r.stamp_id();
+            r.id
+        };
+        let a = stamped(&change, 1);
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, stamped(&change, 2), "a repeat, later: the same id");
+        let other = Change { rel: b"y.php".to_vec(), ..change.clone() };
+        assert_ne!(a, stamped(&other, 1));
     }
 }
