@@ -202,7 +202,6 @@ start_iw() {
     IW_PID=$(cat "$pidfile")
 }
 
-
 write_config() { # FILE STATE_DIR ALERT_LOG SOURCE (site lines on stdin)
     {
         echo "state_dir: $2"
@@ -246,6 +245,17 @@ keep() { # SOURCE VARIABLE...
 }
 v() { printf '%s' "${R[$1.$2]-n/a}"; } # SOURCE NAME
 
+# ev_delta EV0 NS0 EV1 NS1: "N over S s (R/s)" between two status refreshes
+ev_delta() {
+    awk -v a="$1" -v t0="$2" -v b="$3" -v t1="$4" 'BEGIN {
+        if (a !~ /^[0-9]+$/ || b !~ /^[0-9]+$/ || t1 <= t0) { print "n/a"; exit }
+        s = (t1 - t0) / 1e9
+        printf "%d over %.0f s (%.0f/s)", b - a, s, (b - a) / s }'
+}
+
+# kernel_events_next CONFIG STATE_DIR -> "VALUE NS" at the next status refresh
+kernel_events_next() { "${PY[@]}" kernel-events-next "$SW" "$1" "$2/daemon.json" 15; }
+
 # odd TEXT: something unexpected in the running pass, for the report.
 odd() { ODD+=("[$TAG] $*"); }
 
@@ -284,7 +294,7 @@ rm -rf "$RT_TOP"
 # rt_pass SOURCE: sections 1 to 4 with the daemon on SOURCE, on a fresh
 # copy of WordPress in $RT_TOP/SOURCE.
 rt_pass() {
-    local src=$1 n t why
+    local src=$1 n t why ev0 ns0 ev1 ns1 ev2 ns2 c0 c1
     TAG=$src
     RT=$RT_TOP/$src
     SITE=$RT/site
@@ -336,14 +346,23 @@ rt_pass() {
         read -r RD_EV0 t why < <("${PY[@]}" kernel-events "$SW" "$RT/sitewarden.yaml" 11 120)
         note "sitewarden kernel_events before the reads: $RD_EV0 (${why//_/ }, after $t s)"
         [[ $why == unchanged* ]] || odd "kernel_events did not settle before the reads (${why//_/ })"
+    else
+        # The whole filesystem's changes read around the reads (none are
+        # the reads'): what the daemon's CPU over them went to. Also lets
+        # the start settle, as the inotify pass's wait does.
+        read -r ev0 ns0 < <(kernel_events_next "$RT/sitewarden.yaml" "$RT/state")
     fi
     RD_ALERTS0=$(wc -l <"$RT/alerts.jsonl" 2>/dev/null || echo 0)
     "${PY[@]}" reads "$SITE" "$READ_FILES" "$READ_ROUNDS" "$RT/reads.sh" exclude="$BENCH_PREFIX" \
         list="$RT/reads-files.txt" "${rd_opts[@]}"
     # shellcheck source=/dev/null
     . "$RT/reads.sh"
-    READS_SW_EVENTS=- READS_IW_LINES=-
-    if [ "$src" = inotify ]; then
+    READS_SW_EVENTS=- READS_IW_LINES=- READS_FS_EVENTS=-
+    if [ "$src" = fanotify ]; then
+        read -r ev1 ns1 < <(kernel_events_next "$RT/sitewarden.yaml" "$RT/state")
+        READS_FS_EVENTS=$(ev_delta "$ev0" "$ns0" "$ev1" "$ns1")
+        note "sitewarden kernel_events between the status refreshes around the reads: $READS_FS_EVENTS"
+    else
         stop "$RD_IW_READER"
         read -r RD_EV1 t why < <("${PY[@]}" kernel-events "$SW" "$RT/sitewarden.yaml" 11 120)
         note "sitewarden kernel_events after the reads: $RD_EV1 (${why//_/ }, after $t s)"
@@ -369,6 +388,10 @@ rt_pass() {
         "used $sw_READS_CPU_S s of CPU over $READS_WINDOW_S s, wrote $RD_ALERTS alert(s); inotifywait printed $READS_IW_LINES lines"
     [ "$RD_ALERTS" -eq 0 ] || odd "$RD_ALERTS alert(s) while unchanged files were read"
 
+    # kernel_events over sections 2 to 4, between status refreshes (on
+    # fanotify, the one just after the reads).
+    [ "$src" = fanotify ] || read -r ev1 ns1 < <(kernel_events_next "$RT/sitewarden.yaml" "$RT/state")
+
     say "[$src] latency: $LATENCY_FILES new .php files, one every $PAUSE_MS ms, in ${LAT_DIR#"$SITE"/}"
     "${PY[@]}" create-latency "$LAT_DIR" "$LATENCY_FILES" "$PAUSE_MS" "$RT/latency.tsv"
     read -r n t why < <("${PY[@]}" wait alerts "$RT/alerts.jsonl" "$LAT_DIR" "$LATENCY_FILES" 5 60)
@@ -386,8 +409,13 @@ rt_pass() {
     sleep 2.5
 
     say "[$src] storm: $STORM_TOTAL files in $STORM_DIRS new folders under ${STORM_ROOT#"$SITE"/}"
+    c0=$("${PY[@]}" cpu "$RT_DAEMON")
     "${PY[@]}" storm "$STORM_ROOT" "$STORM_DIRS" "$STORM_FILES" "$RT/storm.json"
     read -r n t why < <("${PY[@]}" wait alerts "$RT/alerts.jsonl" "$STORM_ROOT" "$STORM_TOTAL" 15 300)
+    c1=$("${PY[@]}" cpu "$RT_DAEMON")
+    # From the storm's start until every file was alerted (or the wait gave
+    # up: then 15 s of nothing new are in it too).
+    STORM_SW_CPU_S=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
     note "sitewarden: $n/$STORM_TOTAL files alerted (${why//_/ }, waited $t s after the storm)"
     # A path is checked at the latest 2 s after its first event (MAX_COALESCE):
     # give any second alert on a storm file the time to show up.
@@ -398,6 +426,9 @@ rt_pass() {
     RT_SW_RSS=$(mb "$(proc_kb "$RT_DAEMON" VmRSS)")
     RT_SW_HWM=$(mb "$(proc_kb "$RT_DAEMON" VmHWM)")
     RT_IW_HWM=$(mb "$(proc_kb "$RT_IW" VmHWM)")
+    read -r ev2 ns2 < <(kernel_events_next "$RT/sitewarden.yaml" "$RT/state")
+    PASS_EVENTS=$(ev_delta "$ev1" "$ns1" "$ev2" "$ns2")
+    note "sitewarden kernel_events over sections 2 to 4 (status refreshes): $PASS_EVENTS"
     read -r _ RT_SW_WATCHES _ RT_SW_MARKS < <("${PY[@]}" watches "$RT_DAEMON")
     read -r _ RT_IW_WATCHES _ _ < <("${PY[@]}" watches "$RT_IW")
     stop "$RT_IW_READER"
@@ -435,7 +466,7 @@ rt_pass() {
     fi
 
     capture "$src" "$RT/reads.sh" "$RT/results.sh" "$RT/chunked.sh"
-    keep "$src" READY_S READS_SW_EVENTS RD_ALERTS RT_SW_RSS RT_SW_HWM RT_IW_HWM RT_SW_WATCHES RT_SW_MARKS \
+    keep "$src" READY_S READS_SW_EVENTS READS_FS_EVENTS PASS_EVENTS STORM_SW_CPU_S RD_ALERTS RT_SW_RSS RT_SW_HWM RT_IW_HWM RT_SW_WATCHES RT_SW_MARKS \
         RT_IW_WATCHES RT_DAEMON_RC RT_DAEMON_STOP_S RT_SOURCE
 }
 
@@ -473,14 +504,6 @@ start_iw "$IDLE_TOP/iw.tsv" "$IDLE_TOP/iw.err" "$IDLE_TOP/iw.pid" "${ROOTS[@]}"
 IDLE_IW_READER=$IW_READER IDLE_IW=$IW_PID IDLE_IW_READY_S=$IW_READY_S
 note "inotifywait -m -r: watches established after $IDLE_IW_READY_S s"
 
-# ev_delta EV0 NS0 EV1 NS1: "N over S s (R/s)" between two status refreshes
-ev_delta() {
-    awk -v a="$1" -v t0="$2" -v b="$3" -v t1="$4" 'BEGIN {
-        if (a !~ /^[0-9]+$/ || b !~ /^[0-9]+$/ || t1 <= t0) { print "n/a"; exit }
-        s = (t1 - t0) / 1e9
-        printf "%d over %.0f s (%.0f/s)", b - a, s, (b - a) / s }'
-}
-
 # idle_pass SOURCE: the daemon on SOURCE over the corpus (own config and
 # state in $IDLE_TOP/SOURCE): baseline, ready, the idle window, then the
 # busy neighbour.
@@ -510,13 +533,13 @@ idle_pass() {
     IDLE_ALERTS_AT_READY=$(wc -l <"$IDLE/alerts.jsonl" 2>/dev/null || echo 0)
 
     # kernel_events at the status refreshes (every 10 s) around each window.
-    read -r ev0 ns0 < <("${PY[@]}" kernel-events-next "$SW" "$IDLE/sitewarden.yaml" "$IDLE/state/daemon.json" 15)
+    read -r ev0 ns0 < <(kernel_events_next "$IDLE/sitewarden.yaml" "$IDLE/state")
     say "[$src] idle window: $IDLE_SECONDS s"
     "${PY[@]}" idle "$IDLE_SECONDS" "$IDLE/idle.sh" sw="$IDLE_DAEMON" iw="$IDLE_IW"
     # shellcheck source=/dev/null
     . "$IDLE/idle.sh"
     IDLE_ALERTS_DURING=$(($(wc -l <"$IDLE/alerts.jsonl" 2>/dev/null || echo 0) - IDLE_ALERTS_AT_READY))
-    read -r ev1 ns1 < <("${PY[@]}" kernel-events-next "$SW" "$IDLE/sitewarden.yaml" "$IDLE/state/daemon.json" 15)
+    read -r ev1 ns1 < <(kernel_events_next "$IDLE/sitewarden.yaml" "$IDLE/state")
     IDLE_EVENTS=$(ev_delta "$ev0" "$ns0" "$ev1" "$ns1")
     note "sitewarden: CPU $sw_CPU_PCT % of one core, VmRSS $sw_RSS_MB MB; kernel_events $IDLE_EVENTS"
 
@@ -525,7 +548,7 @@ idle_pass() {
     "${PY[@]}" busy "$BUSY_DIR" "$BUSY_RATE" "$BUSY_SECONDS" "$IDLE/busy.sh" sw="$IDLE_DAEMON" iw="$IDLE_IW"
     # shellcheck source=/dev/null
     . "$IDLE/busy.sh"
-    read -r ev2 ns2 < <("${PY[@]}" kernel-events-next "$SW" "$IDLE/sitewarden.yaml" "$IDLE/state/daemon.json" 15)
+    read -r ev2 ns2 < <(kernel_events_next "$IDLE/sitewarden.yaml" "$IDLE/state")
     BUSY_EVENTS=$(ev_delta "$ev1" "$ns1" "$ev2" "$ns2")
     read -r under all < <("${PY[@]}" count-alerts "$IDLE/alerts.jsonl" "$BUSY_DIR")
     BUSY_ALERTS_UNDER=$under
@@ -582,6 +605,8 @@ RD="reads ($(v $I READS_N) of $(v $I READS_FILES) files)"
 row "$RD" "kernel_events increase / lines (default events)" \
     "$(v $I READS_SW_EVENTS)" "-" "$(v $I READS_IW_LINES)" "0" "$(meets "$(v $I READS_SW_EVENTS)" == 0) / -"
 srow "$RD" "CPU time from the first read until settled (s)" sw_READS_CPU_S "$(v $I iw_READS_CPU_S)" "-" "-"
+row "$RD" "kernel_events per second around the reads (fanotify: whole fs)" "-" \
+    "$(per_s "$(v $F READS_FS_EVENTS)")" "-" "-" "-"
 srow "$RD" "alert records during the reads" RD_ALERTS "-" "0" "$(meets2 RD_ALERTS == 0)"
 LAT="latency ($LATENCY_FILES files)"
 row "$LAT" "files reported" "$(v $I LAT_SW_SEEN) / $(v $I LAT_N)" "$(v $F LAT_SW_SEEN) / $(v $F LAT_N)" \
@@ -616,10 +641,13 @@ row "$STORM" "distinct files reported" "$(v $I STORM_SW_FILES) / $(v $I STORM_EX
 row "$STORM" "new dirs with every file named" "-" "-" "$(v $I STORM_IW_FULL_DIRS) / $STORM_DIRS" "-" "-"
 srow "$STORM" "storm start -> last alert / line (s)" STORM_SW_LAST_S "$(v $I STORM_IW_LAST_S)" "-" "-"
 srow "$STORM" "storm start -> last alert readable (s)" STORM_DISK_LAST_S "-" "-" "-"
+srow "$STORM" "daemon CPU time from the storm's start until all alerted (s)" STORM_SW_CPU_S "-" "-" "-"
 srow "$STORM" "peak RSS after the storm (MB)" RT_SW_HWM "$(v $I RT_IW_HWM)" "-" "-"
 row "records of sections 2 to 4" "alert records naming their writer (actor.pid)" "$(v $I ALERT_ACTOR) / $(v $I ALERT_LINES)" \
     "$(v $F ALERT_ACTOR) / $(v $F ALERT_LINES)" "-" "all (fanotify)" \
     "- / $(meets "$(v $F ALERT_ACTOR)" == "$(v $F ALERT_LINES)")"
+row "records of sections 2 to 4" "kernel_events per second over sections 2 to 4" "$(per_s "$(v $I PASS_EVENTS)")" \
+    "$(per_s "$(v $F PASS_EVENTS)")" "-" "-" "-"
 IDL="idle ($SITES sites, $(v $I IDLE_ELAPSED) s)"
 srow "$IDL" "time to ready / watches established (s)" IDLE_READY_S "$IDLE_IW_READY_S" "-" "-"
 row "$IDL" "directories (ready line) / inotify watches / fanotify marks" \
@@ -659,13 +687,14 @@ CH_PCT_NOTE="nearest-rank percentiles over the files alerted ($(v $I CH_SW_SEEN)
 NOTES=(
     "The machine is shared ($(nproc) cores, other builds and tests running): latencies and CPU are noisy. Load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER. Everything (sites, corpus, state, the busy neighbour) is on one filesystem: $FS_DESC."
     "Sources: every section ran twice, first with \`realtime: { source: inotify }\` (one inotify watch per directory), then with \`source: fanotify\` (one fanotify group with a filesystem mark: every change on the whole filesystem is read and filtered to the site roots in user space), each on a fresh copy of the site, a fresh state and baseline; \`status --json\` said: $(v $I RT_SOURCE) / $(v $F RT_SOURCE) (one site), $(v $I IDLE_SOURCE) / $(v $F IDLE_SOURCE) (idle and busy). \"Met\" reads inotify / fanotify. inotifywait ran beside the daemon in both passes; its column is from the inotify pass."
-    "Reads: $(v $I READS_FILES) existing .php files of the site (spread over its sorted list; in $RT_TOP/inotify/reads-files.txt) read $READ_ROUNDS times each by one Python loop (open O_RDONLY, read() to the end, close: $(v $I READS_N) reads, $(v $I READS_BYTES) bytes, in $(v $I READS_S) / $(v $F READS_S) s) while the daemon ran; its CPU is taken from the first read until the window closed ($(v $I READS_WINDOW_S) / $(v $F READS_WINDOW_S) s). sitewarden (inotify): increase of \`kernel_events\` in \`sitewarden status --json\` (inotify events its reader took from the kernel), each figure read once it had held for 11 s (the status file is refreshed every 10 s); the daemon's mask has no open/access/close_nowrite. Under fanotify \`kernel_events\` counts every change on the filesystem (the daemon's own status file and database included), so it never holds still and is not taken; its mask has no FAN_OPEN/FAN_ACCESS/FAN_CLOSE_NOWRITE either: the reads show as CPU and alert records only, and its pass has no second inotifywait (the lines its reader writes to a file on the same filesystem would be changes fanotify reads), its window ending 1 s after the last read. inotifywait (inotify pass): a second \`inotifywait -m -r --format '%w%f<TAB>%e'\` with no -e (its default set, as a mask with IN_OPEN would be) on the same site, started for the reads and stopped after; its lines from the first read until its output had been still for 1 s ($(v $I READS_WINDOW_S) s) are counted, by event: $(v $I READS_IW_EVENTS); $(v $I READS_IW_BEFORE) line(s) before the reads come from its own start and from the walk that listed the files (folders opened and read), which the reads wait out (1 s without a line). CPU: utime+stime delta from /proc/PID/stat over the same window (10 ms ticks)."
+    "Reads: $(v $I READS_FILES) existing .php files of the site (spread over its sorted list; in $RT_TOP/inotify/reads-files.txt) read $READ_ROUNDS times each by one Python loop (open O_RDONLY, read() to the end, close: $(v $I READS_N) reads, $(v $I READS_BYTES) bytes, in $(v $I READS_S) / $(v $F READS_S) s) while the daemon ran; its CPU is taken from the first read until the window closed ($(v $I READS_WINDOW_S) / $(v $F READS_WINDOW_S) s). sitewarden (inotify): increase of \`kernel_events\` in \`sitewarden status --json\` (inotify events its reader took from the kernel), each figure read once it had held for 11 s (the status file is refreshed every 10 s); the daemon's mask has no open/access/close_nowrite. Under fanotify \`kernel_events\` counts every change on the filesystem (the daemon's own status file and database included), so it never holds still and is not taken; its mask has no FAN_OPEN/FAN_ACCESS/FAN_CLOSE_NOWRITE either: the reads show as CPU and alert records only, and its pass has no second inotifywait (the lines its reader writes to a file on the same filesystem would be changes fanotify reads), its window ending 1 s after the last read; the changes of the whole filesystem it read between the status refreshes around the reads (what its CPU over them went to, the reads adding none): $(v $F READS_FS_EVENTS). inotifywait (inotify pass): a second \`inotifywait -m -r --format '%w%f<TAB>%e'\` with no -e (its default set, as a mask with IN_OPEN would be) on the same site, started for the reads and stopped after; its lines from the first read until its output had been still for 1 s ($(v $I READS_WINDOW_S) s) are counted, by event: $(v $I READS_IW_EVENTS); $(v $I READS_IW_BEFORE) line(s) before the reads come from its own start and from the walk that listed the files (folders opened and read), which the reads wait out (1 s without a line). CPU: utime+stime delta from /proc/PID/stat over the same window (10 ms ticks)."
     "Latency: from just before open(O_CREAT) in the creating script (time.time_ns) to the alert's \`time\` field (ms, taken before the record is written and fsynced); $PCT_NOTE. a file its writer closed is checked at once (the close-write fast path); only a path still open for writing, or rewritten within the last quiet period ($QP_TEXT), waits for it. Target: p99 < 20 ms for a file written in one go."
     "\"Until readable in alerts.jsonl\": when a 5 ms poller first read the line from the log (after write + fsync). \"From the file's mtime\": alert \`time\` minus \`after.mtime\` of the record, a cross-check only (the kernel stamps mtimes from a coarse clock)."
     "Actor: alert records whose \`actor.pid\` is set, over every record of the latency, chunked and storm sections (the fanotify source names the writing process; inotify cannot). Writers named on fanotify (comm): $(v $F ALERT_ACTOR_COMMS); a null comm is a writer that had exited before the daemon read /proc (the storm's Python loop ends within a second; the pid is kept, the rest never guessed)."
     "inotifywait: \`inotifywait -m -r --format '%w%f' -e $IW_EVENTS\` on the same site, line-buffered (stdbuf -oL), each line stamped with time.time_ns() by the reader on arrival; its latency is the first event for the path (the create). It only names paths, it checks nothing."
-    "Storm: created by one Python loop in $(v $I STORM_CREATE_S) / $(v $F STORM_CREATE_S) s (mkdir, then $STORM_FILES files written into the folder at once). inotifywait -r only adds a watch to a new folder after it has read the folder's create event, so files written before that are never named; sitewarden on inotify watches the new folder and then walks it; on fanotify the filesystem mark covers the new folder from its creation. sitewarden storm alerts by event/detector: $(v $I STORM_SW_EVENTS) ($(v $I STORM_SW_RECORDS) records, $(v $I STORM_SW_OTHER_RECORDS) not on .php files) / $(v $F STORM_SW_EVENTS) ($(v $F STORM_SW_RECORDS) records, $(v $F STORM_SW_OTHER_RECORDS) not on .php files)."
+    "Storm: created by one Python loop in $(v $I STORM_CREATE_S) / $(v $F STORM_CREATE_S) s (mkdir, then $STORM_FILES files written into the folder at once). inotifywait -r only adds a watch to a new folder after it has read the folder's create event, so files written before that are never named; sitewarden on inotify watches the new folder and then walks it; on fanotify the filesystem mark covers the new folder from its creation. Daemon CPU over the storm: utime+stime from just before the storm until the last file was alerted. sitewarden storm alerts by event/detector: $(v $I STORM_SW_EVENTS) ($(v $I STORM_SW_RECORDS) records, $(v $I STORM_SW_OTHER_RECORDS) not on .php files) / $(v $F STORM_SW_EVENTS) ($(v $F STORM_SW_RECORDS) records, $(v $F STORM_SW_OTHER_RECORDS) not on .php files)."
     "Latency alerts by event/detector: $(v $I LAT_SW_EVENTS) / $(v $F LAT_SW_EVENTS)."
+    "kernel_events over sections 2 to 4, between the status refreshes just before the latency files and after the storm's last wait: $(v $I PASS_EVENTS) / $(v $F PASS_EVENTS). On inotify these are the site's events; on fanotify every change of the (shared) filesystem, the benchmark's own logs and other sessions' work included: a high rate there is load the fanotify daemon carried while its latencies were measured."
     "Chunked: $(v $I CH_N) new .php files, one every $PAUSE_MS ms, each opened once, written in $CHUNKS write() calls of 4 KiB $CHUNK_PAUSE_MS ms apart (p50 open -> close $(v $I CH_WRITE_P50_MS) / $(v $F CH_WRITE_P50_MS) ms) and closed. Latency: from just before close() to the \`time\` of the file's first alert record (truncated to the millisecond, so up to 1 ms low; a value between -1 and 0 is a record stamped in the millisecond of the close), beside the arrival of inotifywait's line for the same close (its first line for the path after close() began: with -e $IW_EVENTS a new file gives a create line at the open and a close_write line at the close); $CH_PCT_NOTE. A file still open for writing waits; its close is judged at once. Records by event/detector: $(v $I CH_SW_EVENTS) / $(v $F CH_SW_EVENTS); most records on one file: $(v $I CH_SW_MOST) / $(v $F CH_SW_MOST)."
     "Idle: for each source its own state and baseline (built first in $(v $I IDLE_BASELINE_S) / $(v $F IDLE_BASELINE_S) s), so \`ready\` includes setting up the source (inotify: a watch per directory; fanotify: one filesystem mark, the directories still walked and counted) and a catch-up scan; one inotifywait -m -r watched the same $SITES roots (every folder, including uploads and caches) through both passes. CPU = utime+stime delta of the whole process from /proc/PID/stat; RSS from /proc/PID/status; inotify watches and fanotify marks counted in /proc/PID/fdinfo. \`kernel_events\` is read at the status refreshes (every 10 s) just before and after the window: $(v $I IDLE_EVENTS) / $(v $F IDLE_EVENTS); under fanotify these are the changes of the whole (shared) filesystem, the daemon's own writes included. Shutdown on SIGTERM took $(v $I IDLE_STOP_S) / $(v $F IDLE_STOP_S) s (exit $(v $I IDLE_DAEMON_RC) / $(v $F IDLE_DAEMON_RC))."
     "Busy neighbour: right after the idle window, with the same daemon, one Python loop wrote into $BUSY_DIR (under \$BENCH_DIR, no site root, same filesystem) at $BUSY_RATE write() calls per second for $BUSY_SECONDS s, paced against the clock every ~0.5 ms: 9 in 10 append a ~50-byte line to one of 4 log files kept open (O_APPEND), the 10th rewrites one of 4 small (90-byte) files whole, in place (open O_TRUNC, write, close) or every other time through a temporary file renamed over it. Achieved: $(v $I BUSY_WRITES) / $(v $F BUSY_WRITES) write() calls in $(v $I BUSY_WRITE_S) / $(v $F BUSY_WRITE_S) s ($(v $I BUSY_RATE_DONE) / $(v $F BUSY_RATE_DONE) per second; slowest whole second $(v $I BUSY_RATE_MIN) / $(v $F BUSY_RATE_MIN); the writer itself used $(v $I BUSY_WRITER_CPU_PCT) / $(v $F BUSY_WRITER_CPU_PCT) % of a core). CPU: utime+stime delta of the daemon from just before the first write until 1 s after the last ($(v $I BUSY_WINDOW_S) / $(v $F BUSY_WINDOW_S) s), so a backlog worked off after the writer stopped counts too. \`kernel_events\` between the status refreshes just before and after: $(v $I BUSY_EVENTS) / $(v $F BUSY_EVENTS) (the kernel merges queued events of one file and writer, so fanotify reads fewer events than there were write() calls). Alert records: those on a path under $BUSY_DIR, and every record written from the first write until the count (after the next status refresh)."
@@ -685,6 +714,10 @@ echo
 print_notes
 
 COMMIT=$(checkout_commit)
+# A binary given from outside may not be the checkout's HEAD: say which.
+if [ -n "${SITEWARDEN_BIN:-}" ]; then
+    COMMIT="$COMMIT of the checkout; binary $SW, built $(date -u -r "$SW" '+%Y-%m-%d %H:%M UTC')"
+fi
 {
     md_head "sitewarden realtime benchmark" "$SMOKE" "; shared and noisy"
     echo "- sitewarden: $SW_VERSION, commit $COMMIT; quiet period $QP_TEXT; profile wordpress; realtime source inotify, then fanotify"

@@ -17,6 +17,7 @@
     realtime_helper.py busy DIR RATE SECONDS OUT NAME=PID...
     realtime_helper.py count-alerts LOG PREFIX
     realtime_helper.py watches PID
+    realtime_helper.py cpu PID
     realtime_helper.py analyze KEY=VALUE...
     realtime_helper.py analyze-reads KEY=VALUE...
     realtime_helper.py analyze-chunked KEY=VALUE...
@@ -1007,6 +1008,9 @@ def main(argv):
         return busy(args[0], float(args[1]), float(args[2]), args[3], args[4:])
     if cmd == "count-alerts":
         return count_alerts(args[0], args[1])
+    if cmd == "cpu":
+        print(f"{proc_cpu_ticks(args[0]) / clk_tck():.2f}")
+        return 0
     if cmd == "watches":
         print(*kernel_watches(args[0]))
         return 0
