@@ -527,3 +527,32 @@ fn a_deploy_symlink_swap_is_alerted_and_followed() {
     let r = d.wait_record("added", "/late.php");
     assert_eq!(r["detected_by"], "realtime", "{r}");
 }
+
+/// fanotify silences a busy directory outside the sites in the kernel (a
+/// log written thousands of times a second costs nothing): moved into a
+/// site, the directory is heard again, and so is what is written in it.
+#[test]
+fn a_silenced_directory_moved_into_a_site_is_heard_again() {
+    let f = Fixture::new("generic-php", "");
+    f.set_source("auto");
+    f.write("index.php", "<?php");
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    let busy = f.path("busy/logs");
+    std::fs::create_dir_all(busy.join("deep")).unwrap();
+    for i in 0..500 {
+        std::fs::write(busy.join(format!("log{}", i % 5)), format!("line {i}")).unwrap();
+        std::fs::write(busy.join("deep").join(format!("log{}", i % 5)), format!("line {i}")).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::rename(&busy, f.abs(b"logs")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    f.write("logs/shell.php", "<?php system($_GET['c']);");
+    f.write("logs/deep/shell.php", "<?php system($_GET['c']);");
+    let r = d.wait_record("added", "/logs/shell.php");
+    assert_eq!(r["detected_by"], "realtime", "{r}");
+    let r = d.wait_record("added", "/logs/deep/shell.php");
+    assert_eq!(r["detected_by"], "realtime", "{r}");
+    let s = status(&f);
+    assert_eq!(s["sites"][0]["source"], "fanotify", "{s}");
+}

@@ -49,6 +49,12 @@ const MASK: u64 = libc::FAN_CREATE
     | libc::FAN_ONDIR;
 /// Resolved directory handles kept; the cache is emptied when full.
 const CACHE: usize = 65_536;
+/// A directory outside every site with this many events in one second is
+/// silenced in the kernel (an ignore mark): a database or a log writing
+/// there costs the daemon nothing more.
+const BUSY: u32 = 32;
+/// At most this many ignore marks (each is a kernel mark of the user's).
+const MAX_IGNORED: usize = 4096;
 
 /// A site the fanotify source reports for.
 struct Site {
@@ -83,6 +89,12 @@ struct State {
     fsids: HashMap<[i32; 2], u64>,
     /// (fsid, handle type, handle bytes) → where that directory lies.
     cache: HashMap<Vec<u8>, Place>,
+    /// Events this second of directories outside the sites, by handle.
+    busy: HashMap<Vec<u8>, u32>,
+    busy_since: Option<std::time::Instant>,
+    /// Directories silenced with an ignore mark: (device, inode) → an
+    /// O_PATH descriptor (to take the mark away if one is moved into a site).
+    ignored: HashMap<(u64, u64), OwnedFd>,
 }
 
 impl Fanotify {
@@ -167,6 +179,10 @@ impl Fanotify {
         }
         st.sites.push(Site { token, name, root, policy, tx, lost, dev });
         st.cache.clear();
+        // A directory silenced while outside every site may be in this one.
+        for (_, fd) in std::mem::take(&mut st.ignored) {
+            self.unmark_ignored(&fd);
+        }
         Ok(())
     }
 
@@ -191,6 +207,89 @@ impl Fanotify {
             }
             st.fsids.retain(|_, d| *d != site.dev);
         }
+    }
+
+    /// Counts an event of a directory outside every site; a busy one gets
+    /// an ignore mark, so the kernel drops its events before they are
+    /// queued (FAN_MARK_IGNORE, Linux 6.0; before, the ignored mask, which
+    /// covers writes, the bulk of such events).
+    fn maybe_silence(&self, st: &mut State, key: &[u8], fsid: [i32; 2], handle_type: i32, handle: &[u8]) {
+        let now = std::time::Instant::now();
+        if st.busy_since.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1)) {
+            st.busy.clear();
+            st.busy_since = Some(now);
+        }
+        if st.busy.len() >= CACHE {
+            return;
+        }
+        let n = st.busy.entry(key.to_vec()).or_insert(0);
+        *n += 1;
+        if *n != BUSY || st.ignored.len() >= MAX_IGNORED {
+            return;
+        }
+        let Some(dev) = st.fsids.get(&fsid).copied() else { return };
+        let Some((mount, _)) = st.filesystems.get(&dev) else { return };
+        let Ok(dir) = open_by_handle(mount.as_fd(), handle_type, handle) else { return };
+        let Ok(id) = nix::sys::stat::fstat(&dir).map(|s| (s.st_dev, s.st_ino)) else { return };
+        if st.ignored.contains_key(&id) {
+            return;
+        }
+        let path = format!("/proc/self/fd/{}", dir.as_raw_fd());
+        let modern = libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORE_SURV;
+        let ok = self.mark_path(modern, MASK | libc::FAN_EVENT_ON_CHILD, &path).is_ok()
+            || self
+                .mark_path(
+                    libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK | libc::FAN_MARK_IGNORED_SURV_MODIFY,
+                    libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE | libc::FAN_ATTRIB | libc::FAN_EVENT_ON_CHILD,
+                    &path,
+                )
+                .is_ok();
+        if ok {
+            st.ignored.insert(id, dir);
+        }
+    }
+
+    /// Takes the ignore marks away from `dir` (in a site now) and every
+    /// directory below it.
+    fn unsilence_tree(&self, ignored: &mut HashMap<(u64, u64), OwnedFd>, dir: &Path) {
+        let mut stack = vec![dir.to_path_buf()];
+        let mut seen = 0;
+        while let Some(d) = stack.pop() {
+            seen += 1;
+            if seen > 100_000 {
+                break;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&d) else { continue };
+            if !meta.is_dir() {
+                continue;
+            }
+            use std::os::unix::fs::MetadataExt;
+            if let Some(fd) = ignored.remove(&(meta.dev(), meta.ino())) {
+                self.unmark_ignored(&fd);
+            }
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                stack.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+            }
+        }
+    }
+
+    fn unmark_ignored(&self, fd: &OwnedFd) {
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let _ =
+            self.mark_path(libc::FAN_MARK_REMOVE | libc::FAN_MARK_IGNORE_SURV, MASK | libc::FAN_EVENT_ON_CHILD, &path);
+        let _ = self.mark_path(
+            libc::FAN_MARK_REMOVE | libc::FAN_MARK_IGNORED_MASK,
+            libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE | libc::FAN_ATTRIB | libc::FAN_EVENT_ON_CHILD,
+            &path,
+        );
+    }
+
+    /// An inode mark on `path` (a directory).
+    fn mark_path(&self, flags: libc::c_uint, mask: u64, path: &str) -> Result<(), Errno> {
+        let c = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
+        // Safety: valid descriptor, NUL-terminated path that outlives the call.
+        let r = unsafe { libc::fanotify_mark(self.fd.as_raw_fd(), flags, mask, libc::AT_FDCWD, c.as_ptr()) };
+        Errno::result(r).map(drop)
     }
 
     fn mark(&self, op: libc::c_uint, path: &Path) -> Result<(), Errno> {
@@ -269,15 +368,26 @@ impl Fanotify {
             // Paths below a renamed or removed directory changed.
             st.cache.clear();
         }
-        let Some((token, dir)) = place else { return };
-        let Some(site) = st.sites.iter().find(|s| s.token == token) else { return };
-        if !site.policy.descend(&dir) {
+        let Some((token, dir)) = place else {
+            self.maybe_silence(&mut st, dir_key, fsid, handle_type, handle);
+            return;
+        };
+        let Some(si) = st.sites.iter().position(|s| s.token == token) else { return };
+        if !st.sites[si].policy.descend(&dir) {
             return;
         }
         let rel = if name.is_empty() { dir } else { crate::scan::walk::join(&dir, name) };
         if rel.is_empty() {
             return;
         }
+        // A directory moved or made in a site may carry an ignore mark from
+        // its life outside: take it away (and from what is below it).
+        if ondir && ev.mask & (libc::FAN_MOVED_TO | libc::FAN_CREATE) != 0 && !st.ignored.is_empty() {
+            let abs = crate::alert::record::absolute(Path::new(std::ffi::OsStr::from_bytes(&st.sites[si].root)), &rel);
+            let State { ignored, .. } = &mut *st;
+            self.unsilence_tree(ignored, Path::new(std::ffi::OsStr::from_bytes(&abs)));
+        }
+        let site = &st.sites[si];
         // The quarantine's own restore or removal: ours, not news.
         if ev.pid == self.own_pid
             && super::own::is_ours(
