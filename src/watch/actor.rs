@@ -112,7 +112,7 @@ impl Actor {
 }
 
 /// Is the process of `pidfd` still there (running, or a zombie)?
-fn alive(pidfd: BorrowedFd<'_>) -> bool {
+pub(super) fn alive(pidfd: BorrowedFd<'_>) -> bool {
     // Safety: signal 0 only checks; the descriptor is valid for the call.
     let r = unsafe {
         nix::libc::syscall(nix::libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), 0, std::ptr::null::<u8>(), 0)

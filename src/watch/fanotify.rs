@@ -95,6 +95,9 @@ struct State {
     /// Directories silenced with an ignore mark: (device, inode) → an
     /// O_PATH descriptor (to take the mark away if one is moved into a site).
     ignored: HashMap<(u64, u64), OwnedFd>,
+    /// Writers read lately, by pid: a storm of one writer reads /proc once
+    /// a second, not once per file.
+    actors: HashMap<i32, (Arc<Actor>, std::time::Instant)>,
 }
 
 impl Fanotify {
@@ -207,6 +210,30 @@ impl Fanotify {
             }
             st.fsids.retain(|_, d| *d != site.dev);
         }
+    }
+
+    /// The writer `pid`, from the last second's readings when the pidfd
+    /// says the same process still lives (a pid is not reused while its
+    /// process exists), else read now.
+    fn actor(
+        &self,
+        cache: &mut HashMap<i32, (Arc<Actor>, std::time::Instant)>,
+        pid: i32,
+        pidfd: Option<BorrowedFd<'_>>,
+    ) -> Arc<Actor> {
+        let now = std::time::Instant::now();
+        let fresh = std::time::Duration::from_secs(if pidfd.is_some() { 1 } else { 0 });
+        if let Some((a, at)) = cache.get(&pid) {
+            if now.duration_since(*at) < fresh && a.named() && pidfd.is_some_and(super::actor::alive) {
+                return Arc::clone(a);
+            }
+        }
+        let a = Arc::new(Actor::of(pid, pidfd));
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(pid, (Arc::clone(&a), now));
+        a
     }
 
     /// Counts an event of a directory outside every site; a busy one gets
@@ -409,7 +436,9 @@ impl Fanotify {
             (libc::FAN_DELETE | libc::FAN_MOVED_FROM, Op::Gone),
         ];
         crate::util::fault::point("inotify", &rel);
-        let actor = Arc::new(Actor::of(ev.pid, pidfd.as_ref().map(|f| f.as_fd())));
+        let State { sites, actors, .. } = &mut *st;
+        let site = &sites[si];
+        let actor = self.actor(actors, ev.pid, pidfd.as_ref().map(|f| f.as_fd()));
         for (_, op) in ops.iter().filter(|(bits, _)| m & bits != 0) {
             let out = WatchEvent::Path {
                 site: Arc::clone(&site.name),
