@@ -337,6 +337,11 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
                     break;
                 }
                 core.intake(batch.drain(..));
+                // A closed file is due at once: dispatched now, not at the
+                // timer's next millisecond.
+                if core.debouncer.next_deadline().is_some_and(|d| d <= std::time::Instant::now()) {
+                    core.dispatch_due().await;
+                }
             }
             _ = sleep_until(deadline) => core.dispatch_due().await,
             Some(report) = rep_rx.recv() => core.report(report).await,
