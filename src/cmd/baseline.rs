@@ -20,7 +20,8 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
         for (rel, e) in &problems {
             warn(&site.name, rel, e);
         }
-        super::verify::report(cfg, site);
+        // Against the states just taken in: the tree is not read again.
+        super::verify::report(cfg, site, store.load(&site.name)?.into_iter().collect());
         for rel in store.linked_paths(&site.name)? {
             eprintln!(
                 "sitewarden: {}: {}: has more than one hard link (rule hardlink): a write through another name \

@@ -26,7 +26,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool) -> Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut bad = false;
     for site in cfg.select(only)? {
-        let (findings, summary) = verify_site(cfg, site)?;
+        let (findings, summary) = verify_site(cfg, site, None)?;
         bad |= !findings.is_empty();
         for f in &findings {
             let path = crate::alert::record::absolute(&site.root, &f.rel);
@@ -57,7 +57,13 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool) -> Result<i32> {
 }
 
 /// The findings of one site, and a line saying what it was checked against.
-pub(super) fn verify_site(cfg: &Config, site: &Site) -> Result<(Vec<Finding>, String)> {
+/// `observed`: the site's states when the caller has just read them all
+/// (`baseline`), so the tree is not hashed twice.
+pub(super) fn verify_site(
+    cfg: &Config,
+    site: &Site,
+    observed: Option<Vec<(RelPath, FileState)>>,
+) -> Result<(Vec<Finding>, String)> {
     let mut manifests: Vec<(Manifest, Option<RelPath>)> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     if let Some(reference) = &site.reference {
@@ -77,10 +83,16 @@ pub(super) fn verify_site(cfg: &Config, site: &Site) -> Result<(Vec<Finding>, St
             "nothing to verify against: configure `reference:` (or use the wordpress profile)".into(),
         ));
     }
-    let (entries, _, problems) = crate::detect::observe_all(site, None, None)?;
-    for (rel, e) in &problems {
-        warn(&site.name, rel, e);
-    }
+    let entries = match observed {
+        Some(e) => e,
+        None => {
+            let (entries, _, problems) = crate::detect::observe_all(site, None, None)?;
+            for (rel, e) in &problems {
+                warn(&site.name, rel, e);
+            }
+            entries
+        }
+    };
     let present: HashSet<&[u8]> = entries.iter().map(|(r, _)| r.as_slice()).collect();
     let mut findings = Vec::new();
     let files = entries.iter().filter(|(_, s)| s.kind == FileType::File).count();
@@ -120,8 +132,8 @@ pub(super) fn verify_site(cfg: &Config, site: &Site) -> Result<(Vec<Finding>, St
 
 /// Prints what `verify` finds in `site` as warnings and its summary line
 /// (for `init` and `baseline`: an infected site is named on day one).
-pub(super) fn report(cfg: &Config, site: &Site) {
-    match verify_site(cfg, site) {
+pub(super) fn report(cfg: &Config, site: &Site, observed: Vec<(RelPath, FileState)>) {
+    match verify_site(cfg, site, Some(observed)) {
         Ok((findings, summary)) => {
             for f in &findings {
                 eprintln!(

@@ -106,9 +106,7 @@ impl SiteWatch {
             return m.judge(rel, after, md5).map(|o| m.verdict(o));
         }
         let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
-        let owned: Vec<Package> = packages.iter().map(|(p, _)| p.clone()).collect();
-        let owner = wordpress::owner(&owned, rel)?;
-        let (p, m) = packages.iter().find(|(p, _)| p == owner)?;
+        let (p, m) = wordpress::owner(&packages, rel)?;
         match m {
             Fetch::Got(m) => m.judge(rel, after, md5).map(|o| m.verdict(o)),
             Fetch::Pending | Fetch::Failed => Some(crate::vendor::Verdict {

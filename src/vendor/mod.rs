@@ -104,7 +104,7 @@ impl Manifest {
         let mut m =
             Manifest { package: "reference".to_string(), version: path.display().to_string(), ..Manifest::default() };
         if meta.is_dir() {
-            m.add_dir(path, b"").map_err(err)?;
+            m.add_dir(path).map_err(err)?;
         } else {
             let name = path.as_os_str().as_bytes();
             if !(name.ends_with(b".tar.gz") || name.ends_with(b".tgz")) {
@@ -146,7 +146,7 @@ impl Manifest {
         Ok(())
     }
 
-    fn add_dir(&mut self, root: &Path, _start: &[u8]) -> Result<(), String> {
+    fn add_dir(&mut self, root: &Path) -> Result<(), String> {
         let mut bytes = 0u64;
         let mut stack: Vec<(PathBuf, RelPath)> = vec![(root.to_path_buf(), Vec::new())];
         while let Some((dir, rel)) = stack.pop() {

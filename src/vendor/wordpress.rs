@@ -315,19 +315,18 @@ fn hex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// Which package a path belongs to, among `packages`.
-pub fn owner<'p>(packages: &'p [Package], rel: &[u8]) -> Option<&'p Package> {
+/// Which of `packages` (with whatever goes with each) holds the path.
+pub fn owner<'p, T>(packages: &'p [(Package, T)], rel: &[u8]) -> Option<&'p (Package, T)> {
     // The longest package directory that holds it; core owns what is not
     // in wp-content/.
     packages
         .iter()
-        .filter(|p| !p.dir.is_empty() && crate::detect::is_under(rel, &p.dir))
-        .max_by_key(|p| p.dir.len())
-        .or_else(|| if rel.starts_with(b"wp-content/") { None } else { packages.iter().find(|p| p.dir.is_empty()) })
+        .filter(|(p, _)| !p.dir.is_empty() && crate::detect::is_under(rel, &p.dir))
+        .max_by_key(|(p, _)| p.dir.len())
+        .or_else(
+            || if rel.starts_with(b"wp-content/") { None } else { packages.iter().find(|(p, _)| p.dir.is_empty()) },
+        )
 }
-
-/// Packages by (name, version, locale): what has been fetched.
-pub type Fetched = HashMap<Package, Option<std::sync::Arc<Manifest>>>;
 
 #[cfg(test)]
 mod tests {
@@ -364,17 +363,17 @@ mod tests {
 
     #[test]
     fn paths_belong_to_the_innermost_package() {
-        let ps = vec![
-            Package { name: "wordpress".into(), version: "6.4.2".into(), locale: "en_US".into(), dir: vec![] },
-            Package {
-                name: "plugin:a".into(),
-                version: "1".into(),
-                locale: String::new(),
-                dir: b"wp-content/plugins/a".to_vec(),
-            },
-        ];
-        assert_eq!(owner(&ps, b"wp-includes/load.php").map(|p| p.name.as_str()), Some("wordpress"));
-        assert_eq!(owner(&ps, b"wp-content/plugins/a/x.php").map(|p| p.name.as_str()), Some("plugin:a"));
-        assert_eq!(owner(&ps, b"wp-content/themes/t/x.php"), None);
+        let core = Package { name: "wordpress".into(), version: "6.4.2".into(), locale: "en_US".into(), dir: vec![] };
+        let plugin = Package {
+            name: "plugin:a".into(),
+            version: "1".into(),
+            locale: String::new(),
+            dir: b"wp-content/plugins/a".to_vec(),
+        };
+        let ps = vec![(core, ()), (plugin, ())];
+        let name = |rel: &[u8]| owner(&ps, rel).map(|(p, _)| p.name.clone());
+        assert_eq!(name(b"wp-includes/load.php").as_deref(), Some("wordpress"));
+        assert_eq!(name(b"wp-content/plugins/a/x.php").as_deref(), Some("plugin:a"));
+        assert_eq!(name(b"wp-content/themes/t/x.php"), None);
     }
 }
