@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::daemon::Daemon;
+use common::publisher::Publisher;
 use common::Fixture;
 
 /// A release tree: a few core files and a plugin.
@@ -129,38 +130,6 @@ fn a_hostile_or_missing_reference_is_a_clear_error() {
     f.write_config("generic-php", &format!("    reference: {}\n", junk.display()));
     let r = f.run(["verify"]);
     assert_eq!(r.code, 2, "{r:?}");
-}
-
-/// A publisher on loopback (Python's http.server over a folder).
-struct Publisher {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Publisher {
-    fn start(dir: &Path) -> Publisher {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < std::time::Duration::from_secs(10), "http.server did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Publisher { child, port }
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn md5_hex(path: &Path) -> String {

@@ -125,6 +125,28 @@ pub struct AlertRecord {
     /// `tampered`, `foreign` (absent when no manifest covers the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::vendor::Verdict>,
+    /// A package update judged as a whole (the record is its summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateRecord>,
+}
+
+/// The summary of a package update whose files all match a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRecord {
+    /// `wordpress`, `plugin:SLUG` or `theme:SLUG`.
+    pub package: String,
+    /// The version before (null: the package is new).
+    pub from: Option<String>,
+    /// The version now.
+    pub to: String,
+    /// `update`, `downgrade` or `new`.
+    pub kind: String,
+    /// Files the update changed, all matching the release `to`.
+    pub files: usize,
+    /// Whether they were accepted into the baseline.
+    pub accepted: bool,
+    /// Their paths relative to the site root (the first 1,000).
+    pub paths: Vec<String>,
 }
 
 impl AlertRecord {
@@ -150,6 +172,7 @@ impl AlertRecord {
             transient: change.transient,
             actor: change.actor.as_deref().cloned(),
             verdict: None,
+            update: None,
         }
     }
 

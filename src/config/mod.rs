@@ -224,6 +224,8 @@ pub struct Config {
 pub struct VendorSettings {
     /// Ask publishers for checksums.
     pub enabled: bool,
+    /// Accept a genuine update quietly (`vendors.auto_accept`).
+    pub auto_accept: bool,
     /// WordPress's endpoints.
     pub wordpress: crate::vendor::wordpress::Urls,
 }
@@ -339,6 +341,7 @@ impl Config {
             realtime: raw.realtime.source,
             vendors: VendorSettings {
                 enabled: raw.vendors.enabled.unwrap_or(true),
+                auto_accept: raw.vendors.auto_accept.unwrap_or(true),
                 wordpress: {
                     let d = crate::vendor::wordpress::Urls::default();
                     crate::vendor::wordpress::Urls {

@@ -76,6 +76,9 @@ pub struct RawVendors {
     /// Ask publishers for checksums (default true; only slug and version
     /// leave the server).
     pub enabled: Option<bool>,
+    /// Accept a package update whose every file matches the new release,
+    /// with one `info` summary (default true).
+    pub auto_accept: Option<bool>,
     /// WordPress's endpoints (tests and mirrors point them elsewhere).
     #[serde(default)]
     pub wordpress: RawWordPressUrls,

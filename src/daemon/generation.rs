@@ -77,6 +77,9 @@ pub struct SiteWatch {
     packages: Mutex<Vec<(Package, Fetch)>>,
     /// A version file changed: look at the packages again.
     pub vendors_stale: AtomicBool,
+    /// The version of each package the baseline holds: as found at start,
+    /// then as updates are accepted.
+    accepted_versions: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl SiteWatch {
@@ -115,6 +118,61 @@ impl SiteWatch {
                 version: p.version.clone(),
             }),
         }
+    }
+
+    /// Might the change of `rel` to `after` be part of a package update? A
+    /// file in the tree of a package whose release is known, that the
+    /// release does not vouch for or whose release is not the one the
+    /// baseline holds, or a file in the folder of a plugin that was not
+    /// installed. The package and the version the baseline holds (`None`:
+    /// it is new). Never for a site judged against its own reference.
+    pub fn update_candidate(
+        &self,
+        root: &std::path::Path,
+        rel: &[u8],
+        after: Option<&FileState>,
+    ) -> Option<(String, Option<String>)> {
+        if self.manifest().is_some() {
+            return None;
+        }
+        let accepted = |name: &str| self.accepted_versions.lock().ok().and_then(|a| a.get(name).cloned());
+        let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
+        match wordpress::owner(&packages, rel) {
+            Some((p, Fetch::Got(m))) if m.covers(rel) => {
+                let from = accepted(&p.name);
+                if from.as_deref() != Some(p.version.as_str()) {
+                    return Some((p.name.clone(), from));
+                }
+                let md5 = || after.and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, rel, &sha));
+                let vouched = m.judge(rel, after, md5) == Some(crate::vendor::Origin::Vendor);
+                (!vouched).then(|| (p.name.clone(), from))
+            }
+            Some(_) => None,
+            None => {
+                let name = wordpress::package_of(rel)?;
+                let from = accepted(&name);
+                packages.iter().all(|(p, _)| p.name != name).then_some((name, from))
+            }
+        }
+    }
+
+    /// The baseline now holds `version` of package `name`.
+    pub fn set_accepted_version(&self, name: &str, version: &str) {
+        if let Ok(mut a) = self.accepted_versions.lock() {
+            a.insert(name.to_string(), version.to_string());
+        }
+    }
+
+    /// The name of the package whose tree holds `rel` (installed or not).
+    pub fn package_name(&self, rel: &[u8]) -> Option<String> {
+        let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
+        wordpress::owner(&packages, rel).map(|(p, _)| p.name.clone()).or_else(|| wordpress::package_of(rel))
+    }
+
+    /// The package `name` as last looked at, and its manifest.
+    pub fn package(&self, name: &str) -> Option<(Package, Fetch)> {
+        let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
+        packages.iter().find(|(p, _)| p.name == name).cloned()
     }
 
     /// Sets (or, with `None`, clears) why the site is degraded; true when
@@ -189,6 +247,7 @@ impl Generation {
                 manifest: std::sync::OnceLock::new(),
                 packages: Mutex::new(Vec::new()),
                 vendors_stale: AtomicBool::new(false),
+                accepted_versions: Mutex::new(std::collections::HashMap::new()),
             })
             .collect();
         Generation { number, content, cfg, sites, cancel: Arc::new(AtomicBool::new(false)), hub, events }
@@ -624,7 +683,8 @@ impl Generation {
         *self.sites[i].packages.lock().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
-    fn vendors_apply(&self, i: usize) -> bool {
+    /// Are site `i`'s packages looked up at their publishers?
+    pub fn vendors_apply(&self, i: usize) -> bool {
         let site = &self.cfg.sites[i];
         self.cfg.vendors.enabled && site.profile == "wordpress" && site.reference.is_none()
     }
@@ -634,8 +694,11 @@ impl Generation {
     /// nothing until the checksums are fetched.
     fn detect_packages(&self, i: usize) {
         if self.vendors_apply(i) {
-            let found =
+            let found: Vec<_> =
                 wordpress::detect(&self.cfg.sites[i].real_root).into_iter().map(|p| (p, Fetch::Pending)).collect();
+            if let Ok(mut a) = self.sites[i].accepted_versions.lock() {
+                *a = found.iter().map(|(p, _)| (p.name.clone(), p.version.clone())).collect();
+            }
             *self.sites[i].packages.lock().unwrap_or_else(|p| p.into_inner()) = found;
         }
     }
@@ -667,7 +730,7 @@ impl Generation {
 
 /// Where a package's manifest stands.
 #[derive(Clone)]
-enum Fetch {
+pub enum Fetch {
     /// Not asked for yet.
     Pending,
     /// At hand.

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::generation::Generation;
 use super::maintenance;
+use super::updates;
 use crate::alert::record::QuarantineRecord;
 use crate::alert::{diff, AlertRecord, SinkError, Sinks};
 use crate::baseline::{Store, StoreError};
@@ -181,6 +182,7 @@ pub fn spawn(
         host,
         busy_since: Arc::clone(&handle.busy_since),
         recent: HashMap::new(),
+        updates: HashMap::new(),
     };
     supervisor
         .spawn("sw-judge", move || {
@@ -195,6 +197,9 @@ pub fn spawn(
 }
 
 struct Judge {
+    /// Changes of packages that may be being updated, held until the
+    /// package settles (see [`updates`](super::updates)).
+    updates: HashMap<(Arc<str>, String), updates::Held>,
     /// Realtime alerts of the last moments, by path: the severity and when
     /// (nanoseconds). A hot path is alerted once, then again only when it
     /// settles or its severity rises.
@@ -231,6 +236,15 @@ enum Next {
     Realtime(Option<Observed>),
     Control(Control),
     Scan(Option<Observed>),
+    /// A held package update is due to be looked at.
+    Updates,
+}
+
+async fn sleep_until(t: Option<std::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A scan observation being judged chunk by chunk.
@@ -254,6 +268,9 @@ impl Judge {
             // stamped: the watchdog asks whether one of them hangs, not
             // whether an attack keeps the judge busy.
             self.busy_since.store(now_ns(), Ordering::Release);
+            if self.next_update().is_some_and(|t| t <= std::time::Instant::now()) {
+                self.settle_updates()?;
+            }
             // Realtime first, then control, then one chunk of the scan at hand.
             if let Ok(o) = realtime.try_recv() {
                 self.judge_realtime(o)?;
@@ -275,11 +292,13 @@ impl Judge {
                 return Ok(());
             }
             self.busy_since.store(0, Ordering::Release);
+            let update_due = self.next_update();
             let next = tokio::select! {
                 biased;
                 o = realtime.recv(), if rt_open => Next::Realtime(o),
                 Some(c) = control.recv() => Next::Control(c),
                 o = scans.recv(), if scans_open => Next::Scan(o),
+                _ = sleep_until(update_due) => Next::Updates,
             };
             self.busy_since.store(now_ns(), Ordering::Release);
             match next {
@@ -288,13 +307,14 @@ impl Judge {
                 Next::Control(c) => self.control(c)?,
                 Next::Scan(Some(o)) => current = Some(ScanInProgress { obs: o, next: 0, alerts: 0 }),
                 Next::Scan(None) => scans_open = false,
+                Next::Updates => self.settle_updates()?,
             }
         }
     }
 
     fn judge_realtime(&mut self, mut o: Observed) -> Result<(), Fatal> {
         let changes = std::mem::take(&mut o.changes);
-        let n = self.emit(&o.generation, o.site, &changes, &o.reverted, None)?;
+        let n = self.emit(&o.generation, o.site, &changes, &o.reverted, None, true)?;
         if let Some(done) = o.done {
             let _ = done.send(n);
         }
@@ -308,7 +328,7 @@ impl Judge {
         // Reverted paths go with the last chunk, after every change.
         let reverted: &[RelPath] = if last { &scan.obs.reverted } else { &[] };
         let chunk = &scan.obs.changes[scan.next..end];
-        scan.alerts += self.emit(&scan.obs.generation, scan.obs.site, chunk, reverted, scan.obs.scan_started)?;
+        scan.alerts += self.emit(&scan.obs.generation, scan.obs.site, chunk, reverted, scan.obs.scan_started, true)?;
         scan.next = end;
         Ok(last)
     }
@@ -400,14 +420,17 @@ impl Judge {
     /// on disk before they are remembered: a crash in between repeats an
     /// alert, never loses one.
     /// `since`: for a scan, when it started. Its findings are older than
-    /// anything alerted or accepted after that, which wins.
+    /// anything alerted or accepted after that, which wins. `hold`: a
+    /// change that may be part of a package update waits for the package
+    /// to settle.
     fn emit(
         &mut self,
-        generation: &Generation,
+        generation: &Arc<Generation>,
         i: usize,
         changes: &[Change],
         reverted: &[RelPath],
         since: Option<i64>,
+        hold: bool,
     ) -> Result<usize, Fatal> {
         if changes.is_empty() && reverted.is_empty() {
             return Ok(0);
@@ -431,6 +454,9 @@ impl Judge {
             crate::util::fault::point("judge", &c.rel);
             if c.is_silent() {
                 silent.push(c);
+                continue;
+            }
+            if hold && self.hold(generation, i, c) {
                 continue;
             }
             let (record, fate) = self.judge_one(generation, i, c, now);
@@ -557,6 +583,103 @@ impl Judge {
             self.run_hook(generation, &meta, &mut record, verdict.severity.as_str());
         }
         (Some(record), fate)
+    }
+
+    /// Holds `c` with the other changes of its package when it may be part
+    /// of an update; false when it is to be judged now.
+    fn hold(&mut self, generation: &Arc<Generation>, i: usize, c: &Change) -> bool {
+        let cfg = &generation.cfg;
+        if !cfg.vendors.auto_accept || !generation.vendors_apply(i) || c.transient.is_some() {
+            return false;
+        }
+        let site = &cfg.sites[i];
+        if site.policy.verdict(c).quarantine.is_some() {
+            return false; // Undone at once, whatever it is.
+        }
+        let watch = &generation.sites[i];
+        let now = std::time::Instant::now();
+        // A package already held takes every change of its tree (files that
+        // match a release fetched meanwhile included).
+        let held =
+            watch.package_name(&c.rel).map(|p| (Arc::clone(&site.name), p)).filter(|k| self.updates.contains_key(k));
+        let key = match held {
+            Some(key) => key,
+            None => {
+                let Some((package, from)) = watch.update_candidate(&site.real_root, &c.rel, c.after.as_ref()) else {
+                    return false;
+                };
+                if self.updates.len() >= updates::MAX_PACKAGES {
+                    return false;
+                }
+                let key = (Arc::clone(&site.name), package.clone());
+                self.updates.insert(key.clone(), updates::Held::new(Arc::clone(generation), i, package, from, now));
+                // Its checksums, looked at again on the scan worker.
+                watch.vendors_stale.store(true, Ordering::Release);
+                key
+            }
+        };
+        let Some(h) = self.updates.get_mut(&key) else { return false };
+        if h.changes.len() >= updates::MAX_CHANGES && !h.changes.contains_key(&c.rel) {
+            return false;
+        }
+        h.changes.insert(c.rel.clone(), c.clone());
+        h.last = now;
+        true
+    }
+
+    /// When the next held package is to be looked at.
+    fn next_update(&self) -> Option<std::time::Instant> {
+        self.updates.values().map(updates::Held::due).min()
+    }
+
+    /// Judges the held packages that settled: an update, a downgrade or a
+    /// new package as one summary, everything else as usual.
+    fn settle_updates(&mut self) -> Result<(), Fatal> {
+        let now = std::time::Instant::now();
+        let due: Vec<_> = self.updates.iter().filter(|(_, h)| h.due() <= now).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            let Some(mut h) = self.updates.remove(&key) else { continue };
+            let outcome = updates::outcome(&mut h, now);
+            let (generation, i) = (Arc::clone(&h.generation), h.site);
+            let changes: Vec<Change> = std::mem::take(&mut h.changes).into_values().collect();
+            match outcome {
+                updates::Outcome::Wait => {
+                    h.changes = changes.into_iter().map(|c| (c.rel.clone(), c)).collect();
+                    self.updates.insert(key, h);
+                }
+                updates::Outcome::Release => {
+                    self.emit(&generation, i, &changes, &[], None, false)?;
+                }
+                updates::Outcome::Moved { kind, now: package, manifest } => {
+                    let site = &generation.cfg.sites[i];
+                    if maintenance::active(&generation.cfg.state_dir, &site.name) {
+                        self.emit(&generation, i, &changes, &[], None, false)?;
+                        continue;
+                    }
+                    let live = self.still_news(&site.name, &changes, None)?;
+                    let (ok, other): (Vec<&Change>, Vec<&Change>) =
+                        live.iter().partition(|c| updates::vouched(&manifest, &site.real_root, c));
+                    if !ok.is_empty() {
+                        let t = now_ns();
+                        let record = updates::summary(&self.host, site, kind, h.from.as_deref(), &package, &ok, t);
+                        tracing::info!(site = %site.name, files = ok.len(), "{}", record.diff_note.as_deref().unwrap_or(""));
+                        self.sinks.deliver(&[record])?;
+                        let w = self.store.write()?;
+                        for c in &ok {
+                            if kind.accepted() || site.auto_accept {
+                                w.accept(&site.name, &c.rel, c.after.as_ref())?;
+                            } else {
+                                w.mark_alerted(&site.name, &c.rel, c.after.as_ref(), t)?;
+                            }
+                        }
+                        w.commit()?;
+                    }
+                    let other: Vec<Change> = other.into_iter().cloned().collect();
+                    self.emit(&generation, i, &other, &[], None, false)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Is `c` a hot path's change that was alerted moments ago at this

@@ -29,6 +29,7 @@ pub mod judge;
 pub mod maintenance;
 pub mod status;
 pub mod systemd;
+mod updates;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

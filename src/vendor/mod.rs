@@ -234,6 +234,21 @@ impl Manifest {
         self.foreign_in = Some(dirs);
     }
 
+    /// Is `rel` in the package's tree: listed, or where an unlisted file
+    /// would be `foreign` (a new folder of the package included)?
+    pub fn covers(&self, rel: &[u8]) -> bool {
+        self.files.contains_key(rel)
+            || match &self.foreign_in {
+                Some(roots) => roots.iter().any(|r| crate::detect::is_under(rel, r)),
+                None => self.dirs.contains(parent(rel)),
+            }
+    }
+
+    /// Does the release have a file `rel`?
+    pub fn lists(&self, rel: &[u8]) -> bool {
+        self.files.contains_key(rel)
+    }
+
     /// Paths the manifest lists (for `verify`: what is missing).
     pub fn paths(&self) -> impl Iterator<Item = &RelPath> {
         self.files.keys()

@@ -104,12 +104,15 @@ fn read_head(p: &Path) -> Option<String> {
 }
 
 /// `$name = 'value';` in PHP source.
+/// The assignment, not a mention in a comment (`@global string
+/// $wp_version` comes first in the real file).
 fn php_string(text: &str, name: &str) -> Option<String> {
-    let at = text.find(name)?;
-    let rest = text[at + name.len()..].trim_start().strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
-    let value: String = rest[1..].chars().take_while(|&c| c != quote).collect();
-    valid_version(&value).then_some(value)
+    text.match_indices(name).find_map(|(at, _)| {
+        let rest = text[at + name.len()..].trim_start().strip_prefix('=')?.trim_start();
+        let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let value: String = rest[1..].chars().take_while(|&c| c != quote).collect();
+        valid_version(&value).then_some(value)
+    })
 }
 
 /// `Name: value` in a plugin or theme header.
@@ -315,6 +318,35 @@ fn hex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// The package a path of a plugin folder belongs to (`plugin:SLUG` for
+/// `wp-content/plugins/SLUG/…`), whether or not it is installed.
+pub fn package_of(rel: &[u8]) -> Option<String> {
+    let rest = rel.strip_prefix(b"wp-content/plugins/")?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let slug = std::str::from_utf8(&rest[..slash]).ok()?;
+    valid_version(slug).then(|| format!("plugin:{slug}"))
+}
+
+/// Orders two versions as releases do: numeric parts as numbers
+/// (`6.10` after `6.9`), a pre-release (`6.4-RC1`) before its release.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let split = |v: &str| -> (Vec<u64>, String) {
+        let (main, pre) = v.split_once(['-', '+']).unwrap_or((v, ""));
+        (main.split('.').map(|x| x.parse().unwrap_or(0)).collect(), pre.to_string())
+    };
+    let ((mut na, pa), (mut nb, pb)) = (split(a), split(b));
+    let len = na.len().max(nb.len());
+    na.resize(len, 0);
+    nb.resize(len, 0);
+    na.cmp(&nb).then_with(|| match (pa.is_empty(), pb.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => pa.cmp(&pb),
+    })
+}
+
 /// Which of `packages` (with whatever goes with each) holds the path.
 pub fn owner<'p, T>(packages: &'p [(Package, T)], rel: &[u8]) -> Option<&'p (Package, T)> {
     // The longest package directory that holds it; core owns what is not
@@ -335,6 +367,8 @@ mod tests {
     #[test]
     fn versions_are_read_from_the_site_and_must_be_plain() {
         assert_eq!(php_string("<?php\n$wp_version = '6.4.2';\n", "$wp_version").as_deref(), Some("6.4.2"));
+        let real = "/**\n * @global string $wp_version\n */\n$wp_version = '6.1.9';\n";
+        assert_eq!(php_string(real, "$wp_version").as_deref(), Some("6.1.9"), "the assignment, not the comment");
         assert_eq!(php_string("$wp_local_package = \"de_DE\";", "$wp_local_package").as_deref(), Some("de_DE"));
         assert_eq!(php_string("$wp_version = '6.4/../../x';", "$wp_version"), None, "never into a URL");
         assert_eq!(header(" * Plugin Name: Akismet\n * Version: 5.3.1\n", "Version:").as_deref(), Some("5.3.1"));
@@ -359,6 +393,17 @@ mod tests {
         let files = br#"{"files":{"akismet.php":{"md5":"926dd0f95df723f9ed934eb058882cc8","sha256":["aa","0000000000000000000000000000000000000000000000000000000000000000"]}}}"#;
         let m = parse(&plugin, files).unwrap();
         assert_eq!(m.paths().next().map(|p| p.as_slice()), Some(&b"wp-content/plugins/akismet/akismet.php"[..]));
+    }
+
+    #[test]
+    fn versions_order_as_releases_do() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_versions("6.10", "6.9"), Greater);
+        assert_eq!(compare_versions("5.3", "5.3.0"), Equal);
+        assert_eq!(compare_versions("5.3", "5.3.1"), Less);
+        assert_eq!(compare_versions("6.4-RC1", "6.4"), Less);
+        assert_eq!(package_of(b"wp-content/plugins/wp-file-manager/x.php").as_deref(), Some("plugin:wp-file-manager"));
+        assert_eq!(package_of(b"wp-content/plugins/hello.php"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod daemon;
+pub mod publisher;
 pub mod smtp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sitewarden");

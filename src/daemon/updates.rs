@@ -1,0 +1,243 @@
+//! Genuine updates told from attacks. WordPress updates itself from
+//! WP-Cron, where no `maintenance` window wraps it: every file of a new
+//! release would otherwise look like tampering of the old one.
+//!
+//! A change in the tree of a package whose release is known, that the
+//! release does not vouch for, is held by the judge with the other changes
+//! of that package until the package has been quiet for [`SETTLE`] (at
+//! most [`MAX_HOLD`] after the first, so a writer who keeps a package busy
+//! only delays its alerts). Then the version on disk is read again:
+//! - unchanged: the changes are tampering, judged as usual (`critical`);
+//! - changed, and the new release's checksums are at hand: the files that
+//!   match it are one summary record — an update (`info`, accepted), a
+//!   downgrade (`high`, never accepted: the way back to a vulnerable
+//!   release), a package that was not there (`medium`, accepted: a genuine
+//!   file manager is a classic foothold) — and every file that does not
+//!   match is judged as usual against the new release;
+//! - the new release cannot be had: judged as usual (`unknown`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::generation::{Fetch, Generation};
+use crate::alert::record::{absolute, UpdateRecord};
+use crate::alert::AlertRecord;
+use crate::model::{Change, DetectedBy, EventKind, RelPath, Severity};
+use crate::vendor::wordpress::{self, Package};
+use crate::vendor::{Manifest, Origin};
+
+/// A package's changes are judged once it has been quiet this long.
+pub const SETTLE: Duration = Duration::from_secs(2);
+/// ... and at the latest this long after its first held change.
+pub const MAX_HOLD: Duration = Duration::from_secs(60);
+/// Packages held at once; past this a change is judged at once.
+pub const MAX_PACKAGES: usize = 256;
+/// Changes held per package; past this they are judged at once.
+pub const MAX_CHANGES: usize = 50_000;
+/// Paths a summary record lists.
+const LISTED: usize = 1000;
+
+/// The changes of one package, held.
+pub struct Held {
+    pub generation: Arc<Generation>,
+    pub site: usize,
+    pub package: String,
+    /// Its version when the first change was held (`None`: not installed).
+    pub from: Option<String>,
+    pub changes: BTreeMap<RelPath, Change>,
+    pub first: Instant,
+    pub last: Instant,
+    /// The version on disk the checksums were last asked for.
+    asked_for: Option<String>,
+    /// Not looked at again before this (waiting for checksums).
+    next_look: Instant,
+}
+
+impl Held {
+    pub fn new(generation: Arc<Generation>, site: usize, package: String, from: Option<String>, now: Instant) -> Held {
+        Held {
+            generation,
+            site,
+            package,
+            from,
+            changes: BTreeMap::new(),
+            first: now,
+            last: now,
+            asked_for: None,
+            next_look: now,
+        }
+    }
+
+    /// When it is to be looked at again.
+    pub fn due(&self) -> Instant {
+        (self.last + SETTLE).min(self.first + MAX_HOLD).max(self.next_look)
+    }
+}
+
+/// The kind of a package change whose files all match a release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Update,
+    Downgrade,
+    New,
+}
+
+impl Kind {
+    fn severity(self) -> Severity {
+        match self {
+            Kind::Update => Severity::Info,
+            Kind::Downgrade => Severity::High,
+            Kind::New => Severity::Medium,
+        }
+    }
+
+    fn rule(self) -> &'static str {
+        match self {
+            Kind::Update => "vendor-update",
+            Kind::Downgrade => "vendor-downgrade",
+            Kind::New => "vendor-new-package",
+        }
+    }
+
+    /// Are its matching files accepted into the baseline?
+    pub fn accepted(self) -> bool {
+        self != Kind::Downgrade
+    }
+}
+
+/// What to do with a held package now.
+pub enum Outcome {
+    /// Not settled yet, or the new release's checksums are on their way.
+    Wait,
+    /// Judge every change as usual.
+    Release,
+    /// The package is at release `now`, whose manifest is `manifest`.
+    Moved { kind: Kind, now: Package, manifest: Arc<Manifest> },
+}
+
+/// Looks at a held package: settled? at which version? checksums at hand?
+pub fn outcome(h: &mut Held, now: Instant) -> Outcome {
+    let expired = now >= h.first + MAX_HOLD;
+    if !expired && now < h.last + SETTLE {
+        return Outcome::Wait;
+    }
+    let site = &h.generation.sites[h.site];
+    let root = &h.generation.cfg.sites[h.site].real_root;
+    let Some(disk) = wordpress::detect(root).into_iter().find(|p| p.name == h.package) else {
+        return Outcome::Release;
+    };
+    if h.from.as_deref() == Some(disk.version.as_str()) {
+        return Outcome::Release;
+    }
+    // Whatever comes of it, the next change of the package is measured
+    // against this version (a downgrade stays a downgrade: not accepted).
+    let accept_version = |kind: Option<Kind>| {
+        if kind != Some(Kind::Downgrade) {
+            site.set_accepted_version(&h.package, &disk.version);
+        }
+    };
+    match site.package(&h.package) {
+        Some((known, Fetch::Got(manifest))) if known == disk => {
+            let kind = match &h.from {
+                None => Kind::New,
+                Some(from) if wordpress::compare_versions(&disk.version, from).is_lt() => Kind::Downgrade,
+                Some(_) => Kind::Update,
+            };
+            accept_version(Some(kind));
+            Outcome::Moved { kind, now: disk, manifest }
+        }
+        Some((known, Fetch::Failed)) if known == disk => {
+            accept_version(None);
+            Outcome::Release
+        }
+        _ if expired => Outcome::Release,
+        _ => {
+            // The scan worker fetches it (network time is never the judge's).
+            if h.asked_for.as_deref() != Some(disk.version.as_str()) {
+                h.asked_for = Some(disk.version.clone());
+                site.vendors_stale.store(true, Ordering::Release);
+            }
+            h.next_look = now + Duration::from_millis(200);
+            Outcome::Wait
+        }
+    }
+}
+
+/// Does the release vouch for this change: the file as released, or a
+/// file the release no longer has, deleted?
+pub fn vouched(manifest: &Manifest, root: &std::path::Path, c: &Change) -> bool {
+    match &c.after {
+        None => !manifest.lists(&c.rel),
+        after => {
+            let md5 =
+                || after.as_ref().and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, &c.rel, &sha));
+            manifest.judge(&c.rel, after.as_ref(), md5) == Some(Origin::Vendor)
+        }
+    }
+}
+
+/// The one record that stands for the `changes` of a package moved to
+/// release `now`, all matching it.
+pub fn summary(
+    host: &str,
+    site: &crate::config::Site,
+    kind: Kind,
+    from: Option<&str>,
+    now: &Package,
+    changes: &[&Change],
+    time_ns: i64,
+) -> AlertRecord {
+    let by = if changes.iter().any(|c| c.detected_by == DetectedBy::Realtime) {
+        DetectedBy::Realtime
+    } else {
+        DetectedBy::Scan
+    };
+    let stand_in = Change {
+        site: Arc::clone(&site.name),
+        rel: now.dir.clone(),
+        kind: if kind == Kind::New { EventKind::Added } else { EventKind::Modified },
+        before: None,
+        after: None,
+        detected_by: by,
+        transient: None,
+        hot: false,
+        actor: None,
+    };
+    let verdict =
+        crate::policy::Verdict { severity: kind.severity(), rule: kind.rule(), nodiff: true, quarantine: None };
+    let mut r = AlertRecord::new(host, &site.root, &stand_in, &verdict, time_ns);
+    let shown = now.name.replace(':', " ");
+    let n = changes.len();
+    let files = if n == 1 { "1 file".to_string() } else { format!("{n} files") };
+    r.diff_note = Some(match (kind, from) {
+        (Kind::New, _) => format!("new {shown} {}: {files}, all match the release", now.version),
+        (Kind::Downgrade, Some(f)) => {
+            format!("{shown} {f} → {} is a DOWNGRADE: {files}, all match the older release; not accepted", now.version)
+        }
+        (_, f) => format!("{shown} {} → {}: {files}, all match the release", f.unwrap_or("?"), now.version),
+    });
+    r.verdict = Some(crate::vendor::Verdict {
+        origin: Origin::Vendor,
+        package: now.name.clone(),
+        version: now.version.clone(),
+    });
+    r.update = Some(UpdateRecord {
+        package: now.name.clone(),
+        from: from.map(str::to_string),
+        to: now.version.clone(),
+        kind: match kind {
+            Kind::Update => "update",
+            Kind::Downgrade => "downgrade",
+            Kind::New => "new",
+        }
+        .to_string(),
+        files: n,
+        accepted: kind.accepted(),
+        paths: changes.iter().take(LISTED).map(|c| crate::util::bytes::lossless(&c.rel)).collect(),
+    });
+    // The package folder, not a file: its path names what was updated.
+    r.path = crate::util::bytes::lossless(&absolute(&site.root, &now.dir));
+    r
+}

@@ -1,0 +1,322 @@
+//! Genuine updates are quiet, and only they: WordPress core and a plugin
+//! updated in place (hundreds of files, as WP-Cron does it, with no
+//! `maintenance` window) give one `info` summary; the same tree going
+//! back is a `high` downgrade; a plugin that was not installed is one
+//! `medium` summary; a file that matches no release stays `critical`.
+//!
+//! The releases are built from Debian's `wordpress` tree and served with
+//! their checksums by a publisher on loopback.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::daemon::Daemon;
+use common::publisher::Publisher;
+use common::smtp::SmtpServer;
+use common::Fixture;
+use sha2::Digest;
+
+const DEBIAN_WP: &str = "/usr/share/wordpress";
+const A: &str = "6.4.2";
+const B: &str = "6.4.3";
+/// Core files release B changes.
+const CHANGED: usize = 300;
+
+/// A release: relative path → content.
+type Tree = BTreeMap<String, Vec<u8>>;
+
+/// Core and akismet as Debian ships them, called release A.
+fn release_a() -> (Tree, Tree) {
+    let mut core = Tree::new();
+    let mut akismet = Tree::new();
+    for p in common::walk(Path::new(DEBIAN_WP)) {
+        let rel = p.strip_prefix(DEBIAN_WP).unwrap().to_str().unwrap().to_string();
+        if !std::fs::symlink_metadata(&p).unwrap().is_file() || rel == "wp-config.php" {
+            continue;
+        }
+        if let Some(r) = rel.strip_prefix("wp-content/plugins/akismet/") {
+            akismet.insert(r.to_string(), std::fs::read(&p).unwrap());
+        } else if !rel.starts_with("wp-content/") {
+            core.insert(rel, std::fs::read(&p).unwrap());
+        }
+    }
+    let version = core.get_mut("wp-includes/version.php").unwrap();
+    let text = String::from_utf8(version.clone()).unwrap();
+    let at = text.find("$wp_version = '").unwrap();
+    let end = text[at + 15..].find('\'').unwrap() + at + 15;
+    *version = format!("{}$wp_version = '{A}{}", &text[..at], &text[end..]).into_bytes();
+    (core, akismet)
+}
+
+/// Release B of core: `CHANGED` files of wp-includes changed, one added,
+/// one gone, the version raised.
+fn core_b(a: &Tree) -> Tree {
+    let mut b = a.clone();
+    let php: Vec<String> = a
+        .keys()
+        .filter(|k| k.starts_with("wp-includes/") && k.ends_with(".php") && !k.ends_with("version.php"))
+        .cloned()
+        .collect();
+    assert!(php.len() > CHANGED + 1, "Debian's tree is smaller than expected");
+    for k in &php[..CHANGED] {
+        b.get_mut(k).unwrap().extend_from_slice(format!("\n// changed in {B}\n").as_bytes());
+    }
+    b.remove(&php[CHANGED]);
+    b.insert("wp-includes/new-in-b.php".into(), b"<?php // new in B\n".to_vec());
+    let v = String::from_utf8(b["wp-includes/version.php"].clone()).unwrap().replace(A, B);
+    b.insert("wp-includes/version.php".into(), v.into_bytes());
+    b
+}
+
+fn plugin_version(tree: &Tree) -> String {
+    let main = String::from_utf8_lossy(&tree["akismet.php"]).to_string();
+    main.lines().find_map(|l| l.trim_start_matches([' ', '*']).strip_prefix("Version:")).unwrap().trim().to_string()
+}
+
+/// Akismet B: the version raised, three files changed.
+fn akismet_b(a: &Tree) -> (Tree, String) {
+    let mut b = a.clone();
+    let from = plugin_version(a);
+    let to = format!("{from}.1");
+    let main = String::from_utf8(b["akismet.php"].clone()).unwrap().replacen(
+        &format!("Version: {from}"),
+        &format!("Version: {to}"),
+        1,
+    );
+    b.insert("akismet.php".into(), main.into_bytes());
+    for k in a.keys().filter(|k| k.ends_with(".php") && *k != "akismet.php").take(3) {
+        b.get_mut(k).unwrap().extend_from_slice(b"\n// akismet B\n");
+    }
+    (b, to)
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    hex(&md5::Md5::digest(b))
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    hex(&sha2::Sha256::digest(b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Checksums as wordpress.org serves them: core as MD5s nested under the
+/// version (one file for all versions: the fixture server ignores the
+/// query), plugins as SHA-256 per version.
+fn publish(web: &Path, cores: &[(&str, &Tree)], plugins: &[(&str, &str, &Tree)]) {
+    let mut all = serde_json::Map::new();
+    for (v, t) in cores {
+        let sums: serde_json::Map<String, serde_json::Value> =
+            t.iter().map(|(k, c)| (k.clone(), md5_hex(c).into())).collect();
+        all.insert(v.to_string(), sums.into());
+    }
+    std::fs::create_dir_all(web).unwrap();
+    std::fs::write(web.join("core.json"), serde_json::json!({ "checksums": all }).to_string()).unwrap();
+    for (slug, v, t) in plugins {
+        let files: serde_json::Map<String, serde_json::Value> =
+            t.iter().map(|(k, c)| (k.clone(), serde_json::json!({"md5": md5_hex(c), "sha256": sha_hex(c)}))).collect();
+        let dir = web.join("plugin-checksums").join(slug);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{v}.json")), serde_json::json!({ "files": files }).to_string()).unwrap();
+    }
+}
+
+/// Writes what differs from `from` to `to` below `root`, as an updater does
+/// (in place), and removes what `to` no longer has; the paths touched.
+fn move_tree(root: &Path, from: &Tree, to: &Tree) -> usize {
+    let mut n = 0;
+    for (k, c) in to {
+        if from.get(k) != Some(c) {
+            let p = root.join(k);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, c).unwrap();
+            n += 1;
+        }
+    }
+    for k in from.keys().filter(|k| !to.contains_key(*k)) {
+        std::fs::remove_file(root.join(k)).unwrap();
+        n += 1;
+    }
+    n
+}
+
+struct Wp {
+    f: Fixture,
+    _publisher: Publisher,
+    smtp: SmtpServer,
+    _mail_dir: tempfile::TempDir,
+    core: (Tree, Tree),
+    akismet: (Tree, Tree, String, String),
+}
+
+/// A site at core A and akismet A, its baseline taken, mail on.
+fn site(extra_plugins: &[(&str, &str, &Tree)]) -> Wp {
+    let f = Fixture::new("wordpress", "");
+    let (core_a, akismet_a) = release_a();
+    let core_b = core_b(&core_a);
+    let (akismet_b, to) = akismet_b(&akismet_a);
+    let from = plugin_version(&akismet_a);
+    move_tree(&f.root(), &Tree::new(), &core_a);
+    move_tree(&f.root().join("wp-content/plugins/akismet"), &Tree::new(), &akismet_a);
+    f.write("wp-config.php", "<?php define('DB_PASSWORD', 'pw');\n");
+    let web = f.path("publisher");
+    let mut plugins = vec![("akismet", from.as_str(), &akismet_a), ("akismet", to.as_str(), &akismet_b)];
+    plugins.extend_from_slice(extra_plugins);
+    publish(&web, &[(A, &core_a), (B, &core_b)], &plugins);
+    let publisher = Publisher::start(&web);
+    let mail_dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(mail_dir.path(), None);
+    f.add_email(smtp.port, "    digest_seconds: 2\n");
+    let cfg = std::fs::read_to_string(f.config())
+        .unwrap()
+        .replace("http://127.0.0.1:9/core", &format!("http://127.0.0.1:{}/core.json", publisher.port))
+        .replace("http://127.0.0.1:9/plugins", &format!("http://127.0.0.1:{}/plugin-checksums", publisher.port));
+    std::fs::write(f.config(), cfg).unwrap();
+    let b = f.run(["baseline"]).ok();
+    assert!(!b.stderr.contains("tampered") && !b.stderr.contains("foreign"), "release A verifies: {}", b.stderr);
+    Wp {
+        f,
+        _publisher: publisher,
+        smtp,
+        _mail_dir: mail_dir,
+        core: (core_a, core_b),
+        akismet: (akismet_a, akismet_b, from, to),
+    }
+}
+
+fn start(wp: &Wp) -> Daemon {
+    let d = Daemon::start(&wp.f);
+    d.wait_stderr(&format!("checksums of wordpress {A}"));
+    d.wait_stderr("checksums of plugin:akismet");
+    d
+}
+
+fn summary<'r>(records: &'r [serde_json::Value], rule: &str, package: &str) -> Option<&'r serde_json::Value> {
+    records.iter().find(|r| r["rule"] == rule && r["update"]["package"] == package)
+}
+
+#[test]
+fn an_update_of_core_and_a_plugin_is_one_info_summary_each_and_going_back_is_high() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let root = wp.f.root();
+    let (core_a, core_b) = &wp.core;
+    let (ak_a, ak_b, ak_from, ak_to) = &wp.akismet;
+    let n_core = move_tree(&root, core_a, core_b);
+    let n_plugin = move_tree(&root.join("wp-content/plugins/akismet"), ak_a, ak_b);
+    assert!(n_core > CHANGED, "{n_core}");
+    let records = d.wait_for("both update summaries", |r| {
+        summary(r, "vendor-update", "wordpress").is_some() && summary(r, "vendor-update", "plugin:akismet").is_some()
+    });
+    let core = summary(&records, "vendor-update", "wordpress").unwrap();
+    assert_eq!(core["severity"], "info", "{core}");
+    assert_eq!(core["update"]["from"], A);
+    assert_eq!(core["update"]["to"], B);
+    assert_eq!(core["update"]["files"], n_core, "every file of the update is in its summary");
+    assert_eq!(core["update"]["accepted"], true);
+    assert_eq!(core["verdict"]["origin"], "vendor");
+    let plugin = summary(&records, "vendor-update", "plugin:akismet").unwrap();
+    assert_eq!(
+        (plugin["update"]["from"].as_str(), plugin["update"]["to"].as_str()),
+        (Some(ak_from.as_str()), Some(ak_to.as_str()))
+    );
+    assert_eq!(plugin["update"]["files"], n_plugin);
+    // Nothing above info, and one mail.
+    common::daemon::settle();
+    std::thread::sleep(Duration::from_secs(3));
+    let loud: Vec<_> = d.records().into_iter().filter(|r| r["severity"] != "info").collect();
+    assert!(loud.is_empty(), "{} records above info, the first: {}", loud.len(), loud[0]);
+    let mails = wp.smtp.wait_messages(1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    let mails_after = wp.smtp.messages();
+    assert_eq!(mails_after.len(), 1, "one mail: {:?}", mails_after.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    assert!(
+        mails[0].body.contains(&format!("wordpress {A} → {B}: {n_core} files, all match the release")),
+        "{}",
+        mails[0].body
+    );
+    println!(
+        "update {A} -> {B}: {n_core} core files and {n_plugin} plugin files, {} records, {} mail",
+        d.records().len(),
+        mails_after.len()
+    );
+    // The update was accepted: a check finds nothing.
+    let (code, drift) = wp.f.check_json();
+    assert_eq!(code, 0, "{drift:?}");
+
+    // Back to A: a downgrade, loud, and not accepted.
+    let before = d.records().len();
+    move_tree(&root, core_b, core_a);
+    let records = d.wait_for("the downgrade", |r| summary(&r[before..], "vendor-downgrade", "wordpress").is_some());
+    let down = summary(&records[before..], "vendor-downgrade", "wordpress").unwrap();
+    assert_eq!(down["severity"], "high", "{down}");
+    assert_eq!(down["update"]["kind"], "downgrade");
+    assert_eq!(down["update"]["accepted"], false);
+    let (code, _) = wp.f.check_json();
+    assert_eq!(code, 1, "a downgrade is not accepted");
+}
+
+#[test]
+fn a_plugin_that_was_not_there_is_one_medium_summary() {
+    let mut fm = Tree::new();
+    fm.insert("file-manager.php".into(), b"<?php\n/*\n * Plugin Name: File Manager\n * Version: 7.2\n */\n".to_vec());
+    fm.insert("lib/browse.php".into(), b"<?php // browse\n".to_vec());
+    fm.insert("readme.txt".into(), b"=== File Manager ===\n".to_vec());
+    let wp = site(&[("file-manager", "7.2", &fm)]);
+    let d = start(&wp);
+    move_tree(&wp.f.root().join("wp-content/plugins/file-manager"), &Tree::new(), &fm);
+    let records = d.wait_for("the new plugin", |r| summary(r, "vendor-new-package", "plugin:file-manager").is_some());
+    let s = summary(&records, "vendor-new-package", "plugin:file-manager").unwrap();
+    assert_eq!(s["severity"], "medium", "{s}");
+    assert_eq!(s["event"], "added");
+    assert_eq!(s["update"]["files"], 2, "the two PHP files (readme.txt is no code the profile watches)");
+    assert!(s["path"].as_str().unwrap().ends_with("/wp-content/plugins/file-manager"), "{s}");
+    assert!(s["diff_note"].as_str().unwrap().contains("new plugin file-manager 7.2"), "{s}");
+    common::daemon::settle();
+    assert_eq!(d.records().len(), 1, "{:?}", d.records());
+}
+
+#[test]
+fn a_file_that_matches_no_release_stays_critical_inside_an_update() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let root = wp.f.root();
+    let (core_a, core_b) = &wp.core;
+    let mut bad = core_b.clone();
+    let victim = "wp-includes/load.php";
+    bad.get_mut(victim).unwrap().extend_from_slice(b"\n@eval($_POST['k']);\n");
+    bad.insert("wp-includes/x.php".into(), b"<?php system($_GET['c']);".to_vec());
+    let n = move_tree(&root, core_a, &bad);
+    let records = d.wait_for("the summary and the tampered file", |r| {
+        summary(r, "vendor-update", "wordpress").is_some() && common::find(r, "/wp-includes/x.php").is_some()
+    });
+    let s = summary(&records, "vendor-update", "wordpress").unwrap();
+    assert_eq!(s["update"]["files"], n - 2, "all but the two: {s}");
+    let r = common::find(&records, &format!("/{victim}")).unwrap();
+    assert_eq!((r["severity"].as_str(), r["rule"].as_str()), (Some("critical"), Some("vendor-tampered")), "{r}");
+    assert_eq!(
+        r["verdict"],
+        serde_json::json!({"origin": "tampered", "package": "wordpress", "version": B}),
+        "against B: {r}"
+    );
+    let r = common::find(&records, "/wp-includes/x.php").unwrap();
+    assert_eq!(r["verdict"]["origin"], "foreign", "{r}");
+}
+
+#[test]
+fn tampering_without_an_update_is_critical_within_seconds() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let t = std::time::Instant::now();
+    wp.f.write("wp-includes/load.php", "<?php @eval($_POST['k']);\n");
+    let r = d.wait_record("modified", "/wp-includes/load.php");
+    let took = t.elapsed();
+    assert_eq!(r["severity"], "critical", "{r}");
+    assert!(took < Duration::from_secs(10), "held {took:?}");
+    println!("tampered file alerted after {took:?} (held while its package settles)");
+}
