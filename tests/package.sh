@@ -78,7 +78,7 @@ cp -a /usr/share/wordpress "$SITE"
 mkdir -p "$SITE/wp-content/uploads/2026/11"
 check "sitewarden init --profile wordpress writes the config" sitewarden init --profile wordpress --root "$SITE" --email ops@example.com
 # Never the real publishers from a test: their checksums from a closed port.
-printf 'vendors:\n  wordpress:\n    core_checksums_url: http://127.0.0.1:9/core\n    plugin_checksums_url: http://127.0.0.1:9/plugins\n' >> /etc/sitewarden/sitewarden.yaml
+printf 'vendors:\n  wordpress:\n    core_checksums_url: http://127.0.0.1:9/core\n    plugin_checksums_url: http://127.0.0.1:9/plugins\n    core_archive_url: http://127.0.0.1:9/release\n    plugin_archive_url: http://127.0.0.1:9/plugin\n    theme_archive_url: http://127.0.0.1:9/theme\n' >> /etc/sitewarden/sitewarden.yaml
 check "the config is valid" sitewarden config-check
 
 # The unit's ExecStart command line, run as a process (PID 1 is not systemd here).

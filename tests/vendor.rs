@@ -279,3 +279,51 @@ fn verify_and_baseline_name_what_differs_from_the_published_release() {
     // wp-config.php and the like are nobody's business here.
     assert!(!r.stdout.contains("wp-config.php"), "{}", r.stdout);
 }
+
+#[test]
+fn a_slow_or_endless_publisher_costs_bounded_time_and_memory() {
+    for mode in ["slow", "endless"] {
+        let (f, publisher) = wordpress_site(None);
+        drop(publisher);
+        let _ = std::fs::remove_dir_all(f.state().join("vendor"));
+        let bad = common::publisher::hostile(mode);
+        let cfg = std::fs::read_to_string(f.config()).unwrap();
+        let cfg = cfg.replace("vendors:\n", "vendors:\n  timeout: 2s\n");
+        let re = on_port(&cfg, bad.port);
+        std::fs::write(f.config(), re).unwrap();
+        let t = std::time::Instant::now();
+        let d = Daemon::start(&f);
+        // Detection goes on while the publisher holds the fetch.
+        f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+        let r = d.wait_record("modified", "/wp-includes/load.php");
+        assert_eq!(r["verdict"]["origin"], "unknown", "{mode}: {r}");
+        d.wait_stderr("wordpress 6.4.2: ");
+        let took = t.elapsed();
+        assert!(took < std::time::Duration::from_secs(30), "{mode}: gave up after {took:?}");
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        let rss_kb: u64 = rss
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        println!("{mode} publisher: given up after {took:?}, peak RSS {} MiB", rss_kb / 1024);
+        assert!(rss_kb < 200 * 1024, "{mode}: peak RSS {rss_kb} kB");
+    }
+}
+
+/// The config with every publisher URL on loopback port `port`.
+fn on_port(cfg: &str, port: u16) -> String {
+    cfg.lines()
+        .map(|l| match l.find("http://127.0.0.1:") {
+            Some(at) => {
+                let rest = &l[at + "http://127.0.0.1:".len()..];
+                let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+                format!("{}http://127.0.0.1:{port}{path}", &l[..at])
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}

@@ -344,9 +344,14 @@ impl Config {
                 auto_accept: raw.vendors.auto_accept.unwrap_or(true),
                 wordpress: {
                     let d = crate::vendor::wordpress::Urls::default();
+                    let w = raw.vendors.wordpress;
                     crate::vendor::wordpress::Urls {
-                        core: raw.vendors.wordpress.core_checksums_url.map(|u| u.0).unwrap_or(d.core),
-                        plugin: raw.vendors.wordpress.plugin_checksums_url.map(|u| u.0).unwrap_or(d.plugin),
+                        core: w.core_checksums_url.map(|u| u.0).unwrap_or(d.core),
+                        plugin: w.plugin_checksums_url.map(|u| u.0).unwrap_or(d.plugin),
+                        core_archive: w.core_archive_url.map(|u| u.0).unwrap_or(d.core_archive),
+                        plugin_archive: w.plugin_archive_url.map(|u| u.0).unwrap_or(d.plugin_archive),
+                        theme_archive: w.theme_archive_url.map(|u| u.0).unwrap_or(d.theme_archive),
+                        timeout: raw.vendors.timeout.map(|t| t.0).unwrap_or(d.timeout),
                     }
                 },
             },

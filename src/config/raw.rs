@@ -79,6 +79,8 @@ pub struct RawVendors {
     /// Accept a package update whose every file matches the new release,
     /// with one `info` summary (default true).
     pub auto_accept: Option<bool>,
+    /// A request to a publisher taking longer is abandoned (default 20s).
+    pub timeout: Option<ConfigDuration>,
     /// WordPress's endpoints (tests and mirrors point them elsewhere).
     #[serde(default)]
     pub wordpress: RawWordPressUrls,
@@ -92,6 +94,12 @@ pub struct RawWordPressUrls {
     pub core_checksums_url: Option<HttpUrl>,
     /// The base of plugin checksums (`/SLUG/VERSION.json` is added).
     pub plugin_checksums_url: Option<HttpUrl>,
+    /// The base of core release archives (`/[LOCALE/]wordpress-V.zip`).
+    pub core_archive_url: Option<HttpUrl>,
+    /// The base of plugin archives (`/SLUG.V.zip`).
+    pub plugin_archive_url: Option<HttpUrl>,
+    /// The base of theme archives (`/SLUG.V.zip`).
+    pub theme_archive_url: Option<HttpUrl>,
 }
 
 /// An `http://` or `https://` URL.

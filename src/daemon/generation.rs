@@ -163,6 +163,32 @@ impl SiteWatch {
         }
     }
 
+    /// The manifest that judges `rel`, when it is at hand.
+    fn manifest_of(&self, rel: &[u8]) -> Option<Arc<crate::vendor::Manifest>> {
+        if let Some(m) = self.manifest() {
+            return Some(Arc::clone(m));
+        }
+        let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
+        match wordpress::owner(&packages, rel) {
+            Some((_, Fetch::Got(m))) => Some(Arc::clone(m)),
+            _ => None,
+        }
+    }
+
+    /// The release's own content of `rel` (for a diff against it, or a
+    /// repair), and the release as `package version`.
+    pub fn pristine(&self, rel: &[u8]) -> Option<(Vec<u8>, String)> {
+        let m = self.manifest_of(rel)?;
+        m.pristine(rel).map(|b| (b, format!("{} {}", m.package, m.version)))
+    }
+
+    /// Does the release vouch for `state` of `rel` (no manifest: no)?
+    pub fn vouches(&self, root: &std::path::Path, rel: &[u8], state: Option<&FileState>) -> bool {
+        let Some(m) = self.manifest_of(rel) else { return false };
+        let md5 = || state.and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, rel, &sha));
+        m.judge(rel, state, md5) == Some(crate::vendor::Origin::Vendor)
+    }
+
     /// The name of the package whose tree holds `rel` (installed or not).
     pub fn package_name(&self, rel: &[u8]) -> Option<String> {
         let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());

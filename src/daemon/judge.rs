@@ -227,6 +227,8 @@ enum Fate {
     Drift,
     /// Quarantined back to its accepted state: its drift is forgotten.
     Undone,
+    /// Put back to the release's own file, which becomes its baseline.
+    Repaired,
     /// Held back by the rate limit and not undone: judged again later.
     Held,
 }
@@ -450,6 +452,7 @@ impl Judge {
         let mut fresh: Vec<&Change> = Vec::new();
         let mut back: Vec<&Change> = Vec::new();
         let mut silent: Vec<&Change> = Vec::new();
+        let mut repaired: Vec<&Change> = Vec::new();
         for c in &effective {
             crate::util::fault::point("judge", &c.rel);
             if c.is_silent() {
@@ -463,20 +466,27 @@ impl Judge {
             match fate {
                 Fate::Drift => fresh.push(c),
                 Fate::Undone => back.push(c),
+                Fate::Repaired => repaired.push(c),
                 Fate::Held => {}
             }
             records.extend(record);
         }
         let forget = self.forgettable(&site.name, reverted, since)?;
-        if records.is_empty() && forget.is_empty() && back.is_empty() && silent.is_empty() {
+        if records.is_empty() && forget.is_empty() && back.is_empty() && silent.is_empty() && repaired.is_empty() {
             return Ok(0);
         }
         self.sinks.deliver(&records)?;
         self.persist(site, &fresh, &back, &forget, now)?;
-        if !silent.is_empty() {
+        if !silent.is_empty() || !repaired.is_empty() {
             let w = self.store.write()?;
             for c in silent {
                 w.accept(&site.name, &c.rel, c.after.as_ref())?;
+            }
+            // Put back to the release's own file: that is the baseline now.
+            for c in repaired {
+                if let Ok(Some(state)) = file::probe(&site.real_root, &c.rel, None) {
+                    w.accept(&site.name, &c.rel, Some(&state))?;
+                }
             }
             w.commit()?;
         }
@@ -510,9 +520,32 @@ impl Judge {
         if verdict.quarantine.is_none() && self.still_hot(generation, c, verdict.severity, now) {
             return (None, Fate::Held);
         }
+        // A tampered file of a release is shown (and repaired) against the
+        // release's own file, when the release archive is at hand.
+        let pristine = match vendor.as_ref().map(|v| v.origin) {
+            Some(crate::vendor::Origin::Tampered) if c.after.is_some() => generation.sites[i].pristine(&c.rel),
+            _ => None,
+        };
+        let pristine_change = pristine.as_ref().and_then(|(bytes, _)| {
+            let sha = crate::util::sha256(bytes);
+            self.content.put(&sha, bytes).ok()?;
+            let shape = c.before.as_ref().or(c.after.as_ref())?;
+            let before = FileState { sha256: Some(sha), size: bytes.len() as u64, nlink: 1, ..shape.clone() };
+            Some(Change { before: Some(before), kind: EventKind::Modified, ..c.clone() })
+        });
         // Built after the quarantine acted: undoing comes first.
         let build = |content: &ContentStore| {
-            let mut r = diff::record_with_diff(&self.host, site, c, &verdict, content, Some(&site.real_root), now);
+            let shown = pristine_change.as_ref().unwrap_or(c);
+            let mut r = diff::record_with_diff(&self.host, site, shown, &verdict, content, Some(&site.real_root), now);
+            if let (Some(_), Some((_, release))) = (&pristine_change, &pristine) {
+                r.event = c.kind;
+                r.before = c.before.as_ref().map(crate::alert::record::StateRecord::from);
+                let note = format!("diff against the pristine file of {release}");
+                r.diff_note = Some(match r.diff_note.take() {
+                    Some(n) => format!("{note}; {}", diff::note_text(&n)),
+                    None => note,
+                });
+            }
             r.verdict = vendor.clone();
             r
         };
@@ -552,7 +585,17 @@ impl Judge {
             secrets: site.policy.secrets(),
             max_size: generation.cfg.quarantine.max_size,
         };
-        let meta = match quarantine::apply(&self.quarantine, &self.content, c, &act) {
+        // Repair: where the accepted version is not kept, or is itself not
+        // the release's, a restore puts the release's own file back.
+        let repair = match (&pristine_change, action) {
+            (Some(p), QuarantineAction::Restore) => {
+                let kept = c.before.as_ref().and_then(|b| b.sha256).is_some_and(|sha| self.content.get(&sha).is_some());
+                let good = generation.sites[i].vouches(&site.real_root, &c.rel, c.before.as_ref());
+                (!kept || !good).then_some(p)
+            }
+            _ => None,
+        };
+        let meta = match quarantine::apply(&self.quarantine, &self.content, repair.unwrap_or(c), &act) {
             Ok(meta) => meta,
             Err(e) => {
                 tracing::error!(site = %site.name, "quarantine failed: {e}");
@@ -561,6 +604,9 @@ impl Judge {
         };
         tracing::warn!(site = %site.name, id = %meta.id, "quarantine {}: {}", action.as_str(), meta.result);
         let mut result = meta.result.clone();
+        if let (Some(_), Some((_, release)), true) = (repair, &pristine, meta.undone) {
+            result.push_str(&format!(" to the pristine file of {release}"));
+        }
         let alert = match allowed {
             Ok(0) => true,
             Ok(held) => {
@@ -570,6 +616,7 @@ impl Judge {
             Err(()) => !meta.undone,
         };
         let fate = match (meta.undone, alert) {
+            (true, _) if repair.is_some() => Fate::Repaired,
             (true, _) => Fate::Undone,
             (false, true) => Fate::Drift,
             (false, false) => Fate::Held,

@@ -92,7 +92,29 @@ pub struct Manifest {
     dirs: HashSet<RelPath>,
     /// Where an unlisted file is `foreign` (`None`: in any of `dirs`).
     foreign_in: Option<Vec<RelPath>>,
+    /// Where the release's own files can be read (a diff against the
+    /// pristine file, a repair).
+    pristine: Option<Pristine>,
 }
+
+/// Where a release's files are.
+#[derive(Debug, Clone)]
+enum Pristine {
+    /// A reference directory (site paths below it).
+    Dir(PathBuf),
+    /// A `.zip` release archive: its entry for a site path is `top` + the
+    /// path with `strip` taken off.
+    Zip { path: PathBuf, top: Vec<u8>, strip: RelPath },
+}
+
+/// Archive entries read at most (a zip bomb is refused, never unpacked).
+pub const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+/// A pristine file is read for a diff or a repair up to this size.
+pub const MAX_PRISTINE: u64 = 16 << 20;
+
+/// One regular file of a zip archive: its name (cleaned), size, SHA-256 and
+/// MD5 (hashed in one read).
+type ZipEntry = (RelPath, u64, [u8; 32], [u8; 16]);
 
 impl Manifest {
     /// The manifest of a reference: a directory, or a `.tar.gz` / `.tgz`
@@ -105,15 +127,99 @@ impl Manifest {
             Manifest { package: "reference".to_string(), version: path.display().to_string(), ..Manifest::default() };
         if meta.is_dir() {
             m.add_dir(path).map_err(err)?;
+            m.pristine = Some(Pristine::Dir(path.to_path_buf()));
+        } else if path.as_os_str().as_bytes().ends_with(b".zip") {
+            let (entries, top) = zip_entries(path).map_err(err)?;
+            let mut bytes = 0;
+            for (rel, size, sha, _) in entries {
+                m.insert(rel, size, sha, &mut bytes).map_err(err)?;
+            }
+            m.pristine = Some(Pristine::Zip { path: path.to_path_buf(), top, strip: Vec::new() });
         } else {
             let name = path.as_os_str().as_bytes();
             if !(name.ends_with(b".tar.gz") || name.ends_with(b".tgz")) {
-                return Err(err("a reference is a directory or a .tar.gz archive".into()));
+                return Err(err("a reference is a directory, a .zip or a .tar.gz archive".into()));
             }
             m.add_tar_gz(path).map_err(err)?;
             m.strip_single_top();
         }
         Ok(m)
+    }
+
+    /// The manifest of a release archive (`.zip`) of package `package` at
+    /// `version`, whose files go below `dir` in a site.
+    pub fn from_zip(path: &Path, package: &str, version: &str, dir: &[u8]) -> Result<Manifest, String> {
+        let (entries, top) = zip_entries(path)?;
+        let mut m = Manifest { package: package.to_string(), version: version.to_string(), ..Manifest::default() };
+        let mut bytes = 0;
+        for (rel, size, sha, _) in entries {
+            m.insert(below(dir, &rel), size, sha, &mut bytes)?;
+        }
+        if m.is_empty() {
+            return Err("an empty archive".into());
+        }
+        m.pristine = Some(Pristine::Zip { path: path.to_path_buf(), top, strip: dir.to_vec() });
+        Ok(m)
+    }
+
+    /// Takes the release archive at `path` as this (published checksums)
+    /// manifest's source of SHA-256 values and pristine files, once it is
+    /// shown to be the same release: every listed file is in it, with a
+    /// listed hash. An archive that differs is refused, whole.
+    pub fn adopt_archive(&mut self, path: &Path, dir: &[u8]) -> Result<(), String> {
+        let (entries, top) = zip_entries(path)?;
+        let by_rel: HashMap<RelPath, ([u8; 32], [u8; 16])> =
+            entries.into_iter().map(|(rel, _, sha, md5)| (below(dir, &rel), (sha, md5))).collect();
+        let mut bad = 0usize;
+        let mut first = None;
+        for (rel, h) in &self.files {
+            let ok = by_rel.get(rel).is_some_and(|(sha, md5)| h.sha256.contains(sha) || h.md5.contains(md5));
+            if !ok {
+                bad += 1;
+                first.get_or_insert_with(|| String::from_utf8_lossy(rel).into_owned());
+            }
+        }
+        if let Some(first) = first {
+            return Err(format!("{bad} files differ from the published checksums, {first} first"));
+        }
+        for (rel, h) in self.files.iter_mut() {
+            if let Some((sha, _)) = by_rel.get(rel) {
+                if !h.sha256.contains(sha) {
+                    h.sha256.push(*sha);
+                }
+            }
+        }
+        self.pristine = Some(Pristine::Zip { path: path.to_path_buf(), top, strip: dir.to_vec() });
+        Ok(())
+    }
+
+    /// The release's own content of site path `rel`, when the manifest
+    /// knows where to read it and it is a file of the release.
+    pub fn pristine(&self, rel: &[u8]) -> Option<Vec<u8>> {
+        let h = self.files.get(rel)?;
+        let bytes = match self.pristine.as_ref()? {
+            Pristine::Dir(root) => {
+                let (dir, name) = crate::scan::file::open_parent(root, rel).ok()??;
+                let (file, _) = crate::scan::file::open_regular_at(std::os::fd::AsFd::as_fd(&dir), &name).ok()?;
+                let mut buf = Vec::new();
+                file.take(MAX_PRISTINE + 1).read_to_end(&mut buf).ok()?;
+                buf
+            }
+            Pristine::Zip { path, top, strip } => {
+                let inner =
+                    if strip.is_empty() { rel } else { rel.strip_prefix(strip.as_slice())?.strip_prefix(b"/")? };
+                let mut name = top.clone();
+                name.extend_from_slice(inner);
+                let mut zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
+                let entry = zip.by_name(std::str::from_utf8(&name).ok()?).ok()?;
+                let mut buf = Vec::new();
+                entry.take(MAX_PRISTINE + 1).read_to_end(&mut buf).ok()?;
+                buf
+            }
+        };
+        // Only what the manifest vouches for.
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        (bytes.len() as u64 <= MAX_PRISTINE && (h.sha256.contains(&sha) || h.sha256.is_empty())).then_some(bytes)
     }
 
     /// Number of files listed.
@@ -219,8 +325,13 @@ impl Manifest {
             return Some(if by_sha || by_md5 { Origin::Vendor } else { Origin::Tampered });
         }
         let regular = after.is_some_and(|a| a.kind == FileType::File);
-        let within = self.foreign_in.as_ref().is_none_or(|roots| roots.iter().any(|r| crate::detect::is_under(rel, r)));
-        (regular && within && self.dirs.contains(parent(rel))).then_some(Origin::Foreign)
+        // Below a package's own folders, anywhere (a new subfolder too);
+        // else in one of the release's folders.
+        let within = match &self.foreign_in {
+            Some(roots) => roots.iter().any(|r| crate::detect::is_under(rel, r)),
+            None => self.dirs.contains(parent(rel)),
+        };
+        (regular && within).then_some(Origin::Foreign)
     }
 
     /// The record's verdict for `origin`.
@@ -253,6 +364,66 @@ impl Manifest {
     pub fn paths(&self) -> impl Iterator<Item = &RelPath> {
         self.files.keys()
     }
+}
+
+/// `dir/rel` (`rel` when `dir` is the root).
+fn below(dir: &[u8], rel: &[u8]) -> RelPath {
+    if dir.is_empty() {
+        return rel.to_vec();
+    }
+    let mut out = dir.to_vec();
+    out.push(b'/');
+    out.extend_from_slice(rel);
+    out
+}
+
+/// The regular files of a zip archive, hashed, with the single top-level
+/// folder release archives have taken off (and returned, with its slash).
+/// Bounded: [`MAX_FILES`] entries, [`MAX_ARCHIVE_BYTES`] unpacked; a name
+/// that would escape is refused.
+fn zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), String> {
+    use md5::Md5;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a zip archive: {e}"))?;
+    if zip.len() > MAX_FILES {
+        return Err(format!("more than {MAX_FILES} entries: refused"));
+    }
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        if !entry.is_file() || entry.is_symlink() {
+            continue;
+        }
+        let rel = clean(entry.name_raw())
+            .ok_or_else(|| format!("an entry escapes the archive: {}", String::from_utf8_lossy(entry.name_raw())))?;
+        let (mut s, mut m) = (Sha256::new(), Md5::new());
+        let mut n = 0u64;
+        // Reads past the cap are refused, whatever the header claims.
+        let mut r = entry.take(MAX_ARCHIVE_BYTES - total + 1);
+        loop {
+            let k = r.read(&mut buf).map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&rel)))?;
+            if k == 0 {
+                break;
+            }
+            s.update(&buf[..k]);
+            m.update(&buf[..k]);
+            n += k as u64;
+        }
+        total += n;
+        if total > MAX_ARCHIVE_BYTES {
+            return Err(format!("more than {} MiB unpacked: refused", MAX_ARCHIVE_BYTES >> 20));
+        }
+        out.push((rel, n, s.finalize().into(), m.finalize().into()));
+    }
+    // The single top folder (`wordpress/`, `akismet/`), when there is one.
+    let first_top = out.first().and_then(|(r, ..)| r.iter().position(|&b| b == b'/').map(|i| r[..=i].to_vec()));
+    let top = first_top.filter(|t| out.iter().all(|(r, ..)| r.starts_with(t))).unwrap_or_default();
+    for e in &mut out {
+        e.0.drain(..top.len());
+    }
+    Ok((out, top))
 }
 
 /// Size and SHA-256 of a stream.

@@ -25,8 +25,8 @@ use crate::model::RelPath;
 
 /// Answers larger than this are refused.
 pub const MAX_ANSWER: u64 = 16 << 20;
-/// A request taking longer is abandoned.
-const TIMEOUT: Duration = Duration::from_secs(20);
+/// Release archives larger than this are refused (core is about 25 MiB).
+pub const MAX_ARCHIVE: u64 = 96 << 20;
 /// A package the publisher does not know is asked about again after this.
 const NEGATIVE_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -54,8 +54,7 @@ pub fn detect(root: &Path) -> Vec<Package> {
         }
     }
     let plugins = root.join("wp-content/plugins");
-    let Ok(entries) = std::fs::read_dir(&plugins) else { return out };
-    for e in entries.flatten() {
+    for e in std::fs::read_dir(&plugins).into_iter().flatten().flatten() {
         if !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
@@ -72,8 +71,30 @@ pub fn detect(root: &Path) -> Vec<Package> {
             });
         }
     }
+    detect_themes(root, &mut out);
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// Themes: the `Version:` of each `wp-content/themes/SLUG/style.css` that
+/// names a theme.
+fn detect_themes(root: &Path, out: &mut Vec<Package>) {
+    let Ok(entries) = std::fs::read_dir(root.join("wp-content/themes")) else { return };
+    for e in entries.flatten() {
+        let slug = e.file_name().to_string_lossy().into_owned();
+        if !e.file_type().is_ok_and(|t| t.is_dir()) || !valid_version(&slug) {
+            continue;
+        }
+        let Some(text) = read_head(&e.path().join("style.css")) else { continue };
+        if let Some(version) = text.contains("Theme Name:").then(|| header(&text, "Version:")).flatten() {
+            out.push(Package {
+                name: format!("theme:{slug}"),
+                version,
+                locale: String::new(),
+                dir: format!("wp-content/themes/{slug}").into_bytes(),
+            });
+        }
+    }
 }
 
 /// The `Version:` of the plugin's main file (`SLUG.php`, else the first
@@ -136,6 +157,15 @@ pub struct Urls {
     pub core: String,
     /// The base of plugin checksums (`BASE/SLUG/VERSION.json`).
     pub plugin: String,
+    /// The base of core release archives (`BASE/[LOCALE/]wordpress-VERSION.zip`).
+    pub core_archive: String,
+    /// The base of plugin archives (`BASE/SLUG.VERSION.zip`).
+    pub plugin_archive: String,
+    /// The base of theme archives (`BASE/SLUG.VERSION.zip`).
+    pub theme_archive: String,
+    /// A request for checksums taking longer is abandoned (an archive may
+    /// take six times as long).
+    pub timeout: Duration,
 }
 
 impl Default for Urls {
@@ -143,6 +173,10 @@ impl Default for Urls {
         Urls {
             core: "https://api.wordpress.org/core/checksums/1.0/".into(),
             plugin: "https://downloads.wordpress.org/plugin-checksums".into(),
+            core_archive: "https://downloads.wordpress.org/release".into(),
+            plugin_archive: "https://downloads.wordpress.org/plugin".into(),
+            theme_archive: "https://downloads.wordpress.org/theme".into(),
+            timeout: Duration::from_secs(20),
         }
     }
 }
@@ -164,16 +198,84 @@ pub enum FetchError {
 }
 
 /// The manifest of `p`, from the cache under `cache_dir` or from the
-/// publisher.
+/// publisher: its published checksums, with the release archive's SHA-256
+/// values and pristine files once the archive is shown to match them (a
+/// theme has only its archive).
 pub fn manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, FetchError> {
+    let what = format!("{} {}", p.name, p.version);
+    if p.name.starts_with("theme:") {
+        let zip = archive(p, urls, cache_dir)?;
+        let mut m = Manifest::from_zip(&zip, &p.name, &p.version, &p.dir).map_err(|message| {
+            let _ = std::fs::remove_file(&zip);
+            FetchError::Failed { what, message }
+        })?;
+        m.foreign_only_in(vec![p.dir.clone()]);
+        return Ok(m);
+    }
+    let mut m = checksums(p, urls, cache_dir)?;
+    if let Ok(zip) = archive(p, urls, cache_dir) {
+        if let Err(e) = m.adopt_archive(&zip, &p.dir) {
+            tracing::warn!("{what}: the release archive is not used: {e}");
+            let _ = std::fs::remove_file(&zip);
+        }
+    }
+    Ok(m)
+}
+
+/// The cached release archive of `p`, fetched when missing (at most
+/// [`MAX_ARCHIVE`], into a temporary file renamed when whole).
+fn archive(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<PathBuf, FetchError> {
+    let what = format!("{} {} archive", p.name, p.version);
+    let path = cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.zip", p.version, p.locale));
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Ok(path);
+    }
+    let missing = path.with_extension("zip-missing");
+    if fresh(&missing) {
+        return Err(FetchError::NotPublished(what));
+    }
+    let url = match p.name.split_once(':') {
+        None if p.locale.is_empty() || p.locale == "en_US" => {
+            format!("{}/wordpress-{}.zip", urls.core_archive.trim_end_matches('/'), p.version)
+        }
+        None => format!("{}/{}/wordpress-{}.zip", urls.core_archive.trim_end_matches('/'), p.locale, p.version),
+        Some(("plugin", slug)) => format!("{}/{slug}.{}.zip", urls.plugin_archive.trim_end_matches('/'), p.version),
+        Some((_, slug)) => format!("{}/{slug}.{}.zip", urls.theme_archive.trim_end_matches('/'), p.version),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| FetchError::Failed { what: what.clone(), message: e.to_string() })?;
+    }
+    let tmp = path.with_extension("zip-tmp");
+    match download(&url, &tmp, MAX_ARCHIVE, urls.timeout) {
+        Ok(()) => {
+            std::fs::rename(&tmp, &path).map_err(|e| FetchError::Failed { what, message: e.to_string() })?;
+            Ok(path)
+        }
+        Err(Some(404)) => {
+            let _ = std::fs::write(&missing, b"");
+            Err(FetchError::NotPublished(what))
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(FetchError::Failed { what, message: format!("cannot fetch {url}") })
+        }
+    }
+}
+
+/// Was the refusal marker at `p` written less than a day ago?
+fn fresh(p: &Path) -> bool {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < NEGATIVE_TTL)
+}
+
+/// The published checksums of `p` (core, plugins).
+fn checksums(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, FetchError> {
     let what = format!("{} {}", p.name, p.version);
     let fail = |message: String| FetchError::Failed { what: what.clone(), message };
     let key = cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.json", p.version, p.locale));
     let missing = key.with_extension("missing");
-    if std::fs::metadata(&missing)
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < NEGATIVE_TTL)
-    {
+    if fresh(&missing) {
         return Err(FetchError::NotPublished(what));
     }
     let body = match std::fs::read(&key) {
@@ -184,7 +286,7 @@ pub fn manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, 
             } else {
                 format!("{}/{}/{}.json", urls.plugin.trim_end_matches('/'), &p.name["plugin:".len()..], p.version)
             };
-            let body = match get(&url) {
+            let body = match get(&url, urls.timeout) {
                 Ok(b) => b,
                 Err(Some(404)) => {
                     if let Some(dir) = missing.parent() {
@@ -230,9 +332,9 @@ fn pace(url: &str) {
 }
 
 /// GET `url`, bounded; `Err(Some(status))` for an HTTP error status.
-fn get(url: &str) -> Result<Vec<u8>, Option<u16>> {
+fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, Option<u16>> {
     pace(url);
-    let agent = ureq::AgentBuilder::new().timeout(TIMEOUT).redirects(3).build();
+    let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(3).build();
     let resp = match agent.get(url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(code, _)) => return Err(Some(code)),
@@ -244,6 +346,26 @@ fn get(url: &str) -> Result<Vec<u8>, Option<u16>> {
         return Err(None);
     }
     Ok(body)
+}
+
+/// GET `url` into a new file `dest`, at most `cap` bytes (a larger answer is
+/// refused and the file removed); `Err(Some(status))` for an HTTP error.
+fn download(url: &str, dest: &Path, cap: u64, timeout: Duration) -> Result<(), Option<u16>> {
+    pace(url);
+    let agent = ureq::AgentBuilder::new().timeout(timeout * 6).redirects(3).build();
+    let resp = match agent.get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, _)) => return Err(Some(code)),
+        Err(_) => return Err(None),
+    };
+    let _ = std::fs::remove_file(dest);
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(dest).map_err(|_| None)?;
+    let n = std::io::copy(&mut resp.into_reader().take(cap + 1), &mut out).map_err(|_| None)?;
+    if n > cap {
+        let _ = std::fs::remove_file(dest);
+        return Err(None);
+    }
+    Ok(())
 }
 
 /// A checksum answer as a manifest of package `p`.
@@ -321,10 +443,13 @@ fn hex(s: &str) -> Option<Vec<u8>> {
 /// The package a path of a plugin folder belongs to (`plugin:SLUG` for
 /// `wp-content/plugins/SLUG/…`), whether or not it is installed.
 pub fn package_of(rel: &[u8]) -> Option<String> {
-    let rest = rel.strip_prefix(b"wp-content/plugins/")?;
+    let (kind, rest) = match rel.strip_prefix(b"wp-content/plugins/") {
+        Some(rest) => ("plugin", rest),
+        None => ("theme", rel.strip_prefix(b"wp-content/themes/")?),
+    };
     let slash = rest.iter().position(|&b| b == b'/')?;
     let slug = std::str::from_utf8(&rest[..slash]).ok()?;
-    valid_version(slug).then(|| format!("plugin:{slug}"))
+    valid_version(slug).then(|| format!("{kind}:{slug}"))
 }
 
 /// Orders two versions as releases do: numeric parts as numbers

@@ -38,7 +38,7 @@ impl Fixture {
             "state_dir: {state}\nrealtime:\n  source: {source}\n{vendors}alerts:\n  log: {log}\nsites:\n  - name: site\n    root: {root}\n    profile: {profile}\n{extra}",
             // Never the real publishers from a test: a closed loopback port
             // (a test that serves checksums replaces these lines).
-            vendors = "vendors:\n  wordpress:\n    core_checksums_url: http://127.0.0.1:9/core\n    plugin_checksums_url: http://127.0.0.1:9/plugins\n",
+            vendors = "vendors:\n  wordpress:\n    core_checksums_url: http://127.0.0.1:9/core\n    plugin_checksums_url: http://127.0.0.1:9/plugins\n    core_archive_url: http://127.0.0.1:9/release\n    plugin_archive_url: http://127.0.0.1:9/plugin\n    theme_archive_url: http://127.0.0.1:9/theme\n",
             state = self.state().display(),
             log = self.path("alerts.jsonl").display(),
             root = self.root().display(),

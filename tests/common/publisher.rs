@@ -19,11 +19,7 @@ impl Publisher {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < std::time::Duration::from_secs(10), "http.server did not start");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        listening(port);
         Publisher { child, port }
     }
 }
@@ -32,5 +28,50 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A publisher that answers every GET badly: `slow` (a byte every half
+/// second, forever) or `endless` (an answer that never ends, as fast as it
+/// can be read).
+pub fn hostile(mode: &str) -> Publisher {
+    const SERVER: &str = r#"
+import http.server, sys, time
+mode = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            if mode == "slow":
+                while True:
+                    self.wfile.write(b" "); self.wfile.flush(); time.sleep(0.5)
+            else:
+                chunk = b"\0" * 65536
+                while True:
+                    self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("python3")
+        .args(["-c", SERVER, &port.to_string(), mode])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    listening(port);
+    Publisher { child, port }
+}
+
+/// Waits until a server listens on loopback `port`.
+fn listening(port: u16) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the publisher did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

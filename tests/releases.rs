@@ -1,11 +1,14 @@
-//! Genuine updates are quiet, and only they: WordPress core and a plugin
-//! updated in place (hundreds of files, as WP-Cron does it, with no
-//! `maintenance` window) give one `info` summary; the same tree going
-//! back is a `high` downgrade; a plugin that was not installed is one
-//! `medium` summary; a file that matches no release stays `critical`.
+//! Published releases as evidence. Genuine updates are quiet, and only
+//! they: WordPress core and a plugin updated in place (hundreds of files,
+//! as WP-Cron does it, with no `maintenance` window) give one `info`
+//! summary; the same tree going back is a `high` downgrade; a plugin that
+//! was not installed is one `medium` summary; a file that matches no
+//! release stays `critical`, its diff taken against the release's own
+//! file. Themes are judged against their archive, and a restore repairs a
+//! file whose accepted version was never the release's.
 //!
 //! The releases are built from Debian's `wordpress` tree and served with
-//! their checksums by a publisher on loopback.
+//! their checksums and `.zip` archives by a publisher on loopback.
 
 mod common;
 
@@ -126,6 +129,22 @@ fn publish(web: &Path, cores: &[(&str, &Tree)], plugins: &[(&str, &str, &Tree)])
     }
 }
 
+/// A release archive of `tree` below folder `top`, as wordpress.org packs
+/// them, at `dest` (Python's zipfile).
+fn zip_tree(tree: &Tree, top: &str, dest: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    move_tree(&work.path().join(top), &Tree::new(), tree);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let ok = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-c"])
+        .arg(dest)
+        .arg(top)
+        .current_dir(work.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
 /// Writes what differs from `from` to `to` below `root`, as an updater does
 /// (in place), and removes what `to` no longer has; the paths touched.
 fn move_tree(root: &Path, from: &Tree, to: &Tree) -> usize {
@@ -168,6 +187,8 @@ fn site(extra_plugins: &[(&str, &str, &Tree)]) -> Wp {
     let mut plugins = vec![("akismet", from.as_str(), &akismet_a), ("akismet", to.as_str(), &akismet_b)];
     plugins.extend_from_slice(extra_plugins);
     publish(&web, &[(A, &core_a), (B, &core_b)], &plugins);
+    zip_tree(&core_a, "wordpress", &web.join(format!("release/wordpress-{A}.zip")));
+    zip_tree(&core_b, "wordpress", &web.join(format!("release/wordpress-{B}.zip")));
     let publisher = Publisher::start(&web);
     let mail_dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(mail_dir.path(), None);
@@ -175,7 +196,8 @@ fn site(extra_plugins: &[(&str, &str, &Tree)]) -> Wp {
     let cfg = std::fs::read_to_string(f.config())
         .unwrap()
         .replace("http://127.0.0.1:9/core", &format!("http://127.0.0.1:{}/core.json", publisher.port))
-        .replace("http://127.0.0.1:9/plugins", &format!("http://127.0.0.1:{}/plugin-checksums", publisher.port));
+        .replace("http://127.0.0.1:9/plugins", &format!("http://127.0.0.1:{}/plugin-checksums", publisher.port))
+        .replace("http://127.0.0.1:9/", &format!("http://127.0.0.1:{}/", publisher.port));
     std::fs::write(f.config(), cfg).unwrap();
     let b = f.run(["baseline"]).ok();
     assert!(!b.stderr.contains("tampered") && !b.stderr.contains("foreign"), "release A verifies: {}", b.stderr);
@@ -304,6 +326,10 @@ fn a_file_that_matches_no_release_stays_critical_inside_an_update() {
         serde_json::json!({"origin": "tampered", "package": "wordpress", "version": B}),
         "against B: {r}"
     );
+    let diff = r["diff"].as_str().unwrap();
+    assert!(diff.contains("+@eval($_POST['k']);"), "{diff}");
+    assert!(!diff.contains(&format!("+// changed in {B}")), "against the pristine B, not the accepted A: {diff}");
+    assert_eq!(r["diff_note"], format!("diff against the pristine file of wordpress {B}"), "{r}");
     let r = common::find(&records, "/wp-includes/x.php").unwrap();
     assert_eq!(r["verdict"]["origin"], "foreign", "{r}");
 }
@@ -319,4 +345,80 @@ fn tampering_without_an_update_is_critical_within_seconds() {
     assert_eq!(r["severity"], "critical", "{r}");
     assert!(took < Duration::from_secs(10), "held {took:?}");
     println!("tampered file alerted after {took:?} (held while its package settles)");
+}
+
+#[test]
+fn a_theme_is_judged_against_its_archive() {
+    let theme_dir = Path::new(DEBIAN_WP).join("wp-content/themes/twentytwentythree");
+    let mut theme = Tree::new();
+    for p in common::walk(&theme_dir) {
+        if std::fs::symlink_metadata(&p).unwrap().is_file() {
+            theme.insert(p.strip_prefix(&theme_dir).unwrap().to_str().unwrap().to_string(), std::fs::read(&p).unwrap());
+        }
+    }
+    let css = String::from_utf8_lossy(&theme["style.css"]).to_string();
+    let version = css.lines().find_map(|l| l.strip_prefix("Version:")).unwrap().trim().to_string();
+    let wp = site(&[]);
+    move_tree(&wp.f.root().join("wp-content/themes/twentytwentythree"), &Tree::new(), &theme);
+    let zip = wp.f.path("publisher").join(format!("theme/twentytwentythree.{version}.zip"));
+    zip_tree(&theme, "twentytwentythree", &zip);
+    let b = wp.f.run(["baseline"]).ok();
+    assert!(b.stderr.contains(&format!("theme:twentytwentythree {version}")), "verified too: {}", b.stderr);
+    let d = start(&wp);
+    d.wait_stderr(&format!("checksums of theme:twentytwentythree {version}"));
+    let victim = theme.keys().find(|k| k.ends_with(".php")).unwrap().clone();
+    let mut bad = theme[&victim].clone();
+    bad.extend_from_slice(b"\n<?php @eval($_REQUEST['t']); ?>\n");
+    wp.f.write(format!("wp-content/themes/twentytwentythree/{victim}"), &bad);
+    wp.f.write("wp-content/themes/twentytwentythree/inc/x.php", "<?php system($_GET['c']);");
+    let r = d.wait_record("modified", &format!("/{victim}"));
+    assert_eq!((r["severity"].as_str(), r["rule"].as_str()), (Some("critical"), Some("vendor-tampered")), "{r}");
+    let expected = serde_json::json!({"origin": "tampered", "package": "theme:twentytwentythree", "version": version});
+    assert_eq!(r["verdict"], expected, "{r}");
+    assert!(r["diff"].as_str().unwrap().contains("+<?php @eval($_REQUEST['t']); ?>"), "{r}");
+    let r = d.wait_record("added", "/inc/x.php");
+    assert_eq!(r["verdict"]["origin"], "foreign", "{r}");
+}
+
+#[test]
+fn a_restore_repairs_a_file_that_was_infected_before_the_baseline() {
+    let wp = site(&[]);
+    let victim = "wp-includes/load.php";
+    let pristine = wp.core.0[victim].clone();
+    let mut infected = pristine.clone();
+    infected.extend_from_slice(b"\n@include '/tmp/.x';\n");
+    std::fs::write(wp.f.root().join(victim), &infected).unwrap();
+    // Infected when the baseline is taken: accepted as it is, and named.
+    let b = wp.f.run(["baseline"]).ok();
+    assert!(b.stderr.contains(&format!("tampered {victim} (wordpress {A})")), "{}", b.stderr);
+    let cfg = std::fs::read_to_string(wp.f.config()).unwrap();
+    let rule = "    quarantine:\n      - { match: [\"wp-includes/*.php\"], action: restore }\n";
+    std::fs::write(wp.f.config(), format!("{cfg}{rule}")).unwrap();
+    let d = start(&wp);
+    let mut worse = infected.clone();
+    worse.extend_from_slice(b"@eval($_POST['k']);\n");
+    std::fs::write(wp.f.root().join(victim), &worse).unwrap();
+    let r = d.wait_record("modified", &format!("/{victim}"));
+    let result = r["quarantine"]["result"].as_str().unwrap_or_default();
+    assert_eq!(result, format!("restored to the pristine file of wordpress {A}"), "{r}");
+    assert_eq!(std::fs::read(wp.f.root().join(victim)).unwrap(), pristine, "the release's own file is back");
+    common::daemon::settle();
+    let (code, drift) = wp.f.check_json();
+    assert_eq!(code, 0, "the repaired file is the baseline now: {drift:?}");
+}
+
+#[test]
+fn an_archive_that_differs_from_the_checksums_is_not_used() {
+    let wp = site(&[]);
+    let web = wp.f.path("publisher");
+    let mut lying = wp.core.0.clone();
+    lying.get_mut("wp-includes/load.php").unwrap().extend_from_slice(b"\n@eval($_POST['k']);\n");
+    zip_tree(&lying, "wordpress", &web.join(format!("release/wordpress-{A}.zip")));
+    let _ = std::fs::remove_dir_all(wp.f.state().join("vendor"));
+    let d = start(&wp);
+    d.wait_stderr(&format!("wordpress {A}: the release archive is not used: 1 files differ"));
+    wp.f.write("wp-includes/load.php", "<?php // tampered\n");
+    let r = d.wait_record("modified", "/wp-includes/load.php");
+    assert_eq!(r["verdict"]["origin"], "tampered", "the checksums still judge: {r}");
+    assert!(!r["diff_note"].as_str().unwrap_or_default().contains("pristine"), "{r}");
 }
