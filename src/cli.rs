@@ -80,6 +80,9 @@ pub enum Command {
         /// One JSON object per file that does not match
         #[arg(long)]
         json: bool,
+        /// Hash every file, even where its stat matches the baseline
+        #[arg(long)]
+        rehash: bool,
     },
     /// Take the current state (all, or the given paths) into the baseline
     Accept {

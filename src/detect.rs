@@ -172,11 +172,12 @@ pub enum RebuildError {
 /// that could not be read.
 pub type Observation = (Vec<(RelPath, FileState)>, ScanStats, Vec<(RelPath, ItemError)>);
 
-/// Every watched path of `site` with its state, hashed (the stat cache is
-/// not used), plus the paths that could not be read. Cancelled: an error,
-/// as half a walk is not a baseline.
+/// Every watched path of `site` with its state, hashed (a file whose stat
+/// matches `cache` takes its hash from there), plus the paths that could
+/// not be read. Cancelled: an error, as half a walk is not a baseline.
 pub fn observe_all(
     site: &Site,
+    cache: Option<&HashMap<RelPath, FileState>>,
     cancel: Option<&std::sync::atomic::AtomicBool>,
     content: Option<&crate::content::ContentStore>,
 ) -> Result<Observation, RebuildError> {
@@ -185,8 +186,8 @@ pub fn observe_all(
     let spec = ScanSpec {
         root: &site.real_root,
         policy: &site.policy,
-        cache: None,
-        rehash: true,
+        cache,
+        rehash: cache.is_none(),
         threads: 0,
         start: b"",
         cancel,
@@ -213,7 +214,7 @@ pub fn rebuild(
     content: Option<&crate::content::ContentStore>,
 ) -> Result<(ScanStats, Vec<(RelPath, ItemError)>), RebuildError> {
     let started = crate::util::time::now_ns();
-    let (entries, stats, problems) = observe_all(site, cancel, content)?;
+    let (entries, stats, problems) = observe_all(site, None, cancel, content)?;
     store.write_baseline(&site.name, site.root.as_os_str().as_bytes(), &entries, started)?;
     Ok((stats, problems))
 }

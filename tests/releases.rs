@@ -422,3 +422,24 @@ fn an_archive_that_differs_from_the_checksums_is_not_used() {
     assert_eq!(r["verdict"]["origin"], "tampered", "the checksums still judge: {r}");
     assert!(!r["diff_note"].as_str().unwrap_or_default().contains("pristine"), "{r}");
 }
+
+#[test]
+fn a_malformed_theme_archive_leaves_the_theme_unknown() {
+    let wp = site(&[]);
+    let mut theme = Tree::new();
+    theme.insert("style.css".into(), b"/*\nTheme Name: Bad\nVersion: 2.0\n*/\n".to_vec());
+    theme.insert("functions.php".into(), b"<?php // theme\n".to_vec());
+    move_tree(&wp.f.root().join("wp-content/themes/bad"), &Tree::new(), &theme);
+    let web = wp.f.path("publisher/theme");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("bad.2.0.zip"), b"PK\x03\x04 this is no archive").unwrap();
+    wp.f.run(["baseline"]).ok();
+    let _ = std::fs::remove_dir_all(wp.f.state().join("vendor"));
+    let d = start(&wp);
+    wp.f.write("wp-content/themes/bad/functions.php", "<?php @eval($_POST['k']);\n");
+    let r = d.wait_record("modified", "/themes/bad/functions.php");
+    assert_eq!(r["verdict"]["origin"], "unknown", "{r}");
+    d.wait_stderr("theme:bad 2.0: ");
+    common::daemon::settle();
+    assert_eq!(d.stderr().matches("theme:bad 2.0: ").count(), 1, "one warning: {}", d.stderr());
+}

@@ -239,11 +239,15 @@ fn a_repair_to_the_release_is_judged_vendor() {
 fn a_publisher_down_or_lying_leaves_detection_whole() {
     // Down (a closed port), a page instead of JSON, an answer over the cap.
     let big = vec![b' '; 17 << 20];
-    for (what, answer) in [("down", None), ("html", Some(&b"<html>hi</html>"[..])), ("huge", Some(&big[..]))] {
+    let cases = [("down", None), ("404", None), ("html", Some(&b"<html>hi</html>"[..])), ("huge", Some(&big[..]))];
+    for (what, answer) in cases {
         let (f, publisher) = wordpress_site(answer);
-        if answer.is_none() {
+        if what == "down" {
             // Down from now on, and nothing cached by the baseline's verify.
             drop(publisher);
+            let _ = std::fs::remove_dir_all(f.state().join("vendor"));
+        } else if what == "404" {
+            std::fs::remove_file(f.path("publisher/core.json")).unwrap();
             let _ = std::fs::remove_dir_all(f.state().join("vendor"));
         }
         let d = Daemon::start(&f);
@@ -326,4 +330,22 @@ fn on_port(cfg: &str, port: u16) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+#[test]
+fn init_names_an_infection_before_the_site_is_accepted() {
+    let (f, _publisher) = wordpress_site(None);
+    // A second copy of the site, infected, added to the same config.
+    let blog = f.path("blog2");
+    for p in common::walk(&f.root()) {
+        let rel = p.strip_prefix(f.root()).unwrap();
+        if std::fs::symlink_metadata(&p).unwrap().is_file() {
+            std::fs::create_dir_all(blog.join(rel).parent().unwrap()).unwrap();
+            std::fs::copy(&p, blog.join(rel)).unwrap();
+        }
+    }
+    std::fs::write(blog.join("wp-includes/load.php"), "<?php // load\n@include '/tmp/.x';\n").unwrap();
+    let r = f.run(["init", "--root", blog.to_str().unwrap(), "--name", "blog2", "--profile", "wordpress"]).ok();
+    assert!(r.stderr.contains("blog2: tampered wp-includes/load.php (wordpress 6.4.2)"), "{}", r.stderr);
+    assert!(r.stderr.contains("blog2: verify: "), "{}", r.stderr);
 }

@@ -21,7 +21,7 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
             warn(&site.name, rel, e);
         }
         // Against the states just taken in: the tree is not read again.
-        super::verify::report(cfg, site, store.load(&site.name)?.into_iter().collect());
+        super::verify::report(cfg, site, Some(store.load(&site.name)?.into_iter().collect()));
         for rel in store.linked_paths(&site.name)? {
             eprintln!(
                 "sitewarden: {}: {}: has more than one hard link (rule hardlink): a write through another name \

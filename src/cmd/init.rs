@@ -260,7 +260,12 @@ pub fn run(a: InitArgs<'_>) -> Result<i32> {
     write_atomically(a.config, &text)?;
     let verb = if existing.is_some() && !a.force { "added site" } else { "wrote" };
     eprintln!("sitewarden: {verb} '{name}' ({}, profile {profile}) to {}", root.display(), a.config.display());
-    eprintln!("sitewarden: next: `sitewarden baseline` (it verifies the code against the published releases first)");
+    // An infected site is named on day one, before its baseline accepts it.
+    let cfg = Config::load(a.config)?;
+    if let Some(site) = cfg.site(&name) {
+        super::verify::report(&cfg, site, None);
+    }
+    eprintln!("sitewarden: next: `sitewarden baseline`");
     Ok(OK)
 }
 

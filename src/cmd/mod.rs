@@ -49,7 +49,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::ConfigCheck => config_check::run(&load(&config_path)?),
         Command::Baseline { site } => baseline::run(&load(&config_path)?, site.as_deref()),
         Command::Check { site, json, rehash } => check::run(&load(&config_path)?, site.as_deref(), json, rehash),
-        Command::Verify { site, json } => verify::run(&load(&config_path)?, site.as_deref(), json),
+        Command::Verify { site, json, rehash } => verify::run(&load(&config_path)?, site.as_deref(), json, rehash),
         Command::Accept { site, paths } => accept::run(&load(&config_path)?, site.as_deref(), &paths),
         Command::Diff { path } => diff::run(&load(&config_path)?, &path),
         Command::Status { json } => status::run_at(&config_path, json),

@@ -22,11 +22,11 @@ pub(super) struct Finding {
     pub(super) verdict: crate::vendor::Verdict,
 }
 
-pub fn run(cfg: &Config, only: Option<&str>, json: bool) -> Result<i32> {
+pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut bad = false;
     for site in cfg.select(only)? {
-        let (findings, summary) = verify_site(cfg, site, None)?;
+        let (findings, summary) = verify_site(cfg, site, None, rehash)?;
         bad |= !findings.is_empty();
         for f in &findings {
             let path = crate::alert::record::absolute(&site.root, &f.rel);
@@ -63,11 +63,12 @@ pub(super) fn verify_site(
     cfg: &Config,
     site: &Site,
     observed: Option<Vec<(RelPath, FileState)>>,
+    rehash: bool,
 ) -> Result<(Vec<Finding>, String)> {
-    let mut manifests: Vec<(Manifest, Option<RelPath>)> = Vec::new();
+    let mut manifests: Vec<(std::sync::Arc<Manifest>, Option<RelPath>)> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     if let Some(reference) = &site.reference {
-        manifests.push((Manifest::reference(reference)?, None));
+        manifests.push((std::sync::Arc::new(Manifest::reference(reference)?), None));
     } else if cfg.vendors.enabled && site.profile == "wordpress" {
         let cache = cfg.state_dir.join("vendor");
         for p in wordpress::detect(&site.real_root) {
@@ -86,7 +87,13 @@ pub(super) fn verify_site(
     let entries = match observed {
         Some(e) => e,
         None => {
-            let (entries, _, problems) = crate::detect::observe_all(site, None, None)?;
+            // The baseline's hashes where the stat still matches (as `check`
+            // trusts them); every file is hashed with `--rehash`.
+            let cache = match (rehash, crate::baseline::Store::open_existing(&cfg.state_dir)) {
+                (false, Ok(store)) => store.load(&site.name).ok().filter(|m| !m.is_empty()),
+                _ => None,
+            };
+            let (entries, _, problems) = crate::detect::observe_all(site, cache.as_ref(), None, None)?;
             for (rel, e) in &problems {
                 warn(&site.name, rel, e);
             }
@@ -132,8 +139,8 @@ pub(super) fn verify_site(
 
 /// Prints what `verify` finds in `site` as warnings and its summary line
 /// (for `init` and `baseline`: an infected site is named on day one).
-pub(super) fn report(cfg: &Config, site: &Site, observed: Vec<(RelPath, FileState)>) {
-    match verify_site(cfg, site, Some(observed)) {
+pub(super) fn report(cfg: &Config, site: &Site, observed: Option<Vec<(RelPath, FileState)>>) {
+    match verify_site(cfg, site, observed, false) {
         Ok((findings, summary)) => {
             for f in &findings {
                 eprintln!(

@@ -384,7 +384,7 @@ impl Generation {
         let mut started = Started { watches, degraded, built_baseline: false, alerts: 0 };
         if !store.has_baseline(&site.name)? {
             let walk_started = now_ns();
-            let (entries, stats, problems) = detect::observe_all(site, Some(&self.cancel), Some(&self.content))?;
+            let (entries, stats, problems) = detect::observe_all(site, None, Some(&self.cancel), Some(&self.content))?;
             for (rel, e) in problems {
                 tracing::warn!(site = %site.name, "{}: {e}", scan::show(&rel));
             }
@@ -694,7 +694,7 @@ impl Generation {
             let m = match wordpress::manifest(&p, &self.cfg.vendors.wordpress, &cache) {
                 Ok(m) => {
                     tracing::info!(site = %site.name, files = m.len(), "checksums of {} {}", p.name, p.version);
-                    Fetch::Got(Arc::new(m))
+                    Fetch::Got(m)
                 }
                 Err(e) => {
                     // Once per package version, not at every look.

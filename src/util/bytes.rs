@@ -59,6 +59,19 @@ pub fn hex(sha: &[u8; 32]) -> String {
     sha.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Lower-case hex of any bytes.
+pub fn hex_bytes(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes from their hex form (either case); `None` when it is not hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
 /// A SHA-256 from its hex form (as [`hex`] writes it).
 pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 || !text.is_ascii() {

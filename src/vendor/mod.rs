@@ -149,7 +149,7 @@ impl Manifest {
     /// The manifest of a release archive (`.zip`) of package `package` at
     /// `version`, whose files go below `dir` in a site.
     pub fn from_zip(path: &Path, package: &str, version: &str, dir: &[u8]) -> Result<Manifest, String> {
-        let (entries, top) = zip_entries(path)?;
+        let (entries, top) = indexed_zip_entries(path)?;
         let mut m = Manifest { package: package.to_string(), version: version.to_string(), ..Manifest::default() };
         let mut bytes = 0;
         for (rel, size, sha, _) in entries {
@@ -167,7 +167,7 @@ impl Manifest {
     /// shown to be the same release: every listed file is in it, with a
     /// listed hash. An archive that differs is refused, whole.
     pub fn adopt_archive(&mut self, path: &Path, dir: &[u8]) -> Result<(), String> {
-        let (entries, top) = zip_entries(path)?;
+        let (entries, top) = indexed_zip_entries(path)?;
         let by_rel: HashMap<RelPath, ([u8; 32], [u8; 16])> =
             entries.into_iter().map(|(rel, _, sha, md5)| (below(dir, &rel), (sha, md5))).collect();
         let mut bad = 0usize;
@@ -375,6 +375,57 @@ fn below(dir: &[u8], rel: &[u8]) -> RelPath {
     out.push(b'/');
     out.extend_from_slice(rel);
     out
+}
+
+/// [`zip_entries`] of an archive of the cache, from the index kept beside
+/// it (`ARCHIVE.index`) when there is one no older than the archive: an
+/// archive is unpacked and hashed once, not at every start.
+fn indexed_zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), String> {
+    #[derive(Serialize, Deserialize)]
+    struct Index {
+        top: String,
+        files: Vec<(String, u64, String, String)>,
+    }
+    let index = path.with_extension("index");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if mtime(&index).is_some_and(|i| mtime(path).is_some_and(|z| i >= z)) {
+        let parsed = std::fs::read(&index).ok().and_then(|b| serde_json::from_slice::<Index>(&b).ok());
+        let entries = parsed.as_ref().and_then(|ix| {
+            ix.files
+                .iter()
+                .map(|(rel, size, sha, md5)| {
+                    let sha: [u8; 32] = crate::util::bytes::unhex(sha)?.try_into().ok()?;
+                    let md5: [u8; 16] = crate::util::bytes::unhex(md5)?.try_into().ok()?;
+                    Some((rel.as_bytes().to_vec(), *size, sha, md5))
+                })
+                .collect::<Option<Vec<ZipEntry>>>()
+        });
+        if let (Some(entries), Some(ix)) = (entries, parsed) {
+            return Ok((entries, ix.top.into_bytes()));
+        }
+    }
+    let (entries, top) = zip_entries(path)?;
+    // Names that are not UTF-8 cannot be asked for by name: not indexed.
+    let files: Option<Vec<_>> = entries
+        .iter()
+        .map(|(rel, size, sha, md5)| {
+            Some((
+                String::from_utf8(rel.clone()).ok()?,
+                *size,
+                crate::util::bytes::hex_bytes(sha),
+                crate::util::bytes::hex_bytes(md5),
+            ))
+        })
+        .collect();
+    if let (Some(files), Ok(top_s)) = (files, String::from_utf8(top.clone())) {
+        if let Ok(text) = serde_json::to_vec(&Index { top: top_s, files }) {
+            let tmp = path.with_extension("index-tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &index);
+            }
+        }
+    }
+    Ok((entries, top))
 }
 
 /// The regular files of a zip archive, hashed, with the single top-level

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -201,7 +202,26 @@ pub enum FetchError {
 /// publisher: its published checksums, with the release archive's SHA-256
 /// values and pristine files once the archive is shown to match them (a
 /// theme has only its archive).
-pub fn manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, FetchError> {
+pub fn manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Arc<Manifest>, FetchError> {
+    // Shared by every site that runs the same release, in this process.
+    type Memo = Mutex<Option<HashMap<(PathBuf, Package), Arc<Manifest>>>>;
+    static MEMO: Memo = Mutex::new(None);
+    let key = (cache_dir.to_path_buf(), p.clone());
+    let memo = |m: &mut Option<HashMap<_, _>>| m.get_or_insert_with(HashMap::new).get(&key).cloned();
+    if let Some(m) = memo(&mut MEMO.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(m);
+    }
+    let m = Arc::new(build_manifest(p, urls, cache_dir)?);
+    let mut guard = MEMO.lock().unwrap_or_else(|e| e.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    if map.len() >= 256 {
+        map.clear();
+    }
+    map.insert(key, Arc::clone(&m));
+    Ok(m)
+}
+
+fn build_manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, FetchError> {
     let what = format!("{} {}", p.name, p.version);
     if p.name.starts_with("theme:") {
         let zip = archive(p, urls, cache_dir)?;
@@ -424,20 +444,13 @@ fn clean_path(p: &str) -> Result<RelPath, String> {
 }
 
 fn hex16(s: &str) -> Option<[u8; 16]> {
-    let v = hex(s)?;
+    let v = crate::util::bytes::unhex(s)?;
     v.try_into().ok()
 }
 
 fn hex32(s: &str) -> Option<[u8; 32]> {
-    let v = hex(s)?;
+    let v = crate::util::bytes::unhex(s)?;
     v.try_into().ok()
-}
-
-fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// The package a path of a plugin folder belongs to (`plugin:SLUG` for
