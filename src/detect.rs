@@ -113,6 +113,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
                     transient: None,
                     hot: false,
                     actor: None,
+                    signatures: Vec::new(),
                 });
             }
             if let Some(obs) = out.observed.as_mut() {
@@ -148,6 +149,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
             transient: None,
             hot: false,
             actor: None,
+            signatures: Vec::new(),
         });
     }
     out.changes.sort_by(|a, b| a.rel.cmp(&b.rel));

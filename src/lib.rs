@@ -40,6 +40,7 @@ pub mod policy;
 pub mod profile;
 pub mod quarantine;
 pub mod scan;
+pub mod signatures;
 pub mod util;
 pub mod vendor;
 pub mod watch;

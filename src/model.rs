@@ -290,6 +290,8 @@ pub struct Change {
     pub hot: bool,
     /// Who wrote it (realtime on the fanotify source; `None` otherwise).
     pub actor: Option<Arc<crate::watch::Actor>>,
+    /// Names of the signature rules its new content matches.
+    pub signatures: Vec<String>,
 }
 
 /// A change that was over before it was judged (the record's `transient`).

@@ -45,7 +45,10 @@ fn each_event_kind_is_reported_once_with_its_states() {
     assert_eq!(m["event"], "modified");
     assert_eq!(m["detected_by"], "scan");
     assert_ne!(m["before"]["sha256"], m["after"]["sha256"]);
-    assert_eq!(m["rule"], "theme-code");
+    // A backdoor in a theme: by its content, critical (not the path's medium).
+    assert_eq!(m["rule"], "signature:php_request_to_exec", "{m}");
+    assert_eq!(m["severity"], "critical");
+    assert_eq!(m["signatures"], serde_json::json!(["php_request_to_exec"]));
 
     let a = find(&recs, "/wp-content/themes/t/new.js").unwrap();
     assert_eq!(a["event"], "added");

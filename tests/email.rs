@@ -37,14 +37,15 @@ fn a_modified_theme_file_mails_its_diff() {
     let mails = smtp.wait_messages(1, LONG);
     let m = &mails[0];
     assert!(
-        m.subject.starts_with("[sitewarden] ") && m.subject.ends_with(": 1 changes on site (0 critical)"),
+        m.subject.starts_with("[sitewarden] ") && m.subject.ends_with(": 1 changes on site (1 critical)"),
         "{}",
         m.subject
     );
     assert!(m.body.contains("\n+eval(base64_decode($_POST['EVIL_MARKER']));\n"), "{}", m.body);
     assert!(m.body.contains(" add_theme_support('title-tag');\n"), "context lines: {}", m.body);
-    assert!(m.body.contains("MEDIUM modified"), "{}", m.body);
-    assert!(m.body.contains("rule theme-code"), "{}", m.body);
+    // A backdoor in a theme is critical by its content (a signature).
+    assert!(m.body.contains("CRITICAL modified"), "{}", m.body);
+    assert!(m.body.contains("rule signature:php_request_to_exec"), "{}", m.body);
     assert_eq!(m.header("X-RcptTo"), vec!["ops@example.com"]);
 }
 

@@ -139,6 +139,7 @@ proptest! {
                     transient: None,
                     hot: false,
                     actor: None,
+                    signatures: Vec::new(),
                 };
                 let verdict = sitewarden::policy::Verdict {
                     severity: sitewarden::model::Severity::Critical,

@@ -90,7 +90,8 @@ fn a_tampered_htaccess_is_restored_with_evidence_and_hook() {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(item.join("meta.json")).unwrap()).unwrap();
     assert_eq!(m["path"], f.abs(b".htaccess").to_str().unwrap());
     assert_eq!(m["site"], "site");
-    assert_eq!(m["rule"], "server-config");
+    // A PHP handler for images: critical by its content, whatever its place.
+    assert_eq!(m["rule"], "signature:htaccess_php_handler_for_other_ext");
     assert_eq!(m["size"], evil.len());
     assert_eq!(m["baseline_size"], GOOD.len());
     assert_ne!(m["sha256"], m["baseline_sha256"]);

@@ -59,7 +59,7 @@ fn a_tampered_and_a_foreign_file_are_critical_with_their_verdict() {
         let (f, reference) = site(archive);
         f.run(["baseline"]).ok();
         let d = Daemon::start(&f);
-        f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+        f.write("wp-includes/load.php", "<?php // load\n$changed = true;\n");
         f.write("wp-includes/x.php", "<?php system($_GET['c']);");
         f.write("wp-content/plugins/akismet/akismet.php", "<?php // akismet\n");
         let r = d.wait_record("modified", "/wp-includes/load.php");
@@ -67,7 +67,7 @@ fn a_tampered_and_a_foreign_file_are_critical_with_their_verdict() {
         assert_eq!(r["verdict"]["origin"], "tampered", "{r}");
         assert_eq!(r["verdict"]["package"], "reference", "{r}");
         assert_eq!(r["verdict"]["version"], reference.display().to_string(), "{r}");
-        assert!(r["diff"].as_str().is_some_and(|d| d.contains("+eval($_POST['x']);")), "{r}");
+        assert!(r["diff"].as_str().is_some_and(|d| d.contains("+$changed = true;")), "{r}");
         let r = d.wait_record("added", "/wp-includes/x.php");
         assert_eq!((r["severity"].as_str(), r["rule"].as_str()), (Some("critical"), Some("vendor-foreign")), "{r}");
         assert_eq!(r["verdict"]["origin"], "foreign", "{r}");
@@ -95,8 +95,15 @@ fn verify_names_an_infection_older_than_the_baseline() {
         assert!(r.stdout.contains("missing") && r.stdout.contains("/wp-includes/version.php"), "{}", r.stdout);
         let j = f.run(["verify", "--json"]);
         let lines: Vec<serde_json::Value> = j.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 3, "{}", j.stdout);
-        assert!(lines.iter().all(|v| v["site"] == "site" && v["verdict"]["package"] == "reference"));
+        // Three against the reference, and the web shell's content.
+        assert_eq!(lines.len(), 4, "{}", j.stdout);
+        let signed: Vec<_> = lines.iter().filter(|v| v["result"] == "signature").collect();
+        assert_eq!(signed.len(), 1, "{}", j.stdout);
+        assert!(signed[0]["path"].as_str().unwrap().ends_with("/wp-includes/cache.php"));
+        assert!(lines
+            .iter()
+            .filter(|v| v["result"] != "signature")
+            .all(|v| v["site"] == "site" && v["verdict"]["package"] == "reference"));
     }
     // A clean site verifies.
     let (f, _) = site(false);
@@ -194,7 +201,7 @@ fn wordpress_core_and_plugins_are_judged_against_their_published_checksums() {
     let d = Daemon::start(&f);
     d.wait_stderr("checksums of wordpress 6.4.2");
     d.wait_stderr("checksums of plugin:akismet 5.3");
-    f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+    f.write("wp-includes/load.php", "<?php // load\n$changed = true;\n");
     f.write("wp-includes/x.php", "<?php system($_GET['c']);");
     f.write("wp-content/plugins/akismet/class.akismet.php", "<?php class Akismet {} @eval($_REQUEST['a']);\n");
     f.write("wp-content/plugins/akismet/fm.php", "<?php // file manager");
@@ -251,7 +258,7 @@ fn a_publisher_down_or_lying_leaves_detection_whole() {
             let _ = std::fs::remove_dir_all(f.state().join("vendor"));
         }
         let d = Daemon::start(&f);
-        f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+        f.write("wp-includes/load.php", "<?php // load\n$changed = true;\n");
         let r = d.wait_record("modified", "/wp-includes/load.php");
         assert_eq!(r["verdict"]["origin"], "unknown", "{what}: {r}");
         d.wait_stderr("wordpress 6.4.2: ");
@@ -266,7 +273,7 @@ fn a_publisher_down_or_lying_leaves_detection_whole() {
 #[test]
 fn verify_and_baseline_name_what_differs_from_the_published_release() {
     let (f, _publisher) = wordpress_site(None);
-    f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+    f.write("wp-includes/load.php", "<?php // load\n$changed = true;\n");
     f.write("wp-admin/shell.php", "<?php system($_GET['c']);");
     std::fs::remove_file(f.abs(b"wp-content/plugins/akismet/class.akismet.php")).unwrap();
     let b = f.run(["baseline"]).ok();
@@ -279,7 +286,9 @@ fn verify_and_baseline_name_what_differs_from_the_published_release() {
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("against plugin:akismet 5.3, wordpress 6.4.2: 3 do not"), "{}", r.stdout);
+    assert!(r.stdout.contains("signature /") && r.stdout.contains("shell.php  [php_request_to_exec]"), "{}", r.stdout);
+    assert!(r.stdout.contains("against plugin:akismet 5.3, wordpress 6.4.2, "), "{}", r.stdout);
+    assert!(r.stdout.contains(" signature rules: 4 do not"), "{}", r.stdout);
     // wp-config.php and the like are nobody's business here.
     assert!(!r.stdout.contains("wp-config.php"), "{}", r.stdout);
 }
@@ -298,7 +307,7 @@ fn a_slow_or_endless_publisher_costs_bounded_time_and_memory() {
         let t = std::time::Instant::now();
         let d = Daemon::start(&f);
         // Detection goes on while the publisher holds the fetch.
-        f.write("wp-includes/load.php", "<?php // load\neval($_POST['x']);\n");
+        f.write("wp-includes/load.php", "<?php // load\n$changed = true;\n");
         let r = d.wait_record("modified", "/wp-includes/load.php");
         assert_eq!(r["verdict"]["origin"], "unknown", "{mode}: {r}");
         d.wait_stderr("wordpress 6.4.2: ");

@@ -247,6 +247,9 @@ fn section(body: &mut String, r: &AlertRecord) {
     if let Some(a) = &r.actor {
         body.push_str(&format!("written by {}\n", a.describe()));
     }
+    if !r.signatures.is_empty() {
+        body.push_str(&format!("SIGNATURES: {}\n", r.signatures.join(", ")));
+    }
     if let Some(v) = &r.verdict {
         let origin = match v.origin {
             crate::vendor::Origin::Vendor => "matches",

@@ -125,6 +125,9 @@ pub struct AlertRecord {
     /// `tampered`, `foreign` (absent when no manifest covers the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::vendor::Verdict>,
+    /// Names of the signature rules the new content matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<String>,
     /// A package update judged as a whole (the record is its summary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateRecord>,
@@ -172,6 +175,7 @@ impl AlertRecord {
             transient: change.transient,
             actor: change.actor.as_deref().cloned(),
             verdict: None,
+            signatures: change.signatures.clone(),
             update: None,
         }
     }
@@ -238,6 +242,7 @@ mod tests {
             transient: None,
             hot: false,
             actor: None,
+            signatures: Vec::new(),
         };
         let verdict = Verdict { severity: Severity::Critical, rule: "php-in-uploads", nodiff: false, quarantine: None };
         let rec = AlertRecord::new("web1", Path::new("/var/www/blog"), &change, &verdict, 1_795_802_400_123_000_000);
@@ -265,6 +270,7 @@ mod tests {
             transient: None,
             hot: false,
             actor: None,
+            signatures: Vec::new(),
         };
         let verdict = Verdict { severity: Severity::High, rule: "r", nodiff: false, quarantine: None };
         let stamped = |c: &Change, t: i64| {

@@ -25,9 +25,12 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             bail!("site '{}' has no baseline yet: run `sitewarden baseline --site {}`", site.name, site.name);
         }
         let baseline = store.load(&site.name)?;
-        let cmp = detect::compare(&CompareSpec { rehash, ..CompareSpec::new(site, &baseline) })?;
+        let mut cmp = detect::compare(&CompareSpec { rehash, ..CompareSpec::new(site, &baseline) })?;
         for (rel, e) in &cmp.problems {
             warn(&site.name, rel, e);
+        }
+        if let Some(sigs) = cfg.signatures.rules()? {
+            crate::signatures::sign(&sigs, site, None, &mut cmp.changes);
         }
         let changes: Vec<_> = cmp.changes.iter().filter(|c| !c.is_silent()).collect();
         drift |= !changes.is_empty();

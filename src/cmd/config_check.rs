@@ -11,6 +11,7 @@ use crate::config::{duration, Config, Transport};
 pub fn run(cfg: &Config) -> Result<i32> {
     // What `run` would refuse, refused here too (before anything is printed).
     cfg.check_writable()?;
+    let rules = cfg.signatures.rules()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "config: {}", cfg.path.display())?;
     writeln!(out, "state_dir: {}", cfg.state_dir.display())?;
@@ -23,6 +24,18 @@ pub fn run(cfg: &Config) -> Result<i32> {
     )?;
     if let Some(t) = cfg.scan.throttle {
         writeln!(out, "scan: scheduled scans read at most {} MB/s, at nice 10", t / 1_000_000)?;
+    }
+    match &rules {
+        None => writeln!(out, "signatures: off")?,
+        Some(r) => writeln!(
+            out,
+            "signatures: {} rules ({} shipped files, {} of {}), files scanned up to {} bytes",
+            r.len(),
+            crate::signatures::SHIPPED.len(),
+            r.files.len(),
+            cfg.signatures.rules_dir.display(),
+            r.max_size
+        )?,
     }
     writeln!(out, "alerts: log {}", cfg.alerts.log.display())?;
     match &cfg.alerts.email {

@@ -49,6 +49,7 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
         transient: None,
         hot: false,
         actor: None,
+        signatures: Vec::new(),
     };
     let content = crate::content::ContentStore::new(&cfg.state_dir);
     let rendered = crate::alert::diff::of_change(

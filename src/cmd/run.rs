@@ -13,6 +13,8 @@ use crate::daemon::{self, Setup};
 /// Runs the daemon on the config at `config_path` until SIGTERM.
 pub fn run(config_path: &Path) -> Result<i32> {
     let cfg = Config::load(config_path)?;
+    // A rule that does not compile stops the start (exit 2), as any config error.
+    cfg.signatures.rules()?;
     // Nothing is created before the checks pass.
     cfg.check_writable()?;
     daemon::run(Setup {

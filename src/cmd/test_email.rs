@@ -43,6 +43,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         transient: None,
         hot: false,
         actor: None,
+        signatures: Vec::new(),
     };
     let verdict = Verdict { severity: Severity::Info, rule: "test-email", nodiff: false, quarantine: None };
     let mut record = AlertRecord::new(&hostname(), &root, &change, &verdict, crate::util::time::now_ns());

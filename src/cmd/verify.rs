@@ -15,11 +15,24 @@ use crate::config::{Config, Site};
 use crate::model::{FileState, FileType, RelPath};
 use crate::vendor::{wordpress, Manifest, Origin};
 
-/// A file that does not match.
+/// A file that does not match, or whose content matches a signature.
 pub(super) struct Finding {
     pub(super) rel: RelPath,
     pub(super) what: &'static str,
-    pub(super) verdict: crate::vendor::Verdict,
+    /// Against which release (none for a signature).
+    pub(super) verdict: Option<crate::vendor::Verdict>,
+    /// The signature rules its content matches.
+    pub(super) signatures: Vec<String>,
+}
+
+impl Finding {
+    /// `[package version]` or `[rule, rule]`.
+    fn against(&self) -> String {
+        match &self.verdict {
+            Some(v) => format!("{} {}", v.package, v.version),
+            None => self.signatures.join(", "),
+        }
+    }
 }
 
 pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result<i32> {
@@ -36,17 +49,11 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
                     "path": crate::util::bytes::lossless(&path),
                     "result": f.what,
                     "verdict": f.verdict,
+                    "signatures": f.signatures,
                 });
                 writeln!(out, "{v}")?;
             } else {
-                writeln!(
-                    out,
-                    "{:<9} {}  [{} {}]",
-                    f.what,
-                    crate::scan::show(&path),
-                    f.verdict.package,
-                    f.verdict.version
-                )?;
+                writeln!(out, "{:<9} {}  [{}]", f.what, crate::scan::show(&path), f.against())?;
             }
         }
         if !json {
@@ -78,7 +85,8 @@ pub(super) fn verify_site(
             }
         }
     }
-    if manifests.is_empty() && unknown.is_empty() {
+    let sigs = cfg.signatures.rules()?;
+    if manifests.is_empty() && unknown.is_empty() && sigs.is_none() {
         return Ok((
             Vec::new(),
             "nothing to verify against: configure `reference:` (or use the wordpress profile)".into(),
@@ -115,17 +123,31 @@ pub(super) fn verify_site(
             let md5 = || live_md5(site, rel, state);
             if let Some(o @ (Origin::Tampered | Origin::Foreign)) = m.judge(rel, Some(state), md5) {
                 let what = if o == Origin::Tampered { "tampered" } else { "foreign" };
-                findings.push(Finding { rel: rel.clone(), what, verdict: m.verdict(o) });
+                findings.push(Finding { rel: rel.clone(), what, verdict: Some(m.verdict(o)), signatures: Vec::new() });
             }
         }
         for rel in m.paths() {
             if !present.contains(rel.as_slice()) && site.policy.watched(rel, FileType::File) {
-                findings.push(Finding { rel: rel.clone(), what: "missing", verdict: m.verdict(Origin::Tampered) });
+                let verdict = Some(m.verdict(Origin::Tampered));
+                findings.push(Finding { rel: rel.clone(), what: "missing", verdict, signatures: Vec::new() });
+            }
+        }
+    }
+    // Known-bad: every file's content against the signature rules.
+    if let Some(sigs) = &sigs {
+        for (rel, _) in entries.iter().filter(|(_, s)| s.kind == FileType::File) {
+            let Some(bytes) = crate::signatures::read_head(&site.real_root, rel, sigs.max_size) else { continue };
+            let matched = sigs.scan(&bytes).counted(site.policy.foreign_place(rel));
+            if !matched.is_empty() {
+                findings.push(Finding { rel: rel.clone(), what: "signature", verdict: None, signatures: matched });
             }
         }
     }
     findings.sort_by(|a, b| a.rel.cmp(&b.rel));
-    let against: Vec<String> = manifests.iter().map(|(m, _)| format!("{} {}", m.package, m.version)).collect();
+    let mut against: Vec<String> = manifests.iter().map(|(m, _)| format!("{} {}", m.package, m.version)).collect();
+    if let Some(sigs) = &sigs {
+        against.push(format!("{} signature rules", sigs.len()));
+    }
     let mut summary = format!(
         "{files} files checked against {}: {}",
         if against.is_empty() { "nothing".to_string() } else { against.join(", ") },
@@ -143,14 +165,7 @@ pub(super) fn report(cfg: &Config, site: &Site, observed: Option<Vec<(RelPath, F
     match verify_site(cfg, site, observed, false) {
         Ok((findings, summary)) => {
             for f in &findings {
-                eprintln!(
-                    "sitewarden: {}: {} {} ({} {})",
-                    site.name,
-                    f.what,
-                    crate::scan::show(&f.rel),
-                    f.verdict.package,
-                    f.verdict.version
-                );
+                eprintln!("sitewarden: {}: {} {} ({})", site.name, f.what, crate::scan::show(&f.rel), f.against());
             }
             eprintln!("sitewarden: {}: verify: {summary}", site.name);
         }

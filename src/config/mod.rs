@@ -26,6 +26,10 @@ pub const DEFAULT_PROFILE_DIR: &str = "/etc/sitewarden/profiles";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sitewarden";
 /// Default `alerts.log`: the JSON-lines alert log.
 pub const DEFAULT_ALERT_LOG: &str = "/var/log/sitewarden/alerts.jsonl";
+/// The admin's signature rules.
+pub const DEFAULT_RULES_DIR: &str = "/etc/sitewarden/rules";
+/// Bytes of a file scanned for signatures at most.
+pub const DEFAULT_SIGNATURE_MAX: u64 = 2 << 20;
 /// Default `scan.interval`: a full scan every 4 hours.
 pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(4 * 3600);
 /// Default `scan.quiet_period`: events on one path within 200 ms give one check.
@@ -217,6 +221,46 @@ pub struct Config {
     pub realtime: crate::watch::Source,
     /// Published checksums (`vendors:`).
     pub vendors: VendorSettings,
+    /// Content signatures (`signatures:`), compiled on first use.
+    pub signatures: SignatureSettings,
+}
+
+/// `signatures:`, defaults filled in; the rules are compiled once, when
+/// first asked for (the daemon and `config-check` ask at load).
+#[derive(Debug)]
+pub struct SignatureSettings {
+    /// Scan new and changed files.
+    pub enabled: bool,
+    /// Bytes of a file scanned at most.
+    pub max_size: u64,
+    /// The admin's rules.
+    pub rules_dir: PathBuf,
+    compiled: std::sync::OnceLock<Result<crate::signatures::Shared, String>>,
+}
+
+impl SignatureSettings {
+    /// The compiled rules (`None`: signatures are off); a rule that does not
+    /// compile is a config error `file:line:column: message`.
+    pub fn rules(&self) -> Result<Option<crate::signatures::Shared>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let compiled = self.compiled.get_or_init(|| {
+            crate::signatures::Signatures::compile(Some(&self.rules_dir), self.max_size)
+                .map(std::sync::Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        match compiled {
+            Ok(s) => Ok(Some(std::sync::Arc::clone(s))),
+            Err(e) => Err(ConfigError::Other(e.clone())),
+        }
+    }
+
+    /// The rules, or none when they cannot be had (already reported when the
+    /// configuration was loaded).
+    pub fn rules_or_none(&self) -> Option<crate::signatures::Shared> {
+        self.rules().ok().flatten()
+    }
 }
 
 /// `vendors:`, defaults filled in.
@@ -354,6 +398,12 @@ impl Config {
                         timeout: raw.vendors.timeout.map(|t| t.0).unwrap_or(d.timeout),
                     }
                 },
+            },
+            signatures: SignatureSettings {
+                enabled: raw.signatures.enabled.unwrap_or(true),
+                max_size: raw.signatures.max_size.map(|s| s.0).unwrap_or(DEFAULT_SIGNATURE_MAX),
+                rules_dir: raw.signatures.rules_dir.map(|d| d.0).unwrap_or_else(|| PathBuf::from(DEFAULT_RULES_DIR)),
+                compiled: std::sync::OnceLock::new(),
             },
             alerts: AlertSettings {
                 log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),

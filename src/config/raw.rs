@@ -67,6 +67,21 @@ pub struct RawConfig {
     /// Published checksums of the packages sites run.
     #[serde(default)]
     pub vendors: RawVendors,
+    /// Content signatures (YARA-X rules).
+    #[serde(default)]
+    pub signatures: RawSignatures,
+}
+
+/// The `signatures:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignatures {
+    /// Scan new and changed files with the rules (default true).
+    pub enabled: Option<bool>,
+    /// Bytes of a file scanned at most (default 2MiB; a larger file's head).
+    pub max_size: Option<super::size::ConfigSize>,
+    /// The admin's rules, `*.yar` (default /etc/sitewarden/rules).
+    pub rules_dir: Option<AbsPath>,
 }
 
 /// The `vendors:` section.

@@ -396,6 +396,7 @@ impl Generation {
             started.built_baseline = true;
         } else if mode == StartMode::CatchUp {
             if let Some(mut observed) = self.scan_site(i, store, false)? {
+                self.sign(&mut observed);
                 let (done, alerts) = oneshot::channel();
                 observed.done = Some(done);
                 judge.scan(observed)?;
@@ -467,6 +468,13 @@ impl Generation {
         }))
     }
 
+    /// Scans the new content of the observed changes for signatures.
+    pub fn sign(&self, o: &mut Observed) {
+        if let Some(sigs) = self.cfg.signatures.rules_or_none() {
+            crate::signatures::sign(&sigs, &self.cfg.sites[o.site], Some(&self.content), &mut o.changes);
+        }
+    }
+
     /// Checks the paths named by kernel events. A path that is now a
     /// directory is watched and walked (its files may predate the watch); a
     /// path that was a directory reports what was below it as deleted. A
@@ -516,6 +524,7 @@ impl Generation {
                             transient: None,
                             hot: false,
                             actor: seen.actor.clone(),
+                            signatures: Vec::new(),
                         });
                     }
                     // Only its attributes changed (chmod, chown) and it is
@@ -563,6 +572,7 @@ impl Generation {
                                 transient: None,
                                 hot: false,
                                 actor: None,
+                                signatures: Vec::new(),
                             });
                         }
                     }
@@ -590,6 +600,7 @@ impl Generation {
                         transient,
                         hot: seen.hot,
                         actor: seen.actor.clone(),
+                        signatures: Vec::new(),
                     });
                 }
             }

@@ -407,6 +407,7 @@ impl Judge {
                     transient: None,
                     hot: false,
                     actor: None,
+                    signatures: Vec::new(),
                 };
                 AlertRecord::new(&self.host, &site.root, &c, &site.policy.verdict(&c), now)
             })

@@ -279,6 +279,7 @@ struct Core {
 
 async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(), DaemonError> {
     let Setup { cfg, config_path, sinks: make_sinks, phases } = setup;
+    cfg.signatures.rules()?;
     let state_dir = cfg.state_dir.clone();
     drop(Store::open(&state_dir)?);
     let _lock = lock(&state_dir)?;
@@ -634,6 +635,7 @@ impl Core {
                 transient: None,
                 hot: false,
                 actor: None,
+                signatures: Vec::new(),
             };
             self.sched[i].swapped_to = Some(now);
             let observed = judge::Observed {
@@ -727,6 +729,8 @@ impl Core {
 
     fn load(&self, path: &Path) -> Result<(Config, Sinks), DaemonError> {
         let cfg = Config::load(path)?;
+        // Rules that do not compile refuse the reload: the old ones stay.
+        cfg.signatures.rules()?;
         if cfg.state_dir != self.current.cfg.state_dir {
             return Err(DaemonError::Config(ConfigError::Other(format!(
                 "state_dir changed from {} to {}: that needs a restart",
@@ -904,7 +908,10 @@ fn worker(
                 crate::util::fault::point("scan", generation.cfg.sites[site].name.as_bytes());
                 if !generation.cancel.load(Ordering::Relaxed) {
                     match generation.scan_site(site, &store, rehash) {
-                        Ok(Some(observed)) => judge.scan(observed).map_err(|e| e.to_string())?,
+                        Ok(Some(mut observed)) => {
+                            generation.sign(&mut observed);
+                            judge.scan(observed).map_err(|e| e.to_string())?
+                        }
                         Ok(None) => {}
                         Err(e) => log_work_error(&generation, site, &fatal(e)?),
                     }
@@ -913,7 +920,8 @@ fn worker(
             }
             Job::Paths { generation, site, rels, by } => {
                 match generation.reconcile(site, &store, rels, by, big.is_some()) {
-                    Ok((observed, deferred)) => {
+                    Ok((mut observed, deferred)) => {
+                        generation.sign(&mut observed);
                         judge.realtime(observed).map_err(|e| e.to_string())?;
                         if let (Some(big), false) = (&big, deferred.is_empty()) {
                             let job = Job::Paths { generation: Arc::clone(&generation), site, rels: deferred, by };
@@ -939,7 +947,10 @@ fn worker(
                     generation.reconcile(site, &store, rels, DetectedBy::Scan, false)
                 });
                 match result {
-                    Ok((observed, _)) => judge.realtime(observed).map_err(|e| e.to_string())?,
+                    Ok((mut observed, _)) => {
+                        generation.sign(&mut observed);
+                        judge.realtime(observed).map_err(|e| e.to_string())?
+                    }
                     Err(e) => log_work_error(&generation, site, &fatal(e)?),
                 }
             }

@@ -204,6 +204,7 @@ pub fn summary(
         transient: None,
         hot: false,
         actor: None,
+        signatures: Vec::new(),
     };
     let verdict =
         crate::policy::Verdict { severity: kind.severity(), rule: kind.rule(), nodiff: true, quarantine: None };

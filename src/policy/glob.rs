@@ -14,7 +14,7 @@ use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// The extensions PHP runs under common Apache/nginx handlers.
 pub const EXEC_EXTENSIONS: &[&str] =
-    &["php", "phtml", "phar", "pht", "php3", "php4", "php5", "php6", "php7", "php8", "phps", "inc"];
+    &["php", "phtml", "phtm", "phar", "pht", "php3", "php4", "php5", "php6", "php7", "php8", "phps", "inc"];
 
 /// The token that stands for "an executable file name".
 pub const EXEC_TOKEN: &str = "@exec";

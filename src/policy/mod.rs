@@ -76,6 +76,21 @@ pub struct QuarantineSpec {
     pub patterns: Vec<String>,
     /// What is done with a matching changed file.
     pub action: QuarantineAction,
+    /// Only for these events (empty: any).
+    pub events: Vec<EventKind>,
+    /// Always, or only when a signature matched.
+    pub when: QuarantineWhen,
+}
+
+/// When a quarantine rule acts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuarantineWhen {
+    /// On every matching change.
+    #[default]
+    Always,
+    /// Only when the new content matches a signature rule.
+    Signature,
 }
 
 /// Everything the policy is built from, profile lists first, site lists
@@ -334,7 +349,14 @@ impl Policy {
     /// `high` ([`DIR_WORLD_WRITABLE`]); a file that gained a hard link is at
     /// least `medium` ([`HARDLINK`]).
     pub fn verdict(&self, c: &Change) -> Verdict<'_> {
-        let mut v = self.classify(&c.rel, c.file_type(), c.kind);
+        let mut v = self.classify_signed(&c.rel, c.file_type(), c.kind, !c.signatures.is_empty());
+        if let Some(first) = c.signatures.first() {
+            // What the content is beats where it is.
+            if v.severity < Severity::Critical {
+                v.severity = Severity::Critical;
+                v.rule = crate::signatures::rule_id(first);
+            }
+        }
         if let Some(r) = c.actor.as_deref().and_then(|a| self.actor_rule(&c.rel, c.file_type(), c.kind, a)) {
             if r.severity > v.severity {
                 v.severity = r.severity;
@@ -398,8 +420,21 @@ impl Policy {
         })
     }
 
-    /// Classifies a change of a watched path.
+    /// Classifies a change of a watched path (as if its content matched no
+    /// signature).
     pub fn classify(&self, rel: &[u8], kind: FileType, event: EventKind) -> Verdict<'_> {
+        self.classify_signed(rel, kind, event, false)
+    }
+
+    /// Is `rel` watched only through `always` (uploads, caches): a place
+    /// where no code belongs?
+    pub fn foreign_place(&self, rel: &[u8]) -> bool {
+        let cand = candidate(rel);
+        self.always.is_match(&cand) && self.ignore.is_match(&cand)
+    }
+
+    /// Classifies a change; `signed`: its content matched a signature.
+    fn classify_signed(&self, rel: &[u8], kind: FileType, event: EventKind, signed: bool) -> Verdict<'_> {
         let cand = candidate(rel);
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
@@ -417,8 +452,15 @@ impl Policy {
                 .min()
                 .map(|r| &self.rules[r]);
             self.quarantine_set.matches_into(&cand, scratch, hits);
-            let quarantine =
-                hits.iter().map(|&p| self.quarantine_of_pattern[p]).min().map(|q| self.quarantine[q].action);
+            let quarantine = hits
+                .iter()
+                .map(|&p| self.quarantine_of_pattern[p])
+                .filter(|&q| {
+                    let q = &self.quarantine[q];
+                    (q.events.is_empty() || q.events.contains(&event)) && (q.when == QuarantineWhen::Always || signed)
+                })
+                .min()
+                .map(|q| self.quarantine[q].action);
             Verdict {
                 severity: rule.map(|r| r.severity).unwrap_or(self.default_severity),
                 rule: rule.map(|r| r.id.as_str()).unwrap_or(DEFAULT_RULE),
@@ -503,6 +545,8 @@ mod tests {
             quarantine: vec![QuarantineSpec {
                 patterns: vec!["**/.htaccess".into()],
                 action: QuarantineAction::Restore,
+                events: vec![],
+                when: QuarantineWhen::Always,
             }],
             default_severity: Some(Severity::High),
         })

@@ -205,12 +205,24 @@ pub struct RawQuarantineRule {
     pub patterns: OneOrMany,
     /// What is done with a matching changed file.
     pub action: QuarantineAction,
+    /// Only for these events (empty: any).
+    #[serde(default)]
+    pub events: Vec<EventKind>,
+    /// `always` (the default) or `signature`: only when the new content
+    /// matches a signature rule.
+    #[serde(default)]
+    pub when: crate::policy::QuarantineWhen,
 }
 
 impl RawQuarantineRule {
     /// The rule as the policy takes it.
     pub fn spec(&self) -> QuarantineSpec {
-        QuarantineSpec { patterns: texts(&self.patterns.0), action: self.action }
+        QuarantineSpec {
+            patterns: texts(&self.patterns.0),
+            action: self.action,
+            events: self.events.clone(),
+            when: self.when,
+        }
     }
 }
 

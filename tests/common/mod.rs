@@ -35,11 +35,13 @@ impl Fixture {
     pub fn write_config(&self, profile: &str, extra: &str) {
         let source = std::env::var("SITEWARDEN_TEST_SOURCE").unwrap_or_else(|_| "auto".into());
         let text = format!(
-            "state_dir: {state}\nrealtime:\n  source: {source}\n{vendors}alerts:\n  log: {log}\nsites:\n  - name: site\n    root: {root}\n    profile: {profile}\n{extra}",
+            "state_dir: {state}\nrealtime:\n  source: {source}\n{vendors}signatures:\n  rules_dir: {rules}\nalerts:\n  log: {log}\nsites:\n  - name: site\n    root: {root}\n    profile: {profile}\n{extra}",
             // Never the real publishers from a test: a closed loopback port
             // (a test that serves checksums replaces these lines).
             vendors = "vendors:\n  wordpress:\n    core_checksums_url: http://127.0.0.1:9/core\n    plugin_checksums_url: http://127.0.0.1:9/plugins\n    core_archive_url: http://127.0.0.1:9/release\n    plugin_archive_url: http://127.0.0.1:9/plugin\n    theme_archive_url: http://127.0.0.1:9/theme\n",
             state = self.state().display(),
+            // The admin's rules of this fixture (none unless a test writes some).
+            rules = self.path("rules").display(),
             log = self.path("alerts.jsonl").display(),
             root = self.root().display(),
         );

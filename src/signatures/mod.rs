@@ -1,0 +1,247 @@
+//! Known-bad: content verdicts with YARA-X. The rules shipped with
+//! sitewarden (`rules/*.yar`, built into the binary and installed to
+//! `/usr/share/sitewarden/rules/` for reading) and the admin's
+//! (`signatures.rules_dir`, `/etc/sitewarden/rules/*.yar`) are compiled once
+//! when the configuration is loaded: a rule that does not compile is a
+//! config error with `file:line:column`, so the daemon does not start on it
+//! and a reload keeps the old rules.
+//!
+//! A rule tagged `foreign_place` (a script in an SVG, say) counts only for
+//! a path the profile watches through `always:`, where no code belongs
+//! (uploads, caches): the same bytes are a theme's template elsewhere.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The rules shipped with sitewarden: (file name, text).
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("php_webshells.yar", include_str!("../../rules/php_webshells.yar")),
+    ("server_config.yar", include_str!("../../rules/server_config.yar")),
+    ("javascript.yar", include_str!("../../rules/javascript.yar")),
+    ("seo_spam.yar", include_str!("../../rules/seo_spam.yar")),
+    ("media.yar", include_str!("../../rules/media.yar")),
+];
+
+/// The tag of rules that count only where no code belongs.
+pub const FOREIGN_PLACE: &str = "foreign_place";
+
+/// A rule file that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct RuleError {
+    /// The rule file.
+    pub file: String,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Compiled rules.
+pub struct Signatures {
+    rules: yara_x::Rules,
+    /// The admin's rule files compiled in, for `config-check`.
+    pub files: Vec<PathBuf>,
+    /// Bytes of a file scanned at most (its head, when larger).
+    pub max_size: u64,
+}
+
+impl std::fmt::Debug for Signatures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signatures").field("files", &self.files).field("max_size", &self.max_size).finish()
+    }
+}
+
+/// What matched in one file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Matches {
+    /// Rules that count anywhere.
+    pub anywhere: Vec<String>,
+    /// Rules tagged `foreign_place`.
+    pub foreign_place: Vec<String>,
+}
+
+impl Matches {
+    /// The rule names that count for a path (`foreign`: a path where no
+    /// code belongs).
+    pub fn counted(&self, foreign: bool) -> Vec<String> {
+        let mut out = self.anywhere.clone();
+        if foreign {
+            out.extend(self.foreign_place.iter().cloned());
+        }
+        out
+    }
+}
+
+impl Signatures {
+    /// The shipped rules and every `*.yar` in `admin_dir` (absent: none).
+    pub fn compile(admin_dir: Option<&Path>, max_size: u64) -> Result<Signatures, RuleError> {
+        let mut compiler = yara_x::Compiler::new();
+        for (name, text) in SHIPPED {
+            add(&mut compiler, &format!("<built-in rules/{name}>"), text)?;
+        }
+        let mut files = Vec::new();
+        if let Some(dir) = admin_dir {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                let mut paths: Vec<PathBuf> = entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "yar" || x == "yara"))
+                    .collect();
+                paths.sort();
+                for p in paths {
+                    let origin = p.display().to_string();
+                    let text = std::fs::read_to_string(&p).map_err(|e| RuleError {
+                        file: origin.clone(),
+                        line: 1,
+                        column: 1,
+                        message: format!("cannot read: {e}"),
+                    })?;
+                    add(&mut compiler, &origin, &text)?;
+                    files.push(p);
+                }
+            }
+        }
+        Ok(Signatures { rules: compiler.build(), files, max_size })
+    }
+
+    /// The rules that match `data` (a file, or its head).
+    pub fn scan(&self, data: &[u8]) -> Matches {
+        let mut scanner = yara_x::Scanner::new(&self.rules);
+        scanner.set_timeout(std::time::Duration::from_secs(5));
+        let mut m = Matches::default();
+        let Ok(results) = scanner.scan(data) else { return m };
+        for r in results.matching_rules() {
+            let name = r.identifier().to_string();
+            if r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
+                m.foreign_place.push(name);
+            } else {
+                m.anywhere.push(name);
+            }
+        }
+        m
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.iter().len()
+    }
+
+    /// No rules.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The rule id a signature match gives a change (`signature:NAME`), kept
+/// for the life of the process: one per rule name ever compiled, a set
+/// bounded by the rule files.
+pub fn rule_id(name: &str) -> &'static str {
+    static IDS: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> = std::sync::Mutex::new(None);
+    let id = format!("signature:{name}");
+    let mut guard = IDS.lock().unwrap_or_else(|e| e.into_inner());
+    let set = guard.get_or_insert_with(std::collections::HashSet::new);
+    if let Some(known) = set.get(id.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(id.into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
+/// Scans the new content of each change of `site` that has some: the bytes
+/// the hashing read kept in the content store when it has them (the live
+/// file is not read again), else the head of the live file, read only if
+/// the file still has the hash the change reports. Sets
+/// `Change::signatures`.
+pub fn sign(
+    sigs: &Signatures,
+    site: &crate::config::Site,
+    content: Option<&crate::content::ContentStore>,
+    changes: &mut [crate::model::Change],
+) {
+    for c in changes.iter_mut() {
+        let Some(after) = c.after.as_ref().filter(|a| a.kind == crate::model::FileType::File) else { continue };
+        let Some(sha) = after.sha256 else { continue };
+        let bytes = match content.and_then(|cs| cs.get(&sha)) {
+            Some(b) => b,
+            None => match read_head(&site.real_root, &c.rel, sigs.max_size) {
+                // Whole and no longer what was hashed: a later event judges it.
+                Some(b) if (b.len() as u64) < sigs.max_size && crate::util::sha256(&b) != sha => continue,
+                Some(b) => b,
+                None => continue,
+            },
+        };
+        let head = &bytes[..bytes.len().min(sigs.max_size as usize)];
+        c.signatures = sigs.scan(head).counted(site.policy.foreign_place(&c.rel));
+    }
+}
+
+/// Reads the head of the regular file `rel` below `root` (never through a
+/// symlink), at most `max` bytes.
+pub fn read_head(root: &Path, rel: &[u8], max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let (dir, name) = crate::scan::file::open_parent(root, rel).ok()??;
+    let (file, _) = crate::scan::file::open_regular_at(std::os::fd::AsFd::as_fd(&dir), &name).ok()?;
+    let mut buf = Vec::new();
+    file.take(max).read_to_end(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Shared compiled rules.
+pub type Shared = Arc<Signatures>;
+
+fn add(compiler: &mut yara_x::Compiler<'_>, origin: &str, text: &str) -> Result<(), RuleError> {
+    let src = yara_x::SourceCode::from(text).with_origin(origin);
+    compiler.add_source(src).map(|_| ()).map_err(|e| {
+        // "error[E001]: title\n --> origin:LINE:COL\n ..." as the one line
+        // the config's errors are.
+        let text = e.to_string();
+        let title = text.lines().next().unwrap_or("").to_string();
+        let title = title.split_once("]: ").map(|(_, t)| t.to_string()).unwrap_or(title);
+        let (line, column) = text
+            .lines()
+            .find_map(|l| {
+                let at = l.trim_start().strip_prefix("--> ")?;
+                let mut parts = at.rsplitn(3, ':');
+                let col = parts.next()?.trim().parse().ok()?;
+                let line = parts.next()?.trim().parse().ok()?;
+                Some((line, col))
+            })
+            .unwrap_or((1, 1));
+        let detail = text
+            .lines()
+            .filter_map(|l| l.split_once("^ ").or_else(|| l.split_once("- ")).map(|(_, d)| d.trim().to_string()))
+            .find(|d| !d.is_empty());
+        let message = match detail {
+            Some(d) if d != title => format!("{title}: {d}"),
+            _ => title,
+        };
+        RuleError { file: origin.to_string(), line, column, message }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_rules_compile_and_a_broken_one_is_named_with_its_line() {
+        let s = Signatures::compile(None, 1 << 20).unwrap();
+        assert!(s.len() >= 20, "{} rules", s.len());
+        let m = s.scan(b"<?php @eval($_POST['x']); ?>");
+        assert_eq!(m.anywhere, vec!["php_request_to_exec".to_string()]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("local.yar"),
+            "rule ok { condition: true }\n\nrule bad {\n  strings: $a = \"x\"\n  condition: $b\n}\n",
+        )
+        .unwrap();
+        let e = Signatures::compile(Some(dir.path()), 1 << 20).unwrap_err();
+        assert!(e.file.ends_with("local.yar"), "{e}");
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("$b"), "{e}");
+    }
+}

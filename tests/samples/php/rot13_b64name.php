@@ -1,0 +1,1 @@
+<?php $f = str_rot13('onfr64_qrpbqr'); eval($f('ZWNobyAxOw==')); ?>

