@@ -21,9 +21,9 @@ rule js_card_skimmer
     meta:
         description = "payment-card fields read and sent away (Magecart style)"
     strings:
-        $f1 = /cc[_-]?(number|num|cid)|card[_-]?number|cardnumber/ nocase
-        $f2 = /cvv2?|cvc|security[_-]?code/ nocase
-        $f3 = /exp(iry|iration)?[_-]?(month|year|date)|cc[_-]?exp/ nocase
+        $f1 = /cc[_-]?(number|num|cid)|card[_-]?number|cardnumber/
+        $f2 = /cvv2?|cvc|security[_-]?code/
+        $f3 = /exp(iry|iration)?[_-]?(month|year|date)|cc[_-]?exp/
         $send1 = "sendBeacon"
         $send2 = /new\s+Image\s*\(\s*\)\s*\)?\s*\.src\s*=/
         $send3 = /new\s+WebSocket\s*\(/

@@ -6,7 +6,7 @@ rule seo_hidden_link_block
     meta:
         description = "a block of links hidden from visitors (display:none, off-screen) for search engines"
     strings:
-        $hidden = /<(div|span|p|ul)[^>]{0,120}style\s*=\s*["'][^"']{0,80}(display\s*:\s*none|visibility\s*:\s*hidden|(left|top|text-indent)\s*:\s*-[0-9]{3,}px|font-size\s*:\s*0(px)?\s*;|height\s*:\s*0(px)?\s*;[^"']{0,40}overflow\s*:\s*hidden)[^"']{0,80}["'][^>]{0,80}>\s*(<[^a>][^>]{0,40}>\s*)?(<a\s[^>]{0,200}href\s*=[^>]{0,200}>[^<]{0,100}<\/a>[^<]{0,20}(<[^a\/>][^>]{0,40}>|<\/[^a>][^>]{0,10}>|\s){0,6}){3,}/ nocase
+        $hidden = /<(div|span|p|ul)[^>]{0,120}style\s*=\s*["'][^"']{0,80}(display\s*:\s*none|visibility\s*:\s*hidden|(left|top|text-indent)\s*:\s*-[0-9]{3,}px|font-size\s*:\s*0(px)?\s*;|height\s*:\s*0(px)?\s*;[^"']{0,40}overflow\s*:\s*hidden)[^"']{0,80}["'][^>]{0,80}>\s*(<[^a>][^>]{0,40}>\s*)?(<a\s[^>]{0,200}href\s*=[^>]{0,200}>[^<]{0,100}<\/a>[^<]{0,20}(<[^a\/>][^>]{0,40}>|<\/[^a>][^>]{0,10}>|\s){0,6}){3,}/
     condition:
         filesize < 4MB and $hidden
 }
@@ -17,9 +17,9 @@ rule seo_spam_links_by_keyword
         description = "links with pharmacy, casino, loan or counterfeit keywords written by PHP"
     strings:
         $php = "<?"
-        $echo = /(echo|print)\s*\(?\s*['"][^'"]{0,200}<a\s[^>]{0,200}href/ nocase
-        $kw = /(viagra|cialis|levitra|tramadol|xanax|online\s+casino|casino\s+online|payday\s+loan|replica\s+(watches|handbags)|buy\s+essays?)/ nocase
-        $bot = /HTTP_USER_AGENT[^;]{0,120}(googlebot|bingbot|slurp|yandex|baiduspider)/ nocase
+        $link = /(viagra|cialis|levitra|tramadol|xanax|casino|payday|replica|essays?)[^<'"]{0,60}<\/a>/
+        $kw = /(viagra|cialis|levitra|tramadol|xanax|online\s+casino|casino\s+online|payday\s+loan|replica\s+(watches|handbags)|buy\s+essays?)/
+        $bot = /HTTP_USER_AGENT[^;]{0,120}(googlebot|bingbot|slurp|yandex|baiduspider)/
     condition:
-        $php and #kw >= 3 and ($echo or $bot)
+        $php and #kw >= 3 and ($link or $bot)
 }

@@ -135,13 +135,7 @@ pub(super) fn verify_site(
     }
     // Known-bad: every file's content against the signature rules.
     if let Some(sigs) = &sigs {
-        for (rel, _) in entries.iter().filter(|(_, s)| s.kind == FileType::File) {
-            let Some(bytes) = crate::signatures::read_head(&site.real_root, rel, sigs.max_size) else { continue };
-            let matched = sigs.scan(&bytes).counted(site.policy.foreign_place(rel));
-            if !matched.is_empty() {
-                findings.push(Finding { rel: rel.clone(), what: "signature", verdict: None, signatures: matched });
-            }
-        }
+        findings.extend(scan_all(sigs, site, &entries));
     }
     findings.sort_by(|a, b| a.rel.cmp(&b.rel));
     let mut against: Vec<String> = manifests.iter().map(|(m, _)| format!("{} {}", m.package, m.version)).collect();
@@ -157,6 +151,39 @@ pub(super) fn verify_site(
         summary.push_str(&format!("; unknown: {u}"));
     }
     Ok((findings, summary))
+}
+
+/// The signature findings of every regular file of `entries`, read and
+/// scanned on every core; a content seen before (the same plugin in
+/// another site) is not scanned again.
+fn scan_all(sigs: &crate::signatures::Signatures, site: &Site, entries: &[(RelPath, FileState)]) -> Vec<Finding> {
+    let files: Vec<(&RelPath, [u8; 32])> =
+        entries.iter().filter(|(_, s)| s.kind == FileType::File).filter_map(|(r, s)| Some((r, s.sha256?))).collect();
+    let threads = std::thread::available_parallelism().map(usize::from).unwrap_or(1).clamp(1, 8);
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut scanner = sigs.scanner();
+                    let mut found = Vec::new();
+                    for (rel, sha) in part {
+                        let foreign = site.policy.foreign_place(rel);
+                        let load = || crate::signatures::read_head(&site.real_root, rel, sigs.max_size);
+                        let Some(m) = sigs.scan_content(&mut scanner, sha, rel, foreign, load) else { continue };
+                        let matched = m.counted(foreign);
+                        if !matched.is_empty() {
+                            let rel = (*rel).clone();
+                            found.push(Finding { rel, what: "signature", verdict: None, signatures: matched });
+                        }
+                    }
+                    found
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+    })
 }
 
 /// Prints what `verify` finds in `site` as warnings and its summary line

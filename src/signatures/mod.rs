@@ -13,14 +13,35 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The rules shipped with sitewarden: (file name, text).
-pub const SHIPPED: &[(&str, &str)] = &[
-    ("php_webshells.yar", include_str!("../../rules/php_webshells.yar")),
-    ("server_config.yar", include_str!("../../rules/server_config.yar")),
-    ("javascript.yar", include_str!("../../rules/javascript.yar")),
-    ("seo_spam.yar", include_str!("../../rules/seo_spam.yar")),
-    ("media.yar", include_str!("../../rules/media.yar")),
+/// The rules shipped with sitewarden: (file name, text, the files they
+/// are for). A file is scanned only with the sets that concern it, so a
+/// theme's PHP pays for neither the `.htaccess` rules nor the media rules.
+pub const SHIPPED: &[(&str, &str, Set)] = &[
+    ("php_webshells.yar", include_str!("../../rules/php_webshells.yar"), Set::Code),
+    ("javascript.yar", include_str!("../../rules/javascript.yar"), Set::Code),
+    ("seo_spam.yar", include_str!("../../rules/seo_spam.yar"), Set::Code),
+    ("server_config.yar", include_str!("../../rules/server_config.yar"), Set::Config),
+    ("media.yar", include_str!("../../rules/media.yar"), Set::ForeignPlace),
 ];
+
+/// Which files a shipped rule file is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Set {
+    /// Every file (the admin's rules too).
+    Code,
+    /// `.htaccess`, `.user.ini`, `php.ini`.
+    Config,
+    /// Files where no code belongs (uploads, caches).
+    ForeignPlace,
+}
+
+/// Is `rel` a server configuration file the config rules are for?
+pub fn is_config_file(rel: &[u8]) -> bool {
+    let name = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
+    name.eq_ignore_ascii_case(b".htaccess")
+        || name.eq_ignore_ascii_case(b".user.ini")
+        || name.eq_ignore_ascii_case(b"php.ini")
+}
 
 /// The tag of rules that count only where no code belongs.
 pub const FOREIGN_PLACE: &str = "foreign_place";
@@ -41,16 +62,76 @@ pub struct RuleError {
 
 /// Compiled rules.
 pub struct Signatures {
-    rules: yara_x::Rules,
+    /// For every file: the shipped code rules and the admin's.
+    code: yara_x::Rules,
+    /// For server configuration files.
+    config: yara_x::Rules,
+    /// For files where no code belongs.
+    foreign: yara_x::Rules,
     /// The admin's rule files compiled in, for `config-check`.
     pub files: Vec<PathBuf>,
     /// Bytes of a file scanned at most (its head, when larger).
     pub max_size: u64,
+    /// What content already scanned matched, by (SHA-256, config file,
+    /// foreign place): the same plugin in a hundred sites is scanned once.
+    memo: std::sync::Mutex<std::collections::HashMap<MemoKey, Matches>>,
 }
+
+/// A content scanned: its SHA-256, whether it was a server configuration
+/// file, whether it was where no code belongs.
+type MemoKey = ([u8; 32], bool, bool);
+
+/// Contents remembered as scanned; past this the memo starts over.
+const MEMO_ENTRIES: usize = 200_000;
 
 impl std::fmt::Debug for Signatures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signatures").field("files", &self.files).field("max_size", &self.max_size).finish()
+    }
+}
+
+/// Scans file after file with the same rules.
+pub struct Scanner<'r> {
+    sigs: &'r Signatures,
+    sets: [Option<yara_x::Scanner<'r>>; 3],
+}
+
+impl Scanner<'_> {
+    /// The rules that match `data`, the content (or head) of site path
+    /// `rel`; `foreign`: the path is where no code belongs.
+    pub fn scan(&mut self, rel: &[u8], data: &[u8], foreign: bool) -> Matches {
+        let mut m = Matches::default();
+        for set in [Set::Code, Set::Config, Set::ForeignPlace] {
+            let wanted = match set {
+                Set::Code => true,
+                Set::Config => is_config_file(rel),
+                Set::ForeignPlace => foreign,
+            };
+            if !wanted {
+                continue;
+            }
+            let sigs = self.sigs;
+            let scanner = self.sets[set as usize].get_or_insert_with(|| {
+                let rules = match set {
+                    Set::Code => &sigs.code,
+                    Set::Config => &sigs.config,
+                    Set::ForeignPlace => &sigs.foreign,
+                };
+                let mut s = yara_x::Scanner::new(rules);
+                s.set_timeout(std::time::Duration::from_secs(5));
+                s
+            });
+            let Ok(results) = scanner.scan(data) else { continue };
+            for r in results.matching_rules() {
+                let name = r.identifier().to_string();
+                if set == Set::ForeignPlace || r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
+                    m.foreign_place.push(name);
+                } else {
+                    m.anywhere.push(name);
+                }
+            }
+        }
+        m
     }
 }
 
@@ -78,9 +159,9 @@ impl Matches {
 impl Signatures {
     /// The shipped rules and every `*.yar` in `admin_dir` (absent: none).
     pub fn compile(admin_dir: Option<&Path>, max_size: u64) -> Result<Signatures, RuleError> {
-        let mut compiler = yara_x::Compiler::new();
-        for (name, text) in SHIPPED {
-            add(&mut compiler, &format!("<built-in rules/{name}>"), text)?;
+        let mut sets = [yara_x::Compiler::new(), yara_x::Compiler::new(), yara_x::Compiler::new()];
+        for (name, text, set) in SHIPPED {
+            add(&mut sets[*set as usize], &format!("<built-in rules/{name}>"), text)?;
         }
         let mut files = Vec::new();
         if let Some(dir) = admin_dir {
@@ -99,34 +180,62 @@ impl Signatures {
                         column: 1,
                         message: format!("cannot read: {e}"),
                     })?;
-                    add(&mut compiler, &origin, &text)?;
+                    add(&mut sets[Set::Code as usize], &origin, &text)?;
                     files.push(p);
                 }
             }
         }
-        Ok(Signatures { rules: compiler.build(), files, max_size })
+        let [code, config, foreign] = sets.map(yara_x::Compiler::build);
+        Ok(Signatures { code, config, foreign, files, max_size, memo: Default::default() })
     }
 
-    /// The rules that match `data` (a file, or its head).
-    pub fn scan(&self, data: &[u8]) -> Matches {
-        let mut scanner = yara_x::Scanner::new(&self.rules);
-        scanner.set_timeout(std::time::Duration::from_secs(5));
-        let mut m = Matches::default();
-        let Ok(results) = scanner.scan(data) else { return m };
-        for r in results.matching_rules() {
-            let name = r.identifier().to_string();
-            if r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
-                m.foreign_place.push(name);
-            } else {
-                m.anywhere.push(name);
+    /// The rules that match `data`, the content (or head) of site path
+    /// `rel`; `foreign`: the path is where no code belongs. For many files,
+    /// [`Signatures::scanner`] once and its `scan` for each is cheaper.
+    pub fn scan(&self, rel: &[u8], data: &[u8], foreign: bool) -> Matches {
+        self.scanner().scan(rel, data, foreign)
+    }
+
+    /// What content `sha` of site path `rel` matches: remembered when it
+    /// was scanned before (in any site), else `load`ed (its head, at most
+    /// `max_size` bytes) and scanned with `scanner`. `None`: it could not be
+    /// read.
+    pub fn scan_content(
+        &self,
+        scanner: &mut Scanner<'_>,
+        sha: &[u8; 32],
+        rel: &[u8],
+        foreign: bool,
+        load: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Option<Matches> {
+        let key = (*sha, is_config_file(rel), foreign);
+        if let Some(m) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Some(m);
+        }
+        let bytes = load()?;
+        let head = &bytes[..bytes.len().min(self.max_size as usize)];
+        let m = scanner.scan(rel, head, foreign);
+        // Only a whole file is known by its hash.
+        if (bytes.len() as u64) < self.max_size && crate::util::sha256(&bytes) == *sha {
+            if let Ok(mut memo) = self.memo.lock() {
+                if memo.len() >= MEMO_ENTRIES {
+                    memo.clear();
+                }
+                memo.insert(key, m.clone());
             }
         }
-        m
+        Some(m)
+    }
+
+    /// A scanner to reuse across files (setting one up costs more than
+    /// scanning a small file).
+    pub fn scanner(&self) -> Scanner<'_> {
+        Scanner { sigs: self, sets: [None, None, None] }
     }
 
     /// Number of rules.
     pub fn len(&self) -> usize {
-        self.rules.iter().len()
+        self.code.iter().len() + self.config.iter().len() + self.foreign.iter().len()
     }
 
     /// No rules.
@@ -162,20 +271,22 @@ pub fn sign(
     content: Option<&crate::content::ContentStore>,
     changes: &mut [crate::model::Change],
 ) {
+    let mut scanner = sigs.scanner();
     for c in changes.iter_mut() {
         let Some(after) = c.after.as_ref().filter(|a| a.kind == crate::model::FileType::File) else { continue };
         let Some(sha) = after.sha256 else { continue };
-        let bytes = match content.and_then(|cs| cs.get(&sha)) {
-            Some(b) => b,
+        let foreign = site.policy.foreign_place(&c.rel);
+        let load = || match content.and_then(|cs| cs.get(&sha)) {
+            Some(b) => Some(b),
             None => match read_head(&site.real_root, &c.rel, sigs.max_size) {
                 // Whole and no longer what was hashed: a later event judges it.
-                Some(b) if (b.len() as u64) < sigs.max_size && crate::util::sha256(&b) != sha => continue,
-                Some(b) => b,
-                None => continue,
+                Some(b) if (b.len() as u64) < sigs.max_size && crate::util::sha256(&b) != sha => None,
+                other => other,
             },
         };
-        let head = &bytes[..bytes.len().min(sigs.max_size as usize)];
-        c.signatures = sigs.scan(head).counted(site.policy.foreign_place(&c.rel));
+        if let Some(m) = sigs.scan_content(&mut scanner, &sha, &c.rel, foreign, load) {
+            c.signatures = m.counted(foreign);
+        }
     }
 }
 
@@ -231,7 +342,7 @@ mod tests {
     fn the_shipped_rules_compile_and_a_broken_one_is_named_with_its_line() {
         let s = Signatures::compile(None, 1 << 20).unwrap();
         assert!(s.len() >= 20, "{} rules", s.len());
-        let m = s.scan(b"<?php @eval($_POST['x']); ?>");
+        let m = s.scan(b"x.php", b"<?php @eval($_POST['x']); ?>", false);
         assert_eq!(m.anywhere, vec!["php_request_to_exec".to_string()]);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

@@ -1,0 +1,1 @@
+<?php @EvAl(BaSe64_DeCoDe('ZWNobyAxOw==')); ?>
