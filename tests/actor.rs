@@ -109,7 +109,9 @@ fn php_fpm_writing_code_is_named_and_raises_plugin_code_to_high() {
     let f = site("auto");
     let d = Daemon::start(&f);
     let fpm = Fpm::start(f.dir.path());
-    // The exploited plugin's dropper, kept outside the web root.
+    // The exploited plugin's dropper, kept outside the web root. The plugin
+    // file it writes matches no signature: the web server as its writer is
+    // what raises it.
     let script = f.path("writer.php");
     let uploads = f.abs(b"wp-content/uploads/2024/x.php");
     let plugin = f.abs(b"wp-content/plugins/akismet/evil.php");
@@ -117,7 +119,7 @@ fn php_fpm_writing_code_is_named_and_raises_plugin_code_to_high() {
         &script,
         format!(
             "<?php\nfile_put_contents('{}', '<?php system($_GET[\"c\"]);');\n\
-             file_put_contents('{}', '<?php eval($_POST[\"k\"]);');\necho 'done';\n",
+             file_put_contents('{}', '<?php // the web server wrote this plugin file');\necho 'done';\n",
             uploads.display(),
             plugin.display()
         ),

@@ -110,13 +110,18 @@ fn short_lived_shells_are_all_alerted() {
     let d = Daemon::start(&f);
     let lifetimes = [10u64, 50, 150];
     let mut shells = Vec::new();
+    let mut removed_first = 0;
     for ms in lifetimes {
         for i in 0..20 {
             let name = format!("sh-{ms}-{i}.php");
             let p = f.abs(format!("wp-content/uploads/2024/{name}").as_bytes());
             std::fs::write(&p, format!("<?php system($_GET['c']); // {ms}-{i}")).unwrap();
             std::thread::sleep(Duration::from_millis(ms));
-            std::fs::remove_file(p).unwrap();
+            // The wordpress profile removes a web shell in uploads by itself
+            // (a signature): often before the attacker does.
+            if std::fs::remove_file(p).is_err() {
+                removed_first += 1;
+            }
             shells.push((ms, format!("/{name}")));
         }
     }
@@ -124,7 +129,7 @@ fn short_lived_shells_are_all_alerted() {
         let recs = d.records();
         shells.iter().all(|(_, s)| recs.iter().any(|r| ends(r, s)))
     });
-    println!("all shells alerted: {waited:?} after the last removal");
+    println!("all shells alerted: {waited:?} after the last removal; {removed_first} of 60 removed by the quarantine before the attacker did");
     let recs = d.records();
     let mut content = Vec::new();
     for ms in lifetimes {
@@ -150,7 +155,7 @@ fn short_lived_shells_are_all_alerted() {
         let name = format!("sh-0-{i}.php");
         let p = f.abs(format!("wp-content/uploads/2024/{name}").as_bytes());
         std::fs::write(&p, "<?php system($_GET['c']);").unwrap();
-        std::fs::remove_file(p).unwrap();
+        let _ = std::fs::remove_file(p);
         instant.push(format!("/{name}"));
     }
     let recs = d.wait_for("the shells removed at once", |recs| instant.iter().all(|s| recs.iter().any(|r| ends(r, s))));
