@@ -56,19 +56,7 @@ fn raise_fd_limit() {
     }
 }
 
-/// Logs go to stderr (the journal, under systemd, which adds its own
-/// timestamps). `SITEWARDEN_LOG` takes a filter such as `debug`.
+/// Logs go to stderr (the journal under systemd, with `<N>` priorities).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SITEWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
+    sitewarden::util::logging::init();
 }

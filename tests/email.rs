@@ -37,7 +37,7 @@ fn a_modified_theme_file_mails_its_diff() {
     let mails = smtp.wait_messages(1, LONG);
     let m = &mails[0];
     assert!(
-        m.subject.starts_with("[sitewarden] ") && m.subject.ends_with(": 1 changes on site (1 critical)"),
+        m.subject.starts_with("[sitewarden] ") && m.subject.ends_with(": 1 change on site (1 critical)"),
         "{}",
         m.subject
     );
@@ -47,6 +47,10 @@ fn a_modified_theme_file_mails_its_diff() {
     assert!(m.body.contains("CRITICAL modified"), "{}", m.body);
     assert!(m.body.contains("rule signature:php_request_to_exec"), "{}", m.body);
     assert_eq!(m.header("X-RcptTo"), vec!["ops@example.com"]);
+    // What the big providers look for: a Message-ID in the sender's domain, a Date.
+    let id = m.header("Message-ID");
+    assert!(id.len() == 1 && id[0].starts_with('<') && id[0].ends_with("@web1.example.com>"), "{id:?}");
+    assert_eq!(m.header("Date").len(), 1, "{:?}", m.headers);
 }
 
 #[test]

@@ -139,7 +139,12 @@ impl Mailer {
 /// The mail as it is sent: plain text, the subject cleaned of control
 /// characters (lettre encodes what is not ASCII).
 pub fn message(from: &Mailbox, to: &[Mailbox], subject: &str, body: String) -> Result<Message, EmailError> {
-    let mut builder = Message::builder().from(from.clone()).subject(clean_header(subject));
+    // A Message-ID in the sender's domain (its absence raises spam scores at
+    // the big providers); lettre adds the Date.
+    let unique =
+        crate::util::sha256(format!("{}{}{subject}{body}", crate::util::time::now_ns(), std::process::id()).as_bytes());
+    let id = format!("<{}@{}>", &crate::util::bytes::hex(&unique)[..32], from.email.domain());
+    let mut builder = Message::builder().from(from.clone()).subject(clean_header(subject)).message_id(Some(id));
     for t in to {
         builder = builder.to(t.clone());
     }
@@ -182,19 +187,21 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
     let mut sites: Vec<&str> = records.iter().map(|r| r.site.as_str()).collect();
     sites.sort_unstable();
     sites.dedup();
-    let on = match sites.as_slice() {
-        [] => "this host".to_string(),
-        [one] => clean_header(one),
-        more => format!("{} sites", more.len()),
+    // The sites by name: the first three, then how many more.
+    let on = match sites.len() {
+        0 => "this host".to_string(),
+        1..=3 => sites.iter().map(|s| clean_header(s)).collect::<Vec<_>>().join(", "),
+        k => format!("{} +{} more", sites[..3].iter().map(|s| clean_header(s)).collect::<Vec<_>>().join(", "), k - 3),
     };
-    let subject = format!("[sitewarden] {host}: {n} changes on {on} ({critical} critical)");
+    let changes = plural(n, "change", "changes");
+    let subject = format!("[sitewarden] {host}: {changes} on {on} ({critical} critical)");
 
     let mut by_sev: BTreeMap<std::cmp::Reverse<Severity>, usize> = BTreeMap::new();
     for r in records {
         *by_sev.entry(std::cmp::Reverse(r.severity)).or_default() += 1;
     }
     let mut body = String::new();
-    body.push_str(&format!("sitewarden on {host}: {n} changes on {}\n", sites.join(", ")));
+    body.push_str(&format!("sitewarden on {host}: {changes} on {}\n", sites.join(", ")));
     let counts: Vec<String> = by_sev.iter().map(|(s, c)| format!("{} {c}", s.0)).collect();
     body.push_str(&counts.join(", "));
     body.push('\n');
@@ -227,6 +234,15 @@ pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, S
         section(&mut body, r);
     }
     (subject, body)
+}
+
+/// `1 change`, `2 changes`.
+fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// The order changes are shown in: most severe first, then oldest first.
@@ -304,6 +320,25 @@ fn section(body: &mut String, r: &AlertRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rec(site: &str, severity: Severity) -> AlertRecord {
+        let text = format!(
+            r#"{{"time":"2026-11-27T18:00:00.123Z","host":"web1","site":"{site}","event":"modified","path":"/var/www/{site}/x.php","severity":"{}","rule":"r","detected_by":"scan","before":null,"after":null,"diff":null,"quarantine":null}}"#,
+            severity.as_str()
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_subject_names_its_sites_and_counts_in_english() {
+        let (subject, body) = compose("web1", &[rec("blog", Severity::Critical)], 0);
+        assert_eq!(subject, "[sitewarden] web1: 1 change on blog (1 critical)");
+        assert!(body.starts_with("sitewarden on web1: 1 change on blog\n"), "{body}");
+        let two = [rec("shop", Severity::High), rec("blog", Severity::Low)];
+        assert_eq!(compose("web1", &two, 0).0, "[sitewarden] web1: 2 changes on blog, shop (0 critical)");
+        let five: Vec<AlertRecord> = ["e", "d", "c", "b", "a"].iter().map(|s| rec(s, Severity::Medium)).collect();
+        assert_eq!(compose("web1", &five, 0).0, "[sitewarden] web1: 5 changes on a, b, c +2 more (0 critical)");
+    }
 
     #[test]
     fn a_section_says_who_wrote_it_and_how_long_a_transient_lived() {

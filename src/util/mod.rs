@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod fault;
+pub mod logging;
 pub mod supervise;
 pub mod time;
 
