@@ -22,11 +22,12 @@ pub struct LogError {
 pub struct AlertLog {
     path: PathBuf,
     file: File,
+    format: super::LogFormat,
 }
 
 impl AlertLog {
     /// Opens (creating) the log for appending; its folder is made 0750.
-    pub fn open(path: &Path) -> Result<AlertLog, LogError> {
+    pub fn open(path: &Path, format: super::LogFormat) -> Result<AlertLog, LogError> {
         let err = |source| LogError { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent() {
             if !dir.is_dir() {
@@ -40,7 +41,7 @@ impl AlertLog {
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(path)
             .map_err(err)?;
-        Ok(AlertLog { path: path.to_path_buf(), file })
+        Ok(AlertLog { path: path.to_path_buf(), file, format })
     }
 
     /// Appends records and waits until they are on disk.
@@ -50,7 +51,10 @@ impl AlertLog {
         }
         let mut buf = String::new();
         for r in records {
-            buf.push_str(&r.to_json());
+            match self.format {
+                super::LogFormat::Json => buf.push_str(&r.to_json()),
+                super::LogFormat::Ecs => buf.push_str(&super::ecs::document(r).to_string()),
+            }
             buf.push('\n');
         }
         let err = |source| LogError { path: self.path.clone(), source };

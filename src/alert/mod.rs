@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod digest;
+pub mod ecs;
 pub mod email;
 pub mod log;
 pub mod mailer;
@@ -23,6 +24,17 @@ pub struct Sinks {
     pub terminal: Option<terminal::Terminal>,
     /// The mail route, through the outbox.
     pub mail: Option<MailSink>,
+}
+
+/// What a line of the alert log is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The alert record of the interface contract.
+    #[default]
+    Json,
+    /// The record as an Elastic Common Schema document.
+    Ecs,
 }
 
 /// Mail: alerts at or above `min_severity` are queued in the outbox, and
@@ -75,7 +87,7 @@ impl Sinks {
         cfg: &crate::config::Config,
         supervisor: &crate::util::supervise::Supervisor,
     ) -> Result<Sinks, BuildError> {
-        let log = Some(log::AlertLog::open(&cfg.alerts.log)?);
+        let log = Some(log::AlertLog::open(&cfg.alerts.log, cfg.alerts.log_format)?);
         let Some(e) = &cfg.alerts.email else {
             return Ok(Sinks { log, terminal: None, mail: None });
         };

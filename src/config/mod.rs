@@ -196,6 +196,8 @@ pub struct EmailSettings {
 pub struct AlertSettings {
     /// The JSON-lines alert log.
     pub log: PathBuf,
+    /// What a line of it is: the record, or its ECS document.
+    pub log_format: crate::alert::LogFormat,
     /// Mail delivery; `None` without `alerts.email`.
     pub email: Option<EmailSettings>,
 }
@@ -407,6 +409,7 @@ impl Config {
             },
             alerts: AlertSettings {
                 log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
+                log_format: raw.alerts.log_format,
                 email,
             },
         })

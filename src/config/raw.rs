@@ -451,6 +451,9 @@ pub struct RawQuarantine {
 pub struct RawAlerts {
     /// The JSON-lines alert log (absolute; default /var/log/sitewarden/alerts.jsonl).
     pub log: Option<AbsPath>,
+    /// `json` (the record, the default) or `ecs` (Elastic Common Schema).
+    #[serde(default)]
+    pub log_format: crate::alert::LogFormat,
     /// Mail delivery; absent: no mail.
     pub email: Option<RawEmail>,
 }
