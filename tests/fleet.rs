@@ -56,3 +56,92 @@ fn the_alert_log_speaks_ecs_when_asked() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("config.yaml:") && r.stderr.contains("xml"), "{}", r.stderr);
 }
+
+/// Debian's node_exporter on a loopback port, with only the textfile
+/// collector, reading `dir`.
+struct NodeExporter {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl NodeExporter {
+    fn start(dir: &std::path::Path) -> NodeExporter {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("/usr/bin/prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .arg(format!("--collector.textfile.directory={}", dir.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10), "node_exporter did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        NodeExporter { child, port }
+    }
+
+    /// `GET /metrics`, by hand (HTTP/1.0, the connection closes).
+    fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn node_exporter_serves_the_metrics() {
+    let f = Fixture::new("wordpress", "");
+    f.write("index.php", "<?php // index\n");
+    let textfiles = f.path("textfile");
+    std::fs::create_dir_all(&textfiles).unwrap();
+    let prom = textfiles.join("sitewarden.prom");
+    let cfg = std::fs::read_to_string(f.config()).unwrap();
+    std::fs::write(f.config(), format!("metrics:\n  textfile: {}\n{cfg}", prom.display())).unwrap();
+    f.run(["baseline"]).ok();
+    let exporter = NodeExporter::start(&textfiles);
+    let d = Daemon::start(&f);
+    f.write("wp-content/uploads/2026/11/x.php", "<?php echo 1;");
+    d.wait_record("added", "/uploads/2026/11/x.php");
+    // Written at the next status write (at most 10 s).
+    let t = std::time::Instant::now();
+    let mut page = String::new();
+    while t.elapsed() < std::time::Duration::from_secs(30) {
+        page = exporter.scrape();
+        if page.contains("sitewarden_alerts_total{severity=\"critical\",site=\"site\"} 1") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for want in [
+        "sitewarden_up 1",
+        "sitewarden_files{site=\"site\"} ",
+        "sitewarden_drift{site=\"site\"} 1",
+        "sitewarden_alerts_total{severity=\"critical\",site=\"site\"} 1",
+        "sitewarden_degraded{site=\"site\"} 0",
+        "sitewarden_watched_directories{site=\"site\"} ",
+        "sitewarden_last_scan_age_seconds{site=\"site\"} ",
+        "sitewarden_outbox_depth 0",
+        "sitewarden_outbox_oldest_age_seconds 0",
+        "sitewarden_realtime_source{site=\"site\",source=\"",
+    ] {
+        assert!(page.contains(want), "{want} not in the scrape:\n{page}");
+    }
+    // node_exporter reads the file without complaint.
+    assert!(page.contains("node_textfile_scrape_error 0"), "{page}");
+    let n = page.lines().filter(|l| l.starts_with("sitewarden_")).count();
+    println!("node_exporter serves {n} sitewarden samples");
+}

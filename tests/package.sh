@@ -42,7 +42,7 @@ echo "package: $DEB"
 dpkg-deb -c "$DEB" | awk '{ print $1, $6 }' >"$WORK/contents"
 for f in ./usr/bin/sitewarden ./usr/lib/systemd/system/sitewarden.service \
     ./usr/share/sitewarden/profiles/wordpress.yaml ./usr/share/sitewarden/profiles/drupal.yaml \
-    ./usr/share/sitewarden/rules/php_webshells.yar ./etc/sitewarden/rules/README \
+    ./usr/share/sitewarden/rules/php_webshells.yar ./etc/sitewarden/rules/README ./usr/share/sitewarden/grafana-dashboard.json \
     ./etc/sitewarden/sitewarden.yaml.example ./etc/logrotate.d/sitewarden \
     ./usr/lib/sysctl.d/60-sitewarden.conf ./usr/share/man/man1/sitewarden.1.gz \
     ./usr/share/bash-completion/completions/sitewarden ./usr/share/zsh/vendor-completions/_sitewarden \

@@ -140,6 +140,7 @@ impl Sinks {
         if let Some(log) = self.log.as_mut() {
             log.append(records)?;
         }
+        crate::daemon::metrics::count_alerts(records);
         if let Some(mail) = &self.mail {
             let wanted: Vec<AlertRecord> =
                 records.iter().filter(|r| r.severity >= mail.min_severity).cloned().collect();

@@ -225,6 +225,15 @@ pub struct Config {
     pub vendors: VendorSettings,
     /// Content signatures (`signatures:`), compiled on first use.
     pub signatures: SignatureSettings,
+    /// Prometheus metrics (`metrics:`).
+    pub metrics: MetricsSettings,
+}
+
+/// `metrics:`.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// The textfile collector's file, when metrics are on.
+    pub textfile: Option<PathBuf>,
 }
 
 /// `signatures:`, defaults filled in; the rules are compiled once, when
@@ -401,6 +410,7 @@ impl Config {
                     }
                 },
             },
+            metrics: MetricsSettings { textfile: raw.metrics.textfile.map(|p| p.0) },
             signatures: SignatureSettings {
                 enabled: raw.signatures.enabled.unwrap_or(true),
                 max_size: raw.signatures.max_size.map(|s| s.0).unwrap_or(DEFAULT_SIGNATURE_MAX),

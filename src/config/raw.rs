@@ -70,6 +70,18 @@ pub struct RawConfig {
     /// Content signatures (YARA-X rules).
     #[serde(default)]
     pub signatures: RawSignatures,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+/// The `metrics:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// node_exporter's textfile collector file, written atomically
+    /// (e.g. /var/lib/prometheus/node-exporter/sitewarden.prom).
+    pub textfile: Option<AbsPath>,
 }
 
 /// The `signatures:` section.

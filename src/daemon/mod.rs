@@ -27,6 +27,7 @@ pub mod debounce;
 pub mod generation;
 pub mod judge;
 pub mod maintenance;
+pub mod metrics;
 pub mod status;
 pub mod systemd;
 mod updates;
@@ -771,6 +772,44 @@ impl Core {
         };
         if let Err(e) = status::write(&rt.cfg.state_dir, &st) {
             tracing::warn!("cannot write the status file: {e}");
+        }
+        if let Some(path) = &rt.cfg.metrics.textfile {
+            self.write_metrics(path, &st);
+        }
+    }
+
+    /// The Prometheus textfile, from the status just written, the store and
+    /// the outbox.
+    fn write_metrics(&self, path: &Path, st: &status::DaemonStatus) {
+        let rt = &self.current;
+        let store = crate::baseline::Store::open_existing(&rt.cfg.state_dir).ok();
+        let now = crate::util::time::now_ns();
+        let sites = st
+            .sites
+            .iter()
+            .map(|s| {
+                let info = store.as_ref().and_then(|db| db.site_info(&s.name).ok().flatten()).unwrap_or_default();
+                metrics::SiteMetrics {
+                    name: s.name.clone(),
+                    files: info.files,
+                    drift: info.drift,
+                    watches: s.watches,
+                    last_scan_age: info.last_scan_at.map(|t| (now - t).max(0) as f64 / 1e9),
+                    degraded: s.degraded,
+                    source: s.source.clone(),
+                }
+            })
+            .collect();
+        let queued = crate::alert::outbox::Outbox::open(&rt.cfg.state_dir).and_then(|o| o.list()).unwrap_or_default();
+        let oldest = queued.iter().map(|e| e.queued_ns).min();
+        let m = metrics::Metrics {
+            sites,
+            outbox_depth: queued.iter().map(|e| e.count as u64).sum(),
+            outbox_oldest_age: oldest.map(|t| (now - t).max(0) as f64 / 1e9).unwrap_or(0.0),
+            kernel_events: st.kernel_events,
+        };
+        if let Err(e) = metrics::write(path, &metrics::render(&m)) {
+            tracing::warn!("cannot write the metrics file {}: {e}", path.display());
         }
     }
 
