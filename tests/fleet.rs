@@ -145,3 +145,68 @@ fn node_exporter_serves_the_metrics() {
     let n = page.lines().filter(|l| l.starts_with("sitewarden_")).count();
     println!("node_exporter serves {n} sitewarden samples");
 }
+
+#[test]
+fn a_site_owner_gets_the_mail_of_their_site_and_no_other() {
+    let mail_dir = tempfile::tempdir().unwrap();
+    let smtp = common::smtp::SmtpServer::start(mail_dir.path(), None);
+    let f = Fixture::new("wordpress", "");
+    for site in ["blog", "shop"] {
+        std::fs::create_dir_all(f.path(site).join("wp-content/uploads/2026")).unwrap();
+        std::fs::write(f.path(site).join("index.php"), "<?php // index\n").unwrap();
+    }
+    let config = format!(
+        "state_dir: {state}\nsignatures: {{ rules_dir: {rules} }}\nvendors: {{ enabled: false }}\nalerts:\n  log: {log}\n  email:\n    to: [ops@example.com]\n    from: sitewarden@web1.example.com\n    smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n    min_severity: info\n    digest_seconds: 2\nsites:\n  - name: blog\n    root: {blog}\n    profile: wordpress\n    alerts: {{ email: {{ to: [owner@blog.example] }} }}\n  - name: shop\n    root: {shop}\n    profile: wordpress\n",
+        state = f.state().display(),
+        rules = f.path("rules").display(),
+        log = f.path("alerts.jsonl").display(),
+        port = smtp.port,
+        blog = f.path("blog").display(),
+        shop = f.path("shop").display(),
+    );
+    std::fs::write(f.config(), config).unwrap();
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    std::fs::write(f.path("blog").join("wp-content/uploads/2026/b.php"), "<?php echo 'blog';").unwrap();
+    std::fs::write(f.path("shop").join("wp-content/uploads/2026/s.php"), "<?php echo 'shop';").unwrap();
+    d.wait_record("added", "/blog/wp-content/uploads/2026/b.php");
+    d.wait_record("added", "/shop/wp-content/uploads/2026/s.php");
+    // Critical: mailed within seconds, to both routes.
+    let t = std::time::Instant::now();
+    let done = |mails: &[common::smtp::Mail]| {
+        let to = |who: &str| mails.iter().filter(|m| m.header("X-RcptTo").contains(&who)).count();
+        let all: String = mails
+            .iter()
+            .filter(|m| m.header("X-RcptTo").contains(&"ops@example.com"))
+            .map(|m| m.body.clone())
+            .collect();
+        to("owner@blog.example") >= 1 && all.contains("/b.php") && all.contains("/s.php")
+    };
+    let mut mails = smtp.messages();
+    while !done(&mails) && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        mails = smtp.messages();
+    }
+    common::daemon::settle();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mails = smtp.messages();
+    let owner: Vec<_> = mails.iter().filter(|m| m.header("X-RcptTo").contains(&"owner@blog.example")).collect();
+    assert!(!owner.is_empty(), "the owner got nothing: {mails:?}");
+    for m in &owner {
+        assert!(!m.header("X-RcptTo").contains(&"ops@example.com"), "separate mails: {:?}", m.headers);
+        assert!(m.body.contains("/b.php") && !m.body.contains("shop") && !m.body.contains("/s.php"), "{}", m.body);
+        assert!(m.subject.contains(" on blog "), "{}", m.subject);
+    }
+    let ops: String =
+        mails.iter().filter(|m| m.header("X-RcptTo").contains(&"ops@example.com")).map(|m| m.body.clone()).collect();
+    assert!(ops.contains("/b.php") && ops.contains("/s.php"), "the global recipients get everything: {ops}");
+    println!("{} mails: {} to the blog's owner (blog only), the rest to ops (both sites)", mails.len(), owner.len());
+    // An owner without a mail route is a config error.
+    let cfg = std::fs::read_to_string(f.config()).unwrap();
+    let start = cfg.find("  email:").unwrap();
+    let end = cfg.find("sites:").unwrap();
+    std::fs::write(f.config(), format!("{}{}", &cfg[..start], &cfg[end..])).unwrap();
+    let r = f.run(["config-check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("needs the mail route"), "{}", r.stderr);
+}

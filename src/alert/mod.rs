@@ -24,6 +24,8 @@ pub struct Sinks {
     pub terminal: Option<terminal::Terminal>,
     /// The mail route, through the outbox.
     pub mail: Option<MailSink>,
+    /// Site owners' mail (`sites[].alerts.email.to`), each with its outbox.
+    pub owners: Vec<(std::sync::Arc<str>, MailSink)>,
 }
 
 /// What a line of the alert log is.
@@ -46,6 +48,18 @@ pub struct MailSink {
     pub min_severity: crate::model::Severity,
     /// Wakes the mailer thread (and stops it when dropped).
     pub handle: mailer::MailerHandle,
+}
+
+impl MailSink {
+    /// Queues the records at or above the threshold and wakes the mailer.
+    fn queue<'r>(&self, records: impl Iterator<Item = &'r AlertRecord>) -> Result<(), SinkError> {
+        let wanted: Vec<AlertRecord> = records.filter(|r| r.severity >= self.min_severity).cloned().collect();
+        if !wanted.is_empty() {
+            self.outbox.push(&wanted, crate::util::time::now_ns()).map_err(SinkError::Outbox)?;
+            self.handle.wake();
+        }
+        Ok(())
+    }
 }
 
 /// A sink could not take an alert.
@@ -89,7 +103,7 @@ impl Sinks {
     ) -> Result<Sinks, BuildError> {
         let log = Some(log::AlertLog::open(&cfg.alerts.log, cfg.alerts.log_format)?);
         let Some(e) = &cfg.alerts.email else {
-            return Ok(Sinks { log, terminal: None, mail: None });
+            return Ok(Sinks { log, terminal: None, mail: None, owners: Vec::new() });
         };
         let mailer = email::Mailer::build(e)?;
         let io = |source| BuildError::Outbox { dir: cfg.state_dir.clone(), source };
@@ -101,15 +115,30 @@ impl Sinks {
         let setup = mailer::MailerSetup {
             mailer,
             outbox: outbox::Outbox::open(&cfg.state_dir).map_err(io)?,
-            policy,
+            policy: policy.clone(),
             host: crate::util::hostname(),
         };
         let handle = mailer::spawn(setup, supervisor).map_err(io)?;
         let outbox = outbox::Outbox::open(&cfg.state_dir).map_err(io)?;
-        Ok(Sinks { log, terminal: None, mail: Some(MailSink { outbox, min_severity: e.min_severity, handle }) })
+        // Each site owner: the same route, their own recipients and outbox.
+        let mut owners = Vec::new();
+        for site in cfg.sites.iter().filter(|s| !s.owners.is_empty()) {
+            let settings = crate::config::EmailSettings { to: site.owners.clone(), ..e.clone() };
+            let setup = mailer::MailerSetup {
+                mailer: email::Mailer::build(&settings)?,
+                outbox: outbox::Outbox::open_site(&cfg.state_dir, &site.name).map_err(io)?,
+                policy: policy.clone(),
+                host: crate::util::hostname(),
+            };
+            let handle = mailer::spawn(setup, supervisor).map_err(io)?;
+            let outbox = outbox::Outbox::open_site(&cfg.state_dir, &site.name).map_err(io)?;
+            owners.push((std::sync::Arc::clone(&site.name), MailSink { outbox, min_severity: e.min_severity, handle }));
+        }
+        Ok(Sinks { log, terminal: None, mail: Some(MailSink { outbox, min_severity: e.min_severity, handle }), owners })
     }
 
-    /// Delivers a batch of records to every sink.
+    /// Delivers a batch of records to every sink (the global recipients get
+    /// every record, a site's owner that site's).
     pub fn deliver(&mut self, records: &[AlertRecord]) -> Result<(), SinkError> {
         if records.is_empty() {
             return Ok(());
@@ -142,12 +171,11 @@ impl Sinks {
         }
         crate::daemon::metrics::count_alerts(records);
         if let Some(mail) = &self.mail {
-            let wanted: Vec<AlertRecord> =
-                records.iter().filter(|r| r.severity >= mail.min_severity).cloned().collect();
-            if !wanted.is_empty() {
-                mail.outbox.push(&wanted, crate::util::time::now_ns()).map_err(SinkError::Outbox)?;
-                mail.handle.wake();
-            }
+            mail.queue(records.iter())?;
+        }
+        // A site's owner gets the mails about that site, and no other.
+        for (site, mail) in &self.owners {
+            mail.queue(records.iter().filter(|r| r.site == **site))?;
         }
         Ok(())
     }

@@ -72,6 +72,19 @@ impl Outbox {
         Ok(Outbox { dir })
     }
 
+    /// Opens the outbox of site `name`'s owner (a folder of the outbox).
+    pub fn open_site(state_dir: &Path, name: &str) -> std::io::Result<Outbox> {
+        let safe = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        let leaf = if safe && !name.starts_with('.') {
+            format!("site-{name}")
+        } else {
+            format!("site-{}", crate::util::bytes::hex_bytes(name.as_bytes()))
+        };
+        let dir = Outbox::dir(state_dir).join(leaf);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        Ok(Outbox { dir })
+    }
+
     /// Number of alerts waiting, without opening (for `status`).
     pub fn count(state_dir: &Path) -> usize {
         Outbox { dir: Outbox::dir(state_dir) }.list().map(|l| l.iter().map(|e| e.count).sum()).unwrap_or(0)

@@ -113,6 +113,9 @@ pub struct Site {
     pub auto_accept: bool,
     /// What was deployed (`reference:`): a directory or `.tar.gz`.
     pub reference: Option<PathBuf>,
+    /// The site owner's addresses (`sites[].alerts.email.to`): they receive
+    /// the mails about this site only.
+    pub owners: Vec<String>,
 }
 
 /// When and how the daemon scans (`scan:`), defaults filled in.
@@ -348,7 +351,21 @@ impl Config {
                     }
                     p => p.map(|p| p.0.clone()),
                 },
+                owners: s
+                    .alerts
+                    .as_ref()
+                    .and_then(|a| a.email.as_ref())
+                    .map(|e| e.to.iter().map(|a| a.0.clone()).collect())
+                    .unwrap_or_default(),
             });
+        }
+        if raw.alerts.email.is_none() {
+            if let Some(s) = sites.iter().find(|s| !s.owners.is_empty()) {
+                return Err(ConfigError::Other(format!(
+                    "site {}: alerts.email.to needs the mail route of the global alerts.email",
+                    s.name
+                )));
+            }
         }
 
         let email = raw.alerts.email.map(|e| {

@@ -253,6 +253,26 @@ pub struct RawSite {
     /// changes are judged against (`verdict`), and `verify` checks.
     #[serde(default)]
     pub reference: Option<AbsPath>,
+    /// The site owner's own alert routes.
+    #[serde(default)]
+    pub alerts: Option<RawSiteAlerts>,
+}
+
+/// `sites[].alerts:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSiteAlerts {
+    /// Mail about this site only, through the route of `alerts.email`.
+    pub email: Option<RawSiteEmail>,
+}
+
+/// `sites[].alerts.email:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSiteEmail {
+    /// The site owner's addresses (at least one).
+    #[serde(deserialize_with = "non_empty")]
+    pub to: Vec<EmailAddr>,
 }
 
 /// A site name: used in alerts, mail subjects and the store.
