@@ -34,8 +34,8 @@ pub enum Command {
         #[arg(long)]
         profile: Option<String>,
         /// The site's root directory
-        #[arg(long, value_name = "DIR")]
-        root: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "discover")]
+        root: Option<PathBuf>,
         /// Site name [default: the root's last component]
         #[arg(long)]
         name: Option<String>,
@@ -45,6 +45,15 @@ pub enum Command {
         /// Overwrite an existing CONFIG instead of adding to it
         #[arg(long)]
         force: bool,
+        /// Find the web roots of Apache, nginx and the hosting panels, and add the new ones
+        #[arg(long, conflicts_with_all = ["root", "name", "profile", "force"])]
+        discover: bool,
+        /// With --discover: print the table and the YAML, write nothing
+        #[arg(long, requires = "discover")]
+        dry_run: bool,
+        /// With --discover: look for panel layouts (/home/*/public_html, ...) below DIR
+        #[arg(long, value_name = "DIR", requires = "discover")]
+        panel_root: Option<PathBuf>,
     },
     /// List the built-in profiles, or print one
     Profiles {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::OK;
+use super::{discover, OK};
 use crate::config::{self, Config};
 use crate::profile;
 
@@ -66,7 +66,7 @@ fn has_php(root: &Path) -> bool {
 }
 
 /// A site name from the root's last component.
-fn default_name(root: &Path) -> String {
+pub(super) fn default_name(root: &Path) -> String {
     let base = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let name: String =
         base.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).take(64).collect();
@@ -82,7 +82,7 @@ fn quote(s: &str) -> String {
 }
 
 /// The YAML of one site entry.
-fn site_entry(name: &str, root: &Path, profile: &str) -> String {
+pub(super) fn site_entry(name: &str, root: &Path, profile: &str) -> String {
     format!(
         "  - name: {}\n    root: {}\n    profile: {profile}\n    # Added to the profile's lists (see `sitewarden profiles {profile}`):\n    # ignore: [\"my-cache/**\"]\n    # quarantine:\n    #   - {{ match: \"**/.htaccess\", action: restore }}   # restore | remove | keep\n    # auto_accept: false\n",
         quote(name),
@@ -91,7 +91,7 @@ fn site_entry(name: &str, root: &Path, profile: &str) -> String {
 }
 
 /// A whole config for one site.
-fn fresh(name: &str, root: &Path, profile: &str, email: Option<&str>) -> String {
+pub(super) fn fresh(name: &str, root: &Path, profile: &str, email: Option<&str>) -> String {
     let host = super::hostname();
     let email_block = match email {
         Some(to) => format!(
@@ -141,7 +141,7 @@ sites:
 }
 
 /// Adds a site entry at the end of the `sites:` list of `text`.
-fn append_site(text: &str, entry: &str) -> Option<String> {
+pub(super) fn append_site(text: &str, entry: &str) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.iter().position(|l| l.starts_with("sites:"))?;
     if lines[start].trim_end() == "sites: []" {
@@ -166,7 +166,7 @@ fn append_site(text: &str, entry: &str) -> Option<String> {
     Some(out.join("\n") + "\n")
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub(super) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
     }
@@ -267,6 +267,109 @@ pub fn run(a: InitArgs<'_>) -> Result<i32> {
     }
     eprintln!("sitewarden: next: `sitewarden baseline`");
     Ok(OK)
+}
+
+/// `init --discover`: every web root of the server as a table, the new ones
+/// added to CONFIG (or printed as YAML with `dry_run`).
+pub fn run_discover(config: &Path, dry_run: bool, panel_root: &Path) -> Result<i32> {
+    let existing = match std::fs::read_to_string(config) {
+        Ok(text) => Some((Config::load(config)?, text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => bail!("{}: {e}", config.display()),
+    };
+    let watched: Vec<PathBuf> =
+        existing.as_ref().map(|(c, _)| c.sites.iter().map(|s| s.real_root.clone()).collect()).unwrap_or_default();
+    let mut taken: Vec<String> =
+        existing.as_ref().map(|(c, _)| c.sites.iter().map(|s| s.name.to_string()).collect()).unwrap_or_default();
+    let found = discover::discover(panel_root);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<44} {:<32} {:<12} {:>7}  FOUND BY", "ROOT", "SERVER NAMES", "PROFILE", "FILES")?;
+    let mut new_sites: Vec<(String, PathBuf, &'static str)> = Vec::new();
+    for f in &found {
+        let (profile, _) = detect(&f.root);
+        let files = count_files(&f.root, 200_000);
+        let known = watched.contains(&f.root);
+        let names = if f.names.is_empty() { "-".to_string() } else { f.names.join(",") };
+        writeln!(
+            out,
+            "{:<44} {:<32} {:<12} {:>7}  {:<12} {}",
+            f.root.display(),
+            names,
+            profile,
+            files,
+            f.by.join(","),
+            if known { "already watched" } else { "new" }
+        )?;
+        if !known {
+            // A panel's docroot is named after its account or domain.
+            let generic = ["public_html", "httpdocs", "htdocs", "www", "html"];
+            let dir = match (f.root.file_name().and_then(|n| n.to_str()), f.root.parent()) {
+                (Some(leaf), Some(parent)) if generic.contains(&leaf) => parent,
+                _ => f.root.as_path(),
+            };
+            let base = f.names.first().map(|n| default_name(Path::new(n))).unwrap_or_else(|| default_name(dir));
+            let mut name = base.clone();
+            let mut n = 2;
+            while taken.contains(&name) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            taken.push(name.clone());
+            new_sites.push((name, f.root.clone(), profile));
+        }
+    }
+    if new_sites.is_empty() {
+        writeln!(out, "no new web root")?;
+        return Ok(OK);
+    }
+    if dry_run {
+        writeln!(out, "\n# to add under `sites:`")?;
+        for (name, root, profile) in &new_sites {
+            write!(out, "{}", site_entry(name, root, profile))?;
+        }
+        return Ok(OK);
+    }
+    let mut text = match existing {
+        Some((_, text)) => text,
+        None => {
+            let (name, root, profile) = &new_sites[0];
+            fresh(name, root, profile, None)
+        }
+    };
+    let skip = usize::from(!config.exists());
+    for (name, root, profile) in new_sites.iter().skip(skip) {
+        text = append_site(&text, &site_entry(name, root, profile))
+            .ok_or_else(|| anyhow!("{}: cannot find the `sites:` list to add to", config.display()))?;
+    }
+    let cwd = std::env::current_dir()?;
+    let base = config.parent().map(|p| cwd.join(p)).unwrap_or_else(|| cwd.clone());
+    Config::parse(&text, config, &base, &base.join("profiles"))?;
+    write_atomically(config, &text)?;
+    drop(out);
+    let n = new_sites.len();
+    eprintln!("sitewarden: added {n} site{} to {}", if n == 1 { "" } else { "s" }, config.display());
+    eprintln!("sitewarden: next: `sitewarden baseline`");
+    Ok(OK)
+}
+
+/// Regular files below `root`, counted up to `cap` (never through a symlink).
+fn count_files(root: &Path, cap: usize) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => n += 1,
+                _ => {}
+            }
+            if n >= cap {
+                return n;
+            }
+        }
+    }
+    n
 }
 
 #[cfg(test)]

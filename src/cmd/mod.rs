@@ -7,6 +7,7 @@ mod baseline;
 mod check;
 mod config_check;
 mod diff;
+mod discover;
 mod init;
 mod maintenance;
 pub(crate) mod profiles;
@@ -36,10 +37,13 @@ pub const DRIFT: i32 = 1;
 pub fn run(cli: Cli) -> Result<i32> {
     let config_path = Config::resolve_path(cli.config.as_deref());
     match cli.command {
-        Command::Init { profile, root, name, email, force } => init::run(init::InitArgs {
+        Command::Init { discover: true, dry_run, panel_root, .. } => {
+            init::run_discover(&config_path, dry_run, panel_root.as_deref().unwrap_or(std::path::Path::new("/")))
+        }
+        Command::Init { profile, root, name, email, force, .. } => init::run(init::InitArgs {
             config: &config_path,
             profile: profile.as_deref(),
-            root: &root,
+            root: root.as_deref().unwrap_or(std::path::Path::new(".")),
             name: name.as_deref(),
             email: email.as_deref(),
             force,
