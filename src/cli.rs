@@ -80,8 +80,9 @@ pub enum Command {
         #[arg(long)]
         rehash: bool,
     },
-    /// Check the tree against what was deployed (`reference:`): tampered,
-    /// foreign and missing files; exit 0 = all match, 1 = some do not
+    /// Check the tree against the published releases (or `reference:`) and
+    /// the signature rules: tampered, foreign and missing files, signature
+    /// matches; exit 0 = all match, 1 = some do not
     Verify {
         /// Only this site
         #[arg(long)]

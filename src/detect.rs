@@ -139,18 +139,14 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
         {
             continue;
         }
-        out.changes.push(Change {
-            site: Arc::clone(spec.site),
-            rel: rel.clone(),
-            kind: crate::model::EventKind::Deleted,
-            before: Some(before.clone()),
-            after: None,
-            detected_by: spec.detected_by,
-            transient: None,
-            hot: false,
-            actor: None,
-            signatures: Vec::new(),
-        });
+        out.changes.push(Change::new(
+            Arc::clone(spec.site),
+            rel.clone(),
+            crate::model::EventKind::Deleted,
+            Some(before.clone()),
+            None,
+            spec.detected_by,
+        ));
     }
     out.changes.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)

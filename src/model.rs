@@ -315,6 +315,30 @@ pub enum TransientEnd {
 }
 
 impl Change {
+    /// A change as a walk or a look sees it: not a transient, not hot, no
+    /// writer known, no signature matched yet.
+    pub fn new(
+        site: Arc<str>,
+        rel: RelPath,
+        kind: EventKind,
+        before: Option<FileState>,
+        after: Option<FileState>,
+        detected_by: DetectedBy,
+    ) -> Change {
+        Change {
+            site,
+            rel,
+            kind,
+            before,
+            after,
+            detected_by,
+            transient: None,
+            hot: false,
+            actor: None,
+            signatures: Vec::new(),
+        }
+    }
+
     /// A directory added or removed: kept in the baseline without an alert
     /// (only a directory's mode and owner changes are news).
     pub fn is_silent(&self) -> bool {

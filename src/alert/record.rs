@@ -232,18 +232,14 @@ mod tests {
             target: None,
             nlink: 1,
         };
-        let change = Change {
-            site: Arc::from("blog"),
-            rel: b"wp-content/uploads/\xff.php".to_vec(),
-            kind: EventKind::Added,
-            before: None,
-            after: Some(after),
-            detected_by: DetectedBy::Realtime,
-            transient: None,
-            hot: false,
-            actor: None,
-            signatures: Vec::new(),
-        };
+        let change = Change::new(
+            Arc::from("blog"),
+            b"wp-content/uploads/\xff.php".to_vec(),
+            EventKind::Added,
+            None,
+            Some(after),
+            DetectedBy::Realtime,
+        );
         let verdict = Verdict { severity: Severity::Critical, rule: "php-in-uploads", nodiff: false, quarantine: None };
         let rec = AlertRecord::new("web1", Path::new("/var/www/blog"), &change, &verdict, 1_795_802_400_123_000_000);
         let v: serde_json::Value = serde_json::from_str(&rec.to_json()).unwrap();
@@ -260,18 +256,8 @@ mod tests {
 
     #[test]
     fn the_id_is_the_same_for_the_same_alert_and_only_for_it() {
-        let change = Change {
-            site: Arc::from("blog"),
-            rel: b"x.php".to_vec(),
-            kind: EventKind::Added,
-            before: None,
-            after: None,
-            detected_by: DetectedBy::Realtime,
-            transient: None,
-            hot: false,
-            actor: None,
-            signatures: Vec::new(),
-        };
+        let change =
+            Change::new(Arc::from("blog"), b"x.php".to_vec(), EventKind::Added, None, None, DetectedBy::Realtime);
         let verdict = Verdict { severity: Severity::High, rule: "r", nodiff: false, quarantine: None };
         let stamped = |c: &Change, t: i64| {
             let mut r = AlertRecord::new("web1", Path::new("/var/www/blog"), c, &verdict, t);

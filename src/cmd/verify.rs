@@ -120,7 +120,7 @@ pub(super) fn verify_site(
             Some(d) => crate::detect::is_under(rel, d),
         };
         for (rel, state) in entries.iter().filter(|(r, s)| s.kind == FileType::File && mine(r)) {
-            let md5 = || live_md5(site, rel, state);
+            let md5 = || crate::vendor::live_md5(&site.real_root, rel, Some(state));
             if let Some(o @ (Origin::Tampered | Origin::Foreign)) = m.judge(rel, Some(state), md5) {
                 let what = if o == Origin::Tampered { "tampered" } else { "foreign" };
                 findings.push(Finding { rel: rel.clone(), what, verdict: Some(m.verdict(o)), signatures: Vec::new() });
@@ -198,8 +198,4 @@ pub(super) fn report(cfg: &Config, site: &Site, observed: Option<Vec<(RelPath, F
         }
         Err(e) => eprintln!("sitewarden: {}: verify: {e}", site.name),
     }
-}
-
-fn live_md5(site: &Site, rel: &[u8], state: &FileState) -> Option<[u8; 16]> {
-    state.sha256.and_then(|sha| crate::vendor::live_md5(&site.real_root, rel, &sha))
 }

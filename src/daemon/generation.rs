@@ -104,7 +104,7 @@ impl SiteWatch {
         rel: &[u8],
         after: Option<&FileState>,
     ) -> Option<crate::vendor::Verdict> {
-        let md5 = || after.and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, rel, &sha));
+        let md5 = || crate::vendor::live_md5(root, rel, after);
         if let Some(m) = self.manifest() {
             return m.judge(rel, after, md5).map(|o| m.verdict(o));
         }
@@ -143,7 +143,7 @@ impl SiteWatch {
                 if from.as_deref() != Some(p.version.as_str()) {
                     return Some((p.name.clone(), from));
                 }
-                let md5 = || after.and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, rel, &sha));
+                let md5 = || crate::vendor::live_md5(root, rel, after);
                 let vouched = m.judge(rel, after, md5) == Some(crate::vendor::Origin::Vendor);
                 (!vouched).then(|| (p.name.clone(), from))
             }
@@ -185,7 +185,7 @@ impl SiteWatch {
     /// Does the release vouch for `state` of `rel` (no manifest: no)?
     pub fn vouches(&self, root: &std::path::Path, rel: &[u8], state: Option<&FileState>) -> bool {
         let Some(m) = self.manifest_of(rel) else { return false };
-        let md5 = || state.and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, rel, &sha));
+        let md5 = || crate::vendor::live_md5(root, rel, state);
         m.judge(rel, state, md5) == Some(crate::vendor::Origin::Vendor)
     }
 
@@ -562,18 +562,14 @@ impl Generation {
                     // Whatever was below this path, if it was a directory.
                     for (below, before) in store.load_under(&site.name, &rel)? {
                         if below != rel && site.policy.watched(&below, before.kind) {
-                            changes.push(Change {
-                                site: Arc::clone(&site.name),
-                                rel: below,
-                                kind: EventKind::Deleted,
-                                before: Some(before),
-                                after: None,
-                                detected_by: by,
-                                transient: None,
-                                hot: false,
-                                actor: None,
-                                signatures: Vec::new(),
-                            });
+                            changes.push(Change::new(
+                                Arc::clone(&site.name),
+                                below,
+                                EventKind::Deleted,
+                                Some(before),
+                                None,
+                                by,
+                            ));
                         }
                     }
                     let kind = after.as_ref().or(before.as_ref()).map(|s| s.kind).unwrap_or(FileType::File);

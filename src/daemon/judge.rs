@@ -397,18 +397,14 @@ impl Judge {
             .iter()
             .filter(|(_, s)| s.linked())
             .map(|(rel, s)| {
-                let c = Change {
-                    site: Arc::clone(&site.name),
-                    rel: rel.clone(),
-                    kind: EventKind::Metadata,
-                    before: None,
-                    after: Some(s.clone()),
-                    detected_by: crate::model::DetectedBy::Scan,
-                    transient: None,
-                    hot: false,
-                    actor: None,
-                    signatures: Vec::new(),
-                };
+                let c = Change::new(
+                    Arc::clone(&site.name),
+                    rel.clone(),
+                    EventKind::Metadata,
+                    None,
+                    Some(s.clone()),
+                    crate::model::DetectedBy::Scan,
+                );
                 AlertRecord::new(&self.host, &site.root, &c, &site.policy.verdict(&c), now)
             })
             .collect();
@@ -688,13 +684,14 @@ impl Judge {
         for key in due {
             let Some(mut h) = self.updates.remove(&key) else { continue };
             let outcome = updates::outcome(&mut h, now);
+            if matches!(outcome, updates::Outcome::Wait) {
+                self.updates.insert(key, h);
+                continue;
+            }
             let (generation, i) = (Arc::clone(&h.generation), h.site);
             let changes: Vec<Change> = std::mem::take(&mut h.changes).into_values().collect();
             match outcome {
-                updates::Outcome::Wait => {
-                    h.changes = changes.into_iter().map(|c| (c.rel.clone(), c)).collect();
-                    self.updates.insert(key, h);
-                }
+                updates::Outcome::Wait => {}
                 updates::Outcome::Release => {
                     self.emit(&generation, i, &changes, &[], None, false)?;
                 }

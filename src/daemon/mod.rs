@@ -626,18 +626,14 @@ impl Core {
                 now.display(),
                 site.real_root.display()
             );
-            let change = Change {
-                site: Arc::clone(&site.name),
-                rel: Vec::new(),
-                kind: EventKind::Modified,
-                before: Some(resolved(&site.root, &site.real_root)),
-                after: Some(resolved(&site.root, &now)),
-                detected_by: DetectedBy::Realtime,
-                transient: None,
-                hot: false,
-                actor: None,
-                signatures: Vec::new(),
-            };
+            let change = Change::new(
+                Arc::clone(&site.name),
+                Vec::new(),
+                EventKind::Modified,
+                Some(resolved(&site.root, &site.real_root)),
+                Some(resolved(&site.root, &now)),
+                DetectedBy::Realtime,
+            );
             self.sched[i].swapped_to = Some(now);
             let observed = judge::Observed {
                 generation: Arc::clone(&self.current),

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::generation::{Fetch, Generation};
-use crate::alert::record::{absolute, UpdateRecord};
+use crate::alert::record::UpdateRecord;
 use crate::alert::AlertRecord;
 use crate::model::{Change, DetectedBy, EventKind, RelPath, Severity};
 use crate::vendor::wordpress::{self, Package};
@@ -171,8 +171,7 @@ pub fn vouched(manifest: &Manifest, root: &std::path::Path, c: &Change) -> bool 
     match &c.after {
         None => !manifest.lists(&c.rel),
         after => {
-            let md5 =
-                || after.as_ref().and_then(|a| a.sha256).and_then(|sha| crate::vendor::live_md5(root, &c.rel, &sha));
+            let md5 = || crate::vendor::live_md5(root, &c.rel, after.as_ref());
             manifest.judge(&c.rel, after.as_ref(), md5) == Some(Origin::Vendor)
         }
     }
@@ -194,18 +193,14 @@ pub fn summary(
     } else {
         DetectedBy::Scan
     };
-    let stand_in = Change {
-        site: Arc::clone(&site.name),
-        rel: now.dir.clone(),
-        kind: if kind == Kind::New { EventKind::Added } else { EventKind::Modified },
-        before: None,
-        after: None,
-        detected_by: by,
-        transient: None,
-        hot: false,
-        actor: None,
-        signatures: Vec::new(),
-    };
+    let stand_in = Change::new(
+        Arc::clone(&site.name),
+        now.dir.clone(),
+        if kind == Kind::New { EventKind::Added } else { EventKind::Modified },
+        None,
+        None,
+        by,
+    );
     let verdict =
         crate::policy::Verdict { severity: kind.severity(), rule: kind.rule(), nodiff: true, quarantine: None };
     let mut r = AlertRecord::new(host, &site.root, &stand_in, &verdict, time_ns);
@@ -238,7 +233,5 @@ pub fn summary(
         accepted: kind.accepted(),
         paths: changes.iter().take(LISTED).map(|c| crate::util::bytes::lossless(&c.rel)).collect(),
     });
-    // The package folder, not a file: its path names what was updated.
-    r.path = crate::util::bytes::lossless(&absolute(&site.root, &now.dir));
     r
 }

@@ -517,11 +517,12 @@ pub(crate) fn clean(name: &[u8]) -> Option<RelPath> {
     (!out.is_empty()).then(|| out.join(&b'/'))
 }
 
-/// The MD5 of the regular file `rel` below `root`, if it still has the
-/// SHA-256 `sha` (read once, both hashed; at most 64 MiB; never through a
-/// symlink).
-pub fn live_md5(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<[u8; 16]> {
+/// The MD5 of the regular file `rel` below `root`, if it is still in
+/// `state` (its SHA-256 is checked in the same read; at most 64 MiB; never
+/// through a symlink).
+pub fn live_md5(root: &Path, rel: &[u8], state: Option<&FileState>) -> Option<[u8; 16]> {
     use md5::Md5;
+    let sha = state?.sha256?;
     let (dir, name) = crate::scan::file::open_parent(root, rel).ok()??;
     let (file, st) = crate::scan::file::open_regular_at(std::os::fd::AsFd::as_fd(&dir), &name).ok()?;
     if st.st_size > 64 << 20 || st.st_nlink > 1 {
@@ -539,7 +540,7 @@ pub fn live_md5(root: &Path, rel: &[u8], sha: &[u8; 32]) -> Option<[u8; 16]> {
         m.update(&buf[..k]);
     }
     let got: [u8; 32] = s.finalize().into();
-    (got == *sha).then(|| m.finalize().into())
+    (got == sha).then(|| m.finalize().into())
 }
 
 #[cfg(test)]
