@@ -176,6 +176,13 @@ fn no_variant_of_a_secret_leaks_to_mail_log_output_or_state() {
     let log = std::fs::read_to_string(f.path("alerts.jsonl")).unwrap();
     let check = f.run(["check", "--json"]).stdout;
     let state = state_texts(&f.state());
+    // The hard link's section says why there is no diff (its content holds
+    // the secret, or it has another name), never that it was too large.
+    let all_mail = mails.join("\n");
+    let hl = all_mail.find("wp-content/plugins/p/hl.php").expect("the hard link in a mail");
+    let section = &all_mail[hl..all_mail[hl..].find("----------").map(|e| hl + e).unwrap_or(all_mail.len())];
+    assert!(section.contains("diff suppressed") || section.contains("more than one hard link"), "{section}");
+    assert!(!all_mail.contains("too large to diff"), "{section}");
     let mut leaks = Vec::new();
     for (site, rel, pw, _) in &cases {
         for (what, text) in [("mail", mails.join("\n")), ("alert log", log.clone()), ("daemon output", d.stderr())] {

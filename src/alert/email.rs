@@ -136,6 +136,27 @@ impl Mailer {
     }
 }
 
+impl super::courier::Route for Mailer {
+    fn describe(&self) -> String {
+        format!("mail to {}", self.server)
+    }
+
+    /// A CMS update of thousands of files is one mail; beyond this, the
+    /// next mail follows at once.
+    fn batch(&self) -> usize {
+        10_000
+    }
+
+    fn send(&mut self, host: &str, records: &[AlertRecord], overflow: u64) -> Result<String, super::courier::Failure> {
+        use super::courier::Failure;
+        let (subject, body) = compose(host, records, overflow);
+        Mailer::send(self, &subject, body).map_err(|e| match e {
+            e @ EmailError::Rejected { .. } => Failure::Refused(e.to_string()),
+            e => Failure::Retry { message: e.to_string(), after: None },
+        })
+    }
+}
+
 /// The mail as it is sent: plain text, the subject cleaned of control
 /// characters (lettre encodes what is not ASCII).
 pub fn message(from: &Mailbox, to: &[Mailbox], subject: &str, body: String) -> Result<Message, EmailError> {
@@ -178,23 +199,34 @@ fn clean_host(h: &str) -> String {
     }
 }
 
-/// Subject and body of a mail for `records`; `overflow` alerts did not fit
-/// the outbox and are only in the alert log.
-pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, String) {
+/// The subject of a mail (and the title of a chat message) about
+/// `records`: the host, the count, the sites by name (the first three,
+/// then how many more) and how many are critical.
+pub fn subject(host: &str, records: &[AlertRecord], overflow: u64) -> String {
     let host = clean_host(host);
     let n = records.len() as u64 + overflow;
     let critical = records.iter().filter(|r| r.severity == Severity::Critical).count();
     let mut sites: Vec<&str> = records.iter().map(|r| r.site.as_str()).collect();
     sites.sort_unstable();
     sites.dedup();
-    // The sites by name: the first three, then how many more.
     let on = match sites.len() {
         0 => "this host".to_string(),
         1..=3 => sites.iter().map(|s| clean_header(s)).collect::<Vec<_>>().join(", "),
         k => format!("{} +{} more", sites[..3].iter().map(|s| clean_header(s)).collect::<Vec<_>>().join(", "), k - 3),
     };
+    format!("[sitewarden] {host}: {} on {on} ({critical} critical)", plural(n, "change", "changes"))
+}
+
+/// Subject and body of a mail for `records`; `overflow` alerts did not fit
+/// the outbox and are only in the alert log.
+pub fn compose(host: &str, records: &[AlertRecord], overflow: u64) -> (String, String) {
+    let subject = subject(host, records, overflow);
+    let host = clean_host(host);
+    let n = records.len() as u64 + overflow;
+    let mut sites: Vec<&str> = records.iter().map(|r| r.site.as_str()).collect();
+    sites.sort_unstable();
+    sites.dedup();
     let changes = plural(n, "change", "changes");
-    let subject = format!("[sitewarden] {host}: {changes} on {on} ({critical} critical)");
 
     let mut by_sev: BTreeMap<std::cmp::Reverse<Severity>, usize> = BTreeMap::new();
     for r in records {

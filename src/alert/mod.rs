@@ -1,31 +1,32 @@
 //! Alerts: the one record every output shares (the JSON-lines log, `check
-//! --json`, the terminal, mail) and the sinks that deliver it.
+//! --json`, the terminal, mail, webhooks, syslog) and the sinks that
+//! deliver it.
 
+pub mod courier;
 pub mod diff;
 pub mod digest;
 pub mod ecs;
 pub mod email;
 pub mod log;
-pub mod mailer;
 pub mod outbox;
 pub mod record;
+pub mod syslog;
 pub mod terminal;
+pub mod webhook;
 
 pub use record::AlertRecord;
 
 /// Every configured sink, owned by the daemon's judge. Delivery to the log
 /// happens before an alert is counted as done (and so before it is
-/// remembered as alerted).
+/// remembered as alerted); the routes take it from their outbox.
 #[derive(Default)]
 pub struct Sinks {
     /// The JSON-lines alert log (`alerts.log`).
     pub log: Option<log::AlertLog>,
     /// Alerts printed on the terminal (`sitewarden watch`).
     pub terminal: Option<terminal::Terminal>,
-    /// The mail route, through the outbox.
-    pub mail: Option<MailSink>,
-    /// Site owners' mail (`sites[].alerts.email.to`), each with its outbox.
-    pub owners: Vec<(std::sync::Arc<str>, MailSink)>,
+    /// Mail, webhooks and syslog, each through its outbox.
+    pub routes: Vec<RouteSink>,
 }
 
 /// What a line of the alert log is.
@@ -39,21 +40,28 @@ pub enum LogFormat {
     Ecs,
 }
 
-/// Mail: alerts at or above `min_severity` are queued in the outbox, and
-/// the mailer thread sends them.
-pub struct MailSink {
-    /// Where alerts wait until the mailer sent them.
+/// A route (mail, a webhook, a collector): alerts at or above
+/// `min_severity`, of one site or of all, are queued in its outbox, and its
+/// courier thread delivers them.
+pub struct RouteSink {
+    /// Where alerts wait until the route took them.
     pub outbox: outbox::Outbox,
-    /// Alerts below this severity are not mailed.
+    /// Alerts below this severity are not sent.
     pub min_severity: crate::model::Severity,
-    /// Wakes the mailer thread (and stops it when dropped).
-    pub handle: mailer::MailerHandle,
+    /// Only this site's alerts (a site owner's route); `None`: every site's.
+    pub site: Option<std::sync::Arc<str>>,
+    /// Wakes the courier (and stops it when dropped).
+    pub handle: courier::CourierHandle,
 }
 
-impl MailSink {
-    /// Queues the records at or above the threshold and wakes the mailer.
-    fn queue<'r>(&self, records: impl Iterator<Item = &'r AlertRecord>) -> Result<(), SinkError> {
-        let wanted: Vec<AlertRecord> = records.filter(|r| r.severity >= self.min_severity).cloned().collect();
+impl RouteSink {
+    /// Queues the records it takes and wakes the courier.
+    fn queue(&self, records: &[AlertRecord]) -> Result<(), SinkError> {
+        let wanted: Vec<AlertRecord> = records
+            .iter()
+            .filter(|r| r.severity >= self.min_severity && self.site.as_deref().is_none_or(|s| r.site == s))
+            .cloned()
+            .collect();
         if !wanted.is_empty() {
             self.outbox.push(&wanted, crate::util::time::now_ns()).map_err(SinkError::Outbox)?;
             self.handle.wake();
@@ -68,8 +76,8 @@ pub enum SinkError {
     /// The alert log could not be written.
     #[error(transparent)]
     Log(#[from] log::LogError),
-    /// The mail outbox could not be written.
-    #[error("mail outbox: {0}")]
+    /// An outbox could not be written.
+    #[error("outbox: {0}")]
     Outbox(std::io::Error),
 }
 
@@ -82,8 +90,11 @@ pub enum BuildError {
     /// The mail route is misconfigured.
     #[error(transparent)]
     Email(#[from] email::EmailError),
-    /// The outbox or the mailer thread could not be set up.
-    #[error("mail outbox in {dir}: {source}")]
+    /// A webhook or the syslog collector is misconfigured.
+    #[error("{0}")]
+    Route(String),
+    /// An outbox or a courier thread could not be set up.
+    #[error("outbox in {dir}: {source}")]
     Outbox {
         /// The state directory holding the outbox.
         dir: std::path::PathBuf,
@@ -92,53 +103,79 @@ pub enum BuildError {
     },
 }
 
+/// The outbox folder of a webhook: named by its URL and shape, so a
+/// restart finds its queue again.
+fn webhook_leaf(w: &crate::config::WebhookSettings) -> String {
+    let digest = crate::util::sha256(format!("{:?} {}", w.kind, w.url).as_bytes());
+    format!("webhook-{}", &crate::util::bytes::hex(&digest)[..16])
+}
+
 impl Sinks {
-    /// The sinks `cfg` asks for: the alert log and, when configured, mail
-    /// (whose thread is started under `supervisor`). Bad settings fail
-    /// here, at start-up or when a reload is refused, not at the first
-    /// alert.
+    /// The sinks `cfg` asks for: the alert log and every route (each
+    /// courier started under `supervisor`). Bad settings fail here, at
+    /// start-up or when a reload is refused, not at the first alert.
     pub fn build(
         cfg: &crate::config::Config,
         supervisor: &crate::util::supervise::Supervisor,
     ) -> Result<Sinks, BuildError> {
+        use crate::model::Severity;
         let log = Some(log::AlertLog::open(&cfg.alerts.log, cfg.alerts.log_format)?);
-        let Some(e) = &cfg.alerts.email else {
-            return Ok(Sinks { log, terminal: None, mail: None, owners: Vec::new() });
-        };
-        let mailer = email::Mailer::build(e)?;
         let io = |source| BuildError::Outbox { dir: cfg.state_dir.clone(), source };
-        let policy = digest::DigestPolicy {
+        let host = crate::util::hostname();
+        let mut routes = Vec::new();
+        let mut add = |route: Box<dyn courier::Route>,
+                       site: Option<&std::sync::Arc<str>>,
+                       leaf: Option<&str>,
+                       policy: digest::DigestPolicy,
+                       min_severity: Severity|
+         -> Result<(), BuildError> {
+            let open = || outbox::Outbox::open_route(&cfg.state_dir, site.map(|s| &**s), leaf).map_err(io);
+            let setup = courier::Setup { route, outbox: open()?, policy, host: host.clone() };
+            let handle = courier::spawn(setup, supervisor).map_err(io)?;
+            routes.push(RouteSink { outbox: open()?, min_severity, site: site.cloned(), handle });
+            Ok(())
+        };
+        let policy = |digest_seconds: u64, max_per_hour: Option<u32>| digest::DigestPolicy {
             urgent_delay: digest::URGENT_DELAY,
-            digest: std::time::Duration::from_secs(e.digest_seconds),
-            max_per_hour: e.max_per_hour,
+            digest: std::time::Duration::from_secs(digest_seconds),
+            max_per_hour,
         };
-        let setup = mailer::MailerSetup {
-            mailer,
-            outbox: outbox::Outbox::open(&cfg.state_dir).map_err(io)?,
-            policy: policy.clone(),
-            host: crate::util::hostname(),
-        };
-        let handle = mailer::spawn(setup, supervisor).map_err(io)?;
-        let outbox = outbox::Outbox::open(&cfg.state_dir).map_err(io)?;
-        // Each site owner: the same route, their own recipients and outbox.
-        let mut owners = Vec::new();
-        for site in cfg.sites.iter().filter(|s| !s.owners.is_empty()) {
-            let settings = crate::config::EmailSettings { to: site.owners.clone(), ..e.clone() };
-            let setup = mailer::MailerSetup {
-                mailer: email::Mailer::build(&settings)?,
-                outbox: outbox::Outbox::open_site(&cfg.state_dir, &site.name).map_err(io)?,
-                policy: policy.clone(),
-                host: crate::util::hostname(),
-            };
-            let handle = mailer::spawn(setup, supervisor).map_err(io)?;
-            let outbox = outbox::Outbox::open_site(&cfg.state_dir, &site.name).map_err(io)?;
-            owners.push((std::sync::Arc::clone(&site.name), MailSink { outbox, min_severity: e.min_severity, handle }));
+        if let Some(e) = &cfg.alerts.email {
+            let p = policy(e.digest_seconds, e.max_per_hour);
+            add(Box::new(email::Mailer::build(e)?), None, None, p.clone(), e.min_severity)?;
+            // Each site owner: the same route, their own recipients and outbox.
+            for site in cfg.sites.iter().filter(|s| !s.owners.is_empty()) {
+                let settings = crate::config::EmailSettings { to: site.owners.clone(), ..e.clone() };
+                add(Box::new(email::Mailer::build(&settings)?), Some(&site.name), None, p.clone(), e.min_severity)?;
+            }
         }
-        Ok(Sinks { log, terminal: None, mail: Some(MailSink { outbox, min_severity: e.min_severity, handle }), owners })
+        let hooks = cfg.alerts.webhooks.iter().map(|w| (None, w));
+        let site_hooks = cfg.sites.iter().flat_map(|s| s.webhooks.iter().map(move |w| (Some(&s.name), w)));
+        for (site, w) in hooks.chain(site_hooks) {
+            let route = webhook::Webhook::build(w).map_err(BuildError::Route)?;
+            add(
+                Box::new(route),
+                site,
+                Some(&webhook_leaf(w)),
+                policy(w.digest_seconds, w.max_per_hour),
+                w.min_severity,
+            )?;
+        }
+        if let Some(s) = &cfg.alerts.syslog {
+            let route = syslog::Collector::build(s).map_err(BuildError::Route)?;
+            // A collector takes each alert as it comes.
+            let p = digest::DigestPolicy {
+                urgent_delay: std::time::Duration::ZERO,
+                digest: std::time::Duration::ZERO,
+                max_per_hour: None,
+            };
+            add(Box::new(route), None, Some("syslog"), p, s.min_severity)?;
+        }
+        Ok(Sinks { log, terminal: None, routes })
     }
 
-    /// Delivers a batch of records to every sink (the global recipients get
-    /// every record, a site's owner that site's).
+    /// Delivers a batch of records to every sink (the global routes get every
+    /// record, a site owner's that site's).
     pub fn deliver(&mut self, records: &[AlertRecord]) -> Result<(), SinkError> {
         if records.is_empty() {
             return Ok(());
@@ -170,12 +207,9 @@ impl Sinks {
             log.append(records)?;
         }
         crate::daemon::metrics::count_alerts(records);
-        if let Some(mail) = &self.mail {
-            mail.queue(records.iter())?;
-        }
-        // A site's owner gets the mails about that site, and no other.
-        for (site, mail) in &self.owners {
-            mail.queue(records.iter().filter(|r| r.site == **site))?;
+        // A site owner's route gets that site's alerts, and no other.
+        for route in &self.routes {
+            route.queue(records)?;
         }
         Ok(())
     }

@@ -72,22 +72,52 @@ impl Outbox {
         Ok(Outbox { dir })
     }
 
-    /// Opens the outbox of site `name`'s owner (a folder of the outbox).
-    pub fn open_site(state_dir: &Path, name: &str) -> std::io::Result<Outbox> {
-        let safe = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-        let leaf = if safe && !name.starts_with('.') {
-            format!("site-{name}")
-        } else {
-            format!("site-{}", crate::util::bytes::hex_bytes(name.as_bytes()))
-        };
-        let dir = Outbox::dir(state_dir).join(leaf);
+    /// Opens the outbox of one route: `leaf` (`webhook-…`, `syslog`) of
+    /// the site `site`'s owner or, without a site, of everyone; the mail of
+    /// site owners is `site-NAME/` itself.
+    pub fn open_route(state_dir: &Path, site: Option<&str>, leaf: Option<&str>) -> std::io::Result<Outbox> {
+        let mut dir = Outbox::dir(state_dir);
+        if let Some(name) = site {
+            let safe = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            dir.push(if safe && !name.starts_with('.') {
+                format!("site-{name}")
+            } else {
+                format!("site-{}", crate::util::bytes::hex_bytes(name.as_bytes()))
+            });
+        }
+        if let Some(leaf) = leaf {
+            dir.push(leaf);
+        }
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         Ok(Outbox { dir })
     }
 
-    /// Number of alerts waiting, without opening (for `status`).
+    /// Its folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The batches waiting in every outbox of `state_dir` (every route,
+    /// every site owner), without opening: for `status` and the metrics.
+    pub fn all(state_dir: &Path) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut dirs = vec![Outbox::dir(state_dir)];
+        while let Some(dir) = dirs.pop() {
+            if let Ok(l) = (Outbox { dir: dir.clone() }).list() {
+                out.extend(l);
+            }
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != "rejected" {
+                    dirs.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of alerts waiting in every outbox (for `status`).
     pub fn count(state_dir: &Path) -> usize {
-        Outbox { dir: Outbox::dir(state_dir) }.list().map(|l| l.iter().map(|e| e.count).sum()).unwrap_or(0)
+        Outbox::all(state_dir).iter().map(|e| e.count).sum()
     }
 
     /// Queues records as one batch; returns how many were queued (the rest

@@ -116,6 +116,8 @@ pub struct Site {
     /// The site owner's addresses (`sites[].alerts.email.to`): they receive
     /// the mails about this site only.
     pub owners: Vec<String>,
+    /// The site owner's webhooks (`sites[].alerts.webhooks`).
+    pub webhooks: Vec<WebhookSettings>,
 }
 
 /// When and how the daemon scans (`scan:`), defaults filled in.
@@ -203,6 +205,59 @@ pub struct AlertSettings {
     pub log_format: crate::alert::LogFormat,
     /// Mail delivery; `None` without `alerts.email`.
     pub email: Option<EmailSettings>,
+    /// Webhooks receiving every alert (`alerts.webhooks`).
+    pub webhooks: Vec<WebhookSettings>,
+    /// The syslog collector (`alerts.syslog`).
+    pub syslog: Option<SyslogSettings>,
+}
+
+/// A webhook (`alerts.webhooks[]`, `sites[].alerts.webhooks[]`), defaults
+/// filled in.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Where alerts are POSTed (it may hold a token: never logged whole).
+    pub url: String,
+    /// The payload's shape.
+    pub kind: crate::alert::webhook::Kind,
+    /// The file holding the HMAC key of `X-Sitewarden-Signature`.
+    pub secret_file: Option<PathBuf>,
+    /// Alerts below this are not sent.
+    pub min_severity: Severity,
+    /// Alerts below `high` are grouped this long.
+    pub digest_seconds: u64,
+    /// At most this many posts an hour.
+    pub max_per_hour: Option<u32>,
+}
+
+fn webhook_settings(w: raw::RawWebhook) -> WebhookSettings {
+    let machine = w.kind == crate::alert::webhook::Kind::Json;
+    WebhookSettings {
+        url: w.url.0,
+        kind: w.kind,
+        secret_file: w.secret_file.map(|p| p.0),
+        min_severity: w.min_severity.unwrap_or(Severity::Low),
+        digest_seconds: w.digest_seconds.unwrap_or(if machine { 0 } else { 60 }),
+        max_per_hour: w.max_per_hour,
+    }
+}
+
+/// The syslog collector (`alerts.syslog`), defaults filled in.
+#[derive(Debug, Clone)]
+pub struct SyslogSettings {
+    /// Its host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// UDP, TCP or TLS.
+    pub protocol: crate::alert::syslog::Protocol,
+    /// Where the record goes: structured data, or JSON in MSG.
+    pub format: crate::alert::syslog::Format,
+    /// The facility of every message.
+    pub facility: crate::alert::syslog::Facility,
+    /// Alerts below this are not sent.
+    pub min_severity: Severity,
+    /// CA certificates (PEM) for TLS; default: the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -322,7 +377,11 @@ impl Config {
         if text.trim().is_empty() {
             return Err(ConfigError::File { file, message: "the config is empty (it needs at least `sites:`)".into() });
         }
-        let ctx = raw::Context { base_dir: base_dir.to_path_buf(), profile_dir: profile_dir.to_path_buf() };
+        // Whether there is a mail route, known before the sites are read.
+        let mail_route = serde_yaml::from_str::<serde_yaml::Value>(text)
+            .map(|v| v.get("alerts").and_then(|a| a.get("email")).is_some_and(|e| !e.is_null()))
+            .unwrap_or(true);
+        let ctx = raw::Context { base_dir: base_dir.to_path_buf(), profile_dir: profile_dir.to_path_buf(), mail_route };
         let raw: raw::RawConfig =
             raw::with_context(ctx, || serde_yaml::from_str(text)).map_err(|e| ConfigError::from_yaml(&file, &e))?;
 
@@ -357,15 +416,8 @@ impl Config {
                     .and_then(|a| a.email.as_ref())
                     .map(|e| e.to.iter().map(|a| a.0.clone()).collect())
                     .unwrap_or_default(),
+                webhooks: s.alerts.map(|a| a.webhooks.into_iter().map(webhook_settings).collect()).unwrap_or_default(),
             });
-        }
-        if raw.alerts.email.is_none() {
-            if let Some(s) = sites.iter().find(|s| !s.owners.is_empty()) {
-                return Err(ConfigError::Other(format!(
-                    "site {}: alerts.email.to needs the mail route of the global alerts.email",
-                    s.name
-                )));
-            }
         }
 
         let email = raw.alerts.email.map(|e| {
@@ -438,6 +490,19 @@ impl Config {
                 log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
                 log_format: raw.alerts.log_format,
                 email,
+                webhooks: raw.alerts.webhooks.into_iter().map(webhook_settings).collect(),
+                syslog: raw.alerts.syslog.map(|s| SyslogSettings {
+                    port: s.port.map(|p| p.0).unwrap_or(match s.protocol {
+                        crate::alert::syslog::Protocol::Tls => 6514,
+                        _ => 514,
+                    }),
+                    host: s.host.0,
+                    protocol: s.protocol,
+                    format: s.format,
+                    facility: s.facility,
+                    min_severity: s.min_severity.unwrap_or(Severity::Info),
+                    ca_file: s.ca_file.map(|p| p.0),
+                }),
             },
         })
     }

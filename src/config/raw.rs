@@ -22,6 +22,9 @@ pub(crate) struct Context {
     pub base_dir: PathBuf,
     /// Where profile files are looked up.
     pub profile_dir: PathBuf,
+    /// The config has a global mail route (`alerts.email`), which a site
+    /// owner's mail goes through.
+    pub mail_route: bool,
 }
 
 thread_local! {
@@ -136,7 +139,12 @@ pub struct HttpUrl(pub String);
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "an http:// or https:// URL", |s| {
-            if (s.starts_with("https://") || s.starts_with("http://")) && !s.contains(char::is_whitespace) {
+            let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+            let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+            if host.is_some_and(|h| !h.is_empty() && !h.starts_with(':'))
+                && !s.contains(char::is_control)
+                && !s.contains(' ')
+            {
                 Ok(HttpUrl(s.to_string()))
             } else {
                 Err(format!("{s:?} is not an http:// or https:// URL"))
@@ -264,15 +272,121 @@ pub struct RawSite {
 pub struct RawSiteAlerts {
     /// Mail about this site only, through the route of `alerts.email`.
     pub email: Option<RawSiteEmail>,
+    /// Webhooks receiving this site's alerts only.
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
 }
 
 /// `sites[].alerts.email:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSiteEmail {
-    /// The site owner's addresses (at least one).
-    #[serde(deserialize_with = "non_empty")]
+    /// The site owner's addresses (at least one), which need the global
+    /// mail route.
+    #[serde(deserialize_with = "owner_addresses")]
     pub to: Vec<EmailAddr>,
+}
+
+/// A site owner's addresses: at least one, and a mail route to send through.
+fn owner_addresses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EmailAddr>, D::Error> {
+    let to = non_empty(d)?;
+    if context(|c| c.mail_route) == Some(false) {
+        return Err(de::Error::custom("a site owner's mail needs the mail route of the global alerts.email"));
+    }
+    Ok(to)
+}
+
+/// `alerts.webhooks[]` and `sites[].alerts.webhooks[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// Where the alerts are POSTed.
+    pub url: HttpUrl,
+    /// The payload: `json` (default), `slack`, `mattermost` or `teams`.
+    #[serde(default)]
+    pub kind: crate::alert::webhook::Kind,
+    /// A file holding the key of the `X-Sitewarden-Signature` HMAC.
+    pub secret_file: Option<SecretFile>,
+    /// Alerts below this are not sent (default `low`).
+    pub min_severity: Option<Severity>,
+    /// Alerts below `high` are grouped this long (default 60; 0 for `json`).
+    pub digest_seconds: Option<u64>,
+    /// At most this many posts an hour; the overflow is folded into the next.
+    pub max_per_hour: Option<u32>,
+}
+
+/// `alerts.syslog:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslog {
+    /// The collector's host name or address.
+    pub host: HostName,
+    /// Its port (default 514, 6514 with TLS).
+    pub port: Option<Port>,
+    /// `udp` (default), `tcp` or `tls`.
+    #[serde(default)]
+    pub protocol: crate::alert::syslog::Protocol,
+    /// `rfc5424` (the record in structured data, default) or `json` (in MSG).
+    #[serde(default)]
+    pub format: crate::alert::syslog::Format,
+    /// The syslog facility (default `daemon`).
+    #[serde(default)]
+    pub facility: crate::alert::syslog::Facility,
+    /// Alerts below this are not sent (default `info`: all).
+    pub min_severity: Option<Severity>,
+    /// CA certificates (PEM) the collector's certificate is checked with
+    /// (default: the system's).
+    pub ca_file: Option<ReadableFile>,
+}
+
+/// A host name or an address.
+#[derive(Debug)]
+pub struct HostName(pub String);
+
+impl<'de> Deserialize<'de> for HostName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "a host name or address", |s| {
+            let ok = !s.is_empty()
+                && s.len() <= 253
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:_[]".contains(&b));
+            if ok {
+                Ok(HostName(s.trim_start_matches('[').trim_end_matches(']').to_string()))
+            } else {
+                Err(format!("invalid host '{s}' (a name or an address, no scheme or path)"))
+            }
+        })
+    }
+}
+
+/// A TCP or UDP port, 1 to 65535.
+#[derive(Debug, Clone, Copy)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u16::try_from(n) {
+            Ok(p) if p > 0 => Ok(Port(p)),
+            _ => Err(de::Error::custom(format!("invalid port {n} (1 to 65535)"))),
+        }
+    }
+}
+
+/// A file holding a secret key: absolute, readable, not empty, at most
+/// 4 KiB. Only its path is kept; it is read again when the sink is built.
+#[derive(Debug)]
+pub struct SecretFile(pub PathBuf);
+
+impl<'de> Deserialize<'de> for SecretFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, "an absolute path to a readable file", |s| {
+            let p = Path::new(s);
+            if !p.is_absolute() {
+                return Err(format!("{} must be an absolute path", p.display()));
+            }
+            crate::alert::webhook::read_secret(p).map(|_| SecretFile(super::normalize(p)))
+        })
+    }
 }
 
 /// A site name: used in alerts, mail subjects and the store.
@@ -488,6 +602,11 @@ pub struct RawAlerts {
     pub log_format: crate::alert::LogFormat,
     /// Mail delivery; absent: no mail.
     pub email: Option<RawEmail>,
+    /// Webhooks receiving every alert.
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+    /// A syslog collector receiving every alert.
+    pub syslog: Option<RawSyslog>,
 }
 
 /// A mail address: `user@host` or `Name <user@host>`, no control characters.

@@ -796,7 +796,7 @@ impl Core {
                 }
             })
             .collect();
-        let queued = crate::alert::outbox::Outbox::open(&rt.cfg.state_dir).and_then(|o| o.list()).unwrap_or_default();
+        let queued = crate::alert::outbox::Outbox::all(&rt.cfg.state_dir);
         let oldest = queued.iter().map(|e| e.queued_ns).min();
         let m = metrics::Metrics {
             sites,

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub mod daemon;
 pub mod publisher;
+pub mod receiver;
+pub mod rsyslog;
 pub mod smtp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sitewarden");

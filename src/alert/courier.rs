@@ -1,0 +1,209 @@
+//! Delivery threads, one per route (a mail route, a webhook, a syslog
+//! collector): each takes the alerts of its outbox when its policy says so,
+//! hands them to its route, removes them only once the route confirmed,
+//! sets aside what the route refused for good, and backs off on failure.
+//! None of them ever blocks detection.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::digest::DigestPolicy;
+use super::outbox::Outbox;
+use super::AlertRecord;
+use crate::util::time::now_ns;
+
+/// One courier delivers from an outbox at a time, even across a config
+/// reload (the old and the new courier of a route share its folder).
+static SENDING: Mutex<Vec<(PathBuf, Arc<Mutex<()>>)>> = Mutex::new(Vec::new());
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Why a delivery did not happen.
+#[derive(Debug)]
+pub enum Failure {
+    /// For now (the receiver is down, slow or busy): the alerts stay
+    /// queued and are tried again after the backoff, or after `after` when
+    /// the receiver said when.
+    Retry {
+        /// What went wrong.
+        message: String,
+        /// The receiver's own `Retry-After`.
+        after: Option<Duration>,
+    },
+    /// For good (the receiver refused this content): the alerts are set
+    /// aside in the outbox's `rejected/` folder (they are in the alert log).
+    Refused(String),
+}
+
+/// Where a courier delivers.
+pub trait Route: Send + 'static {
+    /// Names the route in log lines (`mail to localhost:25`).
+    fn describe(&self) -> String;
+    /// Alerts handed over in one delivery at most; the rest follow at once.
+    fn batch(&self) -> usize;
+    /// Delivers `records` (most important first when they were thinned);
+    /// `overflow` alerts did not fit the outbox and are only in the log.
+    /// Returns the receiver's answer.
+    fn send(&mut self, host: &str, records: &[AlertRecord], overflow: u64) -> Result<String, Failure>;
+}
+
+/// The running courier; dropping it stops the thread (what is queued stays
+/// in the outbox).
+pub struct CourierHandle {
+    wake: SyncSender<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CourierHandle {
+    /// Something was queued: look at the outbox now.
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+}
+
+impl Drop for CourierHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// What a courier needs.
+pub struct Setup {
+    /// Where it delivers.
+    pub route: Box<dyn Route>,
+    /// Where its alerts wait.
+    pub outbox: Outbox,
+    /// When a delivery is due.
+    pub policy: DigestPolicy,
+    /// This machine's name.
+    pub host: String,
+}
+
+/// Starts a courier thread under `supervisor`.
+pub fn spawn(setup: Setup, supervisor: &crate::util::supervise::Supervisor) -> std::io::Result<CourierHandle> {
+    let (wake, rx) = sync_channel(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    supervisor.spawn("sw-courier", move || {
+        run(setup, rx, flag);
+        Ok(())
+    })?;
+    Ok(CourierHandle { wake, stop })
+}
+
+fn lock_of(outbox: &Outbox) -> Arc<Mutex<()>> {
+    let mut all = SENDING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, l)) = all.iter().find(|(d, _)| d == outbox.path()) {
+        return Arc::clone(l);
+    }
+    let l = Arc::new(Mutex::new(()));
+    all.push((outbox.path().to_path_buf(), Arc::clone(&l)));
+    l
+}
+
+/// Loads up to `limit` queued alerts: the entries taken and their records.
+/// Only the first sections of a delivery carry diffs (as a mail shows
+/// them): the others' are dropped as they load, so memory stays small for
+/// a mass change.
+fn take(outbox: &Outbox, limit: usize) -> (Vec<super::outbox::Entry>, Vec<AlertRecord>) {
+    let mut entries = outbox.list().unwrap_or_default();
+    let mut taken = 0;
+    entries.retain(|e| {
+        let keep = taken < limit;
+        taken += e.count;
+        keep
+    });
+    let mut records = Vec::new();
+    for e in &entries {
+        records.extend(outbox.load(e));
+        if records.len() > 2 * super::email::FULL_SECTIONS {
+            thin(&mut records);
+        }
+    }
+    thin(&mut records);
+    (entries, records)
+}
+
+fn thin(records: &mut [AlertRecord]) {
+    super::email::order(records);
+    for r in records.iter_mut().skip(super::email::FULL_SECTIONS) {
+        r.diff = None;
+    }
+}
+
+fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
+    let Setup { mut route, outbox, policy, host } = setup;
+    let lock = lock_of(&outbox);
+    let what = route.describe();
+    let mut sent: Vec<i64> = Vec::new();
+    let mut retry_at: Option<i64> = None;
+    let mut backoff = FIRST_BACKOFF;
+    while !stop.load(Ordering::Acquire) {
+        let now = now_ns();
+        let entries = match outbox.list() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("{what}: outbox: {e}");
+                Vec::new()
+            }
+        };
+        let queue: Vec<_> = entries.iter().map(|e| (e.queued_ns, e.severity)).collect();
+        let wait = match policy.due(&queue, &sent, retry_at, now) {
+            None => Duration::from_secs(60),
+            Some(at) if at > now => Duration::from_nanos((at - now) as u64).min(Duration::from_secs(60)),
+            Some(_) => {
+                let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                // Another courier of this outbox may have delivered meanwhile.
+                let (entries, records) = take(&outbox, route.batch());
+                if entries.is_empty() {
+                    continue;
+                }
+                crate::util::fault::point("mailer", b"");
+                match route.send(&host, &records, outbox.overflow()) {
+                    Ok(answer) => {
+                        tracing::info!(alerts = records.len(), "{what}: delivered: {answer}");
+                        if let Err(e) = outbox.remove(&entries) {
+                            tracing::error!("{what}: outbox: {e}");
+                        }
+                        outbox.clear_overflow();
+                        sent.push(now_ns());
+                        sent.retain(|&t| t > now_ns() - 3_600_000_000_000);
+                        retry_at = None;
+                        backoff = FIRST_BACKOFF;
+                    }
+                    Err(Failure::Refused(e)) => {
+                        tracing::error!(
+                            "{what}: refused: {e}; {} alerts set aside in {}/rejected (they are in the alert log)",
+                            records.len(),
+                            outbox.path().display()
+                        );
+                        if let Err(err) = outbox.reject(&entries) {
+                            tracing::error!("{what}: outbox: {err}");
+                        }
+                    }
+                    Err(Failure::Retry { message, after }) => {
+                        let pause = after.map(|a| a.clamp(FIRST_BACKOFF, MAX_BACKOFF)).unwrap_or(backoff);
+                        tracing::warn!(
+                            "{what}: {message}; {} alerts stay queued, retry in {} s",
+                            records.len(),
+                            pause.as_secs()
+                        );
+                        retry_at = Some(now_ns() + pause.as_nanos() as i64);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+                drop(guard);
+                continue;
+            }
+        };
+        match wake.recv_timeout(wait) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+}
