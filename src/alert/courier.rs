@@ -43,6 +43,8 @@ pub enum Failure {
 pub trait Route: Send + 'static {
     /// Names the route in log lines (`mail to localhost:25`).
     fn describe(&self) -> String;
+    /// Names its courier thread (`sw-mailer`, `sw-webhook`, `sw-syslog`).
+    fn thread(&self) -> &'static str;
     /// Alerts handed over in one delivery at most; the rest follow at once.
     fn batch(&self) -> usize;
     /// Delivers `records` (most important first when they were thinned);
@@ -89,7 +91,7 @@ pub fn spawn(setup: Setup, supervisor: &crate::util::supervise::Supervisor) -> s
     let (wake, rx) = sync_channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    supervisor.spawn("sw-courier", move || {
+    supervisor.spawn(setup.route.thread(), move || {
         run(setup, rx, flag);
         Ok(())
     })?;

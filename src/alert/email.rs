@@ -141,6 +141,10 @@ impl super::courier::Route for Mailer {
         format!("mail to {}", self.server)
     }
 
+    fn thread(&self) -> &'static str {
+        "sw-mailer"
+    }
+
     /// A CMS update of thousands of files is one mail; beyond this, the
     /// next mail follows at once.
     fn batch(&self) -> usize {

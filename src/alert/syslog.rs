@@ -326,12 +326,19 @@ fn frames(w: &mut impl Write, messages: &[String]) -> std::io::Result<()> {
 }
 
 /// Waits for the collector to close its side: it read everything. A reset
-/// means it stopped with frames unread.
+/// means it stopped with frames unread. A collector that neither closes nor
+/// resets (or talks back without end) is taken at its word after
+/// [`CLOSE_TIMEOUT`].
 fn acknowledged(r: &mut impl Read) -> std::io::Result<()> {
     let mut buf = [0u8; 512];
+    let start = std::time::Instant::now();
     loop {
         match r.read(&mut buf) {
             Ok(0) => return Ok(()),
+            Ok(_) if start.elapsed() > CLOSE_TIMEOUT => {
+                tracing::debug!("syslog collector kept talking after the batch: taken as delivered");
+                return Ok(());
+            }
             Ok(_) => {}
             // Closed without a TLS close_notify: still the end of its reading.
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
@@ -383,6 +390,10 @@ impl Route for Collector {
             Protocol::Tls => "tls",
         };
         format!("syslog ({p}) {}:{}", self.host, self.port)
+    }
+
+    fn thread(&self) -> &'static str {
+        "sw-syslog"
     }
 
     fn batch(&self) -> usize {

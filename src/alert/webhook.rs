@@ -122,6 +122,10 @@ impl Route for Webhook {
         format!("webhook ({}) {}", self.kind.as_str(), shown(&self.url))
     }
 
+    fn thread(&self) -> &'static str {
+        "sw-webhook"
+    }
+
     fn batch(&self) -> usize {
         PER_POST
     }

@@ -97,7 +97,8 @@ pub enum DaemonError {
 }
 
 /// Builds the sinks of a configuration generation; threads it starts (the
-/// mailer) are started under the supervisor it is given.
+/// couriers of mail, webhooks and syslog) are started under the supervisor
+/// it is given.
 pub type SinkFactory = Box<dyn Fn(&Config, &Supervisor) -> Result<Sinks, DaemonError> + Send>;
 
 /// Orders to a running daemon.

@@ -1,5 +1,5 @@
 //! Owned threads: every long-lived thread of the daemon (workers, judge,
-//! mailer, hook runner) is started through a [`Supervisor`], which hears
+//! couriers, hook runner) is started through a [`Supervisor`], which hears
 //! when it ends. A thread that returns `Ok` ended in order (its owner closed
 //! its channel); one that returns `Err` or panics is dead, and the daemon
 //! must not run on blind: its owner turns the [`Exit`] into a fatal error so
