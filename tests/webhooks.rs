@@ -197,6 +197,12 @@ fn a_bad_webhook_or_syslog_key_is_one_line_with_its_place() {
         ("  syslog:\n    host: 127.0.0.1\n    port: 0\n", "invalid port 0"),
         ("  syslog:\n    host: 127.0.0.1\n    protocol: sctp\n", "unknown variant"),
         ("  syslog:\n    host: \"tcp://127.0.0.1\"\n", "invalid host"),
+        ("  syslog:\n    host: collector.example:514\n", "invalid host"),
+        (
+            "  webhooks:\n    - url: https://h.example/T/SECRETTOKEN\n    - url: https://h.example/T/SECRETTOKEN\n      kind: json\n",
+            "listed twice",
+        ),
+        ("  webhooks:\n    - url: \"https://h.example/T/SECRETTOKEN \"\n", "not an http"),
         ("  syslog:\n    host: 127.0.0.1\n    format: cef\n", "unknown variant"),
         ("  syslog:\n    host: 127.0.0.1\n    facility: local9\n", "unknown syslog facility"),
         ("  syslog:\n    host: 127.0.0.1\n    protocol: tls\n    ca_file: /nonexistent/ca.pem\n", "cannot read"),
@@ -208,6 +214,7 @@ fn a_bad_webhook_or_syslog_key_is_one_line_with_its_place() {
         let line = r.stderr.trim();
         assert!(!line.contains('\n'), "one line: {line}");
         assert!(line.contains(want), "{extra}: {line}");
+        assert!(!line.contains("SECRETTOKEN"), "a webhook's token in an error: {line}");
         let place = line.trim_start_matches("sitewarden: ").split(": ").next().unwrap();
         let parts: Vec<&str> = place.rsplitn(3, ':').collect();
         assert!(

@@ -37,6 +37,9 @@ pub enum Failure {
     /// For good (the receiver refused this content): the alerts are set
     /// aside in the outbox's `rejected/` folder (they are in the alert log).
     Refused(String),
+    /// The receiver takes no payload this large: the next tries send half
+    /// as many alerts; a single batch too large is refused.
+    TooLarge(String),
 }
 
 /// Where a courier delivers.
@@ -138,6 +141,15 @@ fn thin(records: &mut [AlertRecord]) {
     }
 }
 
+/// Sets the next try after the backoff (or the receiver's own delay),
+/// doubles the backoff, and returns the pause.
+fn pause(retry_at: &mut Option<i64>, backoff: &mut Duration, after: Option<Duration>) -> Duration {
+    let p = after.map(|a| a.clamp(FIRST_BACKOFF, MAX_BACKOFF)).unwrap_or(*backoff);
+    *retry_at = Some(now_ns() + p.as_nanos() as i64);
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    p
+}
+
 fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
     let Setup { mut route, outbox, policy, host } = setup;
     let lock = lock_of(&outbox);
@@ -145,6 +157,7 @@ fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
     let mut sent: Vec<i64> = Vec::new();
     let mut retry_at: Option<i64> = None;
     let mut backoff = FIRST_BACKOFF;
+    let mut limit = route.batch();
     while !stop.load(Ordering::Acquire) {
         let now = now_ns();
         let entries = match outbox.list() {
@@ -161,24 +174,32 @@ fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
             Some(_) => {
                 let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
                 // Another courier of this outbox may have delivered meanwhile.
-                let (entries, records) = take(&outbox, route.batch());
+                let (entries, records) = take(&outbox, limit);
                 if entries.is_empty() {
                     continue;
                 }
                 crate::util::fault::point("mailer", b"");
-                match route.send(&host, &records, outbox.overflow()) {
+                let overflow = outbox.overflow();
+                let outcome = route.send(&host, &records, overflow);
+                match outcome {
                     Ok(answer) => {
                         tracing::info!(alerts = records.len(), "{what}: delivered: {answer}");
-                        if let Err(e) = outbox.remove(&entries) {
-                            tracing::error!("{what}: outbox: {e}");
-                        }
-                        outbox.clear_overflow();
-                        sent.push(now_ns());
-                        sent.retain(|&t| t > now_ns() - 3_600_000_000_000);
                         retry_at = None;
                         backoff = FIRST_BACKOFF;
+                        limit = route.batch();
+                        if let Err(e) = outbox.remove(&entries).and_then(|()| outbox.take_overflow(overflow)) {
+                            // Never a resend loop: the next try waits.
+                            tracing::error!("{what}: outbox: {e}");
+                            pause(&mut retry_at, &mut backoff, None);
+                        }
+                        sent.push(now_ns());
+                        sent.retain(|&t| t > now_ns() - 3_600_000_000_000);
                     }
-                    Err(Failure::Refused(e)) => {
+                    Err(Failure::TooLarge(e)) if entries.len() > 1 => {
+                        limit = (records.len() / 2).max(1);
+                        tracing::warn!("{what}: {e}; next try with {limit} alerts at most");
+                    }
+                    Err(Failure::Refused(e) | Failure::TooLarge(e)) => {
                         tracing::error!(
                             "{what}: refused: {e}; {} alerts set aside in {}/rejected (they are in the alert log)",
                             records.len(),
@@ -186,17 +207,16 @@ fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
                         );
                         if let Err(err) = outbox.reject(&entries) {
                             tracing::error!("{what}: outbox: {err}");
+                            pause(&mut retry_at, &mut backoff, None);
                         }
                     }
                     Err(Failure::Retry { message, after }) => {
-                        let pause = after.map(|a| a.clamp(FIRST_BACKOFF, MAX_BACKOFF)).unwrap_or(backoff);
+                        let p = pause(&mut retry_at, &mut backoff, after);
                         tracing::warn!(
                             "{what}: {message}; {} alerts stay queued, retry in {} s",
                             records.len(),
-                            pause.as_secs()
+                            p.as_secs()
                         );
-                        retry_at = Some(now_ns() + pause.as_nanos() as i64);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
                 drop(guard);

@@ -34,9 +34,9 @@ impl DigestPolicy {
     /// holds (queued at, severity), `sent` the times of recent mails.
     pub fn due(&self, queue: &[(i64, Severity)], sent: &[i64], retry_at: Option<i64>, now: i64) -> Option<i64> {
         let first = queue.iter().map(|q| q.0).min()?;
-        let mut at = first + ns(self.digest);
+        let mut at = first.saturating_add(ns(self.digest));
         if let Some(urgent) = queue.iter().filter(|q| q.1 >= Severity::High).map(|q| q.0).min() {
-            at = at.min(urgent + ns(self.urgent_delay));
+            at = at.min(urgent.saturating_add(ns(self.urgent_delay)));
         }
         if let Some(max) = self.max_per_hour {
             let mut recent: Vec<i64> = sent.iter().copied().filter(|&t| t > now - HOUR_NS).collect();

@@ -171,6 +171,8 @@ impl Sinks {
             };
             add(Box::new(route), None, Some("syslog"), p, s.min_severity)?;
         }
+        let used: Vec<std::path::PathBuf> = routes.iter().map(|r| r.outbox.path().to_path_buf()).collect();
+        outbox::Outbox::retire_unused(&cfg.state_dir, &used);
         Ok(Sinks { log, terminal: None, routes })
     }
 

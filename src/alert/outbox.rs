@@ -16,6 +16,9 @@ use crate::model::Severity;
 
 /// Alerts kept at most; more are counted, not queued.
 pub const MAX_ENTRIES: usize = 20_000;
+/// Alerts in one batch file at most (a route takes whole batches, so this
+/// bounds how far it can go past what it asked for).
+pub const PER_BATCH: usize = 250;
 
 const OVERFLOW_FILE: &str = "overflow";
 
@@ -115,13 +118,44 @@ impl Outbox {
         out
     }
 
+    /// Sets aside the alerts queued for routes the config no longer has
+    /// (a webhook whose URL changed, a site owner removed): each outbox
+    /// folder of `state_dir` but those in `used` moves its batches to its
+    /// `rejected/` folder, with a warning. They are in the alert log.
+    pub fn retire_unused(state_dir: &Path, used: &[PathBuf]) {
+        let mut dirs = vec![Outbox::dir(state_dir)];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != "rejected" {
+                    dirs.push(e.path());
+                }
+            }
+            if used.contains(&dir) {
+                continue;
+            }
+            let outbox = Outbox { dir };
+            let entries = outbox.list().unwrap_or_default();
+            if entries.is_empty() {
+                continue;
+            }
+            let n: usize = entries.iter().map(|e| e.count).sum();
+            match outbox.reject(&entries) {
+                Ok(()) => tracing::warn!(
+                    "{n} alerts were queued for a route no longer configured: set aside in {}/rejected (they are in the alert log)",
+                    outbox.dir.display()
+                ),
+                Err(e) => tracing::error!("outbox {}: {e}", outbox.dir.display()),
+            }
+        }
+    }
+
     /// Number of alerts waiting in every outbox (for `status`).
     pub fn count(state_dir: &Path) -> usize {
         Outbox::all(state_dir).iter().map(|e| e.count).sum()
     }
 
-    /// Queues records as one batch; returns how many were queued (the rest
-    /// overflowed).
+    /// Queues records in batches of at most [`PER_BATCH`]; returns how many
+    /// were queued (the rest overflowed).
     pub fn push(&self, records: &[AlertRecord], now_ns: i64) -> std::io::Result<usize> {
         let waiting: usize = self.list()?.iter().map(|e| e.count).sum();
         let room = MAX_ENTRIES.saturating_sub(waiting);
@@ -129,13 +163,20 @@ impl Outbox {
         if take < records.len() {
             self.add_overflow((records.len() - take) as u64)?;
         }
-        if take == 0 {
-            return Ok(0);
+        for batch in records[..take].chunks(PER_BATCH) {
+            self.push_batch(batch, now_ns)?;
         }
-        let batch = &records[..take];
+        if take > 0 {
+            // The renames themselves must survive a crash.
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(take)
+    }
+
+    fn push_batch(&self, batch: &[AlertRecord], now_ns: i64) -> std::io::Result<()> {
         let top = batch.iter().map(|r| r.severity).max().unwrap_or(Severity::Medium);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{now_ns:020}-{}-{seq:08}-{}-{take}.jsonl", std::process::id(), severity_code(top));
+        let name = format!("{now_ns:020}-{}-{seq:08}-{}-{}.jsonl", std::process::id(), severity_code(top), batch.len());
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut text = String::new();
         for r in batch {
@@ -145,10 +186,7 @@ impl Outbox {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_data()?;
-        std::fs::rename(&tmp, self.dir.join(&name))?;
-        // The rename itself must survive a crash.
-        File::open(&self.dir)?.sync_all()?;
-        Ok(take)
+        std::fs::rename(&tmp, self.dir.join(&name))
     }
 
     /// Every queued batch, oldest first.
@@ -226,8 +264,56 @@ impl Outbox {
         std::fs::write(self.dir.join(OVERFLOW_FILE), total.to_string())
     }
 
-    /// Forgets the overflow count, once a mail has reported it.
-    pub fn clear_overflow(&self) {
-        let _ = std::fs::remove_file(self.dir.join(OVERFLOW_FILE));
+    /// Forgets `reported` of the overflow count, once a delivery has
+    /// reported them (what overflowed meanwhile stays counted).
+    pub fn take_overflow(&self, reported: u64) -> std::io::Result<()> {
+        if reported == 0 {
+            return Ok(());
+        }
+        let left = self.overflow().saturating_sub(reported);
+        if left == 0 {
+            match std::fs::remove_file(self.dir.join(OVERFLOW_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            std::fs::write(self.dir.join(OVERFLOW_FILE), left.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(n: usize) -> AlertRecord {
+        serde_json::from_str(&format!(
+            r#"{{"time":"2026-11-27T18:00:00.123Z","host":"web1","site":"blog","event":"added","path":"/x{n}.php","severity":"high","rule":"r","detected_by":"scan","before":null,"after":null,"diff":null,"quarantine":null}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_mass_change_is_queued_in_bounded_batches() {
+        let state = tempfile::tempdir().unwrap();
+        let o = Outbox::open(state.path()).unwrap();
+        let recs: Vec<AlertRecord> = (0..600).map(rec).collect();
+        assert_eq!(o.push(&recs, 1).unwrap(), 600);
+        let counts: Vec<usize> = o.list().unwrap().iter().map(|e| e.count).collect();
+        assert_eq!(counts, vec![250, 250, 100]);
+    }
+
+    #[test]
+    fn the_queue_of_a_route_no_longer_configured_is_set_aside() {
+        let state = tempfile::tempdir().unwrap();
+        let kept = Outbox::open_route(state.path(), None, Some("webhook-a")).unwrap();
+        let gone = Outbox::open_route(state.path(), Some("blog"), Some("webhook-b")).unwrap();
+        kept.push(&[rec(1)], 1).unwrap();
+        gone.push(&[rec(2), rec(3)], 1).unwrap();
+        assert_eq!(Outbox::count(state.path()), 3);
+        Outbox::retire_unused(state.path(), &[kept.path().to_path_buf()]);
+        assert_eq!(Outbox::count(state.path()), 1);
+        assert_eq!(kept.list().unwrap().len(), 1);
+        assert_eq!(std::fs::read_dir(gone.path().join("rejected")).unwrap().count(), 1);
     }
 }

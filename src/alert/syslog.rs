@@ -10,7 +10,7 @@
 //! and the batch is sent again; a receiver drops duplicates by `id`. UDP
 //! has no acknowledgement: what the network loses is in the alert log.
 
-use std::io::{BufWriter, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +24,10 @@ use crate::util::bytes::printable;
 /// RFC 5612 sets aside for documentation; receivers match the name).
 pub const SD_ID: &str = "sitewarden@32473";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// One read or write at most.
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long the collector may take to close its side after the last frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole exchange at most, plus a millisecond per 100 bytes sent.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Records in one connection at most.
 const PER_CONNECTION: usize = 5_000;
 /// Paths of an update summary sent at most (the rest are in the log).
@@ -219,14 +220,18 @@ pub struct Collector {
     protocol: Protocol,
     format: Format,
     facility: Facility,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
 }
 
 impl Collector {
     /// Builds it: the CA file is read now, so a bad one fails at start.
     pub fn build(s: &crate::config::SyslogSettings) -> Result<Collector, String> {
         let tls = match s.protocol {
-            Protocol::Tls => Some(tls_config(s.ca_file.as_deref())?),
+            Protocol::Tls => {
+                let name = rustls::pki_types::ServerName::try_from(s.host.clone())
+                    .map_err(|e| format!("syslog host {}: {e}", s.host))?;
+                Some((tls_config(s.ca_file.as_deref())?, name))
+            }
             _ => None,
         };
         Ok(Collector {
@@ -250,11 +255,7 @@ impl Collector {
         let mut last = String::from("no address");
         for a in self.addrs()? {
             match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    s.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| retry(e.to_string()))?;
-                    s.set_read_timeout(Some(CLOSE_TIMEOUT)).map_err(|e| retry(e.to_string()))?;
-                    return Ok(s);
-                }
+                Ok(s) => return Ok(s),
                 Err(e) => last = format!("connect to {a}: {e}"),
             }
         }
@@ -269,7 +270,11 @@ impl Collector {
         sock.connect(addr).map_err(|e| retry(format!("{addr}: {e}")))?;
         for (i, m) in messages.iter().enumerate() {
             // Most collectors take 64 KiB at most; the log has the rest.
-            let bytes = &m.as_bytes()[..m.len().min(65_000)];
+            let mut end = m.len().min(65_000);
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            let bytes = &m.as_bytes()[..end];
             sock.send(bytes).map_err(|e| retry(format!("{addr}: {e}")))?;
             // Paced, so a burst does not overrun the collector's buffer.
             if i % 64 == 63 {
@@ -280,35 +285,69 @@ impl Collector {
     }
 
     fn send_stream(&self, messages: &[String]) -> Result<String, Failure> {
+        let mut data = Vec::new();
+        frames(&mut data, messages).map_err(|e| retry(e.to_string()))?;
         let sock = self.connect()?;
         let peer = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
         let fail = |e: std::io::Error| retry(format!("{peer}: {e}"));
+        // The whole exchange has one deadline: a collector that reads a
+        // byte now and then cannot hold the courier.
+        let budget = EXCHANGE_TIMEOUT + Duration::from_millis(data.len() as u64 / 100);
+        let mut stream = Timed { sock, until: std::time::Instant::now() + budget };
         match &self.tls {
             None => {
-                let mut w = BufWriter::new(&sock);
-                frames(&mut w, messages).map_err(fail)?;
-                w.flush().map_err(fail)?;
-                drop(w);
-                sock.shutdown(Shutdown::Write).map_err(fail)?;
-                acknowledged(&mut &sock).map_err(fail)?;
+                stream.write_all(&data).map_err(fail)?;
+                stream.sock.shutdown(Shutdown::Write).map_err(fail)?;
+                acknowledged(&mut stream).map_err(fail)?;
             }
-            Some(config) => {
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| retry(format!("{}: {e}", self.host)))?;
-                let conn = rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| retry(e.to_string()))?;
-                let mut tls = rustls::StreamOwned::new(conn, sock);
-                {
-                    let mut w = BufWriter::new(&mut tls);
-                    frames(&mut w, messages).map_err(fail)?;
-                    w.flush().map_err(fail)?;
-                }
+            Some((config, name)) => {
+                let conn = rustls::ClientConnection::new(Arc::clone(config), name.clone())
+                    .map_err(|e| retry(e.to_string()))?;
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                tls.write_all(&data).map_err(fail)?;
                 tls.conn.send_close_notify();
                 tls.flush().map_err(fail)?;
-                tls.sock.shutdown(Shutdown::Write).map_err(fail)?;
+                tls.sock.sock.shutdown(Shutdown::Write).map_err(fail)?;
                 acknowledged(&mut tls).map_err(fail)?;
             }
         }
         Ok(format!("{} messages to {peer}, read to the end", messages.len()))
+    }
+}
+
+/// A connection whose reads and writes all end by one deadline.
+struct Timed {
+    sock: TcpStream,
+    until: std::time::Instant,
+}
+
+impl Timed {
+    fn arm(&self) -> std::io::Result<()> {
+        let left = self.until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(ErrorKind::TimedOut, "the collector took too long"));
+        }
+        let t = Some(left.min(IO_TIMEOUT));
+        self.sock.set_read_timeout(t)?;
+        self.sock.set_write_timeout(t)
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.sock.write(&buf[..buf.len().min(64 << 10)])
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -326,25 +365,22 @@ fn frames(w: &mut impl Write, messages: &[String]) -> std::io::Result<()> {
 }
 
 /// Waits for the collector to close its side: it read everything. A reset
-/// means it stopped with frames unread. A collector that neither closes nor
-/// resets (or talks back without end) is taken at its word after
-/// [`CLOSE_TIMEOUT`].
+/// means it stopped with frames unread, and a collector that neither
+/// closes nor resets by the deadline may have stalled with them in its
+/// socket: both are failures, and the batch is sent again.
 fn acknowledged(r: &mut impl Read) -> std::io::Result<()> {
     let mut buf = [0u8; 512];
-    let start = std::time::Instant::now();
     loop {
         match r.read(&mut buf) {
             Ok(0) => return Ok(()),
-            Ok(_) if start.elapsed() > CLOSE_TIMEOUT => {
-                tracing::debug!("syslog collector kept talking after the batch: taken as delivered");
-                return Ok(());
-            }
             Ok(_) => {}
             // Closed without a TLS close_notify: still the end of its reading.
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                tracing::debug!("syslog collector did not close the connection: taken as delivered");
-                return Ok(());
+                return Err(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    "the collector did not close the connection after the batch: not known to be read",
+                ))
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -371,6 +407,12 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientCon
         None => {
             let found = rustls_native_certs::load_native_certs();
             roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(
+                    "syslog over TLS: no CA certificate on this system (install ca-certificates, or set ca_file)"
+                        .into(),
+                );
+            }
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -440,6 +482,48 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(j.split_once(" - ").unwrap().1).unwrap();
         assert_eq!(json["id"], "0123abcd");
         assert!(json["diff"].is_null());
+    }
+
+    /// A collector on loopback that reads `read` bytes, then closes its
+    /// side (`close`) or holds the connection open.
+    fn collector(read: usize, close: bool) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = vec![0u8; read];
+            s.read_exact(&mut buf).unwrap();
+            if close {
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+                drop(s);
+            } else {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        });
+        (addr, h)
+    }
+
+    fn exchange(addr: std::net::SocketAddr, data: &[u8], within: Duration) -> std::io::Result<()> {
+        let sock = TcpStream::connect(addr)?;
+        let mut t = Timed { sock, until: std::time::Instant::now() + within };
+        t.write_all(data)?;
+        t.sock.shutdown(Shutdown::Write)?;
+        acknowledged(&mut t)
+    }
+
+    #[test]
+    fn only_a_collector_that_read_to_the_end_acknowledges() {
+        let (addr, h) = collector(5, true);
+        exchange(addr, b"hello", Duration::from_secs(5)).unwrap();
+        h.join().unwrap();
+        // Read, but never closed: not known to be delivered, by the deadline.
+        let (addr, h) = collector(5, false);
+        let start = std::time::Instant::now();
+        let e = exchange(addr, b"hello", Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+        h.join().unwrap();
     }
 
     #[test]

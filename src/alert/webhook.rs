@@ -31,6 +31,8 @@ const CHAT_DIFFS: usize = 3;
 /// Lines and characters of one diff in a chat message.
 const CHAT_DIFF_LINES: usize = 40;
 const CHAT_DIFF_CHARS: usize = 2_000;
+/// Characters of a name or a fact in a chat message.
+const CHAT_FIELD: usize = 300;
 /// The answer read from a receiver at most.
 const MAX_ANSWER: u64 = 4_096;
 
@@ -110,7 +112,7 @@ impl Webhook {
 
 /// The URL as logs show it: scheme and host, never the path (it may be
 /// the token itself).
-fn shown(url: &str) -> String {
+pub fn shown(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = host.rsplit('@').next().unwrap_or(host);
@@ -138,16 +140,26 @@ impl Route for Webhook {
         }
         match req.send_bytes(body.as_bytes()) {
             Ok(resp) if (200..300).contains(&resp.status()) => Ok(format!("{} {}", resp.status(), answer(resp))),
-            Ok(resp) => Err(Failure::Refused(format!("answered {} (a redirect is not followed)", resp.status()))),
+            // A redirect, a revoked token, a missing hook: the receiver's
+            // setup is wrong, not this payload; the alerts wait (at the
+            // longest backoff) for the admin to fix it.
+            Ok(resp) => Err(Failure::Retry {
+                message: format!("answered {} (a redirect is not followed): check the url", resp.status()),
+                after: Some(Duration::from_secs(600)),
+            }),
             Err(ureq::Error::Status(code, resp)) => {
                 let after = resp.header("Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
                 let message = format!("answered {code} {}", answer(resp));
-                // Busy or broken for now: try again; any other refusal is
-                // about this payload, and would be refused again.
-                if code == 408 || code == 425 || code == 429 || code >= 500 {
-                    Err(Failure::Retry { message, after: after.map(Duration::from_secs) })
-                } else {
-                    Err(Failure::Refused(message))
+                match code {
+                    413 => Err(Failure::TooLarge(message)),
+                    // The receiver cannot take this payload.
+                    400 | 422 => Err(Failure::Refused(message)),
+                    401 | 403 | 404 | 410 => Err(Failure::Retry {
+                        message: format!("{message}: check the url and the token"),
+                        after: Some(Duration::from_secs(600)),
+                    }),
+                    // Busy or broken for now.
+                    _ => Err(Failure::Retry { message, after: after.map(Duration::from_secs) }),
                 }
             }
             Err(e) => Err(Failure::Retry { message: transport_error(&e), after: None }),
@@ -208,7 +220,7 @@ enum Chat {
 /// Text shown in a code span: printable, no backtick to close it, and for
 /// Slack `&`, `<` and `>` escaped (they make links and mentions).
 fn code(chat: Chat, s: &str) -> String {
-    let s = printable(s.as_bytes()).replace('`', "ˋ");
+    let s = short(&printable(s.as_bytes())).replace('`', "ˋ");
     match chat {
         Chat::Slack => slack_escape(&s),
         Chat::Mattermost => s,
@@ -307,7 +319,18 @@ fn chat_text(chat: Chat, title: &str, records: &[AlertRecord], overflow: u64) ->
 /// Text of an Adaptive Card text block: printable, and `[`/`]` kept from
 /// making a Markdown link.
 fn card_text(s: &str) -> String {
-    printable(s.as_bytes()).replace('[', "［").replace(']', "］")
+    short(&printable(s.as_bytes())).replace('[', "［").replace(']', "］")
+}
+
+/// A field of a chat message: at most [`CHAT_FIELD`] characters, so the
+/// message stays within what chat services take.
+fn short(s: &str) -> String {
+    if s.chars().count() <= CHAT_FIELD {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(CHAT_FIELD).collect();
+    out.push('…');
+    out
 }
 
 fn teams_card(title: &str, records: &[AlertRecord], overflow: u64) -> Value {
@@ -336,7 +359,7 @@ fn teams_card(title: &str, records: &[AlertRecord], overflow: u64) -> Value {
             let shown: String = shown.chars().take(CHAT_DIFF_CHARS).collect();
             body.push(json!({
                 "type": "TextBlock", "wrap": true, "fontType": "Monospace", "size": "Small",
-                "text": card_text(&crate::util::bytes::printable_text(&shown)),
+                "text": crate::util::bytes::printable_text(&shown).replace('[', "［").replace(']', "］"),
             }));
         }
     }
@@ -395,6 +418,16 @@ mod tests {
         assert_eq!(mm.matches("```").count(), 2, "{mm}");
         let teams = payload(Kind::Teams, "web1", &[r], 0).to_string();
         assert!(!teams.contains("[a](http"), "{teams}");
+    }
+
+    #[test]
+    fn a_chat_message_stays_small_whatever_the_names() {
+        let long = format!("/var/www/blog/{}", "\u{1}".repeat(4096));
+        let many: Vec<AlertRecord> = (0..500).map(|_| rec(&long)).collect();
+        for kind in [Kind::Slack, Kind::Mattermost, Kind::Teams] {
+            let size = payload(kind, "web1", &many, 7).to_string().len();
+            assert!(size < 28_000, "{kind:?}: {size} bytes");
+        }
     }
 
     #[test]

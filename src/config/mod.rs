@@ -416,7 +416,10 @@ impl Config {
                     .and_then(|a| a.email.as_ref())
                     .map(|e| e.to.iter().map(|a| a.0.clone()).collect())
                     .unwrap_or_default(),
-                webhooks: s.alerts.map(|a| a.webhooks.into_iter().map(webhook_settings).collect()).unwrap_or_default(),
+                webhooks: s
+                    .alerts
+                    .map(|a| a.webhooks.0.into_iter().map(webhook_settings).collect())
+                    .unwrap_or_default(),
             });
         }
 
@@ -490,7 +493,7 @@ impl Config {
                 log: raw.alerts.log.map(|p| p.0).unwrap_or_else(|| PathBuf::from(DEFAULT_ALERT_LOG)),
                 log_format: raw.alerts.log_format,
                 email,
-                webhooks: raw.alerts.webhooks.into_iter().map(webhook_settings).collect(),
+                webhooks: raw.alerts.webhooks.0.into_iter().map(webhook_settings).collect(),
                 syslog: raw.alerts.syslog.map(|s| SyslogSettings {
                     port: s.port.map(|p| p.0).unwrap_or(match s.protocol {
                         crate::alert::syslog::Protocol::Tls => 6514,

@@ -147,7 +147,8 @@ impl<'de> Deserialize<'de> for HttpUrl {
             {
                 Ok(HttpUrl(s.to_string()))
             } else {
-                Err(format!("{s:?} is not an http:// or https:// URL"))
+                // Never the whole of it in a log: a webhook's path is its token.
+                Err(format!("{} is not an http:// or https:// URL with a host", crate::alert::webhook::shown(s)))
             }
         })
     }
@@ -274,7 +275,7 @@ pub struct RawSiteAlerts {
     pub email: Option<RawSiteEmail>,
     /// Webhooks receiving this site's alerts only.
     #[serde(default)]
-    pub webhooks: Vec<RawWebhook>,
+    pub webhooks: Webhooks,
 }
 
 /// `sites[].alerts.email:`.
@@ -294,6 +295,37 @@ fn owner_addresses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EmailAddr>, D:
         return Err(de::Error::custom("a site owner's mail needs the mail route of the global alerts.email"));
     }
     Ok(to)
+}
+
+/// A list of webhooks, each URL at most once (two entries would deliver
+/// every alert twice through one outbox).
+#[derive(Debug, Default)]
+pub struct Webhooks(pub Vec<RawWebhook>);
+
+impl<'de> Deserialize<'de> for Webhooks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Webhooks;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of webhooks")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Webhooks, A::Error> {
+                let mut hooks: Vec<RawWebhook> = Vec::new();
+                while let Some(h) = seq.next_element::<RawWebhook>()? {
+                    if hooks.iter().any(|o| o.url.0 == h.url.0) {
+                        return Err(de::Error::custom(format!(
+                            "webhook {} is listed twice",
+                            crate::alert::webhook::shown(&h.url.0)
+                        )));
+                    }
+                    hooks.push(h);
+                }
+                Ok(Webhooks(hooks))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 /// `alerts.webhooks[]` and `sites[].alerts.webhooks[]`.
@@ -346,13 +378,22 @@ pub struct HostName(pub String);
 impl<'de> Deserialize<'de> for HostName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "a host name or address", |s| {
-            let ok = !s.is_empty()
-                && s.len() <= 253
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:_[]".contains(&b));
-            if ok {
-                Ok(HostName(s.trim_start_matches('[').trim_end_matches(']').to_string()))
+            let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+            let name_ok = |h: &str| {
+                !h.is_empty()
+                    && h.len() <= 253
+                    && h.trim_end_matches('.').split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && !l.starts_with('-')
+                            && !l.ends_with('-')
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    })
+            };
+            if bare.parse::<std::net::IpAddr>().is_ok() || name_ok(bare) {
+                Ok(HostName(bare.to_string()))
             } else {
-                Err(format!("invalid host '{s}' (a name or an address, no scheme or path)"))
+                Err(format!("invalid host '{s}' (a name or an address; the port goes in port:)"))
             }
         })
     }
@@ -604,7 +645,7 @@ pub struct RawAlerts {
     pub email: Option<RawEmail>,
     /// Webhooks receiving every alert.
     #[serde(default)]
-    pub webhooks: Vec<RawWebhook>,
+    pub webhooks: Webhooks,
     /// A syslog collector receiving every alert.
     pub syslog: Option<RawSyslog>,
 }
