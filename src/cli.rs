@@ -137,6 +137,9 @@ pub enum Command {
     },
     /// Send a test alert through the configured email route
     TestEmail,
+    /// Send a test alert through every route (mail, site owners, webhooks,
+    /// syslog) now, and print each receiver's answer; exit 1 if one failed
+    TestAlert,
     /// Write the man page or shell completions (for packaging)
     #[command(hide = true)]
     Generate {

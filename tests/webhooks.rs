@@ -243,3 +243,34 @@ fn a_bad_webhook_or_syslog_key_is_one_line_with_its_place() {
         r.stderr
     );
 }
+
+#[test]
+fn test_alert_tries_every_route_and_says_which_failed() {
+    let rx_dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(rx_dir.path(), 0);
+    let col_dir = tempfile::tempdir().unwrap();
+    let rs = common::rsyslog::Rsyslog::start(col_dir.path(), false);
+    let f = Fixture::new("wordpress", "");
+    let log_line = format!("  log: {}\n", f.path("alerts.jsonl").display());
+    let routes = format!(
+        "  webhooks:\n    - {{ url: \"{}\", kind: slack }}\n    - {{ url: \"http://127.0.0.1:9/closed\" }}\n  syslog: {{ host: 127.0.0.1, port: {}, protocol: tcp }}\n",
+        rx.url("/slack"),
+        rs.tcp
+    );
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replacen(&log_line, &format!("{log_line}{routes}"), 1);
+    std::fs::write(f.config(), cfg).unwrap();
+    let check = f.run(["config-check"]).ok();
+    assert!(check.stdout.contains("route: webhook (slack) http://127.0.0.1:"), "{}", check.stdout);
+    assert!(check.stdout.contains("route: syslog (tcp) 127.0.0.1:"), "{}", check.stdout);
+    let r = f.run(["test-alert"]);
+    println!("{}", r.stdout);
+    assert_eq!(r.code, 1, "one route is down: {r:?}");
+    assert!(r.stdout.contains("ok      webhook (slack) http://127.0.0.1:"), "{}", r.stdout);
+    assert!(r.stdout.contains("failed  webhook (json) http://127.0.0.1:9/…"), "{}", r.stdout);
+    assert!(r.stdout.contains("ok      syslog (tcp) 127.0.0.1:"), "{}", r.stdout);
+    assert!(rx.posts_to("/slack")[0].text().contains("sitewarden-test-alert.php"));
+    assert!(rs
+        .messages("tcp")
+        .iter()
+        .any(|m| m.contains("sitewarden-test-alert.php") && m.contains("rule=\"test-alert\"")));
+}

@@ -110,6 +110,69 @@ fn webhook_leaf(w: &crate::config::WebhookSettings) -> String {
     format!("webhook-{}", &crate::util::bytes::hex(&digest)[..16])
 }
 
+/// A route the config asks for, built and checked, not yet started.
+pub struct Planned {
+    /// Where it delivers.
+    pub route: Box<dyn courier::Route>,
+    /// Only this site's alerts (a site owner's); `None`: every site's.
+    pub site: Option<std::sync::Arc<str>>,
+    /// Its outbox folder below the site's (or the global) one.
+    pub leaf: Option<String>,
+    /// When a delivery is due.
+    pub policy: digest::DigestPolicy,
+    /// Alerts below this are not sent.
+    pub min_severity: crate::model::Severity,
+}
+
+/// Every route of `cfg`: mail (and each site owner's), the webhooks (global
+/// and per site), the syslog collector.
+pub fn plan(cfg: &crate::config::Config) -> Result<Vec<Planned>, BuildError> {
+    let policy = |digest_seconds: u64, max_per_hour: Option<u32>| digest::DigestPolicy {
+        urgent_delay: digest::URGENT_DELAY,
+        digest: std::time::Duration::from_secs(digest_seconds),
+        max_per_hour,
+    };
+    let mut out = Vec::new();
+    if let Some(e) = &cfg.alerts.email {
+        let p = policy(e.digest_seconds, e.max_per_hour);
+        let route = Box::new(email::Mailer::build(e)?);
+        out.push(Planned { route, site: None, leaf: None, policy: p.clone(), min_severity: e.min_severity });
+        // Each site owner: the same route, their own recipients and outbox.
+        for site in cfg.sites.iter().filter(|s| !s.owners.is_empty()) {
+            let settings = crate::config::EmailSettings { to: site.owners.clone(), ..e.clone() };
+            let route = Box::new(email::Mailer::build(&settings)?);
+            let site = Some(std::sync::Arc::clone(&site.name));
+            out.push(Planned { route, site, leaf: None, policy: p.clone(), min_severity: e.min_severity });
+        }
+    }
+    let hooks = cfg.alerts.webhooks.iter().map(|w| (None, w));
+    let site_hooks = cfg.sites.iter().flat_map(|s| s.webhooks.iter().map(move |w| (Some(&s.name), w)));
+    for (site, w) in hooks.chain(site_hooks) {
+        out.push(Planned {
+            route: Box::new(webhook::Webhook::build(w).map_err(BuildError::Route)?),
+            site: site.cloned(),
+            leaf: Some(webhook_leaf(w)),
+            policy: policy(w.digest_seconds, w.max_per_hour),
+            min_severity: w.min_severity,
+        });
+    }
+    if let Some(s) = &cfg.alerts.syslog {
+        out.push(Planned {
+            route: Box::new(syslog::Collector::build(s).map_err(BuildError::Route)?),
+            site: None,
+            leaf: Some("syslog".into()),
+            // A collector takes each alert as it comes.
+            policy: digest::DigestPolicy {
+                urgent_delay: std::time::Duration::ZERO,
+                digest: std::time::Duration::ZERO,
+                max_per_hour: None,
+            },
+            min_severity: s.min_severity,
+        });
+    }
+    Ok(out)
+}
+
 impl Sinks {
     /// The sinks `cfg` asks for: the alert log and every route (each
     /// courier started under `supervisor`). Bad settings fail here, at
@@ -118,58 +181,15 @@ impl Sinks {
         cfg: &crate::config::Config,
         supervisor: &crate::util::supervise::Supervisor,
     ) -> Result<Sinks, BuildError> {
-        use crate::model::Severity;
         let log = Some(log::AlertLog::open(&cfg.alerts.log, cfg.alerts.log_format)?);
         let io = |source| BuildError::Outbox { dir: cfg.state_dir.clone(), source };
         let host = crate::util::hostname();
         let mut routes = Vec::new();
-        let mut add = |route: Box<dyn courier::Route>,
-                       site: Option<&std::sync::Arc<str>>,
-                       leaf: Option<&str>,
-                       policy: digest::DigestPolicy,
-                       min_severity: Severity|
-         -> Result<(), BuildError> {
-            let open = || outbox::Outbox::open_route(&cfg.state_dir, site.map(|s| &**s), leaf).map_err(io);
-            let setup = courier::Setup { route, outbox: open()?, policy, host: host.clone() };
+        for p in plan(cfg)? {
+            let open = || outbox::Outbox::open_route(&cfg.state_dir, p.site.as_deref(), p.leaf.as_deref()).map_err(io);
+            let setup = courier::Setup { route: p.route, outbox: open()?, policy: p.policy, host: host.clone() };
             let handle = courier::spawn(setup, supervisor).map_err(io)?;
-            routes.push(RouteSink { outbox: open()?, min_severity, site: site.cloned(), handle });
-            Ok(())
-        };
-        let policy = |digest_seconds: u64, max_per_hour: Option<u32>| digest::DigestPolicy {
-            urgent_delay: digest::URGENT_DELAY,
-            digest: std::time::Duration::from_secs(digest_seconds),
-            max_per_hour,
-        };
-        if let Some(e) = &cfg.alerts.email {
-            let p = policy(e.digest_seconds, e.max_per_hour);
-            add(Box::new(email::Mailer::build(e)?), None, None, p.clone(), e.min_severity)?;
-            // Each site owner: the same route, their own recipients and outbox.
-            for site in cfg.sites.iter().filter(|s| !s.owners.is_empty()) {
-                let settings = crate::config::EmailSettings { to: site.owners.clone(), ..e.clone() };
-                add(Box::new(email::Mailer::build(&settings)?), Some(&site.name), None, p.clone(), e.min_severity)?;
-            }
-        }
-        let hooks = cfg.alerts.webhooks.iter().map(|w| (None, w));
-        let site_hooks = cfg.sites.iter().flat_map(|s| s.webhooks.iter().map(move |w| (Some(&s.name), w)));
-        for (site, w) in hooks.chain(site_hooks) {
-            let route = webhook::Webhook::build(w).map_err(BuildError::Route)?;
-            add(
-                Box::new(route),
-                site,
-                Some(&webhook_leaf(w)),
-                policy(w.digest_seconds, w.max_per_hour),
-                w.min_severity,
-            )?;
-        }
-        if let Some(s) = &cfg.alerts.syslog {
-            let route = syslog::Collector::build(s).map_err(BuildError::Route)?;
-            // A collector takes each alert as it comes.
-            let p = digest::DigestPolicy {
-                urgent_delay: std::time::Duration::ZERO,
-                digest: std::time::Duration::ZERO,
-                max_per_hour: None,
-            };
-            add(Box::new(route), None, Some("syslog"), p, s.min_severity)?;
+            routes.push(RouteSink { outbox: open()?, min_severity: p.min_severity, site: p.site, handle });
         }
         let used: Vec<std::path::PathBuf> = routes.iter().map(|r| r.outbox.path().to_path_buf()).collect();
         outbox::Outbox::retire_unused(&cfg.state_dir, &used);

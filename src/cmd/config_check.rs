@@ -12,6 +12,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
     // What `run` would refuse, refused here too (before anything is printed).
     cfg.check_writable()?;
     let rules = cfg.signatures.rules()?;
+    let routes = crate::alert::plan(cfg)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "config: {}", cfg.path.display())?;
     writeln!(out, "state_dir: {}", cfg.state_dir.display())?;
@@ -54,6 +55,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
                 e.digest_seconds
             )?;
         }
+    }
+    for r in routes.iter().filter(|r| r.leaf.is_some()) {
+        let whose = r.site.as_deref().map(|s| format!(", site {s} only")).unwrap_or_default();
+        writeln!(out, "route: {}, min severity {}{whose}", r.route.describe(), r.min_severity)?;
     }
     if !cfg.quarantine.hook.is_empty() {
         writeln!(

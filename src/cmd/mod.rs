@@ -61,6 +61,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Quarantine { command } => quarantine::run(&load(&config_path)?, command),
         Command::Generate { what, dir } => generate(&what, &dir),
         Command::TestEmail => test_email::run(&load(&config_path)?),
+        Command::TestAlert => test_email::run_all(&load(&config_path)?),
         Command::Watch { profile, dir } => watch::run(&profile, &dir),
     }
 }
