@@ -15,7 +15,8 @@
 #   SITEWARDEN_BIN=   use this binary instead of building target/release
 #   RESTART=1   restart the collector halfway (0: leave it running)
 #
-# The table is written to bench/results-fleet.md.
+# The table is printed; bench/results-fleet.md holds a run of each mode side
+# by side (the restart, and RESTART=0 as the reference).
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -193,8 +194,6 @@ rows = [
 ]
 out = ["| fleet | |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
 print("\n".join(out))
-with open("bench/results-fleet.md", "w") as f:
-    f.write("# Fleet simulation (bench/fleet.sh)\n\n" + "\n".join(out) + "\n")
 shutil.rmtree(top, ignore_errors=True)
 sys.exit(0 if held == total and n == total else 1)
 EOF
