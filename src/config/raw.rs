@@ -405,11 +405,24 @@ pub struct Port(pub u16);
 
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        match u16::try_from(n) {
-            Ok(p) if p > 0 => Ok(Port(p)),
-            _ => Err(de::Error::custom(format!("invalid port {n} (1 to 65535)"))),
+        // Checked inside the visitor, so the error carries the value's place.
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port, 1 to 65535")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Port, E> {
+                match u16::try_from(n) {
+                    Ok(p) if p > 0 => Ok(Port(p)),
+                    _ => Err(E::custom(format!("invalid port {n} (1 to 65535)"))),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Port, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
         }
+        d.deserialize_u64(V)
     }
 }
 
