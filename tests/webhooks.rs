@@ -274,3 +274,56 @@ fn test_alert_tries_every_route_and_says_which_failed() {
         .iter()
         .any(|m| m.contains("sitewarden-test-alert.php") && m.contains("rule=\"test-alert\"")));
 }
+
+/// A receiver that accepts connections and never answers.
+fn black_hole() -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let code = "import socket,sys,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',int(sys.argv[1])))\ns.listen(64)\nkeep=[]\nwhile True:\n    c,_=s.accept()\n    keep.append(c)\n";
+    let child = std::process::Command::new("python3").args(["-c", code, &port.to_string()]).spawn().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+#[test]
+fn a_receiver_that_never_answers_holds_up_no_other_route() {
+    let rx_dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(rx_dir.path(), 0);
+    let (mut hole, port) = black_hole();
+    let f = Fixture::new("wordpress", "");
+    f.write("index.php", "<?php // index\n");
+    let log_line = format!("  log: {}\n", f.path("alerts.jsonl").display());
+    let routes = format!(
+        "  webhooks:\n    - {{ url: \"http://127.0.0.1:{port}/hole\" }}\n    - {{ url: \"{}\" }}\n",
+        rx.url("/good")
+    );
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replacen(&log_line, &format!("{log_line}{routes}"), 1);
+    std::fs::write(f.config(), cfg).unwrap();
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    for i in 0..3 {
+        f.write(format!("wp-content/uploads/2026/h{i}.php"), "<?php echo 1;");
+        let t = Instant::now();
+        d.wait_record("added", &format!("/uploads/2026/h{i}.php"));
+        wait("the good receiver", Duration::from_secs(30), || {
+            rx.posts_to("/good").iter().any(|p| p.text().contains(&format!("/h{i}.php")))
+        });
+        println!("alert {i} delivered to the good receiver {:?} after it was logged", t.elapsed());
+    }
+    // The stuck route gives up at its timeout and keeps its alerts.
+    wait("the timeout of the stuck route", Duration::from_secs(60), || {
+        d.stderr().lines().any(|l| l.contains("/…") && l.contains("127.0.0.1:") && l.contains("stay queued"))
+    });
+    let hole_dir = std::fs::read_dir(f.state().join("outbox"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("webhook-"))
+        .find(|p| std::fs::read_dir(p).unwrap().flatten().any(|e| e.file_name().to_string_lossy().ends_with(".jsonl")));
+    assert!(hole_dir.is_some(), "the stuck route's alerts are still queued");
+    let _ = hole.kill();
+    let _ = hole.wait();
+}
