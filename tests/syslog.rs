@@ -176,6 +176,45 @@ fn json_over_udp_and_rfc5424_over_tls_reach_the_collector() {
     burst_reaches(&f, &d, "tls", || sd_ids(&rs.messages("tls")).into_iter().collect());
     drop(d);
 
+    // A collector that wants a client certificate: without one, it drops
+    // the connection and nothing counts as delivered; with one, it takes
+    // the queued alert and the next ones.
+    let mtls = |client: &str| {
+        format!(
+            "    host: 127.0.0.1\n    port: {}\n    protocol: tls\n    ca_file: {}\n{client}",
+            rs.mtls.unwrap(),
+            ca.display()
+        )
+    };
+    with_syslog(&f, &mtls(""));
+    let d = Daemon::start(&f);
+    f.write("app/mtls/early.php", "<?php echo 'early';\n");
+    let early = d.wait_record("added", "/app/mtls/early.php")["id"].as_str().unwrap().to_string();
+    let start = Instant::now();
+    while !d.stderr().contains("stay queued") {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", d.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::daemon::settle();
+    assert!(rs.messages("mtls").is_empty(), "{:?}", rs.messages("mtls"));
+    let refused = d.stderr().lines().filter(|l| l.contains("stay queued")).count();
+    println!("mtls without a client certificate: {refused} deliveries refused, none counted delivered");
+    drop(d);
+    let certs = rs.dir.join("certs");
+    with_syslog(
+        &f,
+        &mtls(&format!(
+            "    cert_file: {}\n    key_file: {}\n",
+            certs.join("client.pem").display(),
+            certs.join("client-key.pem").display()
+        )),
+    );
+    f.run(["config-check"]).ok();
+    let d = Daemon::start(&f);
+    burst_reaches(&f, &d, "mtls", || sd_ids(&rs.messages("mtls")).into_iter().collect());
+    assert!(sd_ids(&rs.messages("mtls")).contains(&early), "the alert queued while refused");
+    drop(d);
+
     // A collector whose certificate the CA did not sign: nothing is sent,
     // the alerts stay queued and the log says why.
     let other = tempfile::tempdir().unwrap();

@@ -223,6 +223,33 @@ fn a_bad_webhook_or_syslog_key_is_one_line_with_its_place() {
         );
         println!("{line}");
     }
+    // TLS files: PEM of the right kind, and only with protocol: tls.
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=x", "-keyout"])
+        .arg(f.path("k.pem"))
+        .arg("-out")
+        .arg(f.path("c.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (cert, key) = (f.path("c.pem").display().to_string(), f.path("k.pem").display().to_string());
+    let tls = "  syslog:\n    host: 127.0.0.1\n    protocol: tls\n";
+    let udp = "  syslog:\n    host: 127.0.0.1\n    protocol: udp\n";
+    for (extra, want) in [
+        (format!("{udp}    ca_file: {cert}\n"), "ca_file is for protocol: tls"),
+        (format!("{tls}    cert_file: {cert}\n"), "cert_file needs key_file"),
+        (format!("{tls}    cert_file: {cert}\n    key_file: {cert}\n"), "no usable PEM private key"),
+        (format!("{tls}    ca_file: {key}\n"), "no PEM certificate"),
+    ] {
+        std::fs::write(f.config(), base.replacen(&log_line, &format!("{log_line}{extra}"), 1)).unwrap();
+        let r = f.run(["config-check"]);
+        assert_eq!(r.code, 2, "{extra}: {r:?}");
+        let line = r.stderr.trim();
+        assert!(line.contains(want) && line.contains("config.yaml:"), "{extra}: {line}");
+        let place = line.trim_start_matches("sitewarden: ").split(": ").next().unwrap();
+        assert_eq!(place.matches(':').count(), 2, "file:line:col: {line}");
+        println!("{line}");
+    }
     // An empty secret file is no key.
     let empty = f.path("empty.secret");
     std::fs::write(&empty, "\n").unwrap();

@@ -224,13 +224,14 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Builds it: the CA file is read now, so a bad one fails at start.
+    /// Builds it: the CA, certificate and key files are read now, so a bad
+    /// one fails at start.
     pub fn build(s: &crate::config::SyslogSettings) -> Result<Collector, String> {
         let tls = match s.protocol {
             Protocol::Tls => {
                 let name = rustls::pki_types::ServerName::try_from(s.host.clone())
                     .map_err(|e| format!("syslog host {}: {e}", s.host))?;
-                Some((tls_config(s.ca_file.as_deref())?, name))
+                Some((tls_config(s)?, name))
             }
             _ => None,
         };
@@ -299,6 +300,7 @@ impl Collector {
                 stream.write_all(&data).map_err(fail)?;
                 stream.sock.shutdown(Shutdown::Write).map_err(fail)?;
                 acknowledged(&mut stream).map_err(fail)?;
+                all_taken(&stream).map_err(fail)?;
             }
             Some((config, name)) => {
                 let conn = rustls::ClientConnection::new(Arc::clone(config), name.clone())
@@ -309,6 +311,7 @@ impl Collector {
                 tls.flush().map_err(fail)?;
                 tls.sock.sock.shutdown(Shutdown::Write).map_err(fail)?;
                 acknowledged(&mut tls).map_err(fail)?;
+                all_taken(&tls.sock).map_err(fail)?;
             }
         }
         Ok(format!("{} messages to {peer}, read to the end", messages.len()))
@@ -388,20 +391,72 @@ fn acknowledged(r: &mut impl Read) -> std::io::Result<()> {
     }
 }
 
-/// The TLS client settings: the CA file's certificates, or the system's.
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+/// The collector's end of the stream was a close after reading, not one
+/// before: every byte sent (and the end of the stream) was acknowledged by
+/// its TCP. A collector that closed before the batch arrived answers it
+/// with a reset, never an acknowledgement, though its close may reach us
+/// first and read as the end of the stream.
+fn all_taken(t: &Timed) -> std::io::Result<()> {
+    loop {
+        if let Some(e) = t.sock.take_error()? {
+            return Err(e);
+        }
+        if unacknowledged(&t.sock)? == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= t.until {
+            return Err(std::io::Error::new(
+                ErrorKind::ConnectionAborted,
+                "the collector closed the connection before it took the whole batch",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Bytes sent on `sock` that the peer's TCP has not acknowledged yet
+/// (Linux `SIOCOUTQ`: unsent and unacknowledged, the FIN included).
+fn unacknowledged(sock: &TcpStream) -> std::io::Result<i32> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ stores one int through the pointer, which points to
+    // `n`; the descriptor is the open socket `sock` borrows.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n)
+}
+
+/// The certificates of a PEM file (at least one).
+pub fn read_certs(p: &std::path::Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(p)
+        .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", p.display()));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file.
+pub fn read_key(p: &std::path::Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::PrivateKeyDer::from_pem_file(p)
+        .map_err(|e| format!("{}: no usable PEM private key: {e}", p.display()))
+}
+
+/// The TLS client settings: the CA file's certificates, or the system's;
+/// the client certificate and key when the collector asks for one.
+fn tls_config(s: &crate::config::SyslogSettings) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
+    match &s.ca_file {
         Some(p) => {
-            for cert in rustls::pki_types::CertificateDer::pem_file_iter(p)
-                .map_err(|e| format!("syslog ca_file {}: {e}", p.display()))?
-            {
-                let cert = cert.map_err(|e| format!("syslog ca_file {}: {e}", p.display()))?;
+            for cert in read_certs(p).map_err(|e| format!("syslog ca_file: {e}"))? {
                 roots.add(cert).map_err(|e| format!("syslog ca_file {}: {e}", p.display()))?;
-            }
-            if roots.is_empty() {
-                return Err(format!("syslog ca_file {}: no certificate in it", p.display()));
             }
         }
         None => {
@@ -416,11 +471,18 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientCon
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match (&s.cert_file, &s.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert).map_err(|e| format!("syslog cert_file: {e}"))?;
+            let key = read_key(key).map_err(|e| format!("syslog key_file: {e}"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("syslog cert_file and key_file: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 
@@ -509,7 +571,8 @@ mod tests {
         let mut t = Timed { sock, until: std::time::Instant::now() + within };
         t.write_all(data)?;
         t.sock.shutdown(Shutdown::Write)?;
-        acknowledged(&mut t)
+        acknowledged(&mut t)?;
+        all_taken(&t)
     }
 
     #[test]
@@ -524,6 +587,26 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
         assert!(start.elapsed() < Duration::from_secs(2));
         h.join().unwrap();
+    }
+
+    #[test]
+    fn a_collector_that_closed_before_the_batch_arrived_did_not_take_it() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = std::thread::spawn(move || drop(l.accept().unwrap()));
+        let sock = TcpStream::connect(addr).unwrap();
+        h.join().unwrap();
+        // Its close is here before the batch leaves.
+        std::thread::sleep(Duration::from_millis(50));
+        let mut t = Timed { sock, until: std::time::Instant::now() + Duration::from_millis(500) };
+        // Whichever step notices (the reset may come back at once), the
+        // batch is never taken as delivered.
+        let end = t
+            .write_all(b"5 hello")
+            .and_then(|()| t.sock.shutdown(Shutdown::Write))
+            .and_then(|()| acknowledged(&mut t))
+            .and_then(|()| all_taken(&t));
+        assert!(end.is_err(), "taken as delivered");
     }
 
     #[test]

@@ -258,6 +258,10 @@ pub struct SyslogSettings {
     pub min_severity: Severity,
     /// CA certificates (PEM) for TLS; default: the system's.
     pub ca_file: Option<PathBuf>,
+    /// This host's certificate (PEM), for a collector that asks for one.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -423,6 +427,30 @@ impl Config {
             });
         }
 
+        if let Some(sl) = &raw.alerts.syslog {
+            let tls = sl.protocol == crate::alert::syslog::Protocol::Tls;
+            let misplaced = [
+                ("ca_file", sl.ca_file.is_some()),
+                ("cert_file", sl.cert_file.is_some()),
+                ("key_file", sl.key_file.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set && !tls);
+            let half = match (&sl.cert_file, &sl.key_file) {
+                (Some(_), None) => Some(("cert_file", "cert_file needs key_file")),
+                (None, Some(_)) => Some(("key_file", "key_file needs cert_file")),
+                _ => None,
+            };
+            let problem = misplaced
+                .map(|(key, _)| (key, format!("alerts.syslog.{key} is for protocol: tls")))
+                .or_else(|| half.map(|(key, m)| (key, format!("alerts.syslog: {m}"))));
+            if let Some((key, message)) = problem {
+                return Err(match locate_key(text, &["alerts", "syslog", key]) {
+                    Some((line, column)) => ConfigError::At { file, line, column, message },
+                    None => ConfigError::File { file, message },
+                });
+            }
+        }
         let email = raw.alerts.email.map(|e| {
             let smtp = e.smtp;
             let tls = smtp.as_ref().and_then(|s| s.tls).unwrap_or(Tls::None);
@@ -505,6 +533,8 @@ impl Config {
                     facility: s.facility,
                     min_severity: s.min_severity.unwrap_or(Severity::Info),
                     ca_file: s.ca_file.map(|p| p.0),
+                    cert_file: s.cert_file.map(|p| p.0),
+                    key_file: s.key_file.map(|p| p.0),
                 }),
             },
         })

@@ -368,7 +368,48 @@ pub struct RawSyslog {
     pub min_severity: Option<Severity>,
     /// CA certificates (PEM) the collector's certificate is checked with
     /// (default: the system's).
-    pub ca_file: Option<ReadableFile>,
+    pub ca_file: Option<CertFile>,
+    /// This host's certificate (PEM), for a collector that asks for one.
+    pub cert_file: Option<CertFile>,
+    /// Its private key (PEM).
+    pub key_file: Option<KeyFile>,
+}
+
+/// A PEM file holding at least one certificate.
+#[derive(Debug)]
+pub struct CertFile(pub PathBuf);
+
+impl<'de> Deserialize<'de> for CertFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        pem_file(d, "an absolute path to a PEM certificate file", |p| crate::alert::syslog::read_certs(p).map(|_| ()))
+            .map(CertFile)
+    }
+}
+
+/// A PEM file holding a private key.
+#[derive(Debug)]
+pub struct KeyFile(pub PathBuf);
+
+impl<'de> Deserialize<'de> for KeyFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        pem_file(d, "an absolute path to a PEM private key file", |p| crate::alert::syslog::read_key(p).map(|_| ()))
+            .map(KeyFile)
+    }
+}
+
+/// An absolute path whose content `check` accepts.
+fn pem_file<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &'static str,
+    check: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<PathBuf, D::Error> {
+    checked_str(d, what, |s| {
+        let p = Path::new(s);
+        if !p.is_absolute() {
+            return Err(format!("{} must be an absolute path", p.display()));
+        }
+        check(p).map(|()| super::normalize(p))
+    })
 }
 
 /// A host name or an address.

@@ -12,6 +12,8 @@ pub struct Rsyslog {
     pub tcp: u16,
     pub udp: u16,
     pub tls: Option<u16>,
+    /// A TLS input that wants a client certificate signed by its CA.
+    pub mtls: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -31,7 +33,8 @@ impl Rsyslog {
             make_certs(&dir.join("certs"));
             free_port()
         });
-        let mut r = Rsyslog { child: None, dir: dir.to_path_buf(), tcp: free_port(), udp: free_udp_port(), tls };
+        let mtls = tls.map(|_| free_port());
+        let mut r = Rsyslog { child: None, dir: dir.to_path_buf(), tcp: free_port(), udp: free_udp_port(), tls, mtls };
         r.write_config();
         r.restart();
         r
@@ -57,14 +60,16 @@ action(type="omfile" file="{d}/internal.log")
             tcp = self.tcp,
             udp = self.udp,
         );
-        if let Some(port) = self.tls {
+        // TLS inputs: one for any client, one for clients with a certificate.
+        let inputs = [(self.tls, "tls", "anon"), (self.mtls, "mtls", "x509/certvalid")];
+        for (port, name, auth) in inputs.into_iter().filter_map(|(p, n, a)| p.map(|p| (p, n, a))) {
             conf.push_str(&format!(
-                r#"input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="r_tls"
-      streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon"
+                r#"input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="r_{name}"
+      streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="{auth}"
       streamDriver.CAFile="{d}/certs/ca.pem" streamDriver.CertFile="{d}/certs/server.pem"
       streamDriver.KeyFile="{d}/certs/server-key.pem" gnutlsPriorityString="NORMAL")
-ruleset(name="r_tls" queue.type="LinkedList" queue.size="100000" queue.timeoutShutdown="10000") {{
-  action(type="omfile" file="{d}/tls.log" template="raw")
+ruleset(name="r_{name}" queue.type="LinkedList" queue.size="100000" queue.timeoutShutdown="10000") {{
+  action(type="omfile" file="{d}/{name}.log" template="raw")
 }}
 "#
             ));
@@ -126,64 +131,43 @@ impl Drop for Rsyslog {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1, made with openssl.
+/// A CA, a server certificate for 127.0.0.1 and a client certificate,
+/// made with openssl.
 fn make_certs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().unwrap();
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=sitewarden-test-ca",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server-key.pem",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "30",
-        "-extfile",
-        "server.ext",
-    ]);
+    let ca = "-x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 30 -subj /CN=sitewarden-test-ca";
+    let mut args: Vec<&str> = std::iter::once("req").chain(ca.split(' ')).collect();
+    args.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    run(&args);
+    let usage = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n";
+    for (name, cn, ext) in [
+        ("server", "/CN=127.0.0.1", "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"),
+        ("client", "/CN=web1", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        let (key, csr, cert, extfile) =
+            (format!("{name}-key.pem"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", cn]);
+        std::fs::write(dir.join(&extfile), format!("{usage}{ext}")).unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "30",
+            "-extfile",
+            &extfile,
+        ]);
+    }
 }
