@@ -291,6 +291,17 @@ pub fn order(records: &mut [AlertRecord]) {
     records.sort_by(by_importance);
 }
 
+/// A verdict for people: `TAMPERED: differs from wordpress 6.4.3`.
+pub fn verdict_line(v: &crate::vendor::Verdict) -> String {
+    let origin = match v.origin {
+        crate::vendor::Origin::Vendor => "matches",
+        crate::vendor::Origin::Tampered => "TAMPERED: differs from",
+        crate::vendor::Origin::Foreign => "FOREIGN: not in",
+        crate::vendor::Origin::Unknown => "unknown to",
+    };
+    format!("{origin} {} {}", v.package, printable(v.version.as_bytes()))
+}
+
 fn section(body: &mut String, r: &AlertRecord) {
     body.push_str("\n----------------------------------------\n");
     body.push_str(&format!("{} {}\n", r.severity.as_str().to_uppercase(), r.event.as_str()));
@@ -303,13 +314,8 @@ fn section(body: &mut String, r: &AlertRecord) {
         body.push_str(&format!("SIGNATURES: {}\n", r.signatures.join(", ")));
     }
     if let Some(v) = &r.verdict {
-        let origin = match v.origin {
-            crate::vendor::Origin::Vendor => "matches",
-            crate::vendor::Origin::Tampered => "TAMPERED: differs from",
-            crate::vendor::Origin::Foreign => "FOREIGN: not in",
-            crate::vendor::Origin::Unknown => "unknown to",
-        };
-        body.push_str(&format!("{origin} {} {}\n", v.package, printable(v.version.as_bytes())));
+        body.push_str(&verdict_line(v));
+        body.push('\n');
     }
     if let Some(t) = &r.transient {
         let end = match t.end {

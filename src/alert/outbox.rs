@@ -68,16 +68,10 @@ impl Outbox {
         state_dir.join("outbox")
     }
 
-    /// Opens the outbox (creating its folder, 0700).
-    pub fn open(state_dir: &Path) -> std::io::Result<Outbox> {
-        let dir = Outbox::dir(state_dir);
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        Ok(Outbox { dir })
-    }
-
-    /// Opens the outbox of one route: `leaf` (`webhook-…`, `syslog`) of
-    /// the site `site`'s owner or, without a site, of everyone; the mail of
-    /// site owners is `site-NAME/` itself.
+    /// Opens (creating its folder, 0700) the outbox of one route: `leaf`
+    /// (`webhook-…`, `syslog`) of the site `site`'s owner or, without a
+    /// site, of everyone; with neither, the mail's; a site owner's mail is
+    /// `site-NAME/` itself.
     pub fn open_route(state_dir: &Path, site: Option<&str>, leaf: Option<&str>) -> std::io::Result<Outbox> {
         let mut dir = Outbox::dir(state_dir);
         if let Some(name) = site {
@@ -100,22 +94,26 @@ impl Outbox {
         &self.dir
     }
 
-    /// The batches waiting in every outbox of `state_dir` (every route,
-    /// every site owner), without opening: for `status` and the metrics.
-    pub fn all(state_dir: &Path) -> Vec<Entry> {
+    /// Every outbox folder of `state_dir` (every route, every site owner),
+    /// `rejected/` folders left out.
+    fn folders(state_dir: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut dirs = vec![Outbox::dir(state_dir)];
         while let Some(dir) = dirs.pop() {
-            if let Ok(l) = (Outbox { dir: dir.clone() }).list() {
-                out.extend(l);
-            }
             for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 if e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != "rejected" {
                     dirs.push(e.path());
                 }
             }
+            out.push(dir);
         }
         out
+    }
+
+    /// The batches waiting in every outbox of `state_dir`, without
+    /// opening: for `status` and the metrics.
+    pub fn all(state_dir: &Path) -> Vec<Entry> {
+        Outbox::folders(state_dir).into_iter().flat_map(|dir| Outbox { dir }.list().unwrap_or_default()).collect()
     }
 
     /// Sets aside the alerts queued for routes the config no longer has
@@ -123,16 +121,7 @@ impl Outbox {
     /// folder of `state_dir` but those in `used` moves its batches to its
     /// `rejected/` folder, with a warning. They are in the alert log.
     pub fn retire_unused(state_dir: &Path, used: &[PathBuf]) {
-        let mut dirs = vec![Outbox::dir(state_dir)];
-        while let Some(dir) = dirs.pop() {
-            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) && e.file_name() != "rejected" {
-                    dirs.push(e.path());
-                }
-            }
-            if used.contains(&dir) {
-                continue;
-            }
+        for dir in Outbox::folders(state_dir).into_iter().filter(|d| !used.contains(d)) {
             let outbox = Outbox { dir };
             let entries = outbox.list().unwrap_or_default();
             if entries.is_empty() {
@@ -296,7 +285,7 @@ mod tests {
     #[test]
     fn a_mass_change_is_queued_in_bounded_batches() {
         let state = tempfile::tempdir().unwrap();
-        let o = Outbox::open(state.path()).unwrap();
+        let o = Outbox::open_route(state.path(), None, None).unwrap();
         let recs: Vec<AlertRecord> = (0..600).map(rec).collect();
         assert_eq!(o.push(&recs, 1).unwrap(), 600);
         let counts: Vec<usize> = o.list().unwrap().iter().map(|e| e.count).collect();

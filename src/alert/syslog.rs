@@ -180,7 +180,7 @@ pub fn message(r: &AlertRecord, host: &str, facility: Facility, format: Format) 
                 params.push(("uid", a.uid.to_string()));
             }
             if let Some(v) = &r.verdict {
-                params.push(("origin", format!("{:?}", v.origin).to_lowercase()));
+                params.push(("origin", v.origin.as_str().into()));
                 params.push(("package", v.package.clone()));
                 params.push(("version", v.version.clone()));
             }

@@ -250,18 +250,6 @@ fn diff_block(chat: Chat, diff: &str) -> String {
     format!("```\n{out}```")
 }
 
-fn verdict_text(r: &AlertRecord) -> Option<String> {
-    r.verdict.as_ref().map(|v| {
-        let origin = match v.origin {
-            crate::vendor::Origin::Vendor => "matches",
-            crate::vendor::Origin::Tampered => "TAMPERED: differs from",
-            crate::vendor::Origin::Foreign => "FOREIGN: not in",
-            crate::vendor::Origin::Unknown => "unknown to",
-        };
-        format!("{origin} {} {}", v.package, printable(v.version.as_bytes()))
-    })
-}
-
 /// One line of facts about a record beyond its path: rule, signatures,
 /// verdict, writer, transient.
 fn facts(r: &AlertRecord) -> Vec<String> {
@@ -269,7 +257,7 @@ fn facts(r: &AlertRecord) -> Vec<String> {
     if !r.signatures.is_empty() {
         f.push(format!("signatures {}", r.signatures.join(", ")));
     }
-    f.extend(verdict_text(r));
+    f.extend(r.verdict.as_ref().map(super::email::verdict_line));
     if let Some(a) = &r.actor {
         f.push(format!("written by {}", a.describe()));
     }

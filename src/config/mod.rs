@@ -445,10 +445,7 @@ impl Config {
                 .map(|(key, _)| (key, format!("alerts.syslog.{key} is for protocol: tls")))
                 .or_else(|| half.map(|(key, m)| (key, format!("alerts.syslog: {m}"))));
             if let Some((key, message)) = problem {
-                return Err(match locate_key(text, &["alerts", "syslog", key]) {
-                    Some((line, column)) => ConfigError::At { file, line, column, message },
-                    None => ConfigError::File { file, message },
-                });
+                return Err(at_key(text, file, &["alerts", "syslog", key], message));
             }
         }
         let email = raw.alerts.email.map(|e| {
@@ -564,12 +561,7 @@ impl Config {
             (&["alerts", "log"][..], &log_dir.to_path_buf(), "alerts.log"),
         ] {
             if let Err(message) = writable(path) {
-                let message = format!("{what}: {message}");
-                let file = self.path.display().to_string();
-                return Err(match locate_key(&text, keys) {
-                    Some((line, column)) => ConfigError::At { file, line, column, message },
-                    None => ConfigError::File { file, message },
-                });
+                return Err(at_key(&text, self.path.display().to_string(), keys, format!("{what}: {message}")));
             }
         }
         Ok(())
@@ -677,6 +669,15 @@ fn writable(dir: &Path) -> Result<(), String> {
                 None => return Err(format!("{} cannot be created", dir.display())),
             },
         }
+    }
+}
+
+/// The error `message` at the value of the key at `keys` in `text` (of
+/// `file`), or about the whole file when it is not written there.
+fn at_key(text: &str, file: String, keys: &[&str], message: String) -> ConfigError {
+    match locate_key(text, keys) {
+        Some((line, column)) => ConfigError::At { file, line, column, message },
+        None => ConfigError::File { file, message },
     }
 }
 

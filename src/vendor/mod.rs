@@ -70,6 +70,18 @@ pub enum Origin {
     Unknown,
 }
 
+impl Origin {
+    /// Its name in the record (`vendor`, `tampered`, `foreign`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Vendor => "vendor",
+            Origin::Tampered => "tampered",
+            Origin::Foreign => "foreign",
+            Origin::Unknown => "unknown",
+        }
+    }
+}
+
 /// The record's `verdict`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
