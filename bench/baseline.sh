@@ -61,6 +61,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v jq >/dev/null || missing+=(jq)
 [ -x /usr/bin/time ] || missing+=(time)
 [ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
+[ -f /usr/share/wordpress/wp-content/languages/fa_IR.mo ] || missing+=(wordpress-l10n)
 install_missing "${missing[@]}"
 
 # ------------------------------------------------------------------- build

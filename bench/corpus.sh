@@ -169,7 +169,10 @@ md_notes() {
 # changing them rebuilds the sites.
 UPLOADS_PER_SITE=40           # random "JPEGs" of 50-300 KB
 CACHE_PER_SITE=300            # small page-cache .html files
-CORPUS_VERSION="v2 uploads=$UPLOADS_PER_SITE cache=$CACHE_PER_SITE"
+# Debian's WordPress as `apt-get install wordpress` brings it, with its
+# Recommends: the language packs of wordpress-l10n (168 compiled catalogues,
+# non-ASCII throughout) are part of every site, as on a real server.
+CORPUS_VERSION="v3 l10n uploads=$UPLOADS_PER_SITE cache=$CACHE_PER_SITE"
 
 site_name() { printf 's%02d' "$1"; }
 

@@ -129,6 +129,7 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v stdbuf >/dev/null || missing+=(coreutils)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
+[ -f /usr/share/wordpress/wp-content/languages/fa_IR.mo ] || missing+=(wordpress-l10n)
 install_missing "${missing[@]}"
 PY=(python3 "$HELPER")
 

@@ -107,6 +107,7 @@ command -v timeout >/dev/null || missing+=(coreutils)
 command -v sysctl >/dev/null || missing+=(procps)
 [ -x /usr/bin/time ] || missing+=(time)
 [ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
+[ -f /usr/share/wordpress/wp-content/languages/fa_IR.mo ] || missing+=(wordpress-l10n)
 install_missing "${missing[@]}"
 
 # ------------------------------------------------------------------- build

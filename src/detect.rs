@@ -72,10 +72,7 @@ impl<'a> CompareSpec<'a> {
     }
 }
 
-/// True when `rel` is `dir` or below it.
-pub fn is_under(rel: &[u8], dir: &[u8]) -> bool {
-    dir.is_empty() || (rel.starts_with(dir) && (rel.len() == dir.len() || rel[dir.len()] == b'/'))
-}
+pub use crate::model::is_under;
 
 /// Scans a site (or a subtree) and compares it with its baseline.
 pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
@@ -114,6 +111,7 @@ pub fn compare(spec: &CompareSpec<'_>) -> Result<Comparison, ScanError> {
                     hot: false,
                     actor: None,
                     signatures: Vec::new(),
+                    unscanned: None,
                 });
             }
             if let Some(obs) = out.observed.as_mut() {

@@ -1,25 +1,30 @@
 //! sitewarden: a website integrity guard for web-hosting servers.
 //!
-//! Map of the crate, following the data flow (sources → detection → policy
-//! → actions and sinks):
-//! - [`model`]: the shared types: [`model::FileState`], [`model::Change`].
-//! - [`config`]: `sitewarden.yaml`, parsed and validated once.
-//! - [`profile`]: site profiles (built-in and from `/etc/sitewarden/profiles`).
+//! Map of the crate, bottom layer first: each module uses only those above
+//! it in this list (`layers.py` checks there is no loop).
+//! - [`util`]: byte-path display, timestamps, supervised threads and their
+//!   pulses, key files, the test-only fault switch.
+//! - [`model`]: plain data: [`model::FileState`], [`model::Change`], the
+//!   writer ([`model::Actor`]), path helpers, the settings the config holds
+//!   for the parts it sets up.
 //! - [`policy`]: pure classification of a path: watched, severity, nodiff,
-//!   quarantine; globs compiled once.
-//! - [`scan`]: the parallel, symlink-safe walker and hasher.
-//! - [`detect`]: a scan compared with the baseline gives changes.
+//!   quarantine; globs compiled once; credentials by content.
+//! - [`profile`]: site profiles (built-in and from `/etc/sitewarden/profiles`).
 //! - [`baseline`]: the crash-safe store of accepted states (SQLite, WAL).
 //! - [`content`]: earlier versions of text files, for diffs and restores.
-//! - [`watch`]: the realtime source (inotify through notify).
+//! - [`scan`]: the parallel, symlink-safe walker and hasher.
+//! - [`signatures`]: the YARA-X rules and the scanning of contents.
+//! - [`vendor`]: published releases (checksums, archives) as verdicts.
+//! - [`config`]: `sitewarden.yaml`, parsed and validated once.
+//! - [`detect`]: a scan compared with the baseline gives changes.
+//! - [`watch`]: the realtime sources: fanotify, and inotify where it
+//!   cannot be had.
+//! - [`alert`]: the alert record and its sinks.
+//! - [`quarantine`]: evidence, restore/remove/keep, and the admin's hook.
 //! - [`daemon`]: `run` and `watch`: coalescing, observing workers, the judge
 //!   (the one owner of every decision), scheduled scans, reloads,
 //!   supervision, systemd readiness.
-//! - [`quarantine`]: evidence, restore/remove/keep, and the admin's hook.
-//! - [`alert`]: the alert record and its sinks.
 //! - [`cmd`]: the commands of the command line; [`cli`] defines it.
-//! - [`util`]: byte-path display, timestamps, supervised threads, the
-//!   test-only fault switch.
 
 // Nothing that comes from outside (a file, a config, a reply) may panic the
 // daemon: outside tests, unwrap/expect are refused by clippy.

@@ -289,9 +289,12 @@ pub struct Change {
     /// judged at `scan.max_delay`).
     pub hot: bool,
     /// Who wrote it (realtime on the fanotify source; `None` otherwise).
-    pub actor: Option<Arc<crate::watch::Actor>>,
+    pub actor: Option<Arc<crate::model::Actor>>,
     /// Names of the signature rules its new content matches.
     pub signatures: Vec<String>,
+    /// Why its new content could not be scanned by the signature rules (a
+    /// timeout, a scanner error): never taken for "no match".
+    pub unscanned: Option<String>,
 }
 
 /// A change that was over before it was judged (the record's `transient`).
@@ -336,6 +339,7 @@ impl Change {
             hot: false,
             actor: None,
             signatures: Vec::new(),
+            unscanned: None,
         }
     }
 
@@ -350,6 +354,155 @@ impl Change {
     pub fn file_type(&self) -> FileType {
         self.after.as_ref().or(self.before.as_ref()).map(|s| s.kind).unwrap_or(FileType::File)
     }
+}
+
+/// The absolute path of `rel` below `root`, as bytes.
+pub fn absolute(root: &std::path::Path, rel: &[u8]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut abs = root.as_os_str().as_bytes().to_vec();
+    if !rel.is_empty() {
+        if abs.last() != Some(&b'/') {
+            abs.push(b'/');
+        }
+        abs.extend_from_slice(rel);
+    }
+    abs
+}
+
+/// True when `rel` is `dir` or below it (`dir` empty: the whole site).
+pub fn is_under(rel: &[u8], dir: &[u8]) -> bool {
+    dir.is_empty() || (rel.starts_with(dir) && (rel.len() == dir.len() || rel[dir.len()] == b'/'))
+}
+
+/// The writer of a change (the record's `actor`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Process id (of the thread group).
+    pub pid: i32,
+    /// Parent process id.
+    pub ppid: Option<i32>,
+    /// The executable (`/proc/PID/exe`).
+    pub exe: Option<String>,
+    /// The command name (`/proc/PID/comm`).
+    pub comm: Option<String>,
+    /// Effective user id.
+    pub uid: Option<u32>,
+    /// Its user name.
+    pub user: Option<String>,
+    /// The audit login uid (who logged in: SSH, FTP), when set.
+    pub loginuid: Option<u32>,
+    /// Its user name.
+    pub login_user: Option<String>,
+    /// The systemd unit (service or scope) of its cgroup.
+    pub unit: Option<String>,
+    /// The cgroup (v2) path.
+    pub cgroup: Option<String>,
+}
+
+impl Actor {
+    /// Was anything read beyond the pid?
+    pub fn named(&self) -> bool {
+        self.comm.is_some() || self.exe.is_some()
+    }
+
+    /// The mail's line: "php-fpm8.2 (www-data, php8.2-fpm.service)".
+    pub fn describe(&self) -> String {
+        let who = self.comm.clone().or_else(|| self.exe.clone()).unwrap_or_else(|| format!("pid {}", self.pid));
+        let mut details: Vec<String> = Vec::new();
+        if let Some(u) = self.user.clone().or_else(|| self.uid.map(|u| format!("uid {u}"))) {
+            details.push(u);
+        }
+        if let Some(l) = self.login_user.as_ref().filter(|l| Some(*l) != self.user.as_ref()) {
+            details.push(format!("logged in as {l}"));
+        }
+        if let Some(unit) = &self.unit {
+            details.push(unit.clone());
+        }
+        let who = crate::util::bytes::printable(who.as_bytes());
+        if details.is_empty() {
+            who
+        } else {
+            format!("{who} ({})", crate::util::bytes::printable(details.join(", ").as_bytes()))
+        }
+    }
+}
+
+// Settings the configuration holds for the parts it sets up (the alert
+// log, the routes, the realtime source): plain data, here so the compiled
+// configuration needs nothing above it.
+
+/// What a line of the alert log is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The alert record of the interface contract.
+    #[default]
+    Json,
+    /// The record as an Elastic Common Schema document.
+    Ecs,
+}
+
+/// What a webhook's payload is (`kind:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookKind {
+    /// `{"host", "sent_at", "count", "overflow", "records": [...]}`.
+    #[default]
+    Json,
+    /// A Slack incoming-webhook message (`text`, mrkdwn).
+    Slack,
+    /// A Mattermost incoming-webhook message (`text`, Markdown).
+    Mattermost,
+    /// A Teams Workflows message holding an Adaptive Card.
+    Teams,
+}
+
+/// How messages travel (`alerts.syslog.protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    /// One datagram a message (RFC 5426), no acknowledgement.
+    #[default]
+    Udp,
+    /// Octet-counted frames (RFC 6587).
+    Tcp,
+    /// Octet-counted frames over TLS (RFC 5425).
+    Tls,
+}
+
+/// Where the record goes in a message (`alerts.syslog.format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFormat {
+    /// In structured data; MSG is a one-line summary.
+    #[default]
+    Rfc5424,
+    /// The record as JSON in MSG.
+    Json,
+}
+
+/// A syslog facility, by name (`alerts.syslog.facility`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyslogFacility(pub u8);
+
+impl Default for SyslogFacility {
+    fn default() -> Self {
+        SyslogFacility(3) // daemon
+    }
+}
+
+/// Where a site's realtime events come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RealtimeSource {
+    /// fanotify where the kernel, the privileges and the filesystem allow
+    /// it, else inotify.
+    #[default]
+    Auto,
+    /// fanotify (inotify, with an error, where it cannot be had).
+    Fanotify,
+    /// inotify only.
+    Inotify,
 }
 
 #[cfg(test)]

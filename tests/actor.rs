@@ -157,7 +157,8 @@ fn php_fpm_writing_code_is_named_and_raises_plugin_code_to_high() {
 
 /// A writer that exits at once (a shell that writes one file): its pid is
 /// always in the record; its name whenever the process still existed when
-/// the event was read (never a guess about a process already gone).
+/// the event was read (never a guess about a process already gone). The
+/// share named is a figure (`bench/test-figures.sh`), not an assertion.
 #[test]
 fn a_writer_that_exits_at_once_is_named() {
     let f = site("auto");
@@ -172,13 +173,15 @@ fn a_writer_that_exits_at_once_is_named() {
         d.wait_for("every shell's file", |recs| (0..n).all(|i| recs.iter().any(|r| ends(r, &format!("/sh-{i}.php")))));
     let mine: Vec<&Value> = recs.iter().filter(|r| ends(r, ".php") && r["event"] == "added").collect();
     let named = mine.iter().filter(|r| r["actor"]["comm"] == "sh").count();
-    println!("writers that exit at once: {named}/{n} named (sh), all with their pid");
+    common::count_figure("writers that exit at once, named", named, n, n);
     for r in &mine {
         assert!(r["actor"]["pid"].as_i64().is_some_and(|p| p > 0), "{r}");
         let comm = &r["actor"]["comm"];
         assert!(comm.is_null() || comm == "sh", "a name is the writer's or none: {r}");
     }
-    assert!(named * 2 >= n, "only {named}/{n} named");
+    // How many are named depends on the machine's load (a writer gone
+    // before its event is read cannot be): bench/test-figures.sh holds it
+    // to its target; here, every one has its pid and no false name.
 }
 
 /// The quarantine's own restore is the daemon's write: recognised by its

@@ -30,7 +30,7 @@ fn a_new_file_is_alerted_in_realtime() {
     let t = Instant::now();
     f.write("uploads/2026/shell.php", "<?php system($_GET['c']);");
     let r = d.wait_record("added", "/uploads/2026/shell.php");
-    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    common::figure("a new file in uploads, write to record", t.elapsed(), Duration::from_millis(100));
     assert_eq!(r["detected_by"], "realtime");
     assert_eq!(r["severity"], "critical");
     assert_eq!(r["rule"], "php-in-uploads");
@@ -103,7 +103,7 @@ fn sigterm_is_not_held_up_by_a_throttled_scan() {
     std::thread::sleep(Duration::from_secs(3));
     let (status, took, stderr) = d.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    common::figure("SIGTERM during a throttled scan, signal to exit", took, Duration::from_secs(2));
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn sigterm_exits_0_quickly() {
     f.write("lib/last.php", "<?php");
     let (status, took, stderr) = d.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    common::figure("SIGTERM, signal to exit", took, Duration::from_secs(2));
     assert!(!f.state().join("daemon.json").exists(), "status file left behind");
     // Whatever was pending was judged before exit, or is caught at restart.
     let d = Daemon::start(&f);

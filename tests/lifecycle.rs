@@ -201,11 +201,9 @@ fn a_scan_of_ten_thousand_changes_does_not_hold_realtime_alerts_back() {
     during.sort();
     assert!(during.len() >= 10, "the scan ended before the probes overlapped it ({} probes)", during.len());
     let (p50, p99) = (percentile(&during, 0.5), percentile(&during, 0.99));
-    println!(
-        "realtime alert during a scan of {BULK} changes: {} probes, p50 {p50:?}, p99 {p99:?} (quiet period 20 ms)",
-        during.len()
-    );
-    assert!(p99 < Duration::from_millis(300), "p99 {p99:?}: {during:?}");
+    println!("realtime alert during a scan of {BULK} changes: {} probes (quiet period 20 ms)", during.len());
+    common::figure("realtime alert during a scan of 10,000 changes, p50", p50, Duration::from_millis(100));
+    common::figure("realtime alert during a scan of 10,000 changes, p99", p99, Duration::from_millis(300));
     d.stop().unwrap();
 }
 
@@ -230,8 +228,7 @@ fn a_reload_during_a_long_scan_is_in_force_within_a_second() {
     d.send(Control::Reload);
     assert_eq!(d.next_phase(Duration::from_secs(30)), Phase::Reloaded(2));
     let switch = t.elapsed();
-    println!("reload during a throttled rehash scan: new config in force after {switch:?}");
-    assert!(switch < Duration::from_secs(1), "{switch:?}");
+    common::figure("reload during a throttled rehash scan, in force after", switch, Duration::from_secs(1));
     // Realtime keeps flowing under the new config.
     let mut latencies = Vec::new();
     let mut unused = 0;
@@ -243,9 +240,9 @@ fn a_reload_during_a_long_scan_is_in_force_within_a_second() {
     assert!(!tail.poll().iter().any(|r| path_of(r).contains("/lib/skip/")));
     latencies.sort();
     let worst = *latencies.last().unwrap();
-    println!("realtime alerts after the reload: p50 {:?}, max {worst:?}", percentile(&latencies, 0.5));
-    assert!(worst < Duration::from_millis(300), "{latencies:?}");
+    common::figure("realtime alert after the reload, p50", percentile(&latencies, 0.5), Duration::from_millis(100));
+    common::figure("realtime alert after the reload, max of 10", worst, Duration::from_millis(300));
     let t = Instant::now();
     d.stop().unwrap();
-    assert!(t.elapsed() < Duration::from_secs(10), "shutdown took {:?}", t.elapsed());
+    common::figure("in-process shutdown after the reload", t.elapsed(), Duration::from_secs(2));
 }

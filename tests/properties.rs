@@ -129,18 +129,8 @@ proptest! {
             .map(|n| {
                 let mut rel = b"wp-content/uploads/".to_vec();
                 rel.extend(n.iter().map(|&b| if b == b'/' || b == 0 { b'_' } else { b }));
-                let change = Change {
-                    site: site.as_str().into(),
-                    rel,
-                    kind: EventKind::Added,
-                    before: None,
-                    after: Some(state(10)),
-                    detected_by: DetectedBy::Realtime,
-                    transient: None,
-                    hot: false,
-                    actor: None,
-                    signatures: Vec::new(),
-                };
+                let change =
+                    Change::new(site.as_str().into(), rel, EventKind::Added, None, Some(state(10)), DetectedBy::Realtime);
                 let verdict = sitewarden::policy::Verdict {
                     severity: sitewarden::model::Severity::Critical,
                     rule: "php-in-uploads",

@@ -259,7 +259,7 @@ fn hot_big_file(reopen: bool, run_for: Duration) {
     let how = if reopen { "reopened for every append" } else { "kept open" };
     println!("50 MB file {how}, {appends} appends in {run_for:?}: first record {first:?} after the writer started");
     let first = first.unwrap_or_else(|| panic!("no record on big.php: {:#?}\nstderr:\n{}", d.records(), d.stderr()));
-    assert!(first < Duration::from_secs(3), "first record {first:?} after the writer started");
+    common::figure(&format!("50 MB file {how}, first record after the writer started"), first, Duration::from_secs(3));
     d.wait_for(&format!("a record of big.php at its final size {size}"), |recs| {
         recs.iter().any(|r| ends(r, "/big.php") && r["after"]["size"] == size)
     });
@@ -314,11 +314,9 @@ fn a_big_sparse_file_does_not_delay_other_alerts() {
         took.iter().all(Option::is_some)
     });
     println!("while 5 GB are hashed: new.php alerted after {:?} in the same site, {:?} in the other", took[0], took[1]);
-    // The target is 300 ms, which the printed figures show; CI machines are
-    // shared and slow, so the bound asserted is 2 s.
     for ((suffix, _), t) in targets.iter().zip(took) {
         let t = t.unwrap_or_else(|| panic!("{suffix} not alerted: {:#?}\nstderr:\n{}", d.records(), d.stderr()));
-        assert!(t < Duration::from_secs(2), "{suffix} alerted {t:?} after the write");
+        common::figure(&format!("new file while 5 GB are hashed, {suffix}"), t, Duration::from_millis(300));
     }
 
     // A shell that lives 5 s in the other site, while a second huge file is
@@ -479,9 +477,8 @@ fn a_hard_link_edited_through_an_outside_name_is_alerted() {
             && r["diff"].is_null()
             && r["diff_note"].as_str().is_some_and(|n| n.contains("hard link"))
     });
-    println!("edit through the outside name alerted {took:?} after it");
     let took = took.unwrap_or_else(|| panic!("edit not alerted: {:#?}\nstderr:\n{}", d.records(), d.stderr()));
-    assert!(took < Duration::from_secs(15), "edit alerted {took:?} after it");
+    common::figure("edit through a hard link outside the root, edit to record", took, Duration::from_secs(15));
 
     drop(d);
     // A link made while the daemon runs gives no event (only watches of the

@@ -343,8 +343,11 @@ fn tampering_without_an_update_is_critical_within_seconds() {
     let r = d.wait_record("modified", "/wp-includes/load.php");
     let took = t.elapsed();
     assert_eq!(r["severity"], "critical", "{r}");
-    assert!(took < Duration::from_secs(10), "held {took:?}");
-    println!("tampered file alerted after {took:?} (held while its package settles)");
+    common::figure(
+        "tampered core file, write to critical record (held while its package settles)",
+        took,
+        Duration::from_secs(10),
+    );
 }
 
 #[test]

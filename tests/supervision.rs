@@ -30,9 +30,9 @@ fn dies(f: &Fixture, fault: &str, thread: &str, trigger: impl FnOnce()) -> Strin
     let status = d.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("still running:\n{}", d.stderr()));
     let took = t.elapsed();
     let stderr = d.stderr();
-    println!("fault {fault}: exit {status} after {took:?}");
+    println!("fault {fault}: exit {status}");
     assert!(!status.success(), "{status}");
-    assert!(took < Duration::from_secs(2) + Duration::from_millis(300), "took {took:?}");
+    common::figure(&format!("fault {fault}, fault to exit"), took, Duration::from_millis(2300));
     assert!(stderr.contains(&format!("thread {thread} died")), "{stderr}");
     assert!(stderr.contains("injected fault"), "{stderr}");
     stderr
@@ -51,9 +51,9 @@ fn a_dead_judge_stops_the_daemon_and_nothing_is_lost() {
     let t = Instant::now();
     f.write("boom.php", "<?php // the judge dies on this one");
     let status = d.wait_exit(Duration::from_secs(10)).expect("the daemon exits");
-    println!("fault judge: exit {status} after {:?}", t.elapsed());
+    println!("fault judge: exit {status}");
     assert!(!status.success());
-    assert!(t.elapsed() < Duration::from_millis(2300), "{:?}", t.elapsed());
+    common::figure("fault judge:boom, fault to exit", t.elapsed(), Duration::from_millis(2300));
     assert!(d.stderr().contains("thread sw-judge died: panicked: injected fault at judge"), "{}", d.stderr());
     drop(d);
     // Restarted (as systemd would), without the fault: the change the dead

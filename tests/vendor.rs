@@ -312,7 +312,11 @@ fn a_slow_or_endless_publisher_costs_bounded_time_and_memory() {
         assert_eq!(r["verdict"]["origin"], "unknown", "{mode}: {r}");
         d.wait_stderr("wordpress 6.4.2: ");
         let took = t.elapsed();
-        assert!(took < std::time::Duration::from_secs(30), "{mode}: gave up after {took:?}");
+        common::figure(
+            &format!("{mode} publisher (timeout 2 s), start to giving up"),
+            took,
+            std::time::Duration::from_secs(4),
+        );
         let rss = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
         let rss_kb: u64 = rss
             .lines()

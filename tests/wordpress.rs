@@ -66,3 +66,57 @@ fn the_real_wordpress_tree() {
     let core = find(&recs, "/wp-includes/version.php").unwrap();
     assert!(core["diff"].as_str().unwrap().contains("+@eval($_POST['x']);"), "{core}");
 }
+
+/// The `sh` blocks of the README's quick start, in order: the build-and-watch
+/// line, the plant line, the test suite line (comments left out).
+fn quick_start_blocks() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## Quick start").expect("README has a quick start");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b[..b.find("```").unwrap()].lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n"))
+        .collect()
+}
+
+/// Regression (a newcomer's first try): the README's plant line named
+/// `wp-content/uploads/`, which Debian's WordPress does not have, and the
+/// line `watch` printed did not say the shell had been removed.
+#[test]
+fn the_readme_quick_start_reports_and_removes_the_planted_shell() {
+    let blocks = quick_start_blocks();
+    assert_eq!(blocks.len(), 3, "{blocks:#?}");
+    let watch = blocks[0].rsplit(" && ").next().unwrap().to_string();
+    assert!(watch.starts_with("./target/release/sitewarden watch --profile wordpress /tmp/blog"), "{watch}");
+    let dir = tempfile::tempdir().unwrap();
+    let blog = dir.path().join("blog");
+    assert!(Command::new("cp").arg("-a").arg(WP).arg(&blog).status().unwrap().success());
+    let blog_s = blog.to_str().unwrap();
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(watch.replace("/tmp/blog", blog_s).split_whitespace().skip(1));
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::BufRead;
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = err.next().expect("watch exited before it was ready").unwrap();
+        if line.starts_with("sitewarden: ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in err {});
+    let plant = blocks[1].replace("/tmp/blog", blog_s);
+    assert!(Command::new("sh").arg("-c").arg(&plant).status().unwrap().success(), "{plant}");
+    let shell = blog.join("wp-content/uploads/2026/12/x.php");
+    let line = std::io::BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    println!("{line}");
+    for part in ["CRITICAL", "added", "uploads/2026/12/x.php", "[php-in-uploads, realtime]", "quarantine: removed"] {
+        assert!(line.contains(part), "{part:?} not in {line:?}");
+    }
+    assert!(line.contains("signatures: "), "the signature is named: {line}");
+    assert!(!shell.exists(), "the planted shell is still there");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(child.wait().unwrap().success());
+}

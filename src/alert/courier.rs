@@ -94,8 +94,9 @@ pub fn spawn(setup: Setup, supervisor: &crate::util::supervise::Supervisor) -> s
     let (wake, rx) = sync_channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
+    let pulse = supervisor.pulse(setup.route.thread());
     supervisor.spawn(setup.route.thread(), move || {
-        run(setup, rx, flag);
+        run(setup, rx, flag, &pulse);
         Ok(())
     })?;
     Ok(CourierHandle { wake, stop })
@@ -150,7 +151,12 @@ fn pause(retry_at: &mut Option<i64>, backoff: &mut Duration, after: Option<Durat
     p
 }
 
-fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
+/// How long one delivery may take before the watchdog calls the courier
+/// hung: every route's own deadline (a webhook's 20 s, a collector's 60 s
+/// plus its bytes, SMTP's timeouts) is well inside it.
+const SEND_LIMIT: Duration = Duration::from_secs(300);
+
+fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>, pulse: &crate::util::supervise::Pulse) {
     let Setup { mut route, outbox, policy, host } = setup;
     let lock = lock_of(&outbox);
     let what = route.describe();
@@ -178,9 +184,11 @@ fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>) {
                 if entries.is_empty() {
                     continue;
                 }
-                crate::util::fault::point("mailer", b"");
+                pulse.busy(crate::util::fault::limit(SEND_LIMIT));
+                crate::util::fault::point("mailer", what.as_bytes());
                 let overflow = outbox.overflow();
                 let outcome = route.send(&host, &records, overflow);
+                pulse.idle();
                 match outcome {
                     Ok(answer) => {
                         tracing::info!(alerts = records.len(), "{what}: delivered: {answer}");

@@ -313,6 +313,9 @@ fn section(body: &mut String, r: &AlertRecord) {
     if !r.signatures.is_empty() {
         body.push_str(&format!("SIGNATURES: {}\n", r.signatures.join(", ")));
     }
+    if let Some(why) = &r.unscanned {
+        body.push_str(&format!("NOT SCANNED: {why}; the content is not known to be clean\n"));
+    }
     if let Some(v) = &r.verdict {
         body.push_str(&verdict_line(v));
         body.push('\n');
@@ -391,7 +394,7 @@ mod tests {
                 "transient":{"lived_ms":37,"end":"deleted"}}"#,
         )
         .unwrap();
-        r.actor = Some(crate::watch::Actor {
+        r.actor = Some(crate::model::Actor {
             pid: 4242,
             comm: Some("php-fpm8.2".into()),
             user: Some("www-data".into()),

@@ -27,18 +27,78 @@ pub struct Sinks {
     pub terminal: Option<terminal::Terminal>,
     /// Mail, webhooks and syslog, each through its outbox.
     pub routes: Vec<RouteSink>,
+    /// How each route's outbox is doing, for the status page and the
+    /// metrics (a handle the daemon keeps a clone of).
+    pub health: RouteHealth,
+    /// Alerts delivered, by site and severity (the daemon's metrics read
+    /// it; a reload hands the same counts to the next sinks).
+    pub counts: AlertCounts,
 }
 
-/// What a line of the alert log is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// The alert record of the interface contract.
-    #[default]
-    Json,
-    /// The record as an Elastic Common Schema document.
-    Ecs,
+/// Alerts delivered since the daemon started, by (site, severity): shared
+/// by the judge, which counts as it delivers, and the daemon, which
+/// writes them as metrics.
+#[derive(Clone, Debug, Default)]
+pub struct AlertCounts(
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, crate::model::Severity), u64>>>,
+);
+
+impl AlertCounts {
+    fn add(&self, records: &[AlertRecord]) {
+        if let Ok(mut m) = self.0.lock() {
+            for r in records {
+                *m.entry((r.site.clone(), r.severity)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Every (site, severity) and its count.
+    pub fn snapshot(&self) -> Vec<((String, crate::model::Severity), u64)> {
+        self.0.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default()
+    }
 }
+
+/// Alerts a route whose outbox cannot be written keeps in memory, to be
+/// written with the next batch; past this, the oldest are counted as
+/// dropped for that route (they are in the alert log all the same).
+const HELD_MAX: usize = 10_000;
+
+/// The health of every route, by outbox folder: shared by the judge, which
+/// writes it as it queues alerts, and the daemon, which shows it in
+/// `status` and the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct RouteHealth(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, RouteState>>>);
+
+/// One route's health.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RouteState {
+    /// The route's outbox folder.
+    pub outbox: String,
+    /// Why its outbox could not be written the last time; `None`: it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
+    /// Alerts waiting in memory for the outbox to be writable again.
+    #[serde(default)]
+    pub held: u64,
+    /// Alerts this route lost while it failed (more than it could hold).
+    #[serde(default)]
+    pub dropped: u64,
+}
+
+impl RouteHealth {
+    /// Every route's state, in outbox order.
+    pub fn snapshot(&self) -> Vec<RouteState> {
+        self.0.lock().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    fn set(&self, state: RouteState) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(state.outbox.clone(), state);
+        }
+    }
+}
+
+pub use crate::model::LogFormat;
 
 /// A route (mail, a webhook, a collector): alerts at or above
 /// `min_severity`, of one site or of all, are queued in its outbox, and its
@@ -52,21 +112,55 @@ pub struct RouteSink {
     pub site: Option<std::sync::Arc<str>>,
     /// Wakes the courier (and stops it when dropped).
     pub handle: courier::CourierHandle,
+    /// Alerts the outbox could not take, written with the next batch.
+    held: Vec<AlertRecord>,
+    /// This route's health, as the status page shows it.
+    state: RouteState,
 }
 
 impl RouteSink {
-    /// Queues the records it takes and wakes the courier.
-    fn queue(&self, records: &[AlertRecord]) -> Result<(), SinkError> {
-        let wanted: Vec<AlertRecord> = records
+    /// Queues the records it takes and wakes the courier. An outbox that
+    /// cannot be written (a full or read-only disk, a folder gone) degrades
+    /// this route only: its alerts are held in memory and written with the
+    /// next batch, the failure is logged and shown in `status` and the
+    /// metrics; detection and the other routes go on.
+    fn queue(&mut self, records: &[AlertRecord], health: &RouteHealth) {
+        let wanted = records
             .iter()
             .filter(|r| r.severity >= self.min_severity && self.site.as_deref().is_none_or(|s| r.site == s))
-            .cloned()
-            .collect();
-        if !wanted.is_empty() {
-            self.outbox.push(&wanted, crate::util::time::now_ns()).map_err(SinkError::Outbox)?;
-            self.handle.wake();
+            .cloned();
+        let mut batch = std::mem::take(&mut self.held);
+        batch.extend(wanted);
+        if batch.is_empty() {
+            return;
         }
-        Ok(())
+        crate::util::fault::point("outbox", self.state.outbox.as_bytes());
+        match self.outbox.push(&batch, crate::util::time::now_ns()) {
+            Ok(_) => {
+                if let Some(why) = self.state.failing.take() {
+                    tracing::warn!(outbox = %self.state.outbox, "the outbox takes alerts again ({} held were written); it failed with: {why}", batch.len());
+                }
+                self.state.held = 0;
+                self.handle.wake();
+            }
+            Err(e) => {
+                if self.state.failing.is_none() {
+                    tracing::error!(
+                        outbox = %self.state.outbox,
+                        "cannot queue alerts for this route: {e}; they are held in memory (at most {HELD_MAX}) until it can; detection and the other routes go on"
+                    );
+                }
+                self.state.failing = Some(e.to_string());
+                let excess = batch.len().saturating_sub(HELD_MAX);
+                if excess > 0 {
+                    batch.drain(..excess);
+                    self.state.dropped += excess as u64;
+                }
+                self.state.held = batch.len() as u64;
+                self.held = batch;
+            }
+        }
+        health.set(self.state.clone());
     }
 }
 
@@ -76,9 +170,6 @@ pub enum SinkError {
     /// The alert log could not be written.
     #[error(transparent)]
     Log(#[from] log::LogError),
-    /// An outbox could not be written.
-    #[error("outbox: {0}")]
-    Outbox(std::io::Error),
 }
 
 /// A sink could not be set up from the config.
@@ -185,15 +276,20 @@ impl Sinks {
         let io = |source| BuildError::Outbox { dir: cfg.state_dir.clone(), source };
         let host = crate::util::hostname();
         let mut routes = Vec::new();
+        let health = RouteHealth::default();
         for p in plan(cfg)? {
             let open = || outbox::Outbox::open_route(&cfg.state_dir, p.site.as_deref(), p.leaf.as_deref()).map_err(io);
             let setup = courier::Setup { route: p.route, outbox: open()?, policy: p.policy, host: host.clone() };
             let handle = courier::spawn(setup, supervisor).map_err(io)?;
-            routes.push(RouteSink { outbox: open()?, min_severity: p.min_severity, site: p.site, handle });
+            let outbox = open()?;
+            let state = RouteState { outbox: outbox.path().display().to_string(), ..RouteState::default() };
+            health.set(state.clone());
+            let (held, min_severity, site) = (Vec::new(), p.min_severity, p.site);
+            routes.push(RouteSink { outbox, min_severity, site, handle, held, state });
         }
         let used: Vec<std::path::PathBuf> = routes.iter().map(|r| r.outbox.path().to_path_buf()).collect();
         outbox::Outbox::retire_unused(&cfg.state_dir, &used);
-        Ok(Sinks { log, terminal: None, routes })
+        Ok(Sinks { log, terminal: None, routes, health, counts: AlertCounts::default() })
     }
 
     /// Delivers a batch of records to every sink (the global routes get every
@@ -228,10 +324,10 @@ impl Sinks {
         if let Some(log) = self.log.as_mut() {
             log.append(records)?;
         }
-        crate::daemon::metrics::count_alerts(records);
+        self.counts.add(records);
         // A site owner's route gets that site's alerts, and no other.
-        for route in &self.routes {
-            route.queue(records)?;
+        for route in &mut self.routes {
+            route.queue(records, &self.health);
         }
         Ok(())
     }

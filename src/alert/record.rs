@@ -120,7 +120,7 @@ pub struct AlertRecord {
     /// Who wrote it: the process, user, service (realtime on the fanotify
     /// source; absent for scans and inotify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<crate::watch::Actor>,
+    pub actor: Option<crate::model::Actor>,
     /// Against a manifest of the package the file belongs to: `vendor`,
     /// `tampered`, `foreign` (absent when no manifest covers the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +128,10 @@ pub struct AlertRecord {
     /// Names of the signature rules the new content matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<String>,
+    /// Why the new content could not be scanned by the signature rules
+    /// (`signatures` is then no evidence that it is clean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unscanned: Option<String>,
     /// A package update judged as a whole (the record is its summary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateRecord>,
@@ -176,6 +180,7 @@ impl AlertRecord {
             actor: change.actor.as_deref().cloned(),
             verdict: None,
             signatures: change.signatures.clone(),
+            unscanned: change.unscanned.clone(),
             update: None,
         }
     }
@@ -197,18 +202,7 @@ impl AlertRecord {
     }
 }
 
-/// The absolute path of `rel` below `root`, as bytes.
-pub fn absolute(root: &Path, rel: &[u8]) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut abs = root.as_os_str().as_bytes().to_vec();
-    if !rel.is_empty() {
-        if abs.last() != Some(&b'/') {
-            abs.push(b'/');
-        }
-        abs.extend_from_slice(rel);
-    }
-    abs
-}
+pub use crate::model::absolute;
 
 #[cfg(test)]
 mod tests {

@@ -33,33 +33,11 @@ const PER_CONNECTION: usize = 5_000;
 /// Paths of an update summary sent at most (the rest are in the log).
 const UPDATE_PATHS: usize = 20;
 
-/// How messages travel (`alerts.syslog.protocol`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// One datagram a message (RFC 5426), no acknowledgement.
-    #[default]
-    Udp,
-    /// Octet-counted frames (RFC 6587).
-    Tcp,
-    /// Octet-counted frames over TLS (RFC 5425).
-    Tls,
-}
+pub use crate::model::SyslogProtocol as Protocol;
 
-/// Where the record goes in a message (`alerts.syslog.format`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// In structured data; MSG is a one-line summary.
-    #[default]
-    Rfc5424,
-    /// The record as JSON in MSG.
-    Json,
-}
+pub use crate::model::SyslogFormat as Format;
 
-/// A syslog facility, by name (`alerts.syslog.facility`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Facility(pub u8);
+pub use crate::model::SyslogFacility as Facility;
 
 const FACILITIES: [&str; 24] = [
     "kern",
@@ -87,12 +65,6 @@ const FACILITIES: [&str; 24] = [
     "local6",
     "local7",
 ];
-
-impl Default for Facility {
-    fn default() -> Self {
-        Facility(3) // daemon
-    }
-}
 
 impl<'de> serde::Deserialize<'de> for Facility {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -187,6 +159,7 @@ pub fn message(r: &AlertRecord, host: &str, facility: Facility, format: Format) 
             if !r.signatures.is_empty() {
                 params.push(("signatures", r.signatures.join(",")));
             }
+            params.extend(r.unscanned.clone().map(|u| ("unscanned", u)));
             if let Some(a) = &r.actor {
                 params.push(("actor_pid", a.pid.to_string()));
                 params.extend(a.exe.clone().map(|v| ("actor_exe", v)));
@@ -429,25 +402,7 @@ fn unacknowledged(sock: &TcpStream) -> std::io::Result<i32> {
     Ok(n)
 }
 
-/// The certificates of a PEM file (at least one).
-pub fn read_certs(p: &std::path::Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(p)
-        .map_err(|e| format!("cannot read {}: {e}", p.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", p.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate in it", p.display()));
-    }
-    Ok(certs)
-}
-
-/// The private key of a PEM file.
-pub fn read_key(p: &std::path::Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::PrivateKeyDer::from_pem_file(p)
-        .map_err(|e| format!("{}: no usable PEM private key: {e}", p.display()))
-}
+pub use crate::util::keyfile::{read_certs, read_key};
 
 /// The TLS client settings: the CA file's certificates, or the system's;
 /// the client certificate and key when the collector asks for one.

@@ -24,7 +24,8 @@ impl Terminal {
     }
 
     /// One alert as a line: time, severity, event, path (and link target), rule
-    /// and how it was detected.
+    /// and how it was detected, then the signatures that matched, the
+    /// release's verdict and what the quarantine did.
     pub fn line(&self, r: &AlertRecord) -> String {
         let time = r.time.get(11..23).unwrap_or(&r.time);
         let sev = format!("{:<8}", r.severity.as_str().to_uppercase());
@@ -48,7 +49,29 @@ impl Terminal {
             ),
             _ => String::new(),
         };
-        format!("{time} {sev} {:<8} {path}{extra}  [{}, {}]", r.event.as_str(), r.rule, r.detected_by.as_str())
+        let mut line =
+            format!("{time} {sev} {:<8} {path}{extra}  [{}, {}]", r.event.as_str(), r.rule, r.detected_by.as_str());
+        // What the mail says beyond the place: the rules that matched, the
+        // release's word, and what the quarantine did (or could not do).
+        if !r.signatures.is_empty() {
+            let names: Vec<String> = r.signatures.iter().map(|s| crate::util::bytes::printable(s.as_bytes())).collect();
+            line.push_str(&format!(" signatures: {}", names.join(", ")));
+        }
+        if let Some(why) = &r.unscanned {
+            line.push_str(&format!(" NOT SCANNED: {why}"));
+        }
+        if let Some(v) = &r.verdict {
+            line.push_str(&format!("; {}", super::email::verdict_line(v)));
+        }
+        if let Some(q) = &r.quarantine {
+            let result = q.result.as_deref().unwrap_or(q.action.as_str());
+            line.push_str(&format!(
+                "; quarantine: {} (item {})",
+                crate::util::bytes::printable(result.as_bytes()),
+                q.id
+            ));
+        }
+        line
     }
 
     /// Prints `records`, one line each, and flushes stdout.

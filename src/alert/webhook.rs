@@ -10,7 +10,6 @@
 //! kept small. The URL may hold a token, so logs name only its host.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -36,20 +35,7 @@ const CHAT_FIELD: usize = 300;
 /// The answer read from a receiver at most.
 const MAX_ANSWER: u64 = 4_096;
 
-/// What a webhook's payload is (`kind:`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// `{"host", "sent_at", "count", "overflow", "records": [...]}`.
-    #[default]
-    Json,
-    /// A Slack incoming-webhook message (`text`, mrkdwn).
-    Slack,
-    /// A Mattermost incoming-webhook message (`text`, Markdown).
-    Mattermost,
-    /// A Teams Workflows message holding an Adaptive Card.
-    Teams,
-}
+pub use crate::model::WebhookKind as Kind;
 
 impl Kind {
     fn as_str(self) -> &'static str {
@@ -62,25 +48,7 @@ impl Kind {
     }
 }
 
-/// Reads a secret key file: its content without the final newline, not
-/// empty, at most 4 KiB.
-pub fn read_secret(p: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", p.display()));
-    }
-    if meta.len() > 4096 {
-        return Err(format!("{} is larger than 4 KiB: not a secret key", p.display()));
-    }
-    let mut key = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        key.pop();
-    }
-    if key.is_empty() {
-        return Err(format!("{} is empty", p.display()));
-    }
-    Ok(key)
-}
+pub use crate::util::keyfile::read_secret;
 
 /// The `X-Sitewarden-Signature` of `body`: `sha256=` and the hex HMAC-SHA256.
 pub fn signature(key: &[u8], body: &[u8]) -> String {
@@ -110,14 +78,7 @@ impl Webhook {
     }
 }
 
-/// The URL as logs show it: scheme and host, never the path (it may be
-/// the token itself).
-pub fn shown(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or(host);
-    format!("{scheme}://{host}/…")
-}
+pub use crate::util::shown_url as shown;
 
 impl Route for Webhook {
     fn describe(&self) -> String {
@@ -257,6 +218,7 @@ fn facts(r: &AlertRecord) -> Vec<String> {
     if !r.signatures.is_empty() {
         f.push(format!("signatures {}", r.signatures.join(", ")));
     }
+    f.extend(r.unscanned.as_ref().map(|u| format!("NOT SCANNED: {u}")));
     f.extend(r.verdict.as_ref().map(super::email::verdict_line));
     if let Some(a) = &r.actor {
         f.push(format!("written by {}", a.describe()));

@@ -47,7 +47,7 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
         eprintln!(
             "sitewarden: {}: accepted {n} changes under {}",
             site.name,
-            crate::scan::show(&crate::alert::record::absolute(&site.root, &rel))
+            crate::scan::show(&crate::model::absolute(&site.root, &rel))
         );
     }
     Ok(OK)
@@ -108,7 +108,7 @@ fn accept_under(
 fn accept_one(store: &mut Store, site: &Site, rel: &[u8]) -> Result<usize> {
     let before = store.get(&site.name, rel)?;
     let now = file::probe(&site.real_root, rel, None)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", crate::scan::show(&crate::alert::record::absolute(&site.root, rel))))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", crate::scan::show(&crate::model::absolute(&site.root, rel))))?;
     if let Some(state) = &now {
         if !site.policy.watched(rel, state.kind) {
             warn(&site.name, rel, &"not watched by the site's profile; nothing to accept");

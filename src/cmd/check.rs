@@ -1,11 +1,14 @@
 //! `sitewarden check`: compare every site with its baseline and report the
-//! drift. Changes nothing: no alert log, no mail, no store write.
+//! drift. Changes nothing: no alert log, no mail, no store write. A site
+//! whose scan did not finish (a walking or hashing thread died) is listed
+//! as unchecked, never as clean or with its unread files deleted: exit 3
+//! when nothing worse was found.
 
 use std::io::Write;
 
 use anyhow::{bail, Result};
 
-use super::{hostname, warn, DRIFT, OK};
+use super::{hostname, warn, DRIFT, OK, UNCHECKED};
 use crate::alert::diff;
 use crate::baseline::Store;
 use crate::config::Config;
@@ -19,18 +22,32 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
     let content = crate::content::ContentStore::new(&cfg.state_dir);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut drift = false;
+    let (mut drift, mut unchecked) = (false, false);
     for site in sites {
         if !store.has_baseline(&site.name)? {
             bail!("site '{}' has no baseline yet: run `sitewarden baseline --site {}`", site.name, site.name);
         }
         let baseline = store.load(&site.name)?;
-        let mut cmp = detect::compare(&CompareSpec { rehash, ..CompareSpec::new(site, &baseline) })?;
+        let mut cmp = match detect::compare(&CompareSpec { rehash, ..CompareSpec::new(site, &baseline) }) {
+            Ok(cmp) => cmp,
+            Err(e @ crate::scan::ScanError::Incomplete { .. }) => {
+                unchecked = true;
+                eprintln!("sitewarden: {}: {e}", site.name);
+                if json {
+                    let v = serde_json::json!({"site": &*site.name, "result": "unchecked", "reason": e.to_string()});
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(out, "{}: NOT CHECKED: {e}", site.name)?;
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         for (rel, e) in &cmp.problems {
             warn(&site.name, rel, e);
         }
         if let Some(sigs) = cfg.signatures.rules()? {
-            crate::signatures::sign(&sigs, site, None, &mut cmp.changes);
+            crate::signatures::sign(&sigs, &site.policy, &site.real_root, None, &mut cmp.changes);
         }
         let changes: Vec<_> = cmp.changes.iter().filter(|c| !c.is_silent()).collect();
         drift |= !changes.is_empty();
@@ -61,5 +78,11 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
         }
     }
     out.flush()?;
-    Ok(if drift { DRIFT } else { OK })
+    Ok(if drift {
+        DRIFT
+    } else if unchecked {
+        UNCHECKED
+    } else {
+        OK
+    })
 }

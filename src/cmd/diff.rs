@@ -50,6 +50,7 @@ pub fn run(cfg: &Config, arg: &OsStr) -> Result<i32> {
         hot: false,
         actor: None,
         signatures: Vec::new(),
+        unscanned: None,
     };
     let content = crate::content::ContentStore::new(&cfg.state_dir);
     let rendered = crate::alert::diff::of_change(

@@ -32,6 +32,10 @@ use crate::model::RelPath;
 pub const OK: i32 = 0;
 /// Exit code of `check`: drift found.
 pub const DRIFT: i32 = 1;
+/// Exit code of `verify`: nothing found, but something could not be
+/// checked (a release's checksums could not be had, a file could not be
+/// scanned). Never 0: a check not made is not a pass.
+pub const UNCHECKED: i32 = 3;
 
 /// Runs one command; `Err` is exit code 2.
 pub fn run(cli: Cli) -> Result<i32> {

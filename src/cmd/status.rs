@@ -48,6 +48,10 @@ struct Status {
     /// Bytes the quarantine (evidence) takes.
     quarantine_bytes: u64,
     sites: Vec<SiteStatus>,
+    /// Alert routes whose outbox cannot be written (the running daemon's
+    /// word): each degraded alone, its alerts held in memory.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failing_routes: Vec<crate::alert::RouteState>,
     /// Why the config file could not be read, when the status comes from
     /// the running daemon instead (which keeps the config it loaded).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,6 +135,10 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
         content_bytes: crate::content::ContentStore::new(state_dir).size(),
         quarantine_bytes: crate::quarantine::QuarantineStore::new(state_dir).size(),
         sites,
+        failing_routes: daemon
+            .as_ref()
+            .map(|d| d.routes.iter().filter(|r| r.failing.is_some()).cloned().collect())
+            .unwrap_or_default(),
         config_error,
     };
     let mut out = std::io::stdout().lock();
@@ -140,6 +148,16 @@ fn report(state_dir: &Path, named: Vec<Named>, config_error: Option<String>, jso
     }
     writeln!(out, "daemon: {}", if status.ready { "ready" } else { "not running" })?;
     writeln!(out, "outbox: {} alerts waiting", status.outbox)?;
+    for r in &status.failing_routes {
+        writeln!(
+            out,
+            "ROUTE FAILING: {}: {}; {} alerts held in memory, {} lost for this route (all are in the alert log)",
+            r.outbox,
+            r.failing.as_deref().unwrap_or(""),
+            r.held,
+            r.dropped
+        )?;
+    }
     writeln!(out, "state: content store {} bytes, quarantine {} bytes", status.content_bytes, status.quarantine_bytes)?;
     for s in &status.sites {
         writeln!(

@@ -3,6 +3,9 @@
 //! baseline is named too: a site's `reference:` (what was deployed), or
 //! the published releases of the WordPress core and plugins it runs.
 //! Lists tampered, foreign and missing files; exit 1 when there is any.
+//! What could not be checked (a release whose checksums could not be had,
+//! a file the signature rules could not be run over) is never a pass:
+//! listed as `unchecked`, exit 3 when nothing worse was found.
 //! Changes nothing but the checksum cache.
 
 use std::collections::HashSet;
@@ -10,7 +13,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{warn, DRIFT, OK};
+use super::{warn, DRIFT, OK, UNCHECKED};
 use crate::config::{Config, Site};
 use crate::model::{FileState, FileType, RelPath};
 use crate::vendor::{wordpress, Manifest, Origin};
@@ -25,6 +28,26 @@ pub(super) struct Finding {
     pub(super) signatures: Vec<String>,
 }
 
+/// Something verify could not check: a package whose release is not
+/// known (its checksums could not be fetched), or a file whose content the
+/// signature rules could not be run over.
+pub(super) struct Unchecked {
+    /// `package` or `file`.
+    pub(super) what: &'static str,
+    /// The package and version, or the site path.
+    pub(super) name: String,
+    /// Why not, in the words of the failure (HTTP status, timeout, ...).
+    pub(super) reason: String,
+}
+
+/// What verify found in one site.
+pub(super) struct Verified {
+    pub(super) findings: Vec<Finding>,
+    pub(super) unchecked: Vec<Unchecked>,
+    /// One line: what it was checked against, and the outcome.
+    pub(super) summary: String,
+}
+
 impl Finding {
     /// `[package version]` or `[rule, rule]`.
     fn against(&self) -> String {
@@ -37,12 +60,28 @@ impl Finding {
 
 pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut bad = false;
+    let (mut bad, mut unchecked) = (false, false);
     for site in cfg.select(only)? {
-        let (findings, summary) = verify_site(cfg, site, None, rehash)?;
+        let Verified { findings, unchecked: not_checked, summary } = verify_site(cfg, site, None, rehash)?;
         bad |= !findings.is_empty();
+        unchecked |= !not_checked.is_empty();
+        for u in &not_checked {
+            if json {
+                let v = serde_json::json!({
+                    "site": &*site.name,
+                    "result": "unchecked",
+                    "what": u.what,
+                    "name": crate::util::bytes::printable(u.name.as_bytes()),
+                    "reason": u.reason,
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                let name = crate::util::bytes::printable(u.name.as_bytes());
+                writeln!(out, "unchecked {} {name}  [{}]", u.what, u.reason)?;
+            }
+        }
         for f in &findings {
-            let path = crate::alert::record::absolute(&site.root, &f.rel);
+            let path = crate::model::absolute(&site.root, &f.rel);
             if json {
                 let v = serde_json::json!({
                     "site": &*site.name,
@@ -60,7 +99,13 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             writeln!(out, "{}: {summary}", site.name)?;
         }
     }
-    Ok(if bad { DRIFT } else { OK })
+    Ok(if bad {
+        DRIFT
+    } else if unchecked {
+        UNCHECKED
+    } else {
+        OK
+    })
 }
 
 /// The findings of one site, and a line saying what it was checked against.
@@ -71,9 +116,9 @@ pub(super) fn verify_site(
     site: &Site,
     observed: Option<Vec<(RelPath, FileState)>>,
     rehash: bool,
-) -> Result<(Vec<Finding>, String)> {
+) -> Result<Verified> {
     let mut manifests: Vec<(std::sync::Arc<Manifest>, Option<RelPath>)> = Vec::new();
-    let mut unknown: Vec<String> = Vec::new();
+    let mut unchecked: Vec<Unchecked> = Vec::new();
     if let Some(reference) = &site.reference {
         manifests.push((std::sync::Arc::new(Manifest::reference(reference)?), None));
     } else if cfg.vendors.enabled && site.profile == "wordpress" {
@@ -81,16 +126,18 @@ pub(super) fn verify_site(
         for p in wordpress::detect(&site.real_root) {
             match wordpress::manifest(&p, &cfg.vendors.wordpress, &cache) {
                 Ok(m) => manifests.push((m, Some(p.dir.clone()))),
-                Err(e) => unknown.push(e.to_string()),
+                Err(e) => unchecked.push(Unchecked {
+                    what: "package",
+                    name: format!("{} {}", p.name, p.version),
+                    reason: e.to_string(),
+                }),
             }
         }
     }
     let sigs = cfg.signatures.rules()?;
-    if manifests.is_empty() && unknown.is_empty() && sigs.is_none() {
-        return Ok((
-            Vec::new(),
-            "nothing to verify against: configure `reference:` (or use the wordpress profile)".into(),
-        ));
+    if manifests.is_empty() && unchecked.is_empty() && sigs.is_none() {
+        let summary = "nothing to verify against: configure `reference:` (or use the wordpress profile)".into();
+        return Ok(Verified { findings: Vec::new(), unchecked, summary });
     }
     let entries = match observed {
         Some(e) => e,
@@ -117,7 +164,7 @@ pub(super) fn verify_site(
         let mine = |rel: &[u8]| match dir.as_deref() {
             None => true,
             Some([]) => !rel.starts_with(b"wp-content/"),
-            Some(d) => crate::detect::is_under(rel, d),
+            Some(d) => crate::model::is_under(rel, d),
         };
         for (rel, state) in entries.iter().filter(|(r, s)| s.kind == FileType::File && mine(r)) {
             let md5 = || crate::vendor::live_md5(&site.real_root, rel, Some(state));
@@ -135,28 +182,42 @@ pub(super) fn verify_site(
     }
     // Known-bad: every file's content against the signature rules.
     if let Some(sigs) = &sigs {
-        findings.extend(scan_all(sigs, site, &entries));
+        let (found, unscanned) = scan_all(sigs, site, &entries)?;
+        findings.extend(found);
+        for (rel, reason) in unscanned {
+            let name = crate::util::bytes::lossless(&crate::model::absolute(&site.root, &rel));
+            unchecked.push(Unchecked { what: "file", name, reason });
+        }
     }
     findings.sort_by(|a, b| a.rel.cmp(&b.rel));
     let mut against: Vec<String> = manifests.iter().map(|(m, _)| format!("{} {}", m.package, m.version)).collect();
     if let Some(sigs) = &sigs {
         against.push(format!("{} signature rules", sigs.len()));
     }
-    let mut summary = format!(
-        "{files} files checked against {}: {}",
-        if against.is_empty() { "nothing".to_string() } else { against.join(", ") },
-        if findings.is_empty() { "all match".to_string() } else { format!("{} do not", findings.len()) }
-    );
-    for u in unknown {
-        summary.push_str(&format!("; unknown: {u}"));
-    }
-    Ok((findings, summary))
+    let outcome = match (findings.len(), unchecked.len()) {
+        (0, 0) => "all match".to_string(),
+        (0, u) => format!("no finding, but {u} could not be checked: NOT VERIFIED"),
+        (f, 0) => format!("{f} do not"),
+        (f, u) => format!("{f} do not, and {u} could not be checked"),
+    };
+    let against = if against.is_empty() { "nothing".to_string() } else { against.join(", ") };
+    let summary = format!("{files} files checked against {against}: {outcome}");
+    Ok(Verified { findings, unchecked, summary })
 }
 
+/// A file the signature rules could not be run over, and why.
+type Unscanned = (RelPath, String);
+
 /// The signature findings of every regular file of `entries`, read and
-/// scanned on every core; a content seen before (the same plugin in
-/// another site) is not scanned again.
-fn scan_all(sigs: &crate::signatures::Signatures, site: &Site, entries: &[(RelPath, FileState)]) -> Vec<Finding> {
+/// scanned on every core, and the files the rules could not be run over;
+/// a content seen before (the same plugin in another site) is not scanned
+/// again. A worker that died fails the whole check: what it did not reach
+/// was never judged.
+fn scan_all(
+    sigs: &crate::signatures::Signatures,
+    site: &Site,
+    entries: &[(RelPath, FileState)],
+) -> Result<(Vec<Finding>, Vec<Unscanned>)> {
     let files: Vec<(&RelPath, [u8; 32])> =
         entries.iter().filter(|(_, s)| s.kind == FileType::File).filter_map(|(r, s)| Some((r, s.sha256?))).collect();
     let threads = std::thread::available_parallelism().map(usize::from).unwrap_or(1).clamp(1, 8);
@@ -167,8 +228,9 @@ fn scan_all(sigs: &crate::signatures::Signatures, site: &Site, entries: &[(RelPa
             .map(|part| {
                 scope.spawn(move || {
                     let mut scanner = sigs.scanner();
-                    let mut found = Vec::new();
+                    let (mut found, mut unscanned) = (Vec::new(), Vec::new());
                     for (rel, sha) in part {
+                        crate::util::fault::point("verify", rel);
                         let foreign = site.policy.foreign_place(rel);
                         let load = || crate::signatures::read_head(&site.real_root, rel, sigs.max_size);
                         let Some(m) = sigs.scan_content(&mut scanner, sha, rel, foreign, load) else { continue };
@@ -176,13 +238,27 @@ fn scan_all(sigs: &crate::signatures::Signatures, site: &Site, entries: &[(RelPa
                         if !matched.is_empty() {
                             let rel = (*rel).clone();
                             found.push(Finding { rel, what: "signature", verdict: None, signatures: matched });
+                        } else if let Some(why) = m.unscanned {
+                            unscanned.push(((*rel).clone(), why));
                         }
                     }
-                    found
+                    (found, unscanned)
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        let (mut found, mut unscanned) = (Vec::new(), Vec::new());
+        for w in workers {
+            let (f, u) = w.join().map_err(|p| {
+                anyhow::anyhow!(
+                    "{}: the signature check did not finish: a worker died ({}); nothing was verified",
+                    site.name,
+                    crate::util::supervise::panic_text(p.as_ref())
+                )
+            })?;
+            found.extend(f);
+            unscanned.extend(u);
+        }
+        Ok((found, unscanned))
     })
 }
 
@@ -190,9 +266,13 @@ fn scan_all(sigs: &crate::signatures::Signatures, site: &Site, entries: &[(RelPa
 /// (for `init` and `baseline`: an infected site is named on day one).
 pub(super) fn report(cfg: &Config, site: &Site, observed: Option<Vec<(RelPath, FileState)>>) {
     match verify_site(cfg, site, observed, false) {
-        Ok((findings, summary)) => {
+        Ok(Verified { findings, unchecked, summary }) => {
             for f in &findings {
                 eprintln!("sitewarden: {}: {} {} ({})", site.name, f.what, crate::scan::show(&f.rel), f.against());
+            }
+            for u in &unchecked {
+                let name = crate::util::bytes::printable(u.name.as_bytes());
+                eprintln!("sitewarden: {}: could not check {} {name}: {}", site.name, u.what, u.reason);
             }
             eprintln!("sitewarden: {}: verify: {summary}", site.name);
         }

@@ -202,7 +202,7 @@ pub struct AlertSettings {
     /// The JSON-lines alert log.
     pub log: PathBuf,
     /// What a line of it is: the record, or its ECS document.
-    pub log_format: crate::alert::LogFormat,
+    pub log_format: crate::model::LogFormat,
     /// Mail delivery; `None` without `alerts.email`.
     pub email: Option<EmailSettings>,
     /// Webhooks receiving every alert (`alerts.webhooks`).
@@ -218,7 +218,7 @@ pub struct WebhookSettings {
     /// Where alerts are POSTed (it may hold a token: never logged whole).
     pub url: String,
     /// The payload's shape.
-    pub kind: crate::alert::webhook::Kind,
+    pub kind: crate::model::WebhookKind,
     /// The file holding the HMAC key of `X-Sitewarden-Signature`.
     pub secret_file: Option<PathBuf>,
     /// Alerts below this are not sent.
@@ -230,7 +230,7 @@ pub struct WebhookSettings {
 }
 
 fn webhook_settings(w: raw::RawWebhook) -> WebhookSettings {
-    let machine = w.kind == crate::alert::webhook::Kind::Json;
+    let machine = w.kind == crate::model::WebhookKind::Json;
     WebhookSettings {
         url: w.url.0,
         kind: w.kind,
@@ -249,11 +249,11 @@ pub struct SyslogSettings {
     /// Its port.
     pub port: u16,
     /// UDP, TCP or TLS.
-    pub protocol: crate::alert::syslog::Protocol,
+    pub protocol: crate::model::SyslogProtocol,
     /// Where the record goes: structured data, or JSON in MSG.
-    pub format: crate::alert::syslog::Format,
+    pub format: crate::model::SyslogFormat,
     /// The facility of every message.
-    pub facility: crate::alert::syslog::Facility,
+    pub facility: crate::model::SyslogFacility,
     /// Alerts below this are not sent.
     pub min_severity: Severity,
     /// CA certificates (PEM) for TLS; default: the system's.
@@ -282,7 +282,7 @@ pub struct Config {
     /// Bounds of the state under `state_dir`.
     pub state: StateSettings,
     /// Where realtime events come from (`realtime.source`).
-    pub realtime: crate::watch::Source,
+    pub realtime: crate::model::RealtimeSource,
     /// Published checksums (`vendors:`).
     pub vendors: VendorSettings,
     /// Content signatures (`signatures:`), compiled on first use.
@@ -428,7 +428,7 @@ impl Config {
         }
 
         if let Some(sl) = &raw.alerts.syslog {
-            let tls = sl.protocol == crate::alert::syslog::Protocol::Tls;
+            let tls = sl.protocol == crate::model::SyslogProtocol::Tls;
             let misplaced = [
                 ("ca_file", sl.ca_file.is_some()),
                 ("cert_file", sl.cert_file.is_some()),
@@ -521,7 +521,7 @@ impl Config {
                 webhooks: raw.alerts.webhooks.0.into_iter().map(webhook_settings).collect(),
                 syslog: raw.alerts.syslog.map(|s| SyslogSettings {
                     port: s.port.map(|p| p.0).unwrap_or(match s.protocol {
-                        crate::alert::syslog::Protocol::Tls => 6514,
+                        crate::model::SyslogProtocol::Tls => 6514,
                         _ => 514,
                     }),
                     host: s.host.0,

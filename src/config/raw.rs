@@ -148,7 +148,7 @@ impl<'de> Deserialize<'de> for HttpUrl {
                 Ok(HttpUrl(s.to_string()))
             } else {
                 // Never the whole of it in a log: a webhook's path is its token.
-                Err(format!("{} is not an http:// or https:// URL with a host", crate::alert::webhook::shown(s)))
+                Err(format!("{} is not an http:// or https:// URL with a host", crate::util::shown_url(s)))
             }
         })
     }
@@ -160,7 +160,7 @@ impl<'de> Deserialize<'de> for HttpUrl {
 pub struct RawRealtime {
     /// `auto` (fanotify where possible, else inotify), `fanotify` or `inotify`.
     #[serde(default)]
-    pub source: crate::watch::Source,
+    pub source: crate::model::RealtimeSource,
 }
 
 /// The `state:` section.
@@ -316,7 +316,7 @@ impl<'de> Deserialize<'de> for Webhooks {
                     if hooks.iter().any(|o| o.url.0 == h.url.0) {
                         return Err(de::Error::custom(format!(
                             "webhook {} is listed twice",
-                            crate::alert::webhook::shown(&h.url.0)
+                            crate::util::shown_url(&h.url.0)
                         )));
                     }
                     hooks.push(h);
@@ -336,7 +336,7 @@ pub struct RawWebhook {
     pub url: HttpUrl,
     /// The payload: `json` (default), `slack`, `mattermost` or `teams`.
     #[serde(default)]
-    pub kind: crate::alert::webhook::Kind,
+    pub kind: crate::model::WebhookKind,
     /// A file holding the key of the `X-Sitewarden-Signature` HMAC.
     pub secret_file: Option<SecretFile>,
     /// Alerts below this are not sent (default `low`).
@@ -357,13 +357,13 @@ pub struct RawSyslog {
     pub port: Option<Port>,
     /// `udp` (default), `tcp` or `tls`.
     #[serde(default)]
-    pub protocol: crate::alert::syslog::Protocol,
+    pub protocol: crate::model::SyslogProtocol,
     /// `rfc5424` (the record in structured data, default) or `json` (in MSG).
     #[serde(default)]
-    pub format: crate::alert::syslog::Format,
+    pub format: crate::model::SyslogFormat,
     /// The syslog facility (default `daemon`).
     #[serde(default)]
-    pub facility: crate::alert::syslog::Facility,
+    pub facility: crate::model::SyslogFacility,
     /// Alerts below this are not sent (default `info`: all).
     pub min_severity: Option<Severity>,
     /// CA certificates (PEM) the collector's certificate is checked with
@@ -381,7 +381,7 @@ pub struct CertFile(pub PathBuf);
 
 impl<'de> Deserialize<'de> for CertFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        pem_file(d, "an absolute path to a PEM certificate file", |p| crate::alert::syslog::read_certs(p).map(|_| ()))
+        pem_file(d, "an absolute path to a PEM certificate file", |p| crate::util::keyfile::read_certs(p).map(|_| ()))
             .map(CertFile)
     }
 }
@@ -392,7 +392,7 @@ pub struct KeyFile(pub PathBuf);
 
 impl<'de> Deserialize<'de> for KeyFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        pem_file(d, "an absolute path to a PEM private key file", |p| crate::alert::syslog::read_key(p).map(|_| ()))
+        pem_file(d, "an absolute path to a PEM private key file", |p| crate::util::keyfile::read_key(p).map(|_| ()))
             .map(KeyFile)
     }
 }
@@ -479,7 +479,7 @@ impl<'de> Deserialize<'de> for SecretFile {
             if !p.is_absolute() {
                 return Err(format!("{} must be an absolute path", p.display()));
             }
-            crate::alert::webhook::read_secret(p).map(|_| SecretFile(super::normalize(p)))
+            crate::util::keyfile::read_secret(p).map(|_| SecretFile(super::normalize(p)))
         })
     }
 }
@@ -694,7 +694,7 @@ pub struct RawAlerts {
     pub log: Option<AbsPath>,
     /// `json` (the record, the default) or `ecs` (Elastic Common Schema).
     #[serde(default)]
-    pub log_format: crate::alert::LogFormat,
+    pub log_format: crate::model::LogFormat,
     /// Mail delivery; absent: no mail.
     pub email: Option<RawEmail>,
     /// Webhooks receiving every alert.

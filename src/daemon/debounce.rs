@@ -42,7 +42,7 @@ pub struct Seen {
     /// Taken at `max_wait` while still receiving events.
     pub hot: bool,
     /// The last writer named by an event (fanotify).
-    pub actor: Option<Arc<crate::watch::Actor>>,
+    pub actor: Option<Arc<crate::model::Actor>>,
 }
 
 impl Seen {
@@ -55,7 +55,7 @@ impl Seen {
         Seen { first: now, last: now, wrote: false, closes: 0, gone: false, hot: false, actor: None }
     }
 
-    fn add(&mut self, now: Instant, op: Op, actor: Option<Arc<crate::watch::Actor>>) {
+    fn add(&mut self, now: Instant, op: Op, actor: Option<Arc<crate::model::Actor>>) {
         // The latest writer, unless all that is known of it is a pid that
         // an earlier event of the same process named better (a writer gone
         // by its close: its create was read while it lived).
@@ -148,7 +148,7 @@ impl Debouncer {
         now: Instant,
         by: DetectedBy,
         op: Op,
-        actor: Option<Arc<crate::watch::Actor>>,
+        actor: Option<Arc<crate::model::Actor>>,
         guarded: bool,
     ) {
         // Checked within the last quiet period and still receiving events:

@@ -471,7 +471,8 @@ impl Generation {
     /// Scans the new content of the observed changes for signatures.
     pub fn sign(&self, o: &mut Observed) {
         if let Some(sigs) = self.cfg.signatures.rules_or_none() {
-            crate::signatures::sign(&sigs, &self.cfg.sites[o.site], Some(&self.content), &mut o.changes);
+            let site = &self.cfg.sites[o.site];
+            crate::signatures::sign(&sigs, &site.policy, &site.real_root, Some(&self.content), &mut o.changes);
         }
     }
 
@@ -525,6 +526,7 @@ impl Generation {
                             hot: false,
                             actor: seen.actor.clone(),
                             signatures: Vec::new(),
+                            unscanned: None,
                         });
                     }
                     // Only its attributes changed (chmod, chown) and it is
@@ -597,6 +599,7 @@ impl Generation {
                         hot: seen.hot,
                         actor: seen.actor.clone(),
                         signatures: Vec::new(),
+                        unscanned: None,
                     });
                 }
             }

@@ -362,7 +362,11 @@ impl Judge {
 
     fn control(&mut self, c: Control) -> Result<(), Fatal> {
         match c {
-            Control::Reload(sinks) => self.sinks = sinks,
+            Control::Reload(mut sinks) => {
+                // The count of alerts goes on across configurations.
+                sinks.counts = self.sinks.counts.clone();
+                self.sinks = sinks;
+            }
             Control::Baseline(b) => {
                 let result = self.write_baseline(&b).map_err(|e| e.to_string());
                 let _ = b.done.send(result);
@@ -548,7 +552,7 @@ impl Judge {
         };
         if let Some(t) = c.transient {
             let ours = c.after.as_ref().is_some_and(|a| {
-                crate::watch::own::was_placed(&crate::alert::record::absolute(&site.real_root, &c.rel), (a.dev, a.ino))
+                crate::watch::own::was_placed(&crate::model::absolute(&site.real_root, &c.rel), (a.dev, a.ino))
             });
             if ours {
                 return (None, Fate::Undone);

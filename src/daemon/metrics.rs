@@ -3,25 +3,11 @@
 //! renamed over it, every status write (at most every 10 s), so a scrape
 //! never reads half a file.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::Mutex;
 
 use crate::model::Severity;
-
-/// Alerts delivered since the daemon started, by (site, severity).
-static ALERTS: Mutex<BTreeMap<(String, Severity), u64>> = Mutex::new(BTreeMap::new());
-
-/// Counts delivered alerts.
-pub fn count_alerts(records: &[crate::alert::AlertRecord]) {
-    if let Ok(mut m) = ALERTS.lock() {
-        for r in records {
-            *m.entry((r.site.clone(), r.severity)).or_default() += 1;
-        }
-    }
-}
 
 /// What the metrics say of one site.
 pub struct SiteMetrics {
@@ -45,12 +31,16 @@ pub struct SiteMetrics {
 pub struct Metrics {
     /// Per site.
     pub sites: Vec<SiteMetrics>,
-    /// Alerts queued for mail.
+    /// Alerts queued in every route's outbox.
     pub outbox_depth: u64,
-    /// Age of the oldest undelivered mail alert, seconds (0: none).
+    /// Age of the oldest undelivered alert, seconds (0: none).
     pub outbox_oldest_age: f64,
     /// Kernel events read.
     pub kernel_events: u64,
+    /// Each route's outbox health.
+    pub routes: Vec<crate::alert::RouteState>,
+    /// Alerts delivered since the daemon started, by (site, severity).
+    pub alerts: Vec<((String, Severity), u64)>,
 }
 
 /// A label value as the exposition format wants it.
@@ -100,28 +90,44 @@ pub fn render(m: &Metrics) -> String {
         })
         .collect();
     family("sitewarden_realtime_source", "gauge", "Where the site's realtime events come from.", sources);
-    let alerts = ALERTS
-        .lock()
-        .map(|a| {
-            a.iter()
-                .map(|((site, sev), n)| {
-                    (format!("{{site=\"{}\",severity=\"{}\"}}", label(site), sev.as_str()), n.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let alerts = m
+        .alerts
+        .iter()
+        .map(|((site, sev), n)| (format!("{{site=\"{}\",severity=\"{}\"}}", label(site), sev.as_str()), n.to_string()))
+        .collect();
     family("sitewarden_alerts_total", "counter", "Alerts delivered since the daemon started.", alerts);
     family(
         "sitewarden_outbox_depth",
         "gauge",
-        "Alerts waiting to be mailed.",
+        "Alerts waiting in the routes' outboxes.",
         vec![(String::new(), m.outbox_depth.to_string())],
     );
     family(
         "sitewarden_outbox_oldest_age_seconds",
         "gauge",
-        "Age of the oldest alert waiting to be mailed (0: none).",
+        "Age of the oldest alert waiting in an outbox (0: none).",
         vec![(String::new(), format!("{:.0}", m.outbox_oldest_age))],
+    );
+    let per_route = |f: &dyn Fn(&crate::alert::RouteState) -> String| -> Vec<(String, String)> {
+        m.routes.iter().map(|r| (format!("{{outbox=\"{}\"}}", label(&r.outbox)), f(r))).collect()
+    };
+    family(
+        "sitewarden_route_failing",
+        "gauge",
+        "1 while the route's outbox cannot be written (its alerts are held in memory).",
+        per_route(&|r| u8::from(r.failing.is_some()).to_string()),
+    );
+    family(
+        "sitewarden_route_held",
+        "gauge",
+        "Alerts held in memory for the route.",
+        per_route(&|r| r.held.to_string()),
+    );
+    family(
+        "sitewarden_route_dropped_total",
+        "counter",
+        "Alerts the route lost while its outbox failed (they are in the alert log).",
+        per_route(&|r| r.dropped.to_string()),
     );
     family(
         "sitewarden_kernel_events_total",

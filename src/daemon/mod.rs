@@ -277,6 +277,12 @@ struct Core {
     started_at: String,
     status_due: bool,
     last_status: Instant,
+    /// The current sinks' route health (the judge writes it).
+    routes: crate::alert::RouteHealth,
+    /// The thread the watchdog found hung, while it is.
+    hung_thread: Option<String>,
+    /// Alerts delivered since start (the judge counts, across reloads).
+    counts: crate::alert::AlertCounts,
 }
 
 async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(), DaemonError> {
@@ -291,12 +297,15 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
     let (paths_tx, paths_rx) = mpsc::channel::<Job>(4096);
     let (scans_tx, scans_rx) = mpsc::channel::<Job>(4096);
     let sinks = make_sinks(&cfg, &supervisor)?;
+    let routes = sinks.health.clone();
+    let counts = sinks.counts.clone();
     let content = crate::content::ContentStore::new(&state_dir);
     let judge = judge::spawn(&state_dir, content.clone(), crate::util::hostname(), sinks, &supervisor)?;
     let hub = Hub::new(cfg.realtime)
         .map_err(|e| DaemonError::Io { what: "inotify".into(), source: std::io::Error::other(e) })?;
     let reader = Arc::clone(&hub);
-    supervisor.spawn("sw-inotify", move || reader.serve()).map_err(io("cannot start the inotify reader"))?;
+    let pulse = supervisor.pulse("sw-inotify");
+    supervisor.spawn("sw-inotify", move || reader.serve(&pulse)).map_err(io("cannot start the inotify reader"))?;
     let (big_tx, big_rx) = mpsc::channel::<Job>(4096);
     let workers = [
         spawn_worker(&supervisor, "sw-realtime", paths_rx, Some(big_tx), rep_tx.clone(), judge.clone(), &state_dir)?,
@@ -325,6 +334,9 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
         started_at: crate::util::time::rfc3339_ms(crate::util::time::now_ns()),
         status_due: true,
         last_status: Instant::now(),
+        routes,
+        hung_thread: None,
+        counts,
     };
     core.start_sites(StartMode::CatchUp).await;
 
@@ -354,15 +366,18 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
                     return Err(core.died(exit));
                 }
                 core.tick();
+                core.hung();
                 ticks += 1;
                 if ticks % ROOT_CHECK_TICKS == 0 {
                     core.check_roots().await;
                 }
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                // Only while decisions are being made: a hung judge must
-                // make systemd restart us.
-                if watchdog.is_some_and(|w| !core.judge.stalled(w * 2)) {
+                // Only while every part makes progress: a hung judge, kernel
+                // reader, realtime or big-file lane or courier must make
+                // systemd restart us.
+                let judge_ok = watchdog.is_some_and(|w| !core.judge.stalled(w * 2));
+                if judge_ok && core.hung().is_none() {
                     core.notifier.notify("WATCHDOG=1");
                 }
             }
@@ -383,6 +398,24 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Core {
+    /// The thread that hangs, if one does: said once in the log (and the
+    /// watchdog stops vouching for the daemon while it lasts).
+    fn hung(&mut self) -> Option<String> {
+        let stalled = self.supervisor.stalled();
+        match (&stalled, &self.hung_thread) {
+            (Some((name, busy)), None) => {
+                tracing::error!(thread = %name, "thread {name} hung: busy for {busy:?}, past its limit; the watchdog no longer vouches for the daemon");
+                self.hung_thread = Some(name.clone());
+            }
+            (None, Some(name)) => {
+                tracing::warn!(thread = %name, "thread {name} is making progress again");
+                self.hung_thread = None;
+            }
+            _ => {}
+        }
+        stalled.map(|(name, _)| name)
+    }
+
     fn phase(&self, p: Phase) {
         if let Some(tx) = &self.phases {
             let _ = tx.send(p);
@@ -704,6 +737,7 @@ impl Core {
             }
         };
         tracing::info!("reloading {}", path.display());
+        self.routes = sinks.health.clone();
         if self.judge.control(judge::Control::Reload(sinks)).await.is_err() {
             return; // The judge died: reported at the next tick.
         }
@@ -766,6 +800,7 @@ impl Core {
             started: self.started_at.clone(),
             kernel_events: self.hub.events(),
             sites,
+            routes: self.routes.snapshot(),
         };
         if let Err(e) = status::write(&rt.cfg.state_dir, &st) {
             tracing::warn!("cannot write the status file: {e}");
@@ -804,6 +839,8 @@ impl Core {
             outbox_depth: queued.iter().map(|e| e.count as u64).sum(),
             outbox_oldest_age: oldest.map(|t| (now - t).max(0) as f64 / 1e9).unwrap_or(0.0),
             kernel_events: st.kernel_events,
+            routes: st.routes.clone(),
+            alerts: self.counts.snapshot(),
         };
         if let Err(e) = metrics::write(path, &metrics::render(&m)) {
             tracing::warn!("cannot write the metrics file {}: {e}", path.display());
@@ -904,8 +941,18 @@ fn spawn_worker(
 ) -> Result<std::thread::JoinHandle<()>, DaemonError> {
     let state_dir = state_dir.to_path_buf();
     let low_priority = name == "sw-scan";
+    // How long one job may take before the watchdog calls the lane hung:
+    // a batch of realtime paths is milliseconds of work; a big file at the
+    // scan's throttle takes minutes. A scan takes as long as the tree
+    // (its progress is the scan's own business), so it has no limit.
+    let limit = match name {
+        "sw-realtime" => Some(Duration::from_secs(60)),
+        "sw-bigfile" => Some(Duration::from_secs(600)),
+        _ => None,
+    };
+    let pulse = limit.map(|l| (supervisor.pulse(name), crate::util::fault::limit(l)));
     supervisor
-        .spawn(name, move || worker(jobs, big, reports, judge, &state_dir, low_priority))
+        .spawn(name, move || worker(jobs, big, reports, judge, &state_dir, low_priority, pulse))
         .map_err(io("cannot start a worker thread"))
 }
 
@@ -918,6 +965,7 @@ fn worker(
     judge: JudgeHandle,
     state_dir: &Path,
     low_priority: bool,
+    pulse: Option<(crate::util::supervise::Pulse, Duration)>,
 ) -> Result<(), String> {
     if low_priority {
         lower_priority();
@@ -929,6 +977,9 @@ fn worker(
         _ => Ok(e),
     };
     while let Some(job) = jobs.blocking_recv() {
+        if let Some((p, limit)) = &pulse {
+            p.busy(*limit);
+        }
         match job {
             Job::Start { generation, site, mode } => {
                 if generation.cancel.load(Ordering::Relaxed) {
@@ -990,6 +1041,9 @@ fn worker(
                     Err(e) => log_work_error(&generation, site, &fatal(e)?),
                 }
             }
+        }
+        if let Some((p, _)) = &pulse {
+            p.idle();
         }
     }
     Ok(())

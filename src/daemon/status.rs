@@ -52,6 +52,9 @@ pub struct DaemonStatus {
     pub kernel_events: u64,
     /// The state of each site.
     pub sites: Vec<SiteState>,
+    /// Each alert route's outbox: failing (why), alerts held in memory.
+    #[serde(default)]
+    pub routes: Vec<crate::alert::RouteState>,
 }
 
 /// Path of the status file in `state_dir`.

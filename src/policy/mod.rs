@@ -58,7 +58,7 @@ pub struct ActorMatch {
 
 impl ActorMatch {
     /// Does `a` match?
-    pub fn matches(&self, a: &crate::watch::Actor) -> bool {
+    pub fn matches(&self, a: &crate::model::Actor) -> bool {
         let any = |globs: &[globset::GlobMatcher], v: Option<&String>| {
             globs.is_empty() || v.is_some_and(|v| globs.iter().any(|g| g.is_match(v)))
         };
@@ -124,6 +124,9 @@ pub struct PolicySpec {
 pub const ROOT_SWAPPED: &str = "root-swapped";
 /// Rule id of a file that gained a hard link.
 pub const HARDLINK: &str = "hardlink";
+/// Rule id of new content the signature rules could not be run over (a
+/// timeout under load, a scanner error): at least `high`, never "clean".
+pub const UNSCANNED: &str = "signature-scan-failed";
 /// Rule id of a directory that became writable by others.
 pub const DIR_WORLD_WRITABLE: &str = "dir-world-writable";
 
@@ -354,8 +357,12 @@ impl Policy {
             // What the content is beats where it is.
             if v.severity < Severity::Critical {
                 v.severity = Severity::Critical;
-                v.rule = crate::signatures::rule_id(first);
+                v.rule = signature_rule_id(first);
             }
+        }
+        if c.unscanned.is_some() && c.signatures.is_empty() && v.severity < Severity::High {
+            v.severity = Severity::High;
+            v.rule = UNSCANNED;
         }
         if let Some(r) = c.actor.as_deref().and_then(|a| self.actor_rule(&c.rel, c.file_type(), c.kind, a)) {
             if r.severity > v.severity {
@@ -402,7 +409,7 @@ impl Policy {
         rel: &[u8],
         kind: FileType,
         event: EventKind,
-        actor: &crate::watch::Actor,
+        actor: &crate::model::Actor,
     ) -> Option<&RuleSpec> {
         let cand = candidate(rel);
         SCRATCH.with(|cell| {
@@ -492,6 +499,22 @@ fn literal_prefix(glob: &str) -> Option<Vec<u8>> {
 fn related(a: &[u8], b: &[u8]) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     long.starts_with(short) && (long.len() == short.len() || long[short.len()] == b'/')
+}
+
+/// The rule id a signature match gives a change (`signature:NAME`), kept
+/// for the life of the process: one per rule name ever compiled, a set
+/// bounded by the rule files.
+pub fn signature_rule_id(name: &str) -> &'static str {
+    static IDS: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> = std::sync::Mutex::new(None);
+    let id = format!("signature:{name}");
+    let mut guard = IDS.lock().unwrap_or_else(|e| e.into_inner());
+    let set = guard.get_or_insert_with(std::collections::HashSet::new);
+    if let Some(known) = set.get(id.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(id.into_boxed_str());
+    set.insert(leaked);
+    leaked
 }
 
 #[cfg(test)]

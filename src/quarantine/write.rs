@@ -55,7 +55,7 @@ fn current_type(dir: BorrowedFd<'_>, name: &CStr) -> Result<Option<FileType>, Wr
 
 /// Replaces `rel` below `root` with `content`, owned `uid:gid`, mode `mode`.
 pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(), WriteError> {
-    crate::watch::own::writing(&crate::alert::record::absolute(root, rel));
+    crate::watch::own::writing(&crate::model::absolute(root, rel));
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     let dfd = dir.as_fd();
     match current_type(dfd, &name)? {
@@ -71,7 +71,7 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
         fchown(&f, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
         fchmod(&f, Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
         let st = nix::sys::stat::fstat(&f).map_err(io)?;
-        crate::watch::own::placed(&crate::alert::record::absolute(root, rel), (st.st_dev, st.st_ino));
+        crate::watch::own::placed(&crate::model::absolute(root, rel), (st.st_dev, st.st_ino));
         // Checked again just before the switch: rename replaces a symlink
         // itself, never its target, but a symlink here is an attack to
         // report, not a file to restore.
@@ -96,7 +96,7 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
 /// Removes `rel` below `root` (a file, symlink or special file; never a
 /// directory).
 pub fn remove(root: &Path, rel: &[u8]) -> Result<(), WriteError> {
-    crate::watch::own::writing(&crate::alert::record::absolute(root, rel));
+    crate::watch::own::writing(&crate::model::absolute(root, rel));
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     match current_type(dir.as_fd(), &name)? {
         None => return Ok(()),

@@ -42,6 +42,18 @@ pub enum ScanError {
         /// Why not.
         errno: Errno,
     },
+    /// A walking or hashing thread died: what it did not reach was never
+    /// seen, so the scan is no evidence that anything is gone or unchanged
+    /// (fail closed: nothing of it is compared, nothing reported deleted).
+    #[error("scan of {path} did not finish: its {thread} thread died ({reason}); nothing of it was compared")]
+    Incomplete {
+        /// The root.
+        path: PathBuf,
+        /// Which thread: `walker` or `hasher`.
+        thread: &'static str,
+        /// The panic's message.
+        reason: String,
+    },
 }
 
 /// A problem with one path; the scan goes on.
@@ -214,8 +226,16 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
             }
         }
         // The threads only end after their senders are gone, which is when
-        // the loop above ends; join cannot block past that.
-        let (walked, entries) = walker.join().unwrap_or_else(|_| Ok(Default::default()))?;
+        // the loop above ends; join cannot block past that. A thread that
+        // panicked left part of the tree unseen: the whole scan fails.
+        let died = |thread, p: Box<dyn std::any::Any + Send>| ScanError::Incomplete {
+            path: spec.root.to_path_buf(),
+            thread,
+            reason: crate::util::supervise::panic_text(p.as_ref()),
+        };
+        let walked = walker.join();
+        let hashed: Vec<_> = hashers.into_iter().map(|h| h.join()).collect();
+        let (walked, entries) = walked.map_err(|p| died("walker", p))??;
         let mut stats = ScanStats {
             dirs: walked.dirs,
             entries,
@@ -223,8 +243,8 @@ pub fn scan(spec: &ScanSpec<'_>, mut sink: impl FnMut(Found)) -> Result<ScanStat
             other_fs: walked.other_fs,
             ..ScanStats::default()
         };
-        for h in hashers {
-            let (n, bytes, problems) = h.join().unwrap_or_default();
+        for h in hashed {
+            let (n, bytes, problems) = h.map_err(|p| died("hasher", p))?;
             stats.hashed += n;
             stats.bytes_hashed += bytes;
             stats.problems += problems;
@@ -314,6 +334,7 @@ fn hash_worker(
         };
         let mut results = Vec::with_capacity(batch.len());
         for work in batch {
+            crate::util::fault::point("hasher", &work.rel);
             let known = if spec.rehash { None } else { spec.cache.and_then(|c| c.get(&work.rel)) };
             let secret_name = spec.policy.nodiff(&work.rel);
             let keep = spec.content.filter(|_| !secret_name);

@@ -115,6 +115,7 @@ pub fn walk(w: &Walk<'_>, visitor: &mut impl Visitor) -> Result<WalkStats, ScanE
             },
         };
         stats.dirs += 1;
+        crate::util::fault::point("walker", &rel_dir);
         match visitor.dir(&rel_dir, &dir_fd) {
             WalkState::Continue => {}
             WalkState::Skip => continue,

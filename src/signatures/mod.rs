@@ -121,7 +121,19 @@ impl Scanner<'_> {
                 s.set_timeout(std::time::Duration::from_secs(5));
                 s
             });
-            let Ok(results) = scanner.scan(data) else { continue };
+            crate::util::fault::point("signatures", rel);
+            let results = match scanner.scan(data) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Not judged is not clean: the file is reported as
+                    // unscanned and scanned again when next seen.
+                    m.unscanned = Some(match e {
+                        yara_x::ScanError::Timeout => "the signature scan timed out".to_string(),
+                        e => format!("the signature scan failed: {e}"),
+                    });
+                    continue;
+                }
+            };
             for r in results.matching_rules() {
                 let name = r.identifier().to_string();
                 if set == Set::ForeignPlace || r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
@@ -142,6 +154,8 @@ pub struct Matches {
     pub anywhere: Vec<String>,
     /// Rules tagged `foreign_place`.
     pub foreign_place: Vec<String>,
+    /// Why (part of) the rules could not be run over the content.
+    pub unscanned: Option<String>,
 }
 
 impl Matches {
@@ -215,8 +229,9 @@ impl Signatures {
         let bytes = load()?;
         let head = &bytes[..bytes.len().min(self.max_size as usize)];
         let m = scanner.scan(rel, head, foreign);
-        // Only a whole file is known by its hash.
-        if (bytes.len() as u64) < self.max_size && crate::util::sha256(&bytes) == *sha {
+        // Only a whole file, fully scanned, is known by its hash: a scan
+        // that timed out is tried again the next time the content is seen.
+        if m.unscanned.is_none() && (bytes.len() as u64) < self.max_size && crate::util::sha256(&bytes) == *sha {
             if let Ok(mut memo) = self.memo.lock() {
                 if memo.len() >= MEMO_ENTRIES {
                     memo.clear();
@@ -244,30 +259,16 @@ impl Signatures {
     }
 }
 
-/// The rule id a signature match gives a change (`signature:NAME`), kept
-/// for the life of the process: one per rule name ever compiled, a set
-/// bounded by the rule files.
-pub fn rule_id(name: &str) -> &'static str {
-    static IDS: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> = std::sync::Mutex::new(None);
-    let id = format!("signature:{name}");
-    let mut guard = IDS.lock().unwrap_or_else(|e| e.into_inner());
-    let set = guard.get_or_insert_with(std::collections::HashSet::new);
-    if let Some(known) = set.get(id.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(id.into_boxed_str());
-    set.insert(leaked);
-    leaked
-}
-
-/// Scans the new content of each change of `site` that has some: the bytes
+/// Scans the new content of each change of a site that has some: the bytes
 /// the hashing read kept in the content store when it has them (the live
 /// file is not read again), else the head of the live file, read only if
 /// the file still has the hash the change reports. Sets
-/// `Change::signatures`.
+/// `Change::signatures` (and `Change::unscanned`). `policy` and `root`:
+/// the site's.
 pub fn sign(
     sigs: &Signatures,
-    site: &crate::config::Site,
+    policy: &crate::policy::Policy,
+    root: &Path,
     content: Option<&crate::content::ContentStore>,
     changes: &mut [crate::model::Change],
 ) {
@@ -275,10 +276,10 @@ pub fn sign(
     for c in changes.iter_mut() {
         let Some(after) = c.after.as_ref().filter(|a| a.kind == crate::model::FileType::File) else { continue };
         let Some(sha) = after.sha256 else { continue };
-        let foreign = site.policy.foreign_place(&c.rel);
+        let foreign = policy.foreign_place(&c.rel);
         let load = || match content.and_then(|cs| cs.get(&sha)) {
             Some(b) => Some(b),
-            None => match read_head(&site.real_root, &c.rel, sigs.max_size) {
+            None => match read_head(root, &c.rel, sigs.max_size) {
                 // Whole and no longer what was hashed: a later event judges it.
                 Some(b) if (b.len() as u64) < sigs.max_size && crate::util::sha256(&b) != sha => None,
                 other => other,
@@ -286,6 +287,7 @@ pub fn sign(
         };
         if let Some(m) = sigs.scan_content(&mut scanner, &sha, &c.rel, foreign, load) {
             c.signatures = m.counted(foreign);
+            c.unscanned = m.unscanned;
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bytes;
 pub mod fault;
+pub mod keyfile;
 pub mod logging;
 pub mod supervise;
 pub mod time;
@@ -32,6 +33,15 @@ pub fn yaml_error(e: &serde_yaml::Error) -> (Option<(usize, usize)>, String) {
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes).into()
+}
+
+/// The URL as logs show it: scheme and host, never the path (it may be
+/// the token itself).
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    format!("{scheme}://{host}/…")
 }
 
 #[cfg(test)]

@@ -340,7 +340,7 @@ impl Manifest {
         // Below a package's own folders, anywhere (a new subfolder too);
         // else in one of the release's folders.
         let within = match &self.foreign_in {
-            Some(roots) => roots.iter().any(|r| crate::detect::is_under(rel, r)),
+            Some(roots) => roots.iter().any(|r| crate::model::is_under(rel, r)),
             None => self.dirs.contains(parent(rel)),
         };
         (regular && within).then_some(Origin::Foreign)
@@ -362,7 +362,7 @@ impl Manifest {
     pub fn covers(&self, rel: &[u8]) -> bool {
         self.files.contains_key(rel)
             || match &self.foreign_in {
-                Some(roots) => roots.iter().any(|r| crate::detect::is_under(rel, r)),
+                Some(roots) => roots.iter().any(|r| crate::model::is_under(rel, r)),
                 None => self.dirs.contains(parent(rel)),
             }
     }

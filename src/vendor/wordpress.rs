@@ -491,7 +491,7 @@ pub fn owner<'p, T>(packages: &'p [(Package, T)], rel: &[u8]) -> Option<&'p (Pac
     // in wp-content/.
     packages
         .iter()
-        .filter(|(p, _)| !p.dir.is_empty() && crate::detect::is_under(rel, &p.dir))
+        .filter(|(p, _)| !p.dir.is_empty() && crate::model::is_under(rel, &p.dir))
         .max_by_key(|(p, _)| p.dir.len())
         .or_else(
             || if rel.starts_with(b"wp-content/") { None } else { packages.iter().find(|(p, _)| p.dir.is_empty()) },

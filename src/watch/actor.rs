@@ -6,32 +6,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use serde::{Deserialize, Serialize};
-
-/// The writer of a change (the record's `actor`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    /// Process id (of the thread group).
-    pub pid: i32,
-    /// Parent process id.
-    pub ppid: Option<i32>,
-    /// The executable (`/proc/PID/exe`).
-    pub exe: Option<String>,
-    /// The command name (`/proc/PID/comm`).
-    pub comm: Option<String>,
-    /// Effective user id.
-    pub uid: Option<u32>,
-    /// Its user name.
-    pub user: Option<String>,
-    /// The audit login uid (who logged in: SSH, FTP), when set.
-    pub loginuid: Option<u32>,
-    /// Its user name.
-    pub login_user: Option<String>,
-    /// The systemd unit (service or scope) of its cgroup.
-    pub unit: Option<String>,
-    /// The cgroup (v2) path.
-    pub cgroup: Option<String>,
-}
+use crate::model::Actor;
 
 impl Actor {
     /// Reads process `pid`; `pidfd` (when the kernel gave one) guards
@@ -82,32 +57,6 @@ impl Actor {
         a.user = a.uid.and_then(user_name);
         a.login_user = a.loginuid.and_then(user_name);
         a
-    }
-
-    /// Was anything read beyond the pid?
-    pub fn named(&self) -> bool {
-        self.comm.is_some() || self.exe.is_some()
-    }
-
-    /// The mail's line: "php-fpm8.2 (www-data, php8.2-fpm.service)".
-    pub fn describe(&self) -> String {
-        let who = self.comm.clone().or_else(|| self.exe.clone()).unwrap_or_else(|| format!("pid {}", self.pid));
-        let mut details: Vec<String> = Vec::new();
-        if let Some(u) = self.user.clone().or_else(|| self.uid.map(|u| format!("uid {u}"))) {
-            details.push(u);
-        }
-        if let Some(l) = self.login_user.as_ref().filter(|l| Some(*l) != self.user.as_ref()) {
-            details.push(format!("logged in as {l}"));
-        }
-        if let Some(unit) = &self.unit {
-            details.push(unit.clone());
-        }
-        let who = crate::util::bytes::printable(who.as_bytes());
-        if details.is_empty() {
-            who
-        } else {
-            format!("{who} ({})", crate::util::bytes::printable(details.join(", ").as_bytes()))
-        }
     }
 }
 

@@ -8,8 +8,8 @@
 //! legacy format only (an open descriptor per event, no info records);
 //! `fanotify-fid` (0.2) parses FID records but is young, brings its own
 //! error and mount-table model, and would be a dependency for what is here
-//! about 150 lines: a few fixed structs, parsed with bounds checks, fuzzed
-//! by the malformed-buffer test below. Moves are taken as the
+//! about 150 lines: a few fixed structs, parsed with bounds checks, which
+//! the malformed-buffer test below feeds truncated and lying records. Moves are taken as the
 //! `FAN_MOVED_FROM`/`FAN_MOVED_TO` pair (one path each, as inotify gives
 //! them), which every kernel with names has; `FAN_RENAME` (5.17) would
 //! carry both in one event and adds nothing the daemon uses.
@@ -33,8 +33,8 @@ use nix::errno::Errno;
 use nix::libc;
 use tokio::sync::mpsc;
 
-use super::actor::Actor;
 use super::{Op, WatchError, WatchEvent};
+use crate::model::Actor;
 use crate::model::{DetectedBy, RelPath};
 use crate::policy::Policy;
 
@@ -410,7 +410,7 @@ impl Fanotify {
         // A directory moved or made in a site may carry an ignore mark from
         // its life outside: take it away (and from what is below it).
         if ondir && ev.mask & (libc::FAN_MOVED_TO | libc::FAN_CREATE) != 0 && !st.ignored.is_empty() {
-            let abs = crate::alert::record::absolute(Path::new(std::ffi::OsStr::from_bytes(&st.sites[si].root)), &rel);
+            let abs = crate::model::absolute(Path::new(std::ffi::OsStr::from_bytes(&st.sites[si].root)), &rel);
             let State { ignored, .. } = &mut *st;
             self.unsilence_tree(ignored, Path::new(std::ffi::OsStr::from_bytes(&abs)));
         }
@@ -418,7 +418,7 @@ impl Fanotify {
         // The quarantine's own restore or removal: ours, not news.
         if ev.pid == self.own_pid
             && super::own::is_ours(
-                &crate::alert::record::absolute(Path::new(std::ffi::OsStr::from_bytes(&site.root)), &rel),
+                &crate::model::absolute(Path::new(std::ffi::OsStr::from_bytes(&site.root)), &rel),
                 name,
             )
         {
@@ -464,7 +464,7 @@ fn resolve(st: &State, fsid: [i32; 2], handle_type: i32, handle: &[u8]) -> Place
     // Longest root first: nested sites belong to the inner one.
     st.sites
         .iter()
-        .filter(|s| s.dev == *dev && crate::detect::is_under(path, &s.root))
+        .filter(|s| s.dev == *dev && crate::model::is_under(path, &s.root))
         .max_by_key(|s| s.root.len())
         .map(|s| (s.token, path[s.root.len()..].strip_prefix(b"/").unwrap_or(&[]).to_vec()))
 }

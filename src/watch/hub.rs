@@ -95,6 +95,9 @@ impl Instance {
 
 /// The epoll token of the fanotify group (inotify instances count from 1).
 const FANOTIFY: u64 = 0;
+/// How long one round of reading the kernel's events may take before the
+/// watchdog calls the reader hung.
+const READER_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The epoll set and its reading thread.
 pub struct Hub {
@@ -200,7 +203,7 @@ impl Hub {
 
     /// The reading loop, until [`Hub::stop`]. An error of epoll itself is
     /// fatal: the thread's death stops the daemon, which must not run blind.
-    pub fn serve(&self) -> Result<(), String> {
+    pub fn serve(&self, pulse: &crate::util::supervise::Pulse) -> Result<(), String> {
         // Wake first: the writer of an event is read from /proc while it
         // may be exiting (a shell that wrote one file and quit).
         // Safety: a plain system call on this thread.
@@ -210,11 +213,15 @@ impl Hub {
         let mut ready = [EpollEvent::empty(); 64];
         let mut buf = vec![0u8; 64 * 1024];
         while !self.stop.load(Ordering::Acquire) {
+            pulse.idle();
             let n = match self.epoll.wait(&mut ready, 200u16) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(format!("epoll_wait: {}", e.desc())),
             };
+            // Reading and handing on what the kernel said takes milliseconds;
+            // far longer is a reader stuck (on /proc, on a full queue).
+            pulse.busy(crate::util::fault::limit(READER_LIMIT));
             for r in &ready[..n] {
                 if r.data() == FANOTIFY {
                     if let Ok(f) = &self.fan {

@@ -1,5 +1,7 @@
-//! The realtime source: kernel events (inotify, read by our own thin
-//! layer over the system calls) turned into the project's own event type
+//! The realtime sources: kernel events, from fanotify (the default as root:
+//! one mark per filesystem, the writer of each change) or inotify (one
+//! watch per directory, where fanotify cannot be had), read by our own
+//! code over the system calls and turned into the project's own event type
 //! at this one boundary.
 //!
 //! Watches are placed directory by directory: every directory the policy
@@ -31,7 +33,7 @@ use nix::errno::Errno;
 use nix::sys::inotify::WatchDescriptor;
 use tokio::sync::mpsc;
 
-pub use actor::Actor;
+pub use crate::model::Actor;
 pub use hub::Hub;
 
 use crate::model::{DetectedBy, RelPath};
@@ -122,19 +124,7 @@ pub enum WatchError {
     Instance(String),
 }
 
-/// Where a site's realtime events come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// fanotify where the kernel, the privileges and the filesystem allow
-    /// it, else inotify.
-    #[default]
-    Auto,
-    /// fanotify (inotify, with an error, where it cannot be had).
-    Fanotify,
-    /// inotify only.
-    Inotify,
-}
+pub use crate::model::RealtimeSource as Source;
 
 /// The kernel watches of one site.
 pub struct SiteWatcher {
@@ -279,7 +269,7 @@ impl SiteWatcher {
     pub fn forget_tree(&mut self, dir: &[u8]) {
         let mut gone = Vec::new();
         self.dirs.retain(|d, (_, wd)| {
-            let under = crate::detect::is_under(d, dir);
+            let under = crate::model::is_under(d, dir);
             if under {
                 gone.push((d.clone(), *wd));
             }

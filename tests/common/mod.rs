@@ -16,6 +16,30 @@ pub mod smtp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sitewarden");
 
+/// The only duration a test asserts: a deadline that catches a hang, never
+/// a speed. How fast something is belongs to `bench/` (a shared, loaded CI
+/// machine is no place to judge a latency).
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// Prints a measured figure beside the target it is held to, as one
+/// `figure:` line that `bench/test-figures.sh` collects into its table,
+/// and asserts only that it is not a hang.
+pub fn figure(name: &str, measured: Duration, target: Duration) {
+    println!("figure: {name}: {:.1} ms (target {:.0} ms)", ms(measured), ms(target));
+    assert!(measured < HANG, "{name}: {measured:?}, past the hang deadline of {HANG:?}");
+}
+
+/// Prints a count that depends on how fast the machine is (how many of
+/// `of` short-lived writers were still there to be named) beside its
+/// target, as a `figure:` line; asserts nothing.
+pub fn count_figure(name: &str, got: usize, of: usize, target: usize) {
+    println!("figure: {name}: {got} of {of} (target {target})");
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// A site under a temporary directory: `root/`, `state/`, `config.yaml`.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
