@@ -107,6 +107,14 @@ cleanup() {
 trap cleanup EXIT
 cp -a "$BASE/." "$ROOT/"
 rm -f "$ROOT/.complete"
+# This workplace's network: the host's extra certificate authorities (an
+# egress proxy's, where there is one), trusted inside as outside, so cargo
+# and apt reach their registries as they do here. A real machine has none.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$ROOT/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+    chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || true
+fi
 for m in proc sys dev dev/pts; do
     mkdir -p "$ROOT/$m"
     mount --bind "/$m" "$ROOT/$m" && MOUNTS+=("$ROOT/$m")
