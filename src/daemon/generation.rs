@@ -226,6 +226,10 @@ pub struct Generation {
     pub content: ContentStore,
     hub: Arc<Hub>,
     events: mpsc::Sender<WatchEvent>,
+    /// Raised once the next generation is in force (its watches placed,
+    /// this one's taken away): from then on this one's policy judges
+    /// nothing, even a job routed to it while the next one was starting.
+    retired: AtomicBool,
 }
 
 /// What starting a site did.
@@ -276,7 +280,16 @@ impl Generation {
                 accepted_versions: Mutex::new(std::collections::HashMap::new()),
             })
             .collect();
-        Generation { number, content, cfg, sites, cancel: Arc::new(AtomicBool::new(false)), hub, events }
+        Generation {
+            number,
+            content,
+            cfg,
+            sites,
+            cancel: Arc::new(AtomicBool::new(false)),
+            hub,
+            events,
+            retired: AtomicBool::new(false),
+        }
     }
 
     /// Index of the site named `name`.
@@ -758,8 +771,30 @@ impl Generation {
 
     /// Stops every watch of this generation.
     pub fn stop_watching(&self) {
+        self.retired.store(true, Ordering::Release);
         for i in 0..self.sites.len() {
             *self.watcher(i) = None;
+        }
+    }
+
+    /// Is the next generation in force (see [`Generation::stop_watching`])?
+    pub fn retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Hands realtime paths back to the daemon, which routes them to the
+    /// generation in force: a job of a retired generation must not be
+    /// judged by its old policy (a path the new config ignores, walked
+    /// below a new directory, was alerted just after a reload).
+    pub fn hand_back(&self, site: usize, rels: Vec<(RelPath, Seen)>, by: DetectedBy) {
+        let name = &self.cfg.sites[site].name;
+        for (rel, seen) in rels {
+            let event = WatchEvent::Path { site: Arc::clone(name), rel, by, op: Op::Written, actor: seen.actor };
+            if self.events.try_send(event).is_err() {
+                let reason = "the event queue is full after a reload".to_string();
+                let _ = self.events.try_send(WatchEvent::Rescan { site: Arc::clone(name), reason });
+                return;
+            }
         }
     }
 }

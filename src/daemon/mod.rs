@@ -1005,8 +1005,13 @@ fn worker(
                 }
                 let _ = reports.blocking_send(Report::Scanned { generation: generation.number, site });
             }
+            Job::Paths { generation, site, rels, by } if generation.retired() => generation.hand_back(site, rels, by),
             Job::Paths { generation, site, rels, by } => {
+                let kept = rels.clone();
                 match generation.reconcile(site, &store, rels, by, big.is_some()) {
+                    // Retired while it looked: what it saw may postdate the
+                    // new config, so the new one judges it.
+                    Ok(_) if generation.retired() => generation.hand_back(site, kept, by),
                     Ok((mut observed, deferred)) => {
                         generation.sign(&mut observed);
                         judge.realtime(observed).map_err(|e| e.to_string())?;
