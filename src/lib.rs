@@ -14,7 +14,7 @@
 //! - [`content`]: earlier versions of text files, for diffs and restores.
 //! - [`scan`]: the parallel, symlink-safe walker and hasher.
 //! - [`signatures`]: the YARA-X rules and the scanning of contents.
-//! - [`vendor`]: published releases (checksums, archives) as verdicts.
+//! - [`releases`]: published releases (checksums, archives) as verdicts.
 //! - [`config`]: `sitewarden.yaml`, parsed and validated once.
 //! - [`detect`]: a scan compared with the baseline gives changes.
 //! - [`watch`]: the realtime sources: fanotify, and inotify where it
@@ -44,8 +44,8 @@ pub mod model;
 pub mod policy;
 pub mod profile;
 pub mod quarantine;
+pub mod releases;
 pub mod scan;
 pub mod signatures;
 pub mod util;
-pub mod vendor;
 pub mod watch;

@@ -292,12 +292,12 @@ pub fn order(records: &mut [AlertRecord]) {
 }
 
 /// A verdict for people: `TAMPERED: differs from wordpress 6.4.3`.
-pub fn verdict_line(v: &crate::vendor::Verdict) -> String {
+pub fn verdict_line(v: &crate::releases::Verdict) -> String {
     let origin = match v.origin {
-        crate::vendor::Origin::Vendor => "matches",
-        crate::vendor::Origin::Tampered => "TAMPERED: differs from",
-        crate::vendor::Origin::Foreign => "FOREIGN: not in",
-        crate::vendor::Origin::Unknown => "unknown to",
+        crate::releases::Origin::Vendor => "matches",
+        crate::releases::Origin::Tampered => "TAMPERED: differs from",
+        crate::releases::Origin::Foreign => "FOREIGN: not in",
+        crate::releases::Origin::Unknown => "unknown to",
     };
     format!("{origin} {} {}", v.package, printable(v.version.as_bytes()))
 }

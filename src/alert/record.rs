@@ -124,7 +124,7 @@ pub struct AlertRecord {
     /// Against a manifest of the package the file belongs to: `vendor`,
     /// `tampered`, `foreign` (absent when no manifest covers the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<crate::vendor::Verdict>,
+    pub verdict: Option<crate::releases::Verdict>,
     /// Names of the signature rules the new content matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<String>,

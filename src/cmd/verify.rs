@@ -16,14 +16,14 @@ use anyhow::Result;
 use super::{warn, DRIFT, OK, UNCHECKED};
 use crate::config::{Config, Site};
 use crate::model::{FileState, FileType, RelPath};
-use crate::vendor::{wordpress, Manifest, Origin};
+use crate::releases::{wordpress, Manifest, Origin};
 
 /// A file that does not match, or whose content matches a signature.
 pub(super) struct Finding {
     pub(super) rel: RelPath,
     pub(super) what: &'static str,
     /// Against which release (none for a signature).
-    pub(super) verdict: Option<crate::vendor::Verdict>,
+    pub(super) verdict: Option<crate::releases::Verdict>,
     /// The signature rules its content matches.
     pub(super) signatures: Vec<String>,
 }
@@ -167,7 +167,7 @@ pub(super) fn verify_site(
             Some(d) => crate::model::is_under(rel, d),
         };
         for (rel, state) in entries.iter().filter(|(r, s)| s.kind == FileType::File && mine(r)) {
-            let md5 = || crate::vendor::live_md5(&site.real_root, rel, Some(state));
+            let md5 = || crate::releases::live_md5(&site.real_root, rel, Some(state));
             if let Some(o @ (Origin::Tampered | Origin::Foreign)) = m.judge(rel, Some(state), md5) {
                 let what = if o == Origin::Tampered { "tampered" } else { "foreign" };
                 findings.push(Finding { rel: rel.clone(), what, verdict: Some(m.verdict(o)), signatures: Vec::new() });

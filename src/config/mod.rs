@@ -344,7 +344,7 @@ pub struct VendorSettings {
     /// Accept a genuine update quietly (`vendors.auto_accept`).
     pub auto_accept: bool,
     /// WordPress's endpoints.
-    pub wordpress: crate::vendor::wordpress::Urls,
+    pub wordpress: crate::releases::wordpress::Urls,
 }
 
 impl Config {
@@ -495,9 +495,9 @@ impl Config {
                 enabled: raw.vendors.enabled.unwrap_or(true),
                 auto_accept: raw.vendors.auto_accept.unwrap_or(true),
                 wordpress: {
-                    let d = crate::vendor::wordpress::Urls::default();
+                    let d = crate::releases::wordpress::Urls::default();
                     let w = raw.vendors.wordpress;
-                    crate::vendor::wordpress::Urls {
+                    crate::releases::wordpress::Urls {
                         core: w.core_checksums_url.map(|u| u.0).unwrap_or(d.core),
                         plugin: w.plugin_checksums_url.map(|u| u.0).unwrap_or(d.plugin),
                         core_archive: w.core_archive_url.map(|u| u.0).unwrap_or(d.core_archive),

@@ -21,9 +21,9 @@ use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec, RebuildError};
 use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
 use crate::model::{Transient, TransientEnd};
+use crate::releases::wordpress::{self, Package};
 use crate::scan::{self, file, ScanError};
 use crate::util::time::now_ns;
-use crate::vendor::wordpress::{self, Package};
 use crate::watch::{Hub, Op, SiteWatcher, WatchError, WatchEvent};
 
 /// A realtime path whose file is larger than this, and must be hashed, is
@@ -71,7 +71,7 @@ pub struct SiteWatch {
     /// Changes were held back during a maintenance window: rescan after it.
     pub suppressed: AtomicBool,
     /// The manifest of the site's `reference:`, once read (at start).
-    manifest: std::sync::OnceLock<Option<Arc<crate::vendor::Manifest>>>,
+    manifest: std::sync::OnceLock<Option<Arc<crate::releases::Manifest>>>,
     /// The WordPress packages the site runs and their published manifests
     /// (`None`: not published, or not fetched yet).
     packages: Mutex<Vec<(Package, Fetch)>>,
@@ -89,7 +89,7 @@ impl SiteWatch {
     }
 
     /// The manifest changes are judged against, if the site has one.
-    pub fn manifest(&self) -> Option<&Arc<crate::vendor::Manifest>> {
+    pub fn manifest(&self) -> Option<&Arc<crate::releases::Manifest>> {
         self.manifest.get().and_then(Option::as_ref)
     }
 
@@ -103,8 +103,8 @@ impl SiteWatch {
         root: &std::path::Path,
         rel: &[u8],
         after: Option<&FileState>,
-    ) -> Option<crate::vendor::Verdict> {
-        let md5 = || crate::vendor::live_md5(root, rel, after);
+    ) -> Option<crate::releases::Verdict> {
+        let md5 = || crate::releases::live_md5(root, rel, after);
         if let Some(m) = self.manifest() {
             return m.judge(rel, after, md5).map(|o| m.verdict(o));
         }
@@ -112,8 +112,8 @@ impl SiteWatch {
         let (p, m) = wordpress::owner(&packages, rel)?;
         match m {
             Fetch::Got(m) => m.judge(rel, after, md5).map(|o| m.verdict(o)),
-            Fetch::Pending | Fetch::Failed => Some(crate::vendor::Verdict {
-                origin: crate::vendor::Origin::Unknown,
+            Fetch::Pending | Fetch::Failed => Some(crate::releases::Verdict {
+                origin: crate::releases::Origin::Unknown,
                 package: p.name.clone(),
                 version: p.version.clone(),
             }),
@@ -143,8 +143,8 @@ impl SiteWatch {
                 if from.as_deref() != Some(p.version.as_str()) {
                     return Some((p.name.clone(), from));
                 }
-                let md5 = || crate::vendor::live_md5(root, rel, after);
-                let vouched = m.judge(rel, after, md5) == Some(crate::vendor::Origin::Vendor);
+                let md5 = || crate::releases::live_md5(root, rel, after);
+                let vouched = m.judge(rel, after, md5) == Some(crate::releases::Origin::Vendor);
                 (!vouched).then(|| (p.name.clone(), from))
             }
             Some(_) => None,
@@ -164,7 +164,7 @@ impl SiteWatch {
     }
 
     /// The manifest that judges `rel`, when it is at hand.
-    fn manifest_of(&self, rel: &[u8]) -> Option<Arc<crate::vendor::Manifest>> {
+    fn manifest_of(&self, rel: &[u8]) -> Option<Arc<crate::releases::Manifest>> {
         if let Some(m) = self.manifest() {
             return Some(Arc::clone(m));
         }
@@ -185,8 +185,8 @@ impl SiteWatch {
     /// Does the release vouch for `state` of `rel` (no manifest: no)?
     pub fn vouches(&self, root: &std::path::Path, rel: &[u8], state: Option<&FileState>) -> bool {
         let Some(m) = self.manifest_of(rel) else { return false };
-        let md5 = || crate::vendor::live_md5(root, rel, state);
-        m.judge(rel, state, md5) == Some(crate::vendor::Origin::Vendor)
+        let md5 = || crate::releases::live_md5(root, rel, state);
+        m.judge(rel, state, md5) == Some(crate::releases::Origin::Vendor)
     }
 
     /// The name of the package whose tree holds `rel` (installed or not).
@@ -379,7 +379,7 @@ impl Generation {
         )?;
         *self.watcher(i) = Some(watcher);
         if let Some(path) = &site.reference {
-            let m = match crate::vendor::Manifest::reference(path) {
+            let m = match crate::releases::Manifest::reference(path) {
                 Ok(m) => {
                     tracing::info!(site = %site.name, files = m.len(), "reference {} read", path.display());
                     Some(Arc::new(m))
@@ -805,7 +805,7 @@ pub enum Fetch {
     /// Not asked for yet.
     Pending,
     /// At hand.
-    Got(Arc<crate::vendor::Manifest>),
+    Got(Arc<crate::releases::Manifest>),
     /// Not published, or not to be had (warned once).
     Failed,
 }

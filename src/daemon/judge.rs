@@ -508,11 +508,11 @@ impl Judge {
             generation.sites[i].vendors_stale.store(true, Ordering::Release);
         }
         match vendor.as_ref().map(|v| v.origin) {
-            Some(crate::vendor::Origin::Tampered) => {
+            Some(crate::releases::Origin::Tampered) => {
                 verdict.severity = Severity::Critical;
                 verdict.rule = "vendor-tampered";
             }
-            Some(crate::vendor::Origin::Foreign) => {
+            Some(crate::releases::Origin::Foreign) => {
                 verdict.severity = Severity::Critical;
                 verdict.rule = "vendor-foreign";
             }
@@ -524,7 +524,7 @@ impl Judge {
         // A tampered file of a release is shown (and repaired) against the
         // release's own file, when the release archive is at hand.
         let pristine = match vendor.as_ref().map(|v| v.origin) {
-            Some(crate::vendor::Origin::Tampered) if c.after.is_some() => generation.sites[i].pristine(&c.rel),
+            Some(crate::releases::Origin::Tampered) if c.after.is_some() => generation.sites[i].pristine(&c.rel),
             _ => None,
         };
         let pristine_change = pristine.as_ref().and_then(|(bytes, _)| {

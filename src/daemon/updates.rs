@@ -25,8 +25,8 @@ use super::generation::{Fetch, Generation};
 use crate::alert::record::UpdateRecord;
 use crate::alert::AlertRecord;
 use crate::model::{Change, DetectedBy, EventKind, RelPath, Severity};
-use crate::vendor::wordpress::{self, Package};
-use crate::vendor::{Manifest, Origin};
+use crate::releases::wordpress::{self, Package};
+use crate::releases::{Manifest, Origin};
 
 /// A package's changes are judged once it has been quiet this long.
 pub const SETTLE: Duration = Duration::from_secs(2);
@@ -171,7 +171,7 @@ pub fn vouched(manifest: &Manifest, root: &std::path::Path, c: &Change) -> bool 
     match &c.after {
         None => !manifest.lists(&c.rel),
         after => {
-            let md5 = || crate::vendor::live_md5(root, &c.rel, after.as_ref());
+            let md5 = || crate::releases::live_md5(root, &c.rel, after.as_ref());
             manifest.judge(&c.rel, after.as_ref(), md5) == Some(Origin::Vendor)
         }
     }
@@ -214,7 +214,7 @@ pub fn summary(
         }
         (_, f) => format!("{shown} {} → {}: {files}, all match the release", f.unwrap_or("?"), now.version),
     });
-    r.verdict = Some(crate::vendor::Verdict {
+    r.verdict = Some(crate::releases::Verdict {
         origin: Origin::Vendor,
         package: now.name.clone(),
         version: now.version.clone(),

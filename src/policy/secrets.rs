@@ -376,9 +376,19 @@ impl Compiled {
             if *budget == 0 {
                 break;
             }
-            let Some(decoded) = decode(m.as_bytes()) else { continue };
+            // Base64 of text mixes cases; a long CSS class or slug
+            // (`wp-block-navigation__responsive-container`) does not.
+            let run = m.as_bytes();
+            let hex = run.iter().all(u8::is_ascii_hexdigit);
+            if !hex && !(run.iter().any(u8::is_ascii_uppercase) && run.iter().any(u8::is_ascii_lowercase)) {
+                continue;
+            }
+            let Some(decoded) = decode(run) else { continue };
             *budget = budget.saturating_sub(decoded.len());
-            if !is_text(&decoded) {
+            // What decodes to noise (an identifier taken for base64) is not
+            // looked into: text is nearly all printable.
+            let printable = decoded.iter().filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()).count();
+            if printable * 10 < decoded.len() * 9 || !is_text(&decoded) {
                 continue;
             }
             // A credential copied whole in an encoding is a copy of a secret
