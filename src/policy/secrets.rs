@@ -380,7 +380,8 @@ impl Compiled {
             // (`wp-block-navigation__responsive-container`) does not.
             let run = m.as_bytes();
             let hex = run.iter().all(u8::is_ascii_hexdigit);
-            if !hex && !(run.iter().any(u8::is_ascii_uppercase) && run.iter().any(u8::is_ascii_lowercase)) {
+            let mixed = run.iter().any(u8::is_ascii_uppercase) && run.iter().any(u8::is_ascii_lowercase);
+            if !(hex || mixed) {
                 continue;
             }
             let Some(decoded) = decode(run) else { continue };
