@@ -132,3 +132,22 @@ fn apache_nginx_and_panel_roots_are_found_and_added_once() {
     assert!(r.stderr.contains("added 1 site to"), "{r:?}");
     assert_eq!(std::fs::read_to_string(&config).unwrap().matches("  - name: ").count(), 9);
 }
+
+/// Regression (found by tests/fresh-machine.sh, whose /run had no lock
+/// directory yet): an `apache2ctl -S` that failed was read as a server
+/// without virtual hosts. Now its failure is said, and the other servers'
+/// sites are still listed.
+#[test]
+fn an_apache_that_cannot_answer_is_said_not_taken_for_no_sites() {
+    let s = servers();
+    let envvars = s.apache.join("envvars");
+    let text = std::fs::read_to_string(&envvars).unwrap();
+    let broken = s.top.join("no-such-dir/lock");
+    std::fs::write(&envvars, format!("{text}\nexport APACHE_LOCK_DIR={}\n", broken.display())).unwrap();
+    let config = s.top.join("etc/sitewarden.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let dry = discover(&s, &config, &["--dry-run"]);
+    println!("{}", dry.stderr.lines().find(|l| l.contains("apache2ctl")).unwrap_or(""));
+    assert!(dry.stderr.contains("`apache2ctl -S` failed"), "{}", dry.stderr);
+    assert!(dry.stdout.contains("n1.example"), "nginx's sites still listed: {}", dry.stdout);
+}

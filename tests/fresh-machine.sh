@@ -120,6 +120,9 @@ for m in proc sys dev dev/pts; do
     mount --bind "/$m" "$ROOT/$m" && MOUNTS+=("$ROOT/$m")
 done
 mount -t tmpfs tmpfs "$ROOT/run" && MOUNTS+=("$ROOT/run")
+# What a booted Debian has in /run (systemd-tmpfiles makes it at boot):
+# /var/lock points there, and apache2ctl needs it.
+mkdir -p -m 1777 "$ROOT/run/lock"
 # rustup's toolchain, read-only, as a machine with rustup has it; cargo's
 # registry starts empty (crates come from crates.io as on a fresh machine).
 RUSTUP_SRC=${RUSTUP_HOME:-/root/.rustup}

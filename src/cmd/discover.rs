@@ -63,10 +63,22 @@ pub fn discover(panel_root: &Path) -> Vec<Found> {
 
 /// Output of `cmd args`, when it ran (its stdout and stderr: `nginx -T`
 /// prints the configuration on stdout, `apache2ctl -S` partly on stderr).
+/// A server that is installed but whose command fails is said, never taken
+/// for a server without sites.
 fn run(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        let why = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no output");
+        let why = crate::util::bytes::printable(why.as_bytes());
+        eprintln!(
+            "sitewarden: warning: `{cmd} {}` failed ({}): {why}; its sites are not listed",
+            args.join(" "),
+            out.status
+        );
+        return None;
+    }
     Some(text)
 }
 
