@@ -16,8 +16,9 @@ RUNS=${RUNS:-1}
 TESTS=(--test daemon --test lifecycle --test realtime_attacks --test releases --test supervision --test vendor --test actor)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-cargo build --release --locked --features fault-injection --tests >/dev/null 2>&1 ||
-    cargo build --release --locked --features fault-injection --tests
+# Only the test binaries that print figures (each is a thin-LTO link).
+cargo test --release --locked --features fault-injection "${TESTS[@]}" --no-run >/dev/null 2>&1 ||
+    cargo test --release --locked --features fault-injection "${TESTS[@]}" --no-run
 for run in $(seq "$RUNS"); do
     echo "run $run of $RUNS ..." >&2
     cargo test --release --locked --features fault-injection "${TESTS[@]}" -- --nocapture --test-threads=1 \
