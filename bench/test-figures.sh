@@ -42,7 +42,8 @@ for name, (unit, target, vals) in figs.items():
     med = statistics.median(vals)
     ok = med < target if unit == "ms" else med >= target
     missed += not ok
-    print(f"| {name} | {med:.1f} {unit} | {len(vals)} | {target:.0f} {unit} | {\"within\" if ok else \"OVER\" if unit == \"ms\" else \"UNDER\"} |")
+    verdict = "within" if ok else ("OVER" if unit == "ms" else "UNDER")
+    print(f"| {name} | {med:.1f} {unit} | {len(vals)} | {target:.0f} {unit} | {verdict} |")
 print(f"\n{len(figs)} figures, {missed} over target")
 sys.exit(1 if missed else 0)
 '
