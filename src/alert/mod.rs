@@ -137,11 +137,10 @@ impl RouteSink {
         crate::util::fault::point("outbox", self.state.outbox.as_bytes());
         match self.outbox.push(&batch, crate::util::time::now_ns()) {
             Ok(_) => {
-                if let Some(why) = self.state.failing.take() {
-                    tracing::warn!(outbox = %self.state.outbox, "the outbox takes alerts again ({} held were written); it failed with: {why}", batch.len());
-                }
-                self.state.held = 0;
                 self.handle.wake();
+                let Some(why) = self.state.failing.take() else { return };
+                tracing::warn!(outbox = %self.state.outbox, "the outbox takes alerts again ({} held were written); it failed with: {why}", batch.len());
+                self.state.held = 0;
             }
             Err(e) => {
                 if self.state.failing.is_none() {
