@@ -38,7 +38,7 @@ step() { # name, seconds, status
 }
 finish() {
     echo
-    echo "fresh-machine summary ($(git -C "$HERE" rev-parse --short HEAD), $(( $(date +%s) - t0 ))s in all):"
+    echo "fresh-machine summary (${TESTED:-$(git -C "$HERE" rev-parse --short HEAD)}, $(( $(date +%s) - t0 ))s in all):"
     printf '  %s\n' "${results[@]}"
     [ $failed -eq 0 ] && echo "fresh-machine: all passed" || echo "fresh-machine: FAILED"
     exit $failed
@@ -131,6 +131,7 @@ mount --bind "$RUSTUP_SRC" "$ROOT/root/.rustup" && mount -o remount,bind,ro "$RO
 cp -a "${CARGO_HOME:-/root/.cargo}/bin/." "$ROOT/root/.cargo/bin/"
 cp "${CARGO_HOME:-/root/.cargo}/env" "$ROOT/root/.cargo/env" 2>/dev/null || true
 git clone -q "$HERE" "$ROOT/root/sitewarden"
+TESTED=$(git -C "$ROOT/root/sitewarden" rev-parse --short HEAD)   # what the summary names
 echo "project at $(git -C "$ROOT/root/sitewarden" log --oneline -1)"
 
 inside() { # limit, command: a shell as root in the clone, as a newcomer's terminal

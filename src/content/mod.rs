@@ -211,14 +211,15 @@ impl ContentStore {
         if self.known(sha) || self.is_secret(sha) {
             return;
         }
-        if secrets.holds(bytes) {
-            self.mark_secret(sha);
-            return;
-        }
-        // A credential pasted into ordinary code: the diff shows the line
-        // redacted, but no copy of it is kept.
-        if secrets.mentions(bytes) {
-            return;
+        match secrets.scope(bytes) {
+            Some(crate::policy::secrets::Scope::File) => {
+                self.mark_secret(sha);
+                return;
+            }
+            // A credential pasted into ordinary code: the diff shows the
+            // line redacted, but no copy of it is kept.
+            Some(crate::policy::secrets::Scope::Line) => return,
+            None => {}
         }
         if let Err(e) = self.put(sha, bytes) {
             tracing::warn!("content store: {e}");

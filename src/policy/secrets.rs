@@ -495,7 +495,11 @@ impl Secrets {
         &self.extra
     }
 
-    fn scope(&self, bytes: &[u8]) -> Option<Scope> {
+    /// The widest scope of a credential in `bytes`: `File` (a secret file),
+    /// `Line` (a credential line in ordinary code), or none. One pass for
+    /// callers that need both answers of [`Secrets::holds`] and
+    /// [`Secrets::mentions`].
+    pub fn scope(&self, bytes: &[u8]) -> Option<Scope> {
         if !is_text(bytes) {
             return None;
         }
