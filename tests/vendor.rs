@@ -329,6 +329,35 @@ fn a_slow_or_endless_publisher_costs_bounded_time_and_memory() {
     }
 }
 
+#[test]
+fn a_reload_while_a_publisher_hangs_takes_effect_at_once() {
+    let (f, publisher) = wordpress_site(None);
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(f.state().join("vendor"));
+    let asked = f.path("asked.log");
+    let bad = common::publisher::hostile_logged("slow", &asked);
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replace("vendors:\n", "vendors:\n  timeout: 60s\n");
+    std::fs::write(f.config(), on_port(&cfg, bad.port)).unwrap();
+    let d = Daemon::start(&f);
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&asked).map_or(true, |s| s.is_empty()) {
+        assert!(t.elapsed() < common::HANG, "the daemon never asked the publisher");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The checksum request now hangs for up to 60 s.
+    let t = std::time::Instant::now();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    // wait_stderr's patience (20 s) is well inside the request's 60 s.
+    d.wait_stderr("configuration reloaded");
+    common::figure("reload while a release fetch hangs (timeout 60 s)", t.elapsed(), std::time::Duration::from_secs(1));
+    // The new configuration watches, and the cancelled fetch was not taken
+    // for a publisher that is down.
+    f.write("wp-includes/load.php", "<?php // load\n$changed = true;\n");
+    let r = d.wait_record("modified", "/wp-includes/load.php");
+    assert_eq!(r["verdict"]["origin"], "unknown", "{r}");
+    assert!(!d.stderr().contains("could not be reached"), "{}", d.stderr());
+}
+
 /// The config with every publisher URL on loopback port `port`.
 fn on_port(cfg: &str, port: u16) -> String {
     cfg.lines()

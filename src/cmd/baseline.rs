@@ -14,6 +14,7 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
     let sites = cfg.select(only)?;
     let mut store = Store::open(&cfg.state_dir)?;
     let content = crate::content::ContentStore::new(&cfg.state_dir);
+    let publisher = super::verify::publisher(cfg);
     for site in sites {
         let started = Instant::now();
         let (stats, problems) = detect::rebuild(&mut store, site, None, Some(&content))?;
@@ -21,7 +22,7 @@ pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
             warn(&site.name, rel, e);
         }
         // Against the states just taken in: the tree is not read again.
-        super::verify::report(cfg, site, Some(store.load(&site.name)?.into_iter().collect()));
+        super::verify::report(cfg, &publisher, site, Some(store.load(&site.name)?.into_iter().collect()));
         for rel in store.linked_paths(&site.name)? {
             eprintln!(
                 "sitewarden: {}: {}: has more than one hard link (rule hardlink): a write through another name \

@@ -263,7 +263,7 @@ pub fn run(a: InitArgs<'_>) -> Result<i32> {
     // An infected site is named on day one, before its baseline accepts it.
     let cfg = Config::load(a.config)?;
     if let Some(site) = cfg.site(&name) {
-        super::verify::report(&cfg, site, None);
+        super::verify::report(&cfg, &super::verify::publisher(&cfg), site, None);
     }
     eprintln!("sitewarden: next: `sitewarden baseline`");
     Ok(OK)

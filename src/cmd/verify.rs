@@ -16,7 +16,8 @@ use anyhow::Result;
 use super::{warn, DRIFT, OK, UNCHECKED};
 use crate::config::{Config, Site};
 use crate::model::{FileState, FileType, RelPath};
-use crate::releases::{wordpress, Manifest, Origin};
+use crate::releases::wordpress::{self, Publisher};
+use crate::releases::{Manifest, Origin};
 
 /// A file that does not match, or whose content matches a signature.
 pub(super) struct Finding {
@@ -58,11 +59,18 @@ impl Finding {
     }
 }
 
+/// The publisher the release checks of this command ask (one per run: a
+/// host found down is asked once).
+pub(super) fn publisher(cfg: &Config) -> Publisher {
+    Publisher::new(cfg.vendors.wordpress.clone(), cfg.state_dir.join("vendor"))
+}
+
 pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut bad, mut unchecked) = (false, false);
+    let publisher = publisher(cfg);
     for site in cfg.select(only)? {
-        let Verified { findings, unchecked: not_checked, summary } = verify_site(cfg, site, None, rehash)?;
+        let Verified { findings, unchecked: not_checked, summary } = verify_site(cfg, &publisher, site, None, rehash)?;
         bad |= !findings.is_empty();
         unchecked |= !not_checked.is_empty();
         for u in &not_checked {
@@ -113,6 +121,7 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
 /// (`baseline`), so the tree is not hashed twice.
 pub(super) fn verify_site(
     cfg: &Config,
+    publisher: &Publisher,
     site: &Site,
     observed: Option<Vec<(RelPath, FileState)>>,
     rehash: bool,
@@ -122,9 +131,9 @@ pub(super) fn verify_site(
     if let Some(reference) = &site.reference {
         manifests.push((std::sync::Arc::new(Manifest::reference(reference)?), None));
     } else if cfg.vendors.enabled && site.profile == "wordpress" {
-        let cache = cfg.state_dir.join("vendor");
+        let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for p in wordpress::detect(&site.real_root) {
-            match wordpress::manifest(&p, &cfg.vendors.wordpress, &cache) {
+            match publisher.manifest(&p, &never) {
                 Ok(m) => manifests.push((m, Some(p.dir.clone()))),
                 Err(e) => unchecked.push(Unchecked {
                     what: "package",
@@ -264,8 +273,8 @@ fn scan_all(
 
 /// Prints what `verify` finds in `site` as warnings and its summary line
 /// (for `init` and `baseline`: an infected site is named on day one).
-pub(super) fn report(cfg: &Config, site: &Site, observed: Option<Vec<(RelPath, FileState)>>) {
-    match verify_site(cfg, site, observed, false) {
+pub(super) fn report(cfg: &Config, publisher: &Publisher, site: &Site, observed: Option<Vec<(RelPath, FileState)>>) {
+    match verify_site(cfg, publisher, site, observed, false) {
         Ok(Verified { findings, unchecked, summary }) => {
             for f in &findings {
                 eprintln!("sitewarden: {}: {} {} ({})", site.name, f.what, crate::scan::show(&f.rel), f.against());

@@ -21,7 +21,7 @@ use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec, RebuildError};
 use crate::model::{Change, DetectedBy, EventKind, FileState, FileType, RelPath};
 use crate::model::{Transient, TransientEnd};
-use crate::releases::wordpress::{self, Package};
+use crate::releases::wordpress::{self, FetchError, Package, Publisher};
 use crate::scan::{self, file, ScanError};
 use crate::util::time::now_ns;
 use crate::watch::{Hub, Op, SiteWatcher, WatchError, WatchEvent};
@@ -224,6 +224,9 @@ pub struct Generation {
     pub cancel: Arc<AtomicBool>,
     /// Earlier versions of text files, kept as they are read.
     pub content: ContentStore,
+    /// Where the WordPress packages' checksums come from (shared with the
+    /// generations before and after while `vendors:` stays the same).
+    pub publisher: Arc<Publisher>,
     hub: Arc<Hub>,
     events: mpsc::Sender<WatchEvent>,
     /// Raised once the next generation is in force (its watches placed,
@@ -258,14 +261,23 @@ pub enum StartMode {
 
 impl Generation {
     /// A generation of `cfg`, whose watchers send to `events`; `content` is
-    /// the daemon's content store (shared with the judge, which prunes it).
+    /// the daemon's content store (shared with the judge, which prunes it);
+    /// `previous` is the generation it replaces (its publisher is kept when
+    /// `vendors:` did not change).
     pub fn new(
         number: u64,
         cfg: Config,
         content: ContentStore,
         hub: Arc<Hub>,
         events: mpsc::Sender<WatchEvent>,
+        previous: Option<&Generation>,
     ) -> Generation {
+        let publisher = match previous {
+            Some(p) if p.cfg.vendors.wordpress == cfg.vendors.wordpress && p.cfg.state_dir == cfg.state_dir => {
+                Arc::clone(&p.publisher)
+            }
+            _ => Arc::new(Publisher::new(cfg.vendors.wordpress.clone(), cfg.state_dir.join("vendor"))),
+        };
         let sites = cfg
             .sites
             .iter()
@@ -283,6 +295,7 @@ impl Generation {
         Generation {
             number,
             content,
+            publisher,
             cfg,
             sites,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -704,7 +717,6 @@ impl Generation {
         }
         let now = wordpress::detect(&site.real_root);
         let known: Vec<(Package, Fetch)> = self.sites[i].packages.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let cache = self.cfg.state_dir.join("vendor");
         let mut next = Vec::with_capacity(now.len());
         for p in now {
             if self.cancelled() {
@@ -714,11 +726,13 @@ impl Generation {
                 next.push(kept.clone());
                 continue;
             }
-            let m = match wordpress::manifest(&p, &self.cfg.vendors.wordpress, &cache) {
+            let m = match self.publisher.manifest(&p, &self.cancel) {
                 Ok(m) => {
                     tracing::info!(site = %site.name, files = m.len(), "checksums of {} {}", p.name, p.version);
                     Fetch::Got(m)
                 }
+                // A newer generation takes over; it looks again.
+                Err(FetchError::Cancelled) => return,
                 Err(e) => {
                     // Once per package version, not at every look.
                     if !known.iter().any(|(k, m)| *k == p && matches!(m, Fetch::Failed)) {

@@ -313,7 +313,7 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
         spawn_worker(&supervisor, "sw-scan", scans_rx, None, rep_tx, judge.clone(), &state_dir)?,
     ];
     let (quiet, max_delay) = (cfg.scan.quiet_period, cfg.scan.max_delay);
-    let current = Arc::new(Generation::new(1, cfg, content.clone(), Arc::clone(&hub), ev_tx.clone()));
+    let current = Arc::new(Generation::new(1, cfg, content.clone(), Arc::clone(&hub), ev_tx.clone(), None));
     let mut core = Core {
         sched: vec![SiteSched::default(); current.sites.len()],
         current,
@@ -747,6 +747,7 @@ impl Core {
             self.current.content.clone(),
             Arc::clone(&self.hub),
             self.events.clone(),
+            Some(&self.current),
         ));
         let scan = &next.cfg.scan;
         self.debouncer.set_periods(scan.quiet_period, scan.max_delay);

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{FileState, FileType, RelPath};
 
+pub mod http;
 pub mod wordpress;
 
 /// The published hashes of one file (a publisher may give several, or

@@ -10,17 +10,20 @@
 //!
 //! Only a slug and a version leave the server. Answers are bounded (size,
 //! time), validated, and cached under `state_dir/vendor/` by (kind, slug,
-//! version); a refusal (404) is cached as such for a day. Offline or
+//! version); a refusal (404) is cached as such for a day, a publisher host
+//! that cannot be reached for ten minutes ([`super::http`]). Offline or
 //! refused means `unknown`, with one warning, never a failure.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use super::http::{Failure, Fetcher};
 use super::{Hashes, Manifest};
 use crate::model::RelPath;
 
@@ -152,7 +155,7 @@ fn valid_version(v: &str) -> bool {
 }
 
 /// Where checksums are asked for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Urls {
     /// The core checksums API.
     pub core: String,
@@ -188,6 +191,9 @@ pub enum FetchError {
     /// The publisher does not know this version (404), or said so before.
     #[error("{0}: no published checksums")]
     NotPublished(String),
+    /// The caller gave up waiting (a reload, a shutdown).
+    #[error("cancelled")]
+    Cancelled,
     /// The network, the size or the time limit, or a bad answer.
     #[error("{what}: {message}")]
     Failed {
@@ -198,86 +204,157 @@ pub enum FetchError {
     },
 }
 
-/// The manifest of `p`, from the cache under `cache_dir` or from the
-/// publisher: its published checksums, with the release archive's SHA-256
-/// values and pristine files once the archive is shown to match them (a
-/// theme has only its archive).
-pub fn manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Arc<Manifest>, FetchError> {
-    // Shared by every site that runs the same release, in this process.
-    type Memo = Mutex<Option<HashMap<(PathBuf, Package), Arc<Manifest>>>>;
-    static MEMO: Memo = Mutex::new(None);
-    let key = (cache_dir.to_path_buf(), p.clone());
-    let memo = |m: &mut Option<HashMap<_, _>>| m.get_or_insert_with(HashMap::new).get(&key).cloned();
-    if let Some(m) = memo(&mut MEMO.lock().unwrap_or_else(|e| e.into_inner())) {
-        return Ok(m);
-    }
-    let m = Arc::new(build_manifest(p, urls, cache_dir)?);
-    let mut guard = MEMO.lock().unwrap_or_else(|e| e.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    if map.len() >= 256 {
-        map.clear();
-    }
-    map.insert(key, Arc::clone(&m));
-    Ok(m)
+/// The publisher of a server's WordPress packages: where it is asked, the
+/// cache of its answers under the state dir, the manifests built in this
+/// process (shared by every site that runs the same release) and the
+/// requests' state ([`Fetcher`]). One per daemon, kept across reloads
+/// that do not change `vendors:`.
+pub struct Publisher {
+    urls: Urls,
+    cache_dir: PathBuf,
+    fetcher: Fetcher,
+    memo: Mutex<HashMap<Package, Arc<Manifest>>>,
 }
 
-fn build_manifest(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, FetchError> {
-    let what = format!("{} {}", p.name, p.version);
-    if p.name.starts_with("theme:") {
-        let zip = archive(p, urls, cache_dir)?;
-        let mut m = Manifest::from_zip(&zip, &p.name, &p.version, &p.dir).map_err(|message| {
-            let _ = std::fs::remove_file(&zip);
-            FetchError::Failed { what, message }
-        })?;
-        m.foreign_only_in(vec![p.dir.clone()]);
-        return Ok(m);
+/// Manifests kept in memory at most.
+const MEMO_MAX: usize = 256;
+
+impl Publisher {
+    /// The publisher at `urls`, caching under `cache_dir`.
+    pub fn new(urls: Urls, cache_dir: PathBuf) -> Publisher {
+        Publisher { fetcher: Fetcher::new(&cache_dir), urls, cache_dir, memo: Mutex::default() }
     }
-    let mut m = checksums(p, urls, cache_dir)?;
-    if let Ok(zip) = archive(p, urls, cache_dir) {
-        if let Err(e) = m.adopt_archive(&zip, &p.dir) {
-            tracing::warn!("{what}: the release archive is not used: {e}");
-            let _ = std::fs::remove_file(&zip);
+
+    /// Where it is asked.
+    pub fn urls(&self) -> &Urls {
+        &self.urls
+    }
+
+    /// The manifest of `p`, from memory, the cache or the publisher: its
+    /// published checksums, with the release archive's SHA-256 values and
+    /// pristine files once the archive is shown to match them (a theme has
+    /// only its archive). `cancel` stops the wait for the network.
+    pub fn manifest(&self, p: &Package, cancel: &Arc<AtomicBool>) -> Result<Arc<Manifest>, FetchError> {
+        if let Some(m) = self.memo.lock().unwrap_or_else(|e| e.into_inner()).get(p) {
+            return Ok(Arc::clone(m));
+        }
+        let m = Arc::new(self.build_manifest(p, cancel)?);
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= MEMO_MAX {
+            memo.clear();
+        }
+        memo.insert(p.clone(), Arc::clone(&m));
+        Ok(m)
+    }
+
+    fn build_manifest(&self, p: &Package, cancel: &Arc<AtomicBool>) -> Result<Manifest, FetchError> {
+        let what = format!("{} {}", p.name, p.version);
+        if p.name.starts_with("theme:") {
+            let zip = self.archive(p, cancel)?;
+            let mut m = Manifest::from_zip(&zip, &p.name, &p.version, &p.dir).map_err(|message| {
+                let _ = std::fs::remove_file(&zip);
+                FetchError::Failed { what, message }
+            })?;
+            m.foreign_only_in(vec![p.dir.clone()]);
+            return Ok(m);
+        }
+        let mut m = self.checksums(p, cancel)?;
+        match self.archive(p, cancel) {
+            Ok(zip) => {
+                if let Err(e) = m.adopt_archive(&zip, &p.dir) {
+                    tracing::warn!("{what}: the release archive is not used: {e}");
+                    let _ = std::fs::remove_file(&zip);
+                }
+            }
+            Err(FetchError::Cancelled) => return Err(FetchError::Cancelled),
+            Err(_) => {}
+        }
+        Ok(m)
+    }
+
+    /// The cached release archive of `p`, fetched when missing (at most
+    /// [`MAX_ARCHIVE`], into a temporary file renamed when whole).
+    fn archive(&self, p: &Package, cancel: &Arc<AtomicBool>) -> Result<PathBuf, FetchError> {
+        let urls = &self.urls;
+        let what = format!("{} {} archive", p.name, p.version);
+        let path = self.cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.zip", p.version, p.locale));
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Ok(path);
+        }
+        let missing = path.with_extension("zip-missing");
+        if fresh(&missing) {
+            return Err(FetchError::NotPublished(what));
+        }
+        let url = match p.name.split_once(':') {
+            None if p.locale.is_empty() || p.locale == "en_US" => {
+                format!("{}/wordpress-{}.zip", urls.core_archive.trim_end_matches('/'), p.version)
+            }
+            None => format!("{}/{}/wordpress-{}.zip", urls.core_archive.trim_end_matches('/'), p.locale, p.version),
+            Some(("plugin", slug)) => format!("{}/{slug}.{}.zip", urls.plugin_archive.trim_end_matches('/'), p.version),
+            Some((_, slug)) => format!("{}/{slug}.{}.zip", urls.theme_archive.trim_end_matches('/'), p.version),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| FetchError::Failed { what: what.clone(), message: e.to_string() })?;
+        }
+        match self.fetcher.download(&url, &path, MAX_ARCHIVE, urls.timeout * 6, cancel) {
+            Ok(()) => Ok(path),
+            Err(Failure::Status(404)) => {
+                let _ = std::fs::write(&missing, b"");
+                Err(FetchError::NotPublished(what))
+            }
+            Err(e) => Err(FetchError::from_failure(what, &url, e)),
         }
     }
-    Ok(m)
+
+    /// The published checksums of `p` (core, plugins).
+    fn checksums(&self, p: &Package, cancel: &Arc<AtomicBool>) -> Result<Manifest, FetchError> {
+        let urls = &self.urls;
+        let what = format!("{} {}", p.name, p.version);
+        let fail = |message: String| FetchError::Failed { what: what.clone(), message };
+        let key = self.cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.json", p.version, p.locale));
+        let missing = key.with_extension("missing");
+        if fresh(&missing) {
+            return Err(FetchError::NotPublished(what));
+        }
+        if let Ok(body) = std::fs::read(&key) {
+            return parse(p, &body).map_err(fail);
+        }
+        let url = if p.name == "wordpress" {
+            format!("{}?version={}&locale={}", urls.core, p.version, p.locale)
+        } else {
+            format!("{}/{}/{}.json", urls.plugin.trim_end_matches('/'), &p.name["plugin:".len()..], p.version)
+        };
+        let body = match self.fetcher.get(&url, MAX_ANSWER, urls.timeout, cancel) {
+            Ok(b) => b,
+            Err(Failure::Status(404)) => {
+                if let Some(dir) = missing.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let _ = std::fs::write(&missing, b"");
+                return Err(FetchError::NotPublished(what));
+            }
+            Err(e) => return Err(FetchError::from_failure(what, &url, e)),
+        };
+        // Parsed before it is cached: a bad answer is not kept.
+        let m = parse(p, &body).map_err(fail)?;
+        if let Some(dir) = key.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = key.with_extension("tmp");
+        if std::fs::write(&tmp, &body).is_ok() {
+            let _ = std::fs::rename(&tmp, &key);
+        }
+        Ok(m)
+    }
 }
 
-/// The cached release archive of `p`, fetched when missing (at most
-/// [`MAX_ARCHIVE`], into a temporary file renamed when whole).
-fn archive(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<PathBuf, FetchError> {
-    let what = format!("{} {} archive", p.name, p.version);
-    let path = cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.zip", p.version, p.locale));
-    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-        return Ok(path);
-    }
-    let missing = path.with_extension("zip-missing");
-    if fresh(&missing) {
-        return Err(FetchError::NotPublished(what));
-    }
-    let url = match p.name.split_once(':') {
-        None if p.locale.is_empty() || p.locale == "en_US" => {
-            format!("{}/wordpress-{}.zip", urls.core_archive.trim_end_matches('/'), p.version)
-        }
-        None => format!("{}/{}/wordpress-{}.zip", urls.core_archive.trim_end_matches('/'), p.locale, p.version),
-        Some(("plugin", slug)) => format!("{}/{slug}.{}.zip", urls.plugin_archive.trim_end_matches('/'), p.version),
-        Some((_, slug)) => format!("{}/{slug}.{}.zip", urls.theme_archive.trim_end_matches('/'), p.version),
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| FetchError::Failed { what: what.clone(), message: e.to_string() })?;
-    }
-    let tmp = path.with_extension("zip-tmp");
-    match download(&url, &tmp, MAX_ARCHIVE, urls.timeout) {
-        Ok(()) => {
-            std::fs::rename(&tmp, &path).map_err(|e| FetchError::Failed { what, message: e.to_string() })?;
-            Ok(path)
-        }
-        Err(Some(404)) => {
-            let _ = std::fs::write(&missing, b"");
-            Err(FetchError::NotPublished(what))
-        }
-        Err(_) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(FetchError::Failed { what, message: format!("cannot fetch {url}") })
+impl FetchError {
+    fn from_failure(what: String, url: &str, f: Failure) -> FetchError {
+        match f {
+            Failure::Cancelled => FetchError::Cancelled,
+            Failure::Down(why) => FetchError::Failed { what, message: format!("the publisher {why}") },
+            other => FetchError::Failed { what, message: format!("{url}: {other}") },
         }
     }
 }
@@ -287,105 +364,6 @@ fn fresh(p: &Path) -> bool {
     std::fs::metadata(p)
         .and_then(|m| m.modified())
         .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < NEGATIVE_TTL)
-}
-
-/// The published checksums of `p` (core, plugins).
-fn checksums(p: &Package, urls: &Urls, cache_dir: &Path) -> Result<Manifest, FetchError> {
-    let what = format!("{} {}", p.name, p.version);
-    let fail = |message: String| FetchError::Failed { what: what.clone(), message };
-    let key = cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.json", p.version, p.locale));
-    let missing = key.with_extension("missing");
-    if fresh(&missing) {
-        return Err(FetchError::NotPublished(what));
-    }
-    let body = match std::fs::read(&key) {
-        Ok(b) => b,
-        Err(_) => {
-            let url = if p.name == "wordpress" {
-                format!("{}?version={}&locale={}", urls.core, p.version, p.locale)
-            } else {
-                format!("{}/{}/{}.json", urls.plugin.trim_end_matches('/'), &p.name["plugin:".len()..], p.version)
-            };
-            let body = match get(&url, urls.timeout) {
-                Ok(b) => b,
-                Err(Some(404)) => {
-                    if let Some(dir) = missing.parent() {
-                        let _ = std::fs::create_dir_all(dir);
-                    }
-                    let _ = std::fs::write(&missing, b"");
-                    return Err(FetchError::NotPublished(what));
-                }
-                Err(_) => return Err(fail(format!("cannot fetch {url}"))),
-            };
-            // Parsed before it is cached: a bad answer is not kept.
-            parse(p, &body).map_err(fail)?;
-            if let Some(dir) = key.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let tmp = key.with_extension("tmp");
-            if std::fs::write(&tmp, &body).is_ok() {
-                let _ = std::fs::rename(&tmp, &key);
-            }
-            body
-        }
-    };
-    parse(p, &body).map_err(fail)
-}
-
-/// At most one request to a host in this long (a server with hundreds of
-/// sites asks politely).
-const PER_HOST: Duration = Duration::from_millis(250);
-
-/// Waits until the host of `url` may be asked again.
-fn pace(url: &str) {
-    static LAST: std::sync::Mutex<Option<HashMap<String, std::time::Instant>>> = std::sync::Mutex::new(None);
-    let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("").to_string();
-    let wait = {
-        let mut guard = LAST.lock().unwrap_or_else(|p| p.into_inner());
-        let map = guard.get_or_insert_with(HashMap::new);
-        let now = std::time::Instant::now();
-        let next = map.get(&host).map(|t| *t + PER_HOST).filter(|t| *t > now).unwrap_or(now);
-        map.insert(host, next);
-        next.saturating_duration_since(now)
-    };
-    std::thread::sleep(wait);
-}
-
-/// GET `url`, bounded; `Err(Some(status))` for an HTTP error status.
-fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, Option<u16>> {
-    pace(url);
-    let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(3).build();
-    let resp = match agent.get(url).call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(code, _)) => return Err(Some(code)),
-        Err(_) => return Err(None),
-    };
-    let mut body = Vec::new();
-    resp.into_reader().take(MAX_ANSWER + 1).read_to_end(&mut body).map_err(|_| None)?;
-    if body.len() as u64 > MAX_ANSWER {
-        return Err(None);
-    }
-    Ok(body)
-}
-
-/// GET `url` into a new file `dest`, at most `cap` bytes (a larger answer is
-/// refused and the file removed); `Err(Some(status))` for an HTTP error.
-fn download(url: &str, dest: &Path, cap: u64, timeout: Duration) -> Result<(), Option<u16>> {
-    pace(url);
-    let agent = ureq::AgentBuilder::new().timeout(timeout * 6).redirects(3).build();
-    let resp = match agent.get(url).call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(code, _)) => return Err(Some(code)),
-        Err(_) => return Err(None),
-    };
-    let _ = std::fs::remove_file(dest);
-    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(dest).map_err(|_| None)?;
-    let n = std::io::copy(&mut resp.into_reader().take(cap + 1), &mut out).map_err(|_| None)?;
-    if n > cap {
-        let _ = std::fs::remove_file(dest);
-        return Err(None);
-    }
-    Ok(())
 }
 
 /// A checksum answer as a manifest of package `p`.

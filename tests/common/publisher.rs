@@ -35,11 +35,18 @@ impl Drop for Publisher {
 /// second, forever) or `endless` (an answer that never ends, as fast as it
 /// can be read).
 pub fn hostile(mode: &str) -> Publisher {
+    hostile_logged(mode, Path::new("/dev/null"))
+}
+
+/// [`hostile`], appending the path of every GET to `log` as it comes.
+pub fn hostile_logged(mode: &str, log: &Path) -> Publisher {
     const SERVER: &str = r#"
 import http.server, sys, time
 mode = sys.argv[2]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        with open(sys.argv[3], "a") as log:
+            log.write(self.path + "\n")
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -60,6 +67,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = std::process::Command::new("python3")
         .args(["-c", SERVER, &port.to_string(), mode])
+        .arg(log)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
