@@ -133,7 +133,7 @@ proptest! {
                     Change::new(site.as_str().into(), rel, EventKind::Added, None, Some(state(10)), DetectedBy::Realtime);
                 let verdict = sitewarden::policy::Verdict {
                     severity: sitewarden::model::Severity::Critical,
-                    rule: "php-in-uploads",
+                    rule: "php-in-uploads".into(),
                     nodiff: false,
                     quarantine: None,
                 };

@@ -4,20 +4,15 @@
 //! sets aside what the route refused for good, and backs off on failure.
 //! None of them ever blocks detection.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::digest::DigestPolicy;
 use super::outbox::Outbox;
 use super::AlertRecord;
 use crate::util::time::now_ns;
-
-/// One courier delivers from an outbox at a time, even across a config
-/// reload (the old and the new courier of a route share its folder).
-static SENDING: Mutex<Vec<(PathBuf, Arc<Mutex<()>>)>> = Mutex::new(Vec::new());
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -102,16 +97,6 @@ pub fn spawn(setup: Setup, supervisor: &crate::util::supervise::Supervisor) -> s
     Ok(CourierHandle { wake, stop })
 }
 
-fn lock_of(outbox: &Outbox) -> Arc<Mutex<()>> {
-    let mut all = SENDING.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, l)) = all.iter().find(|(d, _)| d == outbox.path()) {
-        return Arc::clone(l);
-    }
-    let l = Arc::new(Mutex::new(()));
-    all.push((outbox.path().to_path_buf(), Arc::clone(&l)));
-    l
-}
-
 /// Loads up to `limit` queued alerts: the entries taken and their records.
 /// Only the first sections of a delivery carry diffs (as a mail shows
 /// them): the others' are dropped as they load, so memory stays small for
@@ -155,10 +140,11 @@ fn pause(retry_at: &mut Option<i64>, backoff: &mut Duration, after: Option<Durat
 /// hung: every route's own deadline (a webhook's 20 s, a collector's 60 s
 /// plus its bytes, SMTP's timeouts) is well inside it.
 const SEND_LIMIT: Duration = Duration::from_secs(300);
+/// How soon a courier looks again when another one holds its outbox.
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
 fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>, pulse: &crate::util::supervise::Pulse) {
     let Setup { mut route, outbox, policy, host } = setup;
-    let lock = lock_of(&outbox);
     let what = route.describe();
     let mut sent: Vec<i64> = Vec::new();
     let mut retry_at: Option<i64> = None;
@@ -178,7 +164,21 @@ fn run(setup: Setup, wake: Receiver<()>, stop: Arc<AtomicBool>, pulse: &crate::u
             None => Duration::from_secs(60),
             Some(at) if at > now => Duration::from_nanos((at - now) as u64).min(Duration::from_secs(60)),
             Some(_) => {
-                let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                // One courier delivers from an outbox at a time, even across
+                // a reload (the old and the new courier of a route share its
+                // folder): the other one looks again in a moment.
+                let guard = match outbox.claim() {
+                    Ok(Some(g)) => g,
+                    Ok(None) => {
+                        let _ = wake.recv_timeout(CLAIM_RETRY);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!("{what}: outbox: {e}");
+                        pause(&mut retry_at, &mut backoff, None);
+                        continue;
+                    }
+                };
                 // Another courier of this outbox may have delivered meanwhile.
                 let (entries, records) = take(&outbox, limit);
                 if entries.is_empty() {

@@ -21,6 +21,13 @@ pub const MAX_ENTRIES: usize = 20_000;
 pub const PER_BATCH: usize = 250;
 
 const OVERFLOW_FILE: &str = "overflow";
+/// Locked by the courier delivering from the folder ([`Outbox::claim`]).
+const CLAIM_FILE: &str = ".sending";
+
+/// The right to deliver from an outbox (see [`Outbox::claim`]).
+pub struct Claim {
+    _lock: nix::fcntl::Flock<File>,
+}
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -92,6 +99,27 @@ impl Outbox {
     /// Its folder.
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The right to deliver from this outbox, held until the guard is
+    /// dropped: an exclusive `flock` on its `.sending` file, so the old and
+    /// the new courier of a route (across a reload), or a second process on
+    /// the same state dir, never deliver the same batch twice. `None` while
+    /// another holder has it (never waits).
+    pub fn claim(&self) -> std::io::Result<Option<Claim>> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(self.dir.join(CLAIM_FILE))?;
+        match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(Claim { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(std::io::Error::from(e)),
+        }
     }
 
     /// Every outbox folder of `state_dir` (every route, every site owner),
@@ -290,6 +318,20 @@ mod tests {
         assert_eq!(o.push(&recs, 1).unwrap(), 600);
         let counts: Vec<usize> = o.list().unwrap().iter().map(|e| e.count).collect();
         assert_eq!(counts, vec![250, 250, 100]);
+    }
+
+    #[test]
+    fn one_holder_at_a_time_delivers_from_an_outbox_and_the_lock_is_no_batch() {
+        let state = tempfile::tempdir().unwrap();
+        // The old and the new courier of a route open the folder apart.
+        let old = Outbox::open_route(state.path(), None, Some("webhook-a")).unwrap();
+        let new = Outbox::open_route(state.path(), None, Some("webhook-a")).unwrap();
+        let held = old.claim().unwrap().expect("free at first");
+        assert!(new.claim().unwrap().is_none(), "held by the old courier");
+        drop(held);
+        assert!(new.claim().unwrap().is_some(), "free once the old one is done");
+        assert!(new.list().unwrap().is_empty(), "the lock file is not a queued batch");
+        assert_eq!(Outbox::count(state.path()), 0);
     }
 
     #[test]

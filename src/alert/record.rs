@@ -234,7 +234,8 @@ mod tests {
             Some(after),
             DetectedBy::Realtime,
         );
-        let verdict = Verdict { severity: Severity::Critical, rule: "php-in-uploads", nodiff: false, quarantine: None };
+        let verdict =
+            Verdict { severity: Severity::Critical, rule: "php-in-uploads".into(), nodiff: false, quarantine: None };
         let rec = AlertRecord::new("web1", Path::new("/var/www/blog"), &change, &verdict, 1_795_802_400_123_000_000);
         let v: serde_json::Value = serde_json::from_str(&rec.to_json()).unwrap();
         assert_eq!(v["time"], "2026-11-27T18:00:00.123Z");
@@ -252,7 +253,7 @@ mod tests {
     fn the_id_is_the_same_for_the_same_alert_and_only_for_it() {
         let change =
             Change::new(Arc::from("blog"), b"x.php".to_vec(), EventKind::Added, None, None, DetectedBy::Realtime);
-        let verdict = Verdict { severity: Severity::High, rule: "r", nodiff: false, quarantine: None };
+        let verdict = Verdict { severity: Severity::High, rule: "r".into(), nodiff: false, quarantine: None };
         let stamped = |c: &Change, t: i64| {
             let mut r = AlertRecord::new("web1", Path::new("/var/www/blog"), c, &verdict, t);
             r.stamp_id();

@@ -14,6 +14,7 @@ use crate::model::{EventKind, FileState, FileType};
 use crate::quarantine::{rel_of, write, QuarantineStore};
 use crate::scan::file;
 use crate::util::bytes::printable_text;
+use crate::watch::own::OwnWrites;
 
 pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
     let store = QuarantineStore::new(&cfg.state_dir);
@@ -124,7 +125,8 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             let w = db.write()?;
             w.accept(&site.name, &rel, Some(&state))?;
             w.commit()?;
-            write::replace(&site.real_root, &rel, &bytes, uid, gid, mode).map_err(|e| anyhow!("{}: {e}", m.path))?;
+            write::replace(&OwnWrites::default(), &site.real_root, &rel, &bytes, uid, gid, mode)
+                .map_err(|e| anyhow!("{}: {e}", m.path))?;
             if let Ok(Some(now)) = file::probe(&site.real_root, &rel, None) {
                 let w = db.write()?;
                 w.accept(&site.name, &rel, Some(&now))?;

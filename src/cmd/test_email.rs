@@ -76,7 +76,7 @@ fn sample(cfg: &Config, rule: &'static str) -> AlertRecord {
     };
     let change =
         Change::new(name, b"sitewarden-test-alert.php".to_vec(), EventKind::Added, None, Some(after), DetectedBy::Scan);
-    let verdict = Verdict { severity: Severity::Info, rule, nodiff: false, quarantine: None };
+    let verdict = Verdict { severity: Severity::Info, rule: rule.into(), nodiff: false, quarantine: None };
     let mut record = AlertRecord::new(&hostname(), &root, &change, &verdict, crate::util::time::now_ns());
     record.diff =
         Some(format!("--- /dev/null\n+++ {}\n@@ -0,0 +1 @@\n+{}", record.path, String::from_utf8_lossy(content)));

@@ -33,6 +33,7 @@ use crate::quarantine::{self, hook, QuarantineStore};
 use crate::scan::file;
 use crate::util::supervise::Supervisor;
 use crate::util::time::now_ns;
+use crate::watch::own::OwnWrites;
 
 /// Changes of a scan judged before the realtime queue is looked at again.
 pub const SCAN_CHUNK: usize = 256;
@@ -155,12 +156,14 @@ enum Fatal {
     Sink(#[from] SinkError),
 }
 
-/// Starts the judge thread. `sinks` are the first generation's.
+/// Starts the judge thread. `sinks` are the first generation's; `own`
+/// registers the quarantine's writes (shared with the fanotify source).
 pub fn spawn(
     state_dir: &std::path::Path,
     content: ContentStore,
     host: String,
     sinks: Sinks,
+    own: Arc<OwnWrites>,
     supervisor: &Supervisor,
 ) -> Result<JudgeHandle, super::DaemonError> {
     let (rt_tx, rt_rx) = mpsc::channel(REALTIME_QUEUE);
@@ -173,6 +176,7 @@ pub fn spawn(
         store,
         content,
         quarantine: QuarantineStore::new(state_dir),
+        own,
         limiter: quarantine::RateLimit::new(QUARANTINE_ALERTS, Duration::from_secs(60)),
         hooks: None,
         hook_control: ctl_tx.downgrade(),
@@ -207,6 +211,8 @@ struct Judge {
     store: Store,
     content: ContentStore,
     quarantine: QuarantineStore,
+    /// The daemon's own writes: registered before the quarantine writes.
+    own: Arc<OwnWrites>,
     limiter: quarantine::RateLimit,
     /// The hook thread, started when a hook first has to run.
     hooks: Option<hook::HookRunner>,
@@ -510,11 +516,11 @@ impl Judge {
         match vendor.as_ref().map(|v| v.origin) {
             Some(crate::releases::Origin::Tampered) => {
                 verdict.severity = Severity::Critical;
-                verdict.rule = "vendor-tampered";
+                verdict.rule = "vendor-tampered".into();
             }
             Some(crate::releases::Origin::Foreign) => {
                 verdict.severity = Severity::Critical;
-                verdict.rule = "vendor-foreign";
+                verdict.rule = "vendor-foreign".into();
             }
             _ => {}
         }
@@ -551,9 +557,10 @@ impl Judge {
             r
         };
         if let Some(t) = c.transient {
-            let ours = c.after.as_ref().is_some_and(|a| {
-                crate::watch::own::was_placed(&crate::model::absolute(&site.real_root, &c.rel), (a.dev, a.ino))
-            });
+            let ours = c
+                .after
+                .as_ref()
+                .is_some_and(|a| self.own.was_placed(&crate::model::absolute(&site.real_root, &c.rel), (a.dev, a.ino)));
             if ours {
                 return (None, Fate::Undone);
             }
@@ -579,12 +586,13 @@ impl Judge {
         let act = quarantine::Action {
             site_root_shown: &site.root,
             site_root_real: &site.real_root,
-            rule: verdict.rule,
+            rule: &verdict.rule,
             action,
             nodiff: verdict.nodiff,
             evidence: allowed.is_ok(),
             secrets: site.policy.secrets(),
             max_size: generation.cfg.quarantine.max_size,
+            own: &self.own,
         };
         // Repair: where the accepted version is not kept, or is itself not
         // the release's, a restore puts the release's own file back.

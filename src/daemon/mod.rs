@@ -300,8 +300,11 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
     let routes = sinks.health.clone();
     let counts = sinks.counts.clone();
     let content = crate::content::ContentStore::new(&state_dir);
-    let judge = judge::spawn(&state_dir, content.clone(), crate::util::hostname(), sinks, &supervisor)?;
-    let hub = Hub::new(cfg.realtime)
+    // The quarantine's writes, known to the fanotify source as the daemon's.
+    let own = Arc::new(crate::watch::own::OwnWrites::default());
+    let judge =
+        judge::spawn(&state_dir, content.clone(), crate::util::hostname(), sinks, Arc::clone(&own), &supervisor)?;
+    let hub = Hub::new(cfg.realtime, own)
         .map_err(|e| DaemonError::Io { what: "inotify".into(), source: std::io::Error::other(e) })?;
     let reader = Arc::clone(&hub);
     let pulse = supervisor.pulse("sw-inotify");

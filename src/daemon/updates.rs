@@ -202,7 +202,7 @@ pub fn summary(
         by,
     );
     let verdict =
-        crate::policy::Verdict { severity: kind.severity(), rule: kind.rule(), nodiff: true, quarantine: None };
+        crate::policy::Verdict { severity: kind.severity(), rule: kind.rule().into(), nodiff: true, quarantine: None };
     let mut r = AlertRecord::new(host, &site.root, &stand_in, &verdict, time_ns);
     let shown = now.name.replace(':', " ");
     let n = changes.len();

@@ -9,6 +9,7 @@
 pub mod glob;
 pub mod secrets;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -131,12 +132,13 @@ pub const UNSCANNED: &str = "signature-scan-failed";
 pub const DIR_WORLD_WRITABLE: &str = "dir-world-writable";
 
 /// The decision for one changed path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict<'a> {
     /// How serious the change is.
     pub severity: Severity,
-    /// Id of the rule that decided it, or [`DEFAULT_RULE`].
-    pub rule: &'a str,
+    /// Id of the rule that decided it, or [`DEFAULT_RULE`]; made for the
+    /// change only when a signature decided it (`signature:NAME`).
+    pub rule: Cow<'a, str>,
     /// The content must never be stored or shown (a secret).
     pub nodiff: bool,
     /// What the quarantine does with the file, if a rule matches.
@@ -357,24 +359,24 @@ impl Policy {
             // What the content is beats where it is.
             if v.severity < Severity::Critical {
                 v.severity = Severity::Critical;
-                v.rule = signature_rule_id(first);
+                v.rule = Cow::Owned(format!("signature:{first}"));
             }
         }
         if c.unscanned.is_some() && c.signatures.is_empty() && v.severity < Severity::High {
             v.severity = Severity::High;
-            v.rule = UNSCANNED;
+            v.rule = UNSCANNED.into();
         }
         if let Some(r) = c.actor.as_deref().and_then(|a| self.actor_rule(&c.rel, c.file_type(), c.kind, a)) {
             if r.severity > v.severity {
                 v.severity = r.severity;
-                v.rule = &r.id;
+                v.rule = r.id.as_str().into();
             }
         }
         if c.rel.is_empty() {
             // The root now resolves elsewhere: a deploy, or someone
             // pointing the site at code of their own.
             v.severity = v.severity.max(Severity::High);
-            v.rule = ROOT_SWAPPED;
+            v.rule = ROOT_SWAPPED.into();
             return v;
         }
         let linked = |s: Option<&FileState>| s.is_some_and(FileState::linked);
@@ -387,7 +389,7 @@ impl Policy {
                     .is_none_or(|(b, a)| (b.mode, b.uid, b.gid) == (a.mode, a.uid, a.gid));
             if only_links || v.severity < Severity::Medium {
                 v.severity = v.severity.max(Severity::Medium);
-                v.rule = HARDLINK;
+                v.rule = HARDLINK.into();
             }
         }
         let others_write = |s: Option<&FileState>| s.is_some_and(|s| s.mode & 0o002 != 0);
@@ -397,7 +399,7 @@ impl Policy {
             && v.severity < Severity::High
         {
             v.severity = Severity::High;
-            v.rule = DIR_WORLD_WRITABLE;
+            v.rule = DIR_WORLD_WRITABLE.into();
         }
         v
     }
@@ -470,7 +472,7 @@ impl Policy {
                 .map(|q| self.quarantine[q].action);
             Verdict {
                 severity: rule.map(|r| r.severity).unwrap_or(self.default_severity),
-                rule: rule.map(|r| r.id.as_str()).unwrap_or(DEFAULT_RULE),
+                rule: rule.map(|r| r.id.as_str()).unwrap_or(DEFAULT_RULE).into(),
                 nodiff: self.nodiff(rel),
                 quarantine,
             }
@@ -499,22 +501,6 @@ fn literal_prefix(glob: &str) -> Option<Vec<u8>> {
 fn related(a: &[u8], b: &[u8]) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     long.starts_with(short) && (long.len() == short.len() || long[short.len()] == b'/')
-}
-
-/// The rule id a signature match gives a change (`signature:NAME`), kept
-/// for the life of the process: one per rule name ever compiled, a set
-/// bounded by the rule files.
-pub fn signature_rule_id(name: &str) -> &'static str {
-    static IDS: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> = std::sync::Mutex::new(None);
-    let id = format!("signature:{name}");
-    let mut guard = IDS.lock().unwrap_or_else(|e| e.into_inner());
-    let set = guard.get_or_insert_with(std::collections::HashSet::new);
-    if let Some(known) = set.get(id.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(id.into_boxed_str());
-    set.insert(leaked);
-    leaked
 }
 
 #[cfg(test)]
@@ -602,9 +588,9 @@ mod tests {
     fn classify_picks_first_rule_for_the_event() {
         let p = wp_like();
         let v = p.classify(b"wp-content/uploads/x.php", FileType::File, EventKind::Added);
-        assert_eq!((v.severity, v.rule), (Severity::Critical, "php-in-uploads"));
+        assert_eq!((v.severity, &*v.rule), (Severity::Critical, "php-in-uploads"));
         let v = p.classify(b"wp-content/uploads/x.php", FileType::File, EventKind::Deleted);
-        assert_eq!((v.severity, v.rule), (Severity::High, DEFAULT_RULE));
+        assert_eq!((v.severity, &*v.rule), (Severity::High, DEFAULT_RULE));
         let v = p.classify(b"a/.htaccess", FileType::File, EventKind::Modified);
         assert_eq!(v.quarantine, Some(QuarantineAction::Restore));
         assert!(p.classify(b"wp-config.php", FileType::File, EventKind::Modified).nodiff);

@@ -315,6 +315,8 @@ pub struct Action<'a> {
     pub secrets: &'a crate::policy::secrets::Secrets,
     /// The quarantine's cap in bytes (`quarantine.max_size`).
     pub max_size: u64,
+    /// Where the daemon's own writes are registered before they happen.
+    pub own: &'a crate::watch::own::OwnWrites,
 }
 
 /// Quarantines `change`: evidence first, then the action. Returns the
@@ -395,9 +397,9 @@ fn act_on(content: &ContentStore, change: &Change, act: &Action<'_>) -> (String,
         QuarantineAction::Keep => ("kept".into(), false),
         QuarantineAction::Remove => match change.kind {
             EventKind::Deleted => ("already gone".into(), false),
-            _ => outcome(write::remove(act.site_root_real, &change.rel), "removed"),
+            _ => outcome(write::remove(act.own, act.site_root_real, &change.rel), "removed"),
         },
-        QuarantineAction::Restore => restore_baseline(content, change, act.site_root_real),
+        QuarantineAction::Restore => restore_baseline(content, change, act),
     }
 }
 
@@ -423,9 +425,10 @@ fn outcome(r: Result<(), write::WriteError>, done: &str) -> (String, bool) {
 
 /// Puts the accepted version back; a file with no accepted version is
 /// removed.
-fn restore_baseline(content: &ContentStore, change: &Change, root: &Path) -> (String, bool) {
+fn restore_baseline(content: &ContentStore, change: &Change, act: &Action<'_>) -> (String, bool) {
+    let root = act.site_root_real;
     let Some(before) = change.before.as_ref() else {
-        return outcome(write::remove(root, &change.rel), "removed (it had no accepted version)");
+        return outcome(write::remove(act.own, root, &change.rel), "removed (it had no accepted version)");
     };
     if before.kind != FileType::File {
         return (format!("not restored: the accepted version is a {}", before.kind.as_str()), false);
@@ -433,7 +436,7 @@ fn restore_baseline(content: &ContentStore, change: &Change, root: &Path) -> (St
     let Some(good) = before.sha256.and_then(|sha| content.get(&sha)) else {
         return ("not restored: the accepted version was not kept (binary or too large)".into(), false);
     };
-    outcome(write::replace(root, &change.rel, &good, before.uid, before.gid, before.mode), "restored")
+    outcome(write::replace(act.own, root, &change.rel, &good, before.uid, before.gid, before.mode), "restored")
 }
 
 fn write_meta(dir: &Path, meta: &Meta) -> Result<(), QuarantineError> {

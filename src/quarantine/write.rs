@@ -18,6 +18,7 @@ use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::model::FileType;
 use crate::scan::file;
+use crate::watch::own::{OwnWrites, TEMP_PREFIX};
 
 /// Why a file was not written or removed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,15 +55,24 @@ fn current_type(dir: BorrowedFd<'_>, name: &CStr) -> Result<Option<FileType>, Wr
 }
 
 /// Replaces `rel` below `root` with `content`, owned `uid:gid`, mode `mode`.
-pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(), WriteError> {
-    crate::watch::own::writing(&crate::model::absolute(root, rel));
+/// The write is registered in `own` first (its events are the daemon's).
+pub fn replace(
+    own: &OwnWrites,
+    root: &Path,
+    rel: &[u8],
+    content: &[u8],
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> Result<(), WriteError> {
+    own.writing(&crate::model::absolute(root, rel));
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     let dfd = dir.as_fd();
     match current_type(dfd, &name)? {
         None | Some(FileType::File) => {}
         Some(other) => return Err(WriteError::NotAFile(other.as_str())),
     }
-    let tmp = format!("{}{}-{}", crate::watch::own::TEMP_PREFIX, std::process::id(), crate::util::time::now_ns());
+    let tmp = format!("{}{}-{}", TEMP_PREFIX, std::process::id(), crate::util::time::now_ns());
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = openat(dfd, tmp.as_str(), flags, Mode::from_bits_truncate(0o600)).map_err(io)?;
     let mut f = File::from(fd);
@@ -71,7 +81,7 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
         fchown(&f, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io)?;
         fchmod(&f, Mode::from_bits_truncate(mode & 0o7777)).map_err(io)?;
         let st = nix::sys::stat::fstat(&f).map_err(io)?;
-        crate::watch::own::placed(&crate::model::absolute(root, rel), (st.st_dev, st.st_ino));
+        own.placed(&crate::model::absolute(root, rel), (st.st_dev, st.st_ino));
         // Checked again just before the switch: rename replaces a symlink
         // itself, never its target, but a symlink here is an attack to
         // report, not a file to restore.
@@ -95,8 +105,8 @@ pub fn replace(root: &Path, rel: &[u8], content: &[u8], uid: u32, gid: u32, mode
 
 /// Removes `rel` below `root` (a file, symlink or special file; never a
 /// directory).
-pub fn remove(root: &Path, rel: &[u8]) -> Result<(), WriteError> {
-    crate::watch::own::writing(&crate::model::absolute(root, rel));
+pub fn remove(own: &OwnWrites, root: &Path, rel: &[u8]) -> Result<(), WriteError> {
+    own.writing(&crate::model::absolute(root, rel));
     let (dir, name) = file::open_parent(root, rel).map_err(WriteError::Item)?.ok_or(WriteError::Parent)?;
     match current_type(dir.as_fd(), &name)? {
         None => return Ok(()),
@@ -124,7 +134,7 @@ mod tests {
         std::fs::write(dir.path().join("d/.htaccess"), "evil").unwrap();
         let me = nix::unistd::getuid().as_raw();
         let g = nix::unistd::getgid().as_raw();
-        replace(dir.path(), b"d/.htaccess", b"good\n", me, g, 0o640).unwrap();
+        replace(&OwnWrites::default(), dir.path(), b"d/.htaccess", b"good\n", me, g, 0o640).unwrap();
         let m = std::fs::metadata(dir.path().join("d/.htaccess")).unwrap();
         assert_eq!(std::fs::read(dir.path().join("d/.htaccess")).unwrap(), b"good\n");
         assert_eq!(m.mode() & 0o7777, 0o640);
@@ -138,11 +148,17 @@ mod tests {
         std::fs::write(outside.path().join("target"), "outside").unwrap();
         std::os::unix::fs::symlink(outside.path().join("target"), dir.path().join(".htaccess")).unwrap();
         let me = nix::unistd::getuid().as_raw();
-        assert_eq!(replace(dir.path(), b".htaccess", b"x", me, me, 0o644), Err(WriteError::NotAFile("symlink")));
+        assert_eq!(
+            replace(&OwnWrites::default(), dir.path(), b".htaccess", b"x", me, me, 0o644),
+            Err(WriteError::NotAFile("symlink"))
+        );
         std::os::unix::fs::symlink(outside.path(), dir.path().join("sub")).unwrap();
-        assert_eq!(replace(dir.path(), b"sub/target", b"x", me, me, 0o644), Err(WriteError::Parent));
+        assert_eq!(
+            replace(&OwnWrites::default(), dir.path(), b"sub/target", b"x", me, me, 0o644),
+            Err(WriteError::Parent)
+        );
         assert_eq!(std::fs::read(outside.path().join("target")).unwrap(), b"outside");
-        assert_eq!(remove(dir.path(), b"sub/target"), Err(WriteError::Parent));
+        assert_eq!(remove(&OwnWrites::default(), dir.path(), b"sub/target"), Err(WriteError::Parent));
         assert!(outside.path().join("target").exists());
     }
 }

@@ -77,6 +77,8 @@ pub struct Fanotify {
     fd: OwnedFd,
     state: Mutex<State>,
     own_pid: i32,
+    /// The daemon's own writes (the quarantine's): their events are dropped.
+    own: Arc<super::own::OwnWrites>,
 }
 
 #[derive(Default)]
@@ -103,7 +105,8 @@ struct State {
 impl Fanotify {
     /// A fanotify group, if this kernel and these privileges allow one
     /// (kernel 5.9 for directory handles with names, `CAP_SYS_ADMIN`).
-    pub fn new() -> Result<Fanotify, String> {
+    /// `own`: the daemon's own writes, whose events are dropped.
+    pub fn new(own: Arc<super::own::OwnWrites>) -> Result<Fanotify, String> {
         let flags = libc::FAN_CLASS_NOTIF
             | libc::FAN_CLOEXEC
             | libc::FAN_NONBLOCK
@@ -127,7 +130,7 @@ impl Fanotify {
         }
         // Safety: `fd` was just returned by fanotify_init and is ours.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Fanotify { fd, state: Mutex::new(State::default()), own_pid: std::process::id() as i32 })
+        Ok(Fanotify { fd, state: Mutex::new(State::default()), own_pid: std::process::id() as i32, own })
     }
 
     /// The group's descriptor (for epoll).
@@ -417,10 +420,7 @@ impl Fanotify {
         let site = &st.sites[si];
         // The quarantine's own restore or removal: ours, not news.
         if ev.pid == self.own_pid
-            && super::own::is_ours(
-                &crate::model::absolute(Path::new(std::ffi::OsStr::from_bytes(&site.root)), &rel),
-                name,
-            )
+            && self.own.is_ours(&crate::model::absolute(Path::new(std::ffi::OsStr::from_bytes(&site.root)), &rel), name)
         {
             return;
         }

@@ -115,11 +115,12 @@ impl Hub {
     /// A hub with no instance yet; [`Hub::serve`] runs its reading loop.
     /// With `source` other than inotify, it makes a fanotify group if the
     /// system allows.
-    pub fn new(source: Source) -> Result<Arc<Hub>, WatchError> {
+    /// `own`: the daemon's own writes (fanotify drops their events).
+    pub fn new(source: Source, own: Arc<super::own::OwnWrites>) -> Result<Arc<Hub>, WatchError> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| WatchError::Instance(e.to_string()))?;
         let fan = match source {
             Source::Inotify => Err("realtime.source is inotify".to_string()),
-            _ => Fanotify::new(),
+            _ => Fanotify::new(own),
         };
         if let Ok(f) = &fan {
             epoll
