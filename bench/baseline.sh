@@ -10,6 +10,7 @@
 #   BENCH_DIR=/var/tmp/sitewarden-bench   corpus, configs, stores, raw results
 #   AIDE_WORKERS=1    AIDE's num_workers (1 is AIDE's and Debian's default)
 #   SITEWARDEN_BIN=   use this binary instead of building target/release
+#   EXTRA_PLUGINS=    plugin folders copied into every site (see corpus.sh)
 #
 # --quick is a smoke run: SITES=2 RUNS=1.
 #
@@ -217,18 +218,32 @@ rm -rf "$SWDIR"
 mkdir -p "$SWDIR/profiles"
 # Every regular file, nothing ignored: the same files AIDE checks.
 echo 'description: "every file"' >"$SWDIR/profiles/everything.yaml"
-for profile in everything wordpress; do
+# The release checks (wordpress profile) are off but in one config, whose
+# publisher is a closed port on loopback: "unreachable" as a server with no
+# way out sees it (refused at once; a silent firewall costs vendors.timeout
+# once per host instead).
+for config in everything wordpress wordpress-releases; do
+    profile=${config%-releases}
     {
-        echo "state_dir: $SWDIR/state-$profile"
+        echo "state_dir: $SWDIR/state-$config"
         echo "alerts:"
-        echo "  log: $SWDIR/alerts-$profile.jsonl"
+        echo "  log: $SWDIR/alerts-$config.jsonl"
+        if [ "$config" = wordpress-releases ]; then
+            echo "vendors:"
+            echo "  wordpress:"
+            for key in core_checksums_url plugin_checksums_url core_archive_url plugin_archive_url theme_archive_url; do
+                echo "    $key: http://127.0.0.1:9/$key"
+            done
+        else
+            echo "vendors: { enabled: false }"
+        fi
         echo "sites:"
         for ((i = 1; i <= SITES; i++)); do
             echo "  - name: $(site_name "$i")"
             echo "    root: $CORPUS/$(site_name "$i")"
             echo "    profile: $profile"
         done
-    } >"$SWDIR/$profile.yaml"
+    } >"$SWDIR/$config.yaml"
 done
 "$SW" -c "$SWDIR/everything.yaml" config-check >/dev/null \
     || die "sitewarden rejects $SWDIR/everything.yaml"
@@ -255,6 +270,7 @@ EOF
 AIDE="aide --config $(q "$AIDEDIR/aide.conf")"
 SWE="$(q "$SW") -c $(q "$SWDIR/everything.yaml")"
 SWW="$(q "$SW") -c $(q "$SWDIR/wordpress.yaml")"
+SWR="$(q "$SW") -c $(q "$SWDIR/wordpress-releases.yaml")"
 QC=$(q "$CORPUS")
 
 say "measurements ($RUNS runs each, median; one extra run for peak RSS)"
@@ -285,6 +301,12 @@ measure swe_rehash "sitewarden check --rehash (everything)" 0 "$SWE check --reha
 measure sww_base "sitewarden baseline (wordpress)" 0 "$SWW baseline"
 measure sww_check "sitewarden check, unchanged (wordpress)" 0 "$SWW check"
 measure sww_rehash "sitewarden check --rehash (wordpress)" 0 "$SWW check --rehash"
+# Release checks on, publisher unreachable: the first run asks each host
+# once; the next ones find the host's down marker (10 minutes) and ask
+# nothing. Both are timed: every run of the first from no marker.
+PREPARE="rm -rf $(q "$SWDIR/state-wordpress-releases/vendor")" \
+    measure swr_first "sitewarden baseline (wordpress, release checks, publisher unreachable, first lookup)" 0 "$SWR baseline"
+measure swr_base "sitewarden baseline (wordpress, release checks, publisher unreachable, marked down)" 0 "$SWR baseline"
 
 say "applying $N_CHANGES changes: $N_MODIFY .php modified, $N_ADD .php added in uploads, $N_DELETE deleted, $N_CHMOD chmod 0666"
 apply_changes
@@ -319,7 +341,11 @@ add_ratio "baseline (everything): times faster than AIDE --init" "$r" x ">=" 5
 r=$(ratio "${MEDIAN[swe_base]}" "${MEDIAN[floor]}")
 add_ratio "baseline (everything): times the hashing floor" "$r" x "<=" 1.2
 r=$(ratio "${MEDIAN[swe_first]}" "${MEDIAN[floor]}")
-RATIO_ROWS+=("first baseline, empty state_dir (everything): times the hashing floor|${r}x|-|-")
+add_ratio "first baseline, empty state_dir (everything): times the hashing floor" "$r" x "<=" 1.3
+r=$(ratio "${MEDIAN[swr_first]}" "${MEDIAN[sww_base]}")
+add_ratio "baseline (wordpress), publisher unreachable, first lookup: times the run without release checks" "$r" x "<=" 1.3
+r=$(ratio "${MEDIAN[swr_base]}" "${MEDIAN[sww_base]}")
+add_ratio "baseline (wordpress), publisher unreachable, marked down: times the run without release checks" "$r" x "<=" 1.3
 r=$(ratio "${MEDIAN[aide_check]}" "${MEDIAN[swe_check]}")
 add_ratio "check, unchanged (everything): times faster than AIDE --check" "$r" x ">=" 20
 r=$(ratio "${MEDIAN[aide_check]}" "${MEDIAN[sww_check]}")
@@ -374,7 +400,7 @@ COMMIT=$(checkout_commit)
     md_head "sitewarden baseline benchmark" "$SMOKE"
     echo "- sitewarden: $SW_VERSION, commit $COMMIT"
     echo "- AIDE: $AIDE_VERSION, num_workers=$AIDE_WORKERS, rule \`ftype+p+i+u+g+s+m+c+l+sha256\`"
-    echo "- Corpus: $CORPUS_DESC (Debian's WordPress core, plus $UPLOADS_PER_SITE uploads of 50-300 KB and $CACHE_PER_SITE cached pages per site)"
+    echo "- Corpus: $CORPUS_DESC (Debian's WordPress core with wordpress-l10n's language packs${EXTRA_PLUGINS:+, the plugin folders $EXTRA_PLUGINS}, plus $UPLOADS_PER_SITE uploads of 50-300 KB and $CACHE_PER_SITE cached pages per site)"
     echo "- Median of $RUNS run(s) with hyperfine, warm page cache; peak RSS from one more run under \`/usr/bin/time -v\`."
     echo "- Load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER."
     echo "- Profiles: \`everything\` checks every file, like AIDE; \`wordpress\` is the built-in profile (core, plugins, themes; code only in uploads and caches)."

@@ -12,7 +12,12 @@
 #   CORPUS     the folder that holds the sites (s01, s02, ...)
 #   BENCH_DIR  where the markers are kept (corpus-markers/, corpus.marker)
 #   SITES      how many sites to build
-# It needs openssl and /usr/share/wordpress (Debian's wordpress package).
+# It needs openssl and /usr/share/wordpress (Debian's wordpress package,
+# with wordpress-l10n). Optional:
+#   EXTRA_PLUGINS  folders (colon-separated) of third-party plugins copied
+#                  into every site's wp-content/plugins/ under their own
+#                  names: a non-English plugin makes the corpus a real site
+#                  of a non-English host (nothing third-party is committed)
 
 # ----------------------------------------------------------------- helpers
 
@@ -172,7 +177,8 @@ CACHE_PER_SITE=300            # small page-cache .html files
 # Debian's WordPress as `apt-get install wordpress` brings it, with its
 # Recommends: the language packs of wordpress-l10n (168 compiled catalogues,
 # non-ASCII throughout) are part of every site, as on a real server.
-CORPUS_VERSION="v3 l10n uploads=$UPLOADS_PER_SITE cache=$CACHE_PER_SITE"
+EXTRA_PLUGINS=${EXTRA_PLUGINS:-}
+CORPUS_VERSION="v3 l10n uploads=$UPLOADS_PER_SITE cache=$CACHE_PER_SITE plugins=$EXTRA_PLUGINS"
 
 site_name() { printf 's%02d' "$1"; }
 
@@ -192,6 +198,15 @@ make_site() { # INDEX
     # The Debian tree has a few relative symlinks into /usr/share/php and
     # /usr/share/javascript; in the copies they dangle, as symlinks they stay.
     cp -a /usr/share/wordpress "$dir"
+    local extra
+    local -a extras=()
+    [ -z "$EXTRA_PLUGINS" ] || IFS=: read -r -a extras <<<"$EXTRA_PLUGINS"
+    for extra in "${extras[@]}"; do
+        [ -d "$extra" ] || die "EXTRA_PLUGINS: $extra is not a folder"
+        mkdir -p "$dir/wp-content/plugins"
+        cp -a "$extra" "$dir/wp-content/plugins/$(basename "$extra")"
+        rm -rf "$dir/wp-content/plugins/$(basename "$extra")/.git"
+    done
 
     # Media library: wp-content/uploads/YYYY/MM/IMG_NNNN.jpg
     RANDOM=$((idx * 7919))

@@ -44,7 +44,8 @@ pub struct Entry {
     pub count: usize,
 }
 
-/// The mail outbox folder: batches of alerts waiting to be mailed.
+/// An outbox folder: batches of alerts waiting for one route (mail, a webhook,
+/// a syslog collector) to take them.
 pub struct Outbox {
     dir: PathBuf,
 }

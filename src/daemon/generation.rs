@@ -772,7 +772,7 @@ impl Generation {
         match self.watcher(i).as_ref() {
             Some(w) => {
                 let (s, why) = w.source();
-                (Some(s.to_string()), why.map(str::to_string))
+                (Some(s.to_string()), why.map(ToString::to_string))
             }
             None => (None, None),
         }

@@ -47,13 +47,61 @@ pub const MAX_BYTES: u64 = 4 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum VendorError {
     /// The reference could not be read.
-    #[error("reference {path}: {message}")]
+    #[error("reference {path}: {source}")]
     Read {
         /// The reference.
         path: PathBuf,
         /// What failed.
-        message: String,
+        source: ManifestError,
     },
+}
+
+/// A manifest could not be made from a reference, an archive or a
+/// publisher's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Over [`MAX_FILES`] files or [`MAX_BYTES`] of content.
+    #[error("more than {MAX_FILES} files or {} GiB: refused", MAX_BYTES >> 30)]
+    TooMany,
+    /// An archive over [`MAX_ARCHIVE_BYTES`] unpacked.
+    #[error("more than {} MiB unpacked: refused", MAX_ARCHIVE_BYTES >> 20)]
+    TooLarge,
+    /// A name that would land outside the tree (`..`, absolute).
+    #[error("an entry escapes the archive: {0}")]
+    Escapes(String),
+    /// Nothing in it.
+    #[error("an empty archive")]
+    Empty,
+    /// Not the release the published checksums describe.
+    #[error("{bad} files differ from the published checksums, {first} first")]
+    Differs {
+        /// How many files differ or are missing.
+        bad: usize,
+        /// The first of them.
+        first: String,
+    },
+    /// Not a zip archive, or a broken one.
+    #[error("not a zip archive: {0}")]
+    Zip(String),
+    /// A file or an entry could not be read.
+    #[error("{what}: {source}")]
+    Io {
+        /// The file or entry.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A reference of another kind.
+    #[error("a reference is a directory, a .zip or a .tar.gz archive")]
+    Kind,
+    /// A publisher's answer that is not a checksum list.
+    #[error("{0}")]
+    Answer(String),
+}
+
+/// [`ManifestError::Io`] for `what`.
+fn io_error(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ManifestError {
+    move |source| ManifestError::Io { what: what.to_string(), source }
 }
 
 /// Where a changed file stands against the manifests (the record's
@@ -134,8 +182,8 @@ impl Manifest {
     /// archive (a single top-level folder, as release archives have, is
     /// taken as the root).
     pub fn reference(path: &Path) -> Result<Manifest, VendorError> {
-        let err = |message: String| VendorError::Read { path: path.to_path_buf(), message };
-        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        let err = |source: ManifestError| VendorError::Read { path: path.to_path_buf(), source };
+        let meta = std::fs::metadata(path).map_err(io_error(path.display())).map_err(err)?;
         let mut m =
             Manifest { package: "reference".to_string(), version: path.display().to_string(), ..Manifest::default() };
         if meta.is_dir() {
@@ -151,7 +199,7 @@ impl Manifest {
         } else {
             let name = path.as_os_str().as_bytes();
             if !(name.ends_with(b".tar.gz") || name.ends_with(b".tgz")) {
-                return Err(err("a reference is a directory, a .zip or a .tar.gz archive".into()));
+                return Err(err(ManifestError::Kind));
             }
             m.add_tar_gz(path).map_err(err)?;
             m.strip_single_top();
@@ -161,7 +209,7 @@ impl Manifest {
 
     /// The manifest of a release archive (`.zip`) of package `package` at
     /// `version`, whose files go below `dir` in a site.
-    pub fn from_zip(path: &Path, package: &str, version: &str, dir: &[u8]) -> Result<Manifest, String> {
+    pub fn from_zip(path: &Path, package: &str, version: &str, dir: &[u8]) -> Result<Manifest, ManifestError> {
         let (entries, top) = indexed_zip_entries(path)?;
         let mut m = Manifest { package: package.to_string(), version: version.to_string(), ..Manifest::default() };
         let mut bytes = 0;
@@ -169,7 +217,7 @@ impl Manifest {
             m.insert(below(dir, &rel), size, sha, &mut bytes)?;
         }
         if m.is_empty() {
-            return Err("an empty archive".into());
+            return Err(ManifestError::Empty);
         }
         m.pristine = Some(Pristine::Zip { path: path.to_path_buf(), top, strip: dir.to_vec() });
         Ok(m)
@@ -179,7 +227,7 @@ impl Manifest {
     /// manifest's source of SHA-256 values and pristine files, once it is
     /// shown to be the same release: every listed file is in it, with a
     /// listed hash. An archive that differs is refused, whole.
-    pub fn adopt_archive(&mut self, path: &Path, dir: &[u8]) -> Result<(), String> {
+    pub fn adopt_archive(&mut self, path: &Path, dir: &[u8]) -> Result<(), ManifestError> {
         let (entries, top) = indexed_zip_entries(path)?;
         let by_rel: HashMap<RelPath, ([u8; 32], [u8; 16])> =
             entries.into_iter().map(|(rel, _, sha, md5)| (below(dir, &rel), (sha, md5))).collect();
@@ -193,7 +241,7 @@ impl Manifest {
             }
         }
         if let Some(first) = first {
-            return Err(format!("{bad} files differ from the published checksums, {first} first"));
+            return Err(ManifestError::Differs { bad, first });
         }
         for (rel, h) in self.files.iter_mut() {
             if let Some((sha, _)) = by_rel.get(rel) {
@@ -245,14 +293,14 @@ impl Manifest {
         self.files.is_empty()
     }
 
-    fn insert(&mut self, rel: RelPath, size: u64, sha: [u8; 32], bytes: &mut u64) -> Result<(), String> {
+    fn insert(&mut self, rel: RelPath, size: u64, sha: [u8; 32], bytes: &mut u64) -> Result<(), ManifestError> {
         *bytes += size;
         self.insert_hashes(rel, Hashes { sha256: vec![sha], md5: Vec::new() }, bytes)
     }
 
-    pub(crate) fn insert_hashes(&mut self, rel: RelPath, hashes: Hashes, bytes: &mut u64) -> Result<(), String> {
+    pub(crate) fn insert_hashes(&mut self, rel: RelPath, hashes: Hashes, bytes: &mut u64) -> Result<(), ManifestError> {
         if self.files.len() >= MAX_FILES || *bytes > MAX_BYTES {
-            return Err(format!("more than {MAX_FILES} files or {} GiB: refused", MAX_BYTES >> 30));
+            return Err(ManifestError::TooMany);
         }
         let mut dir = parent(&rel).to_vec();
         loop {
@@ -265,21 +313,22 @@ impl Manifest {
         Ok(())
     }
 
-    fn add_dir(&mut self, root: &Path) -> Result<(), String> {
+    fn add_dir(&mut self, root: &Path) -> Result<(), ManifestError> {
         let mut bytes = 0u64;
         let mut stack: Vec<(PathBuf, RelPath)> = vec![(root.to_path_buf(), Vec::new())];
         while let Some((dir, rel)) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-                let entry = entry.map_err(|e| e.to_string())?;
+            for entry in std::fs::read_dir(&dir).map_err(io_error(dir.display()))? {
+                let entry = entry.map_err(io_error(dir.display()))?;
                 let name = entry.file_name();
                 let child = crate::scan::walk::join(&rel, name.as_bytes());
+                let path = entry.path();
                 // Never through a symlink: file_type() is the entry's own.
-                let ty = entry.file_type().map_err(|e| e.to_string())?;
+                let ty = entry.file_type().map_err(io_error(path.display()))?;
                 if ty.is_dir() {
-                    stack.push((entry.path(), child));
+                    stack.push((path, child));
                 } else if ty.is_file() {
-                    let mut f = std::fs::File::open(entry.path()).map_err(|e| e.to_string())?;
-                    let (size, sha) = hash(&mut f).map_err(|e| e.to_string())?;
+                    let mut f = std::fs::File::open(&path).map_err(io_error(path.display()))?;
+                    let (size, sha) = hash(&mut f).map_err(io_error(path.display()))?;
                     self.insert(child, size, sha, &mut bytes)?;
                 }
             }
@@ -287,19 +336,19 @@ impl Manifest {
         Ok(())
     }
 
-    fn add_tar_gz(&mut self, path: &Path) -> Result<(), String> {
-        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    fn add_tar_gz(&mut self, path: &Path) -> Result<(), ManifestError> {
+        let file = std::fs::File::open(path).map_err(io_error(path.display()))?;
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
         let mut bytes = 0u64;
-        for entry in archive.entries().map_err(|e| e.to_string())? {
-            let mut entry = entry.map_err(|e| e.to_string())?;
+        for entry in archive.entries().map_err(io_error(path.display()))? {
+            let mut entry = entry.map_err(io_error(path.display()))?;
             if entry.header().entry_type() != tar::EntryType::Regular {
                 continue;
             }
             let name = entry.path_bytes().into_owned();
-            let rel = clean(&name)
-                .ok_or_else(|| format!("an entry escapes the archive: {}", String::from_utf8_lossy(&name)))?;
-            let (size, sha) = hash(&mut entry).map_err(|e| e.to_string())?;
+            let shown = || String::from_utf8_lossy(&name).into_owned();
+            let rel = clean(&name).ok_or_else(|| ManifestError::Escapes(shown()))?;
+            let (size, sha) = hash(&mut entry).map_err(io_error(shown()))?;
             self.insert(rel, size, sha, &mut bytes)?;
         }
         Ok(())
@@ -393,7 +442,7 @@ fn below(dir: &[u8], rel: &[u8]) -> RelPath {
 /// [`zip_entries`] of an archive of the cache, from the index kept beside
 /// it (`ARCHIVE.index`) when there is one no older than the archive: an
 /// archive is unpacked and hashed once, not at every start.
-fn indexed_zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), String> {
+fn indexed_zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), ManifestError> {
     #[derive(Serialize, Deserialize)]
     struct Index {
         top: String,
@@ -445,29 +494,29 @@ fn indexed_zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), String> 
 /// folder release archives have taken off (and returned, with its slash).
 /// Bounded: [`MAX_FILES`] entries, [`MAX_ARCHIVE_BYTES`] unpacked; a name
 /// that would escape is refused.
-fn zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), String> {
+fn zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), ManifestError> {
     use md5::Md5;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a zip archive: {e}"))?;
+    let file = std::fs::File::open(path).map_err(io_error(path.display()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| ManifestError::Zip(e.to_string()))?;
     if zip.len() > MAX_FILES {
-        return Err(format!("more than {MAX_FILES} entries: refused"));
+        return Err(ManifestError::TooMany);
     }
     let mut out = Vec::new();
     let mut total = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
     for i in 0..zip.len() {
-        let entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        let entry = zip.by_index(i).map_err(|e| ManifestError::Zip(e.to_string()))?;
         if !entry.is_file() || entry.is_symlink() {
             continue;
         }
         let rel = clean(entry.name_raw())
-            .ok_or_else(|| format!("an entry escapes the archive: {}", String::from_utf8_lossy(entry.name_raw())))?;
+            .ok_or_else(|| ManifestError::Escapes(String::from_utf8_lossy(entry.name_raw()).into_owned()))?;
         let (mut s, mut m) = (Sha256::new(), Md5::new());
         let mut n = 0u64;
         // Reads past the cap are refused, whatever the header claims.
         let mut r = entry.take(MAX_ARCHIVE_BYTES - total + 1);
         loop {
-            let k = r.read(&mut buf).map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&rel)))?;
+            let k = r.read(&mut buf).map_err(io_error(String::from_utf8_lossy(&rel)))?;
             if k == 0 {
                 break;
             }
@@ -477,7 +526,7 @@ fn zip_entries(path: &Path) -> Result<(Vec<ZipEntry>, Vec<u8>), String> {
         }
         total += n;
         if total > MAX_ARCHIVE_BYTES {
-            return Err(format!("more than {} MiB unpacked: refused", MAX_ARCHIVE_BYTES >> 20));
+            return Err(ManifestError::TooLarge);
         }
         out.push((rel, n, s.finalize().into(), m.finalize().into()));
     }

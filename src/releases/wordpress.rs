@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::http::{Failure, Fetcher};
-use super::{Hashes, Manifest};
+use super::{Hashes, Manifest, ManifestError};
 use crate::model::RelPath;
 
 /// Answers larger than this are refused.
@@ -251,9 +251,9 @@ impl Publisher {
         let what = format!("{} {}", p.name, p.version);
         if p.name.starts_with("theme:") {
             let zip = self.archive(p, cancel)?;
-            let mut m = Manifest::from_zip(&zip, &p.name, &p.version, &p.dir).map_err(|message| {
+            let mut m = Manifest::from_zip(&zip, &p.name, &p.version, &p.dir).map_err(|e| {
                 let _ = std::fs::remove_file(&zip);
-                FetchError::Failed { what, message }
+                FetchError::Failed { what, message: e.to_string() }
             })?;
             m.foreign_only_in(vec![p.dir.clone()]);
             return Ok(m);
@@ -311,7 +311,7 @@ impl Publisher {
     fn checksums(&self, p: &Package, cancel: &Arc<AtomicBool>) -> Result<Manifest, FetchError> {
         let urls = &self.urls;
         let what = format!("{} {}", p.name, p.version);
-        let fail = |message: String| FetchError::Failed { what: what.clone(), message };
+        let fail = |e: ManifestError| FetchError::Failed { what: what.clone(), message: e.to_string() };
         let key = self.cache_dir.join(p.name.replace(':', "/")).join(format!("{}-{}.json", p.version, p.locale));
         let missing = key.with_extension("missing");
         if fresh(&missing) {
@@ -367,8 +367,9 @@ fn fresh(p: &Path) -> bool {
 }
 
 /// A checksum answer as a manifest of package `p`.
-fn parse(p: &Package, body: &[u8]) -> Result<Manifest, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+fn parse(p: &Package, body: &[u8]) -> Result<Manifest, ManifestError> {
+    let bad = ManifestError::Answer;
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
     let mut m = Manifest { package: p.name.clone(), version: p.version.clone(), ..Manifest::default() };
     let mut bytes = 0u64;
     if p.name == "wordpress" {
@@ -378,13 +379,13 @@ fn parse(p: &Package, body: &[u8]) -> Result<Manifest, String> {
             Some(inner) if inner.is_object() => inner,
             _ => sums,
         };
-        let map = sums.as_object().ok_or("no checksums in the answer")?;
+        let map = sums.as_object().ok_or_else(|| bad("no checksums in the answer".into()))?;
         for (path, md5) in map {
-            let md5 = md5.as_str().and_then(hex16).ok_or_else(|| format!("bad md5 for {path}"))?;
+            let md5 = md5.as_str().and_then(hex16).ok_or_else(|| bad(format!("bad md5 for {path}")))?;
             m.insert_hashes(clean_path(path)?, Hashes { sha256: Vec::new(), md5: vec![md5] }, &mut bytes)?;
         }
     } else {
-        let map = v["files"].as_object().ok_or("no files in the answer")?;
+        let map = v["files"].as_object().ok_or_else(|| bad("no files in the answer".into()))?;
         for (path, h) in map {
             let list = |k: &str| -> Vec<String> {
                 match &h[k] {
@@ -398,7 +399,7 @@ fn parse(p: &Package, body: &[u8]) -> Result<Manifest, String> {
                 md5: list("md5").iter().filter_map(|s| hex16(s)).collect(),
             };
             if hashes.sha256.is_empty() && hashes.md5.is_empty() {
-                return Err(format!("no usable hash for {path}"));
+                return Err(bad(format!("no usable hash for {path}")));
             }
             let mut rel = p.dir.clone();
             rel.push(b'/');
@@ -407,7 +408,7 @@ fn parse(p: &Package, body: &[u8]) -> Result<Manifest, String> {
         }
     }
     if m.is_empty() {
-        return Err("an empty manifest".into());
+        return Err(bad("an empty manifest".into()));
     }
     m.foreign_only_in(if p.dir.is_empty() {
         vec![b"wp-admin".to_vec(), b"wp-includes".to_vec()]
@@ -417,8 +418,8 @@ fn parse(p: &Package, body: &[u8]) -> Result<Manifest, String> {
     Ok(m)
 }
 
-fn clean_path(p: &str) -> Result<RelPath, String> {
-    super::clean(p.as_bytes()).ok_or_else(|| format!("a path that escapes the package: {p}"))
+fn clean_path(p: &str) -> Result<RelPath, ManifestError> {
+    super::clean(p.as_bytes()).ok_or_else(|| ManifestError::Answer(format!("a path that escapes the package: {p}")))
 }
 
 fn hex16(s: &str) -> Option<[u8; 16]> {

@@ -72,6 +72,29 @@ struct Site {
 /// its path relative to the root; `None`: in no site.
 type Place = Option<(u64, RelPath)>;
 
+/// Why a site is not on the fanotify source (it is on inotify instead).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    /// `realtime.source: inotify`.
+    #[error("realtime.source is inotify")]
+    NotAsked,
+    /// Not root (no `CAP_SYS_ADMIN`).
+    #[error("fanotify needs CAP_SYS_ADMIN")]
+    Privilege,
+    /// A kernel before 5.9.
+    #[error("this kernel's fanotify cannot report names (needs Linux 5.9)")]
+    NoNames,
+    /// A kernel built without it.
+    #[error("this kernel has no fanotify")]
+    NoKernel,
+    /// Another `fanotify_init` failure.
+    #[error("fanotify_init: {}", .0.desc())]
+    Init(Errno),
+    /// The site's filesystem could not be marked.
+    #[error(transparent)]
+    Mark(Arc<WatchError>),
+}
+
 /// The fanotify group and the sites it serves.
 pub struct Fanotify {
     fd: OwnedFd,
@@ -106,7 +129,7 @@ impl Fanotify {
     /// A fanotify group, if this kernel and these privileges allow one
     /// (kernel 5.9 for directory handles with names, `CAP_SYS_ADMIN`).
     /// `own`: the daemon's own writes, whose events are dropped.
-    pub fn new(own: Arc<super::own::OwnWrites>) -> Result<Fanotify, String> {
+    pub fn new(own: Arc<super::own::OwnWrites>) -> Result<Fanotify, Unavailable> {
         let flags = libc::FAN_CLASS_NOTIF
             | libc::FAN_CLOEXEC
             | libc::FAN_NONBLOCK
@@ -122,10 +145,10 @@ impl Fanotify {
         }
         if fd < 0 {
             return Err(match Errno::last() {
-                Errno::EPERM => "fanotify needs CAP_SYS_ADMIN".to_string(),
-                Errno::EINVAL => "this kernel's fanotify cannot report names (needs Linux 5.9)".to_string(),
-                Errno::ENOSYS => "this kernel has no fanotify".to_string(),
-                e => format!("fanotify_init: {}", e.desc()),
+                Errno::EPERM => Unavailable::Privilege,
+                Errno::EINVAL => Unavailable::NoNames,
+                Errno::ENOSYS => Unavailable::NoKernel,
+                e => Unavailable::Init(e),
             });
         }
         // Safety: `fd` was just returned by fanotify_init and is ours.

@@ -18,7 +18,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 use tokio::sync::mpsc;
 
-use super::fanotify::Fanotify;
+use super::fanotify::{Fanotify, Unavailable};
 use super::{Op, Source, WatchError, WatchEvent};
 use crate::model::{DetectedBy, RelPath};
 
@@ -103,7 +103,7 @@ const READER_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Hub {
     epoll: Epoll,
     /// The fanotify group, or why there is none.
-    fan: Result<Fanotify, String>,
+    fan: Result<Fanotify, Unavailable>,
     instances: Mutex<HashMap<u64, Arc<Instance>>>,
     next: AtomicU64,
     stop: AtomicBool,
@@ -119,7 +119,7 @@ impl Hub {
     pub fn new(source: Source, own: Arc<super::own::OwnWrites>) -> Result<Arc<Hub>, WatchError> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| WatchError::Instance(e.to_string()))?;
         let fan = match source {
-            Source::Inotify => Err("realtime.source is inotify".to_string()),
+            Source::Inotify => Err(Unavailable::NotAsked),
             _ => Fanotify::new(own),
         };
         if let Ok(f) = &fan {
@@ -170,10 +170,10 @@ impl Hub {
         policy: Arc<crate::policy::Policy>,
         tx: mpsc::Sender<WatchEvent>,
         lost: Arc<AtomicBool>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, Unavailable> {
         let fan = self.fan.as_ref().map_err(Clone::clone)?;
         let token = self.next.fetch_add(1, Ordering::Relaxed);
-        fan.add(token, site, root, policy, tx, lost).map_err(|e| e.to_string())?;
+        fan.add(token, site, root, policy, tx, lost).map_err(|e| Unavailable::Mark(Arc::new(e)))?;
         Ok(token)
     }
 

@@ -135,7 +135,7 @@ pub struct SiteWatcher {
     /// site (then `dirs` lists the directories, without kernel watches).
     inst: Option<Arc<hub::Instance>>,
     /// Why the site is on inotify, when fanotify was wanted.
-    why_inotify: Option<String>,
+    why_inotify: Option<fanotify::Unavailable>,
     /// Watched directories, the (device, inode) the watch is on and its
     /// descriptor (none under fanotify). The daemon updates it as it judges paths: a directory
     /// gone is forgotten with what was below it, one that appears is
@@ -194,10 +194,10 @@ impl SiteWatcher {
     }
 
     /// `fanotify`, or `inotify` and why (when fanotify was wanted).
-    pub fn source(&self) -> (&'static str, Option<&str>) {
+    pub fn source(&self) -> (&'static str, Option<&fanotify::Unavailable>) {
         match self.inst {
             None => ("fanotify", None),
-            Some(_) => ("inotify", self.why_inotify.as_deref()),
+            Some(_) => ("inotify", self.why_inotify.as_ref()),
         }
     }
 
