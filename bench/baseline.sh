@@ -222,8 +222,11 @@ echo 'description: "every file"' >"$SWDIR/profiles/everything.yaml"
 # publisher is a closed port on loopback: "unreachable" as a server with no
 # way out sees it (refused at once; a silent firewall costs vendors.timeout
 # once per host instead).
-for config in everything wordpress wordpress-releases; do
+# everything-nosig: the same without the signature rules, whose scan of
+# every file (an infected site named on day one) is timed apart.
+for config in everything everything-nosig wordpress wordpress-releases; do
     profile=${config%-releases}
+    profile=${profile%-nosig}
     {
         echo "state_dir: $SWDIR/state-$config"
         echo "alerts:"
@@ -237,6 +240,7 @@ for config in everything wordpress wordpress-releases; do
         else
             echo "vendors: { enabled: false }"
         fi
+        [ "$config" != everything-nosig ] || echo "signatures: { enabled: false }"
         echo "sites:"
         for ((i = 1; i <= SITES; i++)); do
             echo "  - name: $(site_name "$i")"
@@ -271,6 +275,7 @@ AIDE="aide --config $(q "$AIDEDIR/aide.conf")"
 SWE="$(q "$SW") -c $(q "$SWDIR/everything.yaml")"
 SWW="$(q "$SW") -c $(q "$SWDIR/wordpress.yaml")"
 SWR="$(q "$SW") -c $(q "$SWDIR/wordpress-releases.yaml")"
+SWN="$(q "$SW") -c $(q "$SWDIR/everything-nosig.yaml")"
 QC=$(q "$CORPUS")
 
 say "measurements ($RUNS runs each, median; one extra run for peak RSS)"
@@ -295,6 +300,7 @@ measure aide_check "AIDE --check, unchanged" 0 "$AIDE --check"
 PREPARE="rm -rf $(q "$SWDIR/state-everything") && sync" \
     measure swe_first "sitewarden first baseline, empty state_dir (everything)" 0 "$SWE baseline"
 measure swe_base "sitewarden baseline (everything)" 0 "$SWE baseline"
+measure swn_base "sitewarden baseline (everything, signature rules off)" 0 "$SWN baseline"
 measure swe_check "sitewarden check, unchanged (everything)" 0 "$SWE check"
 measure swe_rehash "sitewarden check --rehash (everything)" 0 "$SWE check --rehash"
 
@@ -340,6 +346,8 @@ r=$(ratio "${MEDIAN[aide_init]}" "${MEDIAN[swe_base]}")
 add_ratio "baseline (everything): times faster than AIDE --init" "$r" x ">=" 5
 r=$(ratio "${MEDIAN[swe_base]}" "${MEDIAN[floor]}")
 add_ratio "baseline (everything): times the hashing floor" "$r" x "<=" 1.2
+r=$(ratio "${MEDIAN[swn_base]}" "${MEDIAN[floor]}")
+add_ratio "baseline (everything, signature rules off): times the hashing floor" "$r" x "<=" 1.2
 r=$(ratio "${MEDIAN[swe_first]}" "${MEDIAN[floor]}")
 add_ratio "first baseline, empty state_dir (everything): times the hashing floor" "$r" x "<=" 1.3
 r=$(ratio "${MEDIAN[swr_first]}" "${MEDIAN[sww_base]}")

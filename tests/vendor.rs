@@ -358,6 +358,39 @@ fn a_reload_while_a_publisher_hangs_takes_effect_at_once() {
     assert!(!d.stderr().contains("could not be reached"), "{}", d.stderr());
 }
 
+#[test]
+fn a_publisher_back_after_an_outage_brings_the_verdicts_back() {
+    let (f, publisher) = wordpress_site(None);
+    let port = publisher.port;
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(f.state().join("vendor"));
+    let d = Daemon::start(&f);
+    d.wait_stderr("wordpress 6.4.2: the publisher 127.0.0.1:");
+    // Back, on the same address.
+    let _back = Publisher::start_on(&f.path("publisher"), port);
+    let t = std::time::Instant::now();
+    while !d.stderr().contains("checksums of wordpress 6.4.2") {
+        assert!(t.elapsed() < common::HANG, "never asked again: {}", d.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    common::figure("publisher back after an outage, to its checksums", t.elapsed(), std::time::Duration::from_secs(60));
+    f.write("wp-includes/load.php", "<?php // load\n$changed = 2;\n");
+    let verdict = d.wait_for("the tamper judged against the release", |records| {
+        records.iter().any(|r| {
+            r["path"].as_str().is_some_and(|p| p.ends_with("/wp-includes/load.php"))
+                && r["verdict"]["origin"] != "unknown"
+        })
+    });
+    let verdict = verdict
+        .iter()
+        .rev()
+        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/wp-includes/load.php")))
+        .unwrap()
+        .clone();
+    assert_eq!(verdict["verdict"]["origin"], "tampered", "{verdict}");
+    assert_eq!(verdict["severity"], "critical", "{verdict}");
+}
+
 /// The config with every publisher URL on loopback port `port`.
 fn on_port(cfg: &str, port: u16) -> String {
     cfg.lines()

@@ -112,7 +112,7 @@ impl SiteWatch {
         let (p, m) = wordpress::owner(&packages, rel)?;
         match m {
             Fetch::Got(m) => m.judge(rel, after, md5).map(|o| m.verdict(o)),
-            Fetch::Pending | Fetch::Failed => Some(crate::releases::Verdict {
+            Fetch::Pending | Fetch::Failed | Fetch::Unreachable => Some(crate::releases::Verdict {
                 origin: crate::releases::Origin::Unknown,
                 package: p.name.clone(),
                 version: p.version.clone(),
@@ -735,15 +735,29 @@ impl Generation {
                 Err(FetchError::Cancelled) => return,
                 Err(e) => {
                     // Once per package version, not at every look.
-                    if !known.iter().any(|(k, m)| *k == p && matches!(m, Fetch::Failed)) {
+                    if !known.iter().any(|(k, m)| *k == p && matches!(m, Fetch::Failed | Fetch::Unreachable)) {
                         tracing::warn!(site = %site.name, "{e}: its changes are judged without a verdict (unknown)");
                     }
-                    Fetch::Failed
+                    match e {
+                        FetchError::Unreachable { .. } => Fetch::Unreachable,
+                        _ => Fetch::Failed,
+                    }
                 }
             };
             next.push((p, m));
         }
         *self.sites[i].packages.lock().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    /// Has site `i` a package whose publisher could not be reached (to be
+    /// asked again)?
+    pub fn vendors_unreachable(&self, i: usize) -> bool {
+        self.sites[i]
+            .packages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(_, m)| matches!(m, Fetch::Unreachable))
     }
 
     /// Are site `i`'s packages looked up at their publishers?
@@ -822,6 +836,9 @@ pub enum Fetch {
     Got(Arc<crate::releases::Manifest>),
     /// Not published, or not to be had (warned once).
     Failed,
+    /// The publisher could not be reached (warned once): the loop asks
+    /// again (the host's own backoff decides when the network is used).
+    Unreachable,
 }
 
 enum Current {

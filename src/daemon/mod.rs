@@ -59,6 +59,10 @@ const EVENT_QUEUE: usize = 65_536;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 /// How often the loop looks at the schedule and at dead threads.
 const TICK: Duration = Duration::from_millis(100);
+/// How often packages whose publisher could not be reached are looked up
+/// again (the publisher host's own backoff, 30 s doubling to 10 min,
+/// decides when the network is used; this asks nothing of it before).
+const VENDORS_RETRY: Duration = Duration::from_secs(10);
 /// Site roots are resolved again every this many ticks (a deploy symlink
 /// swapped: `current -> releases/r2`).
 const ROOT_CHECK_TICKS: u64 = 5;
@@ -231,6 +235,9 @@ struct SiteSched {
     next_scan: Option<Instant>,
     next_rehash: Option<Instant>,
     next_links: Option<Instant>,
+    /// When the packages whose publisher could not be reached are looked
+    /// up again.
+    next_vendors: Option<Instant>,
     /// The directory the root was last seen to resolve to, when that is
     /// not the generation's (alerted once, followed by a reload).
     swapped_to: Option<PathBuf>,
@@ -594,7 +601,9 @@ impl Core {
                 continue;
             }
             let site = &self.current.sites[i];
-            if site.vendors_stale.swap(false, Ordering::AcqRel) {
+            let retry = self.sched[i].next_vendors.is_none_or(|t| now >= t) && self.current.vendors_unreachable(i);
+            if site.vendors_stale.swap(false, Ordering::AcqRel) || retry {
+                self.sched[i].next_vendors = Some(now + VENDORS_RETRY);
                 let _ = self.scans.try_send(Job::Vendors { generation: Arc::clone(&self.current), site: i });
             }
             let site = &self.current.sites[i];

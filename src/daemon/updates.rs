@@ -148,7 +148,7 @@ pub fn outcome(h: &mut Held, now: Instant) -> Outcome {
             accept_version(Some(kind));
             Outcome::Moved { kind, now: disk, manifest }
         }
-        Some((known, Fetch::Failed)) if known == disk => {
+        Some((known, Fetch::Failed | Fetch::Unreachable)) if known == disk => {
             accept_version(None);
             Outcome::Release
         }

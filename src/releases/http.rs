@@ -2,8 +2,11 @@
 //! request to a host every [`PER_HOST`]), cancellable (a reload or a
 //! shutdown stops a waiting caller within [`POLL`]), and asked once per
 //! host while that host is down: after a failure to reach it, every lookup
-//! at that host fails at once for [`DOWN_TTL`], in this process and, through
-//! a marker in the cache folder, in the next one.
+//! at that host fails at once for a while, in this process and, through a
+//! marker in the cache folder, in the next one. The while is
+//! [`FIRST_DOWN`], doubled at each failure in a row up to [`MAX_DOWN`]: a
+//! short outage heals within a minute, a server with no way out asks each
+//! host once in ten minutes.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,8 +19,16 @@ use std::time::{Duration, Instant, SystemTime};
 /// At most one request to a host in this long (a server with hundreds of
 /// sites asks politely).
 pub const PER_HOST: Duration = Duration::from_millis(250);
-/// A host that could not be reached is not asked again for this long.
-pub const DOWN_TTL: Duration = Duration::from_secs(600);
+/// A host that could not be reached is not asked again for this long
+/// after its first failure...
+pub const FIRST_DOWN: Duration = Duration::from_secs(30);
+/// ...doubled at each failure in a row, up to this.
+pub const MAX_DOWN: Duration = Duration::from_secs(600);
+
+/// How long a host stays down after its `failures`-th failure in a row.
+pub fn down_for(failures: u32) -> Duration {
+    FIRST_DOWN.saturating_mul(1 << failures.saturating_sub(1).min(5)).min(MAX_DOWN)
+}
 /// How often a waiting caller looks at its cancel flag.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -30,8 +41,8 @@ pub enum Failure {
     Status(u16),
     /// The answer was larger than allowed.
     TooLarge,
-    /// The host could not be reached (or answered 5xx/429), now or less
-    /// than [`DOWN_TTL`] ago; the host is named.
+    /// The host could not be reached (or answered 5xx/429), now or a short
+    /// while ago (see [`down_for`]); the host is named.
     Down(String),
     /// The caller's cancel flag was raised.
     Cancelled,
@@ -54,10 +65,28 @@ impl std::fmt::Display for Failure {
 /// The state of the requests of one process: each host's next free slot
 /// and the hosts known to be down.
 pub struct Fetcher {
-    /// Markers of down hosts (`HOST.down`, holding why).
+    /// Markers of down hosts (`HOST.down`: the failures in a row, then why;
+    /// marked when the file was last written).
     marks: PathBuf,
     next: Mutex<HashMap<String, Instant>>,
-    down: Mutex<HashMap<String, (Instant, String)>>,
+    down: Mutex<HashMap<String, Down>>,
+}
+
+/// A host that could not be reached.
+#[derive(Clone, Debug)]
+struct Down {
+    /// When it last failed.
+    since: Instant,
+    /// Failures in a row.
+    failures: u32,
+    /// What went wrong, last time.
+    why: String,
+}
+
+impl Down {
+    fn until(&self) -> Instant {
+        self.since + down_for(self.failures)
+    }
 }
 
 /// The host (and port) of `url`.
@@ -79,35 +108,50 @@ impl Fetcher {
         self.marks.join(format!("{name}.down"))
     }
 
-    /// Why `host` counts as down, if it does.
-    fn is_down(&self, host: &str) -> Option<String> {
+    /// What is known of `host` being down (from this process or the
+    /// marker of an earlier one).
+    fn known_down(&self, host: &str) -> Option<Down> {
         let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((since, why)) = down.get(host) {
-            if since.elapsed() < DOWN_TTL {
-                return Some(why.clone());
-            }
-            down.remove(host);
-            return None;
+        if let Some(d) = down.get(host) {
+            return Some(d.clone());
         }
-        // Marked by an earlier process?
         let mark = self.mark_path(host);
-        let age = std::fs::metadata(&mark).and_then(|m| m.modified()).ok()?;
-        let age = SystemTime::now().duration_since(age).unwrap_or_default();
-        if age >= DOWN_TTL {
-            return None;
-        }
-        let why = std::fs::read(&mark).map(|b| String::from_utf8_lossy(&b[..b.len().min(512)]).into_owned());
-        let why = why.unwrap_or_else(|_| format!("{host} could not be reached"));
-        down.insert(host.to_string(), (Instant::now() - age, why.clone()));
-        Some(why)
+        let at = std::fs::metadata(&mark).and_then(|m| m.modified()).ok()?;
+        let age = SystemTime::now().duration_since(at).unwrap_or_default();
+        let text = std::fs::read(&mark).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text[..text.len().min(1024)]).into_owned();
+        let (count, why) = text.split_once('\n').unwrap_or(("1", text.as_str()));
+        let failures = count.trim().parse().unwrap_or(1);
+        let d = Down { since: Instant::now().checked_sub(age)?, failures, why: why.to_string() };
+        down.insert(host.to_string(), d.clone());
+        Some(d)
+    }
+
+    /// Why `host` counts as down now, if it does.
+    fn is_down(&self, host: &str) -> Option<String> {
+        let d = self.known_down(host)?;
+        let left = d.until().checked_duration_since(Instant::now())?;
+        Some(format!("{} could not be reached ({}); asked again in {} s", host, d.why, left.as_secs().max(1)))
+    }
+
+    /// When `url`'s host may be asked again (now when it is not down).
+    pub fn next_try(&self, url: &str) -> Instant {
+        self.known_down(host_of(url)).map_or_else(Instant::now, |d| d.until())
     }
 
     fn mark_down(&self, host: &str, why: &str) {
-        let why =
-            format!("{host} could not be reached ({why}); asked again {} min after that", DOWN_TTL.as_secs() / 60);
-        self.down.lock().unwrap_or_else(|p| p.into_inner()).insert(host.to_string(), (Instant::now(), why.clone()));
+        let failures = self.known_down(host).map_or(1, |d| d.failures.saturating_add(1));
+        let d = Down { since: Instant::now(), failures, why: why.to_string() };
+        self.down.lock().unwrap_or_else(|p| p.into_inner()).insert(host.to_string(), d);
         let _ = std::fs::create_dir_all(&self.marks);
-        let _ = std::fs::write(self.mark_path(host), why);
+        let _ = std::fs::write(self.mark_path(host), format!("{failures}\n{why}"));
+    }
+
+    /// `host` answered: it is not down.
+    fn mark_up(&self, host: &str) {
+        if self.down.lock().unwrap_or_else(|p| p.into_inner()).remove(host).is_some() {
+            let _ = std::fs::remove_file(self.mark_path(host));
+        }
     }
 
     /// Waits for the host's turn; false when cancelled meanwhile.
@@ -209,10 +253,18 @@ impl Fetcher {
                 Err(RecvTimeoutError::Disconnected) => break Err(Failure::Local("the fetch thread died".into())),
             }
         };
-        if let Err(Failure::Down(why)) = &outcome {
-            self.mark_down(&host, why);
+        match outcome {
+            Err(Failure::Down(why)) => {
+                self.mark_down(&host, &why);
+                Err(Failure::Down(self.is_down(&host).unwrap_or(why)))
+            }
+            Err(e @ (Failure::Cancelled | Failure::Local(_))) => Err(e),
+            // It answered, whatever it said.
+            answered => {
+                self.mark_up(&host);
+                answered
+            }
         }
-        outcome
     }
 }
 

@@ -191,6 +191,15 @@ pub enum FetchError {
     /// The publisher does not know this version (404), or said so before.
     #[error("{0}: no published checksums")]
     NotPublished(String),
+    /// The publisher's host could not be reached (now, or a short while
+    /// ago): asked again later.
+    #[error("{what}: the publisher {message}")]
+    Unreachable {
+        /// The package.
+        what: String,
+        /// Which host, why, and when it is asked again.
+        message: String,
+    },
     /// The caller gave up waiting (a reload, a shutdown).
     #[error("cancelled")]
     Cancelled,
@@ -353,7 +362,7 @@ impl FetchError {
     fn from_failure(what: String, url: &str, f: Failure) -> FetchError {
         match f {
             Failure::Cancelled => FetchError::Cancelled,
-            Failure::Down(why) => FetchError::Failed { what, message: format!("the publisher {why}") },
+            Failure::Down(why) => FetchError::Unreachable { what, message: why },
             other => FetchError::Failed { what, message: format!("{url}: {other}") },
         }
     }

@@ -12,6 +12,11 @@ pub struct Publisher {
 impl Publisher {
     pub fn start(dir: &Path) -> Publisher {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Publisher::start_on(dir, port)
+    }
+
+    /// The publisher of `dir` on loopback port `port` (back after an outage).
+    pub fn start_on(dir: &Path, port: u16) -> Publisher {
         let child = std::process::Command::new("python3")
             .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
             .arg(dir)
