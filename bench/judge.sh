@@ -83,7 +83,7 @@ run() {
     # Until every file has its record, or nothing new for 30 s.
     while :; do
         last=$n
-        n=$(grep -c '"/wp-content/uploads/storm/f' "$log" 2>/dev/null || true)
+        n=$(grep -c '/wp-content/uploads/storm/f' "$log" 2>/dev/null || true)
         [ "$n" -lt "$STORM" ] || break
         if [ "$n" = "$last" ]; then
             stalled=$((stalled + 1))

@@ -127,6 +127,47 @@ fn a_state_dir_or_alert_log_on_a_read_only_filesystem_is_refused_up_front() {
 }
 
 #[test]
+fn a_state_dir_or_log_folder_someone_else_can_write_is_refused() {
+    // As sshd's StrictModes: www-data pre-creating the state dir (or making
+    // it writable by all) must not get to rewrite the baseline.
+    let f = Fixture::new("wordpress", "");
+    let state = f.state();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for cmd in ["config-check", "baseline", "run"] {
+        let r = f.run([cmd]);
+        assert_eq!(r.code, 2, "{cmd}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("state_dir:") && r.stderr.contains("writable by others (mode 0777)"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    assert!(!state.join("baseline.db").exists(), "nothing written into it");
+    // Private, but www-data's (uid 33).
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(33)), None).unwrap();
+    let r = f.run(["baseline"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("belongs to uid 33"), "{}", r.stderr);
+    // The alert log's folder likewise; a folder above writable by others
+    // counts too, unless it is sticky (as /tmp).
+    nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    let above = f.path("logs");
+    std::fs::create_dir_all(above.join("sub")).unwrap();
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cfg = std::fs::read_to_string(f.config()).unwrap();
+    let log = f.path("alerts.jsonl").display().to_string();
+    std::fs::write(f.config(), cfg.replacen(&log, &above.join("sub/alerts.jsonl").display().to_string(), 1)).unwrap();
+    let r = f.run(["baseline"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("alerts.log:") && r.stderr.contains("logs is writable by others"), "{}", r.stderr);
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let r = f.run(["baseline"]);
+    assert_eq!(r.code, 0, "a sticky folder above is fine: {}", r.stderr);
+}
+
+#[test]
 fn status_answers_from_the_running_daemon_while_the_config_is_broken() {
     let f = Fixture::new("generic-php", "");
     f.write("index.php", "<?php");

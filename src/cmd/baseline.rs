@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::detect;
 
 pub fn run(cfg: &Config, only: Option<&str>) -> Result<i32> {
+    // A state dir someone else can write is refused before it is trusted.
+    cfg.check_writable()?;
     let sites = cfg.select(only)?;
     let mut store = Store::open(&cfg.state_dir)?;
     let content = crate::content::ContentStore::new(&cfg.state_dir);

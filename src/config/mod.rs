@@ -560,7 +560,7 @@ impl Config {
             (&["state_dir"][..], &self.state_dir, "state_dir"),
             (&["alerts", "log"][..], &log_dir.to_path_buf(), "alerts.log"),
         ] {
-            if let Err(message) = writable(path) {
+            if let Err(message) = writable(path).and_then(|()| private(path)) {
                 return Err(at_key(&text, self.path.display().to_string(), keys, format!("{what}: {message}")));
             }
         }
@@ -670,6 +670,43 @@ fn writable(dir: &Path) -> Result<(), String> {
             },
         }
     }
+}
+
+/// Refuses a folder of the daemon's own (the state dir, the alert log's)
+/// that someone else could write, as sshd's StrictModes does: the folder,
+/// if it exists, and every folder above it must belong to root or to this
+/// user; the folder itself must be writable by no one else, a folder above
+/// by no one but its owner and group (Ubuntu's `/var/log` is `root:syslog
+/// 0775`), or by all with the sticky bit, as `/tmp`, where only an entry's
+/// owner may rename or remove it. A www-data that could write there could
+/// rewrite the baseline, the quarantine or the alerts.
+fn private(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut probe = Some(dir);
+    while let Some(p) = probe {
+        probe = p.parent();
+        let Ok(m) = std::fs::metadata(p) else { continue };
+        let own = p == dir;
+        let sticky = m.mode() & 0o1000 != 0;
+        if m.uid() != 0 && m.uid() != me {
+            return Err(format!(
+                "{} belongs to uid {}: only root (or this user) may own the folders sitewarden keeps its state in",
+                p.display(),
+                m.uid()
+            ));
+        }
+        let shared = if own { 0o022 } else { 0o002 };
+        if m.mode() & shared != 0 && (own || !sticky) {
+            return Err(format!(
+                "{} is writable by others (mode {:04o}): whoever can write there can rewrite what sitewarden \
+                 trusts; make it `chmod go-w`",
+                p.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The error `message` at the value of the key at `keys` in `text` (of
