@@ -200,6 +200,35 @@ pub fn spawn(
     Ok(handle)
 }
 
+/// Most changes judged (and made durable) as one realtime batch.
+const GROUP_MAX: usize = 512;
+
+/// Group commit: `first` and the realtime observations already queued
+/// behind it for the same site and generation, as one batch, so that a
+/// storm costs one alert-log and outbox write per batch rather than per
+/// worker look. Nothing waits for more: only what is already queued
+/// joins. An observation that touches a path of the batch (or asks to be
+/// told when judged) is not merged: it is returned, to be judged next.
+fn group(mut first: Observed, queue: &mut mpsc::Receiver<Observed>) -> (Observed, Option<Observed>) {
+    if first.done.is_some() || first.scan_started.is_some() {
+        return (first, None);
+    }
+    let mut seen: std::collections::HashSet<RelPath> =
+        first.changes.iter().map(|c| c.rel.clone()).chain(first.reverted.iter().cloned()).collect();
+    while first.changes.len() < GROUP_MAX {
+        let Ok(next) = queue.try_recv() else { break };
+        let same = Arc::ptr_eq(&next.generation, &first.generation) && next.site == first.site;
+        let apart = next.changes.iter().map(|c| &c.rel).chain(next.reverted.iter()).all(|r| !seen.contains(r));
+        if !same || !apart || next.done.is_some() || next.scan_started.is_some() {
+            return (first, Some(next));
+        }
+        seen.extend(next.changes.iter().map(|c| c.rel.clone()).chain(next.reverted.iter().cloned()));
+        first.changes.extend(next.changes);
+        first.reverted.extend(next.reverted);
+    }
+    (first, None)
+}
+
 struct Judge {
     /// Changes of packages that may be being updated, held until the
     /// package settles (see [`updates`](super::updates)).
@@ -271,6 +300,9 @@ impl Judge {
     ) -> Result<(), Fatal> {
         let mut current: Option<ScanInProgress> = None;
         let (mut rt_open, mut scans_open) = (true, true);
+        // A realtime observation taken from the queue but not merged into
+        // the batch before it (it touched one of its paths).
+        let mut carried: Option<Observed> = None;
         loop {
             // Every unit of work (an observation, a message, a chunk) is
             // stamped: the watchdog asks whether one of them hangs, not
@@ -280,8 +312,10 @@ impl Judge {
                 self.settle_updates()?;
             }
             // Realtime first, then control, then one chunk of the scan at hand.
-            if let Ok(o) = realtime.try_recv() {
-                self.judge_realtime(o)?;
+            if let Some(o) = carried.take().or_else(|| realtime.try_recv().ok()) {
+                let (batch, left) = group(o, &mut realtime);
+                carried = left;
+                self.judge_realtime(batch)?;
                 continue;
             }
             if let Ok(c) = control.try_recv() {
@@ -310,7 +344,11 @@ impl Judge {
             };
             self.busy_since.store(now_ns(), Ordering::Release);
             match next {
-                Next::Realtime(Some(o)) => self.judge_realtime(o)?,
+                Next::Realtime(Some(o)) => {
+                    let (batch, left) = group(o, &mut realtime);
+                    carried = left;
+                    self.judge_realtime(batch)?;
+                }
                 Next::Realtime(None) => rt_open = false,
                 Next::Control(c) => self.control(c)?,
                 Next::Scan(Some(o)) => current = Some(ScanInProgress { obs: o, next: 0, alerts: 0 }),
