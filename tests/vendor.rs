@@ -294,6 +294,41 @@ fn verify_and_baseline_name_what_differs_from_the_published_release() {
 }
 
 #[test]
+fn verify_against_a_publisher_that_never_answers_asks_each_host_once_and_says_it_could_not_check() {
+    let (f, publisher) = wordpress_site(None);
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(f.state().join("vendor"));
+    // Holds every request, a byte every half second, forever; core and the
+    // plugin are asked at the same host.
+    let asked = f.path("asked.log");
+    let bad = common::publisher::hostile_logged("slow", &asked);
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replace("vendors:\n", "vendors:\n  timeout: 2s\n");
+    std::fs::write(f.config(), on_port(&cfg, bad.port)).unwrap();
+    let t = std::time::Instant::now();
+    let r = f.run(["verify", "--json"]);
+    common::figure(
+        "verify, publisher that never answers (timeout 2 s)",
+        t.elapsed(),
+        std::time::Duration::from_secs(3),
+    );
+    assert_eq!(r.code, 3, "could not check, not clean: {r:?}");
+    let unchecked: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["result"] == "unchecked")
+        .collect();
+    assert_eq!(unchecked.len(), 2, "core and the plugin, each named: {}", r.stdout);
+    assert!(r.stdout.contains("could not be reached"), "{}", r.stdout);
+    let requests = std::fs::read_to_string(&asked).unwrap_or_default().lines().count();
+    assert_eq!(requests, 1, "one request to the host, not one per package");
+    // The next run does not ask again while the host is marked down.
+    let again = f.run(["verify", "--json"]);
+    assert_eq!(again.code, 3);
+    assert_eq!(std::fs::read_to_string(&asked).unwrap_or_default().lines().count(), 1);
+}
+
+#[test]
 fn a_slow_or_endless_publisher_costs_bounded_time_and_memory() {
     for mode in ["slow", "endless"] {
         let (f, publisher) = wordpress_site(None);
