@@ -293,17 +293,26 @@ fn verify_and_baseline_name_what_differs_from_the_published_release() {
     assert!(!r.stdout.contains("wp-config.php"), "{}", r.stdout);
 }
 
-#[test]
-fn verify_against_a_publisher_that_never_answers_asks_each_host_once_and_says_it_could_not_check() {
+/// The WordPress site with nothing cached and its publisher replaced by one
+/// that holds every request (a byte every half second, forever), asked
+/// with `vendors.timeout: TIMEOUT`; the file where each request is logged.
+fn hanging_publisher(timeout: &str) -> (Fixture, Publisher, std::path::PathBuf) {
     let (f, publisher) = wordpress_site(None);
     drop(publisher);
     let _ = std::fs::remove_dir_all(f.state().join("vendor"));
-    // Holds every request, a byte every half second, forever; core and the
-    // plugin are asked at the same host.
     let asked = f.path("asked.log");
     let bad = common::publisher::hostile_logged("slow", &asked);
-    let cfg = std::fs::read_to_string(f.config()).unwrap().replace("vendors:\n", "vendors:\n  timeout: 2s\n");
+    let cfg = std::fs::read_to_string(f.config())
+        .unwrap()
+        .replace("vendors:\n", &format!("vendors:\n  timeout: {timeout}\n"));
     std::fs::write(f.config(), on_port(&cfg, bad.port)).unwrap();
+    (f, bad, asked)
+}
+
+#[test]
+fn verify_against_a_publisher_that_never_answers_asks_each_host_once_and_says_it_could_not_check() {
+    // Core and the plugin are asked at the same host.
+    let (f, _bad, asked) = hanging_publisher("2s");
     let t = std::time::Instant::now();
     let r = f.run(["verify", "--json"]);
     common::figure(
@@ -366,13 +375,7 @@ fn a_slow_or_endless_publisher_costs_bounded_time_and_memory() {
 
 #[test]
 fn a_reload_while_a_publisher_hangs_takes_effect_at_once() {
-    let (f, publisher) = wordpress_site(None);
-    drop(publisher);
-    let _ = std::fs::remove_dir_all(f.state().join("vendor"));
-    let asked = f.path("asked.log");
-    let bad = common::publisher::hostile_logged("slow", &asked);
-    let cfg = std::fs::read_to_string(f.config()).unwrap().replace("vendors:\n", "vendors:\n  timeout: 60s\n");
-    std::fs::write(f.config(), on_port(&cfg, bad.port)).unwrap();
+    let (f, _bad, asked) = hanging_publisher("60s");
     let d = Daemon::start(&f);
     let t = std::time::Instant::now();
     while std::fs::read_to_string(&asked).map_or(true, |s| s.is_empty()) {
