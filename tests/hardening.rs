@@ -165,6 +165,19 @@ fn a_state_dir_or_log_folder_someone_else_can_write_is_refused() {
     std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let r = f.run(["baseline"]);
     assert_eq!(r.code, 0, "a sticky folder above is fine: {}", r.stderr);
+    // A private-looking state dir reached through a symlink into a folder
+    // anyone can write: the folders it resolves to count.
+    let shared = f.path("shared");
+    std::fs::create_dir_all(shared.join("state")).unwrap();
+    std::fs::set_permissions(shared.join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(shared.join("state"), f.path("state-link")).unwrap();
+    let cfg = std::fs::read_to_string(f.config()).unwrap();
+    let state = f.state().display().to_string();
+    std::fs::write(f.config(), cfg.replacen(&state, &f.path("state-link").display().to_string(), 1)).unwrap();
+    let r = f.run(["baseline"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("shared is writable by others"), "{}", r.stderr);
 }
 
 #[test]

@@ -679,8 +679,28 @@ fn writable(dir: &Path) -> Result<(), String> {
 /// by no one but its owner and group (Ubuntu's `/var/log` is `root:syslog
 /// 0775`), or by all with the sticky bit, as `/tmp`, where only an entry's
 /// owner may rename or remove it. A www-data that could write there could
-/// rewrite the baseline, the quarantine or the alerts.
+/// rewrite the baseline, the quarantine or the alerts. Checked along the
+/// path as written and along the path it resolves to: a symlink on the way
+/// leads to folders whose own owners count too.
 fn private(dir: &Path) -> Result<(), String> {
+    private_along(dir)?;
+    // The deepest folder that exists, resolved, and the rest as written.
+    let mut existing = dir;
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else { return Ok(()) };
+        rest.push(name);
+        existing = parent;
+    }
+    let Ok(mut real) = existing.canonicalize() else { return Ok(()) };
+    real.extend(rest.iter().rev());
+    if real == dir {
+        return Ok(());
+    }
+    private_along(&real)
+}
+
+fn private_along(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let me = nix::unistd::geteuid().as_raw();
     let mut probe = Some(dir);

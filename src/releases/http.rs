@@ -118,8 +118,15 @@ impl Fetcher {
         let mark = self.mark_path(host);
         let at = std::fs::metadata(&mark).and_then(|m| m.modified()).ok()?;
         let age = SystemTime::now().duration_since(at).unwrap_or_default();
-        let text = std::fs::read(&mark).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text[..text.len().min(1024)]).into_owned();
+        if age >= 2 * MAX_DOWN {
+            // An old outage: the count starts again.
+            return None;
+        }
+        let mut text = Vec::new();
+        if let Ok(f) = std::fs::File::open(&mark) {
+            let _ = f.take(1024).read_to_end(&mut text);
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
         let (count, why) = text.split_once('\n').unwrap_or(("1", text.as_str()));
         let failures = count.trim().parse().unwrap_or(1);
         let d = Down { since: Instant::now().checked_sub(age)?, failures, why: why.to_string() };
@@ -132,11 +139,6 @@ impl Fetcher {
         let d = self.known_down(host)?;
         let left = d.until().checked_duration_since(Instant::now())?;
         Some(format!("{} could not be reached ({}); asked again in {} s", host, d.why, left.as_secs().max(1)))
-    }
-
-    /// When `url`'s host may be asked again (now when it is not down).
-    pub fn next_try(&self, url: &str) -> Instant {
-        self.known_down(host_of(url)).map_or_else(Instant::now, |d| d.until())
     }
 
     fn mark_down(&self, host: &str, why: &str) {
@@ -349,6 +351,21 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(asked.load(Ordering::Relaxed), once, "the host was asked again");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_old_outage_does_not_lengthen_the_next_one() {
+        let dir = std::env::temp_dir().join(format!("sw-fetch-old-{}", std::process::id()));
+        let f = Fetcher::new(&dir);
+        std::fs::create_dir_all(&f.marks).unwrap();
+        let mark = f.mark_path("h.example");
+        std::fs::write(&mark, "6\nlast week").unwrap();
+        let week = SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
+        std::fs::File::options().write(true).open(&mark).unwrap().set_modified(week).unwrap();
+        assert!(f.known_down("h.example").is_none());
+        f.mark_down("h.example", "refused");
+        assert_eq!(f.known_down("h.example").map(|d| d.failures), Some(1), "counted from 1 again, 30 s");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -11,7 +11,7 @@
 //! Only a slug and a version leave the server. Answers are bounded (size,
 //! time), validated, and cached under `state_dir/vendor/` by (kind, slug,
 //! version); a refusal (404) is cached as such for a day, a publisher host
-//! that cannot be reached for ten minutes ([`super::http`]). Offline or
+//! that cannot be reached for 30 s to ten minutes ([`super::http`]). Offline or
 //! refused means `unknown`, with one warning, never a failure.
 
 use std::collections::HashMap;
@@ -232,11 +232,6 @@ impl Publisher {
     /// The publisher at `urls`, caching under `cache_dir`.
     pub fn new(urls: Urls, cache_dir: PathBuf) -> Publisher {
         Publisher { fetcher: Fetcher::new(&cache_dir), urls, cache_dir, memo: Mutex::default() }
-    }
-
-    /// Where it is asked.
-    pub fn urls(&self) -> &Urls {
-        &self.urls
     }
 
     /// The manifest of `p`, from memory, the cache or the publisher: its
