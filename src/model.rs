@@ -505,6 +505,13 @@ pub enum RealtimeSource {
     Inotify,
 }
 
+/// The rule's name in a `signatures` entry: an entry is the name alone
+/// (a YARA rule) or the name, `: `, and the evidence (the PHP analysis, a
+/// rule matched in a decoded payload).
+pub fn signature_rule(entry: &str) -> &str {
+    entry.split(':').next().unwrap_or(entry)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

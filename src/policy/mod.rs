@@ -359,7 +359,7 @@ impl Policy {
             // What the content is beats where it is.
             if v.severity < Severity::Critical {
                 v.severity = Severity::Critical;
-                v.rule = Cow::Owned(format!("signature:{first}"));
+                v.rule = Cow::Owned(format!("signature:{}", crate::model::signature_rule(first)));
             }
         }
         if c.unscanned.is_some() && c.signatures.is_empty() && v.severity < Severity::High {

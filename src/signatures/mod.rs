@@ -10,6 +10,8 @@
 //! a path the profile watches through `always:`, where no code belongs
 //! (uploads, caches): the same bytes are a theme's template elsewhere.
 
+pub mod php;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,6 +44,13 @@ pub fn is_config_file(rel: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b".user.ini")
         || name.eq_ignore_ascii_case(b"php.ini")
 }
+
+/// The external variables community rule sets (THOR, LOKI, signature-base)
+/// read, defined for every rule file: the name, the site path, the
+/// extension (`.php`, lower case), the type and the owner of the file
+/// scanned. sitewarden sets the first three per file; the type and the
+/// owner stay empty.
+pub const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
 
 /// The tag of rules that count only where no code belongs.
 pub const FOREIGN_PLACE: &str = "foreign_place";
@@ -121,6 +130,9 @@ impl Scanner<'_> {
                 s.set_timeout(std::time::Duration::from_secs(5));
                 s
             });
+            if set == Set::Code {
+                set_externals(scanner, rel);
+            }
             crate::util::fault::point("signatures", rel);
             let results = match scanner.scan(data) {
                 Ok(r) => r,
@@ -142,8 +154,32 @@ impl Scanner<'_> {
                     m.anywhere.push(name);
                 }
             }
+            if set == Set::Code && memchr::memmem::find(data, b"<?").is_some() {
+                self.php(data, &mut m);
+            }
         }
         m
+    }
+
+    /// What the PHP analysis finds in `data`, and what the code rules find
+    /// in the payloads it decoded.
+    fn php(&mut self, data: &[u8], m: &mut Matches) {
+        let a = php::analyze(data);
+        m.anywhere.extend(a.findings.iter().map(php::Finding::label));
+        let Some(scanner) = self.sets[Set::Code as usize].as_mut() else { return };
+        for layer in &a.layers {
+            set_externals(scanner, b"");
+            let Ok(results) = scanner.scan(layer) else { continue };
+            for r in results.matching_rules() {
+                if r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
+                    continue;
+                }
+                let name = r.identifier();
+                if !m.anywhere.iter().any(|n| crate::model::signature_rule(n) == name) {
+                    m.anywhere.push(format!("{name}: in a payload the file decodes"));
+                }
+            }
+        }
     }
 }
 
@@ -174,6 +210,10 @@ impl Signatures {
     /// The shipped rules and every `*.yar` in `admin_dir` (absent: none).
     pub fn compile(admin_dir: Option<&Path>, max_size: u64) -> Result<Signatures, RuleError> {
         let mut sets = [yara_x::Compiler::new(), yara_x::Compiler::new(), yara_x::Compiler::new()];
+        for name in EXTERNALS {
+            // Cannot fail: each name is a new, valid identifier.
+            let _ = sets[Set::Code as usize].define_global(name, "");
+        }
         for (name, text, set) in SHIPPED {
             add(&mut sets[*set as usize], &format!("<built-in rules/{name}>"), text)?;
         }
@@ -303,6 +343,20 @@ pub fn read_head(root: &Path, rel: &[u8], max: u64) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Sets [`EXTERNALS`] for the file at site path `rel`.
+fn set_externals(scanner: &mut yara_x::Scanner<'_>, rel: &[u8]) {
+    let path = String::from_utf8_lossy(rel);
+    let name = path.rsplit('/').next().unwrap_or(&path);
+    let ext = match name.rfind('.') {
+        Some(i) if i > 0 => name[i..].to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    // A name defined at compile time with a string accepts a string.
+    let _ = scanner.set_global("filepath", path.as_ref());
+    let _ = scanner.set_global("filename", name);
+    let _ = scanner.set_global("extension", ext.as_str());
+}
+
 /// Shared compiled rules.
 pub type Shared = Arc<Signatures>;
 
@@ -345,7 +399,8 @@ mod tests {
         let s = Signatures::compile(None, 1 << 20).unwrap();
         assert!(s.len() >= 20, "{} rules", s.len());
         let m = s.scan(b"x.php", b"<?php @eval($_POST['x']); ?>", false);
-        assert_eq!(m.anywhere, vec!["php_request_to_exec".to_string()]);
+        assert_eq!(m.anywhere[0], "php_request_to_exec");
+        assert_eq!(m.anywhere[1], "php_flow_request_to_code: line 1, $_POST['x'] (line 1) reaches eval()");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("local.yar"),
@@ -356,5 +411,35 @@ mod tests {
         assert!(e.file.ends_with("local.yar"), "{e}");
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("$b"), "{e}");
+    }
+
+    #[test]
+    fn community_rules_load_with_their_modules_and_externals() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("community.yar"),
+            r#"import "math"
+import "hash"
+import "string"
+import "console"
+rule high_entropy_php {
+  strings: $php = "<?php"
+  condition: $php at 0 and math.entropy(0, filesize) > 5.0 and string.length("ab") == 2
+}
+rule named_by_path {
+  condition: filepath contains "wp-content/uploads/" and extension == ".php" and filename == "x.php"
+    and hash.sha256(0, 0) != "" and console.log("seen")
+}
+"#,
+        )
+        .unwrap();
+        let s = Signatures::compile(Some(dir.path()), 1 << 20).unwrap();
+        let mut noise = b"<?php ".to_vec();
+        noise.extend((0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+        let m = s.scan(b"wp-content/uploads/x.php", &noise, false);
+        assert!(m.anywhere.contains(&"high_entropy_php".to_string()), "{m:?}");
+        assert!(m.anywhere.contains(&"named_by_path".to_string()), "{m:?}");
+        let m = s.scan(b"wp-includes/x.php", b"<?php echo 1; echo 1; echo 1;", false);
+        assert!(m.anywhere.is_empty(), "{m:?}");
     }
 }
