@@ -9,7 +9,11 @@ rule js_obfuscated_script_injection
         $src_atob = /\.src\s*=\s*(window\.)?atob\s*\(/
         $src_cc = /\.src\s*=\s*String\.fromCharCode\s*\(/
         $attr = /setAttribute\s*\(\s*['"]src['"]\s*,\s*(window\.)?(atob|String\.fromCharCode|unescape)\s*\(/
-        $write = /document\.write\s*\(\s*(window\.)?(atob|unescape|String\.fromCharCode|decodeURIComponent\s*\(\s*escape)\s*\(/
+        $write = /document\.write\s*\(\s*(window\.)?(atob|String\.fromCharCode|decodeURIComponent\s*\(\s*escape)\s*\(/
+        // unescape of a text that holds the whole remote address, or is
+        // mostly escaped: a legitimate embed escapes only the tag's
+        // brackets and adds the host outside ("%3Cscript src='" + host).
+        $write_unescape = /document\.write\s*\(\s*(window\.)?unescape\s*\(\s*['"]([^'"]{0,200}src(%3D|=)(%22|%27)?https?(%3A|:)(%2F|\/)(%2F|\/)|(%[0-9A-Fa-f]{2}){8})/ nocase
         $eval_atob = /\beval\s*\(\s*(window\.)?(atob|String\.fromCharCode|unescape)\s*\(/
         $fn_atob = /(new\s+)?Function\s*\(\s*(window\.)?atob\s*\(/
     condition:

@@ -130,7 +130,7 @@ rule php_file_write_from_request
     strings:
         $php = "<?"
         $a = /(file_put_contents|fwrite|fputs)\s*\([^;]{0,100}\$_(GET|POST|REQUEST|COOKIE|FILES|SERVER\s*\[\s*['\"]HTTP_)[^;]{0,80}\)/
-        $b = /(file_put_contents)\s*\([^;]{0,100}(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|hex2bin|strrev|convert_uudecode|urldecode|rawurldecode)\s*\(/
+        $b = /file_put_contents\s*\([^;,]{0,100},\s*@?(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|hex2bin|strrev|convert_uudecode|urldecode|rawurldecode)\s*\(/
     condition:
         $php and filesize < 64KB and ($a or $b)
 }
@@ -189,4 +189,14 @@ rule php_exec_in_odd_case
         $low6 = /\bcreate_function\s*\(/
     condition:
         $php and (#any0 > #low0 or #any1 > #low1 or #any2 > #low2 or #any3 > #low3 or #any4 > #low4 or #any5 > #low5 or #any6 > #low6)
+}
+
+rule ssi_exec_directive
+{
+    meta:
+        description = "a server-side include that runs a command or CGI (<!--#exec cmd=...>)"
+    strings:
+        $exec = /<!--#\s*exec\s+(cmd|cgi)\s*=/ nocase
+    condition:
+        $exec
 }

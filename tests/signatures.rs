@@ -27,7 +27,7 @@ fn place(sample: &Path) -> String {
         "userini" => format!("wp-content/uploads/samples/{stem}/.user.ini"),
         "js" => format!("wp-content/themes/t/js/{name}"),
         "seo" => format!("wp-content/themes/t/{name}"),
-        "media" => format!("wp-content/uploads/2026/11/{name}"),
+        "media" | "ssi" => format!("wp-content/uploads/2026/11/{name}"),
         other => panic!("unknown family {other}"),
     }
 }

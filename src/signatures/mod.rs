@@ -52,6 +52,17 @@ pub fn is_config_file(rel: &[u8]) -> bool {
 /// owner stay empty.
 pub const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
 
+/// Is the last extension of `rel` one PHP runs (`x.php`, not `x.php.jpg`)?
+fn runs_as_php(rel: &[u8]) -> bool {
+    let name = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(k) => {
+            crate::policy::glob::EXEC_EXTENSIONS.iter().any(|e| name[k + 1..].eq_ignore_ascii_case(e.as_bytes()))
+        }
+        None => false,
+    }
+}
+
 /// The tag of rules that count only where no code belongs.
 pub const FOREIGN_PLACE: &str = "foreign_place";
 
@@ -114,7 +125,8 @@ impl Scanner<'_> {
             let wanted = match set {
                 Set::Code => true,
                 Set::Config => is_config_file(rel),
-                Set::ForeignPlace => foreign,
+                // PHP in a file PHP runs is not PHP hidden in media.
+                Set::ForeignPlace => foreign && !runs_as_php(rel),
             };
             if !wanted {
                 continue;
@@ -411,6 +423,43 @@ mod tests {
         assert!(e.file.ends_with("local.yar"), "{e}");
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("$b"), "{e}");
+    }
+
+    #[test]
+    fn server_config_that_makes_data_run_is_named_and_hardening_is_not() {
+        let s = Signatures::compile(None, 1 << 20).unwrap();
+        let rule = |text: &str| s.scan(b"wp-content/uploads/.htaccess", text.as_bytes(), true).anywhere;
+        for (text, want) in [
+            ("AddType application/x-httpd-php .htaccess\n", "htaccess_php_handler_for_other_ext"),
+            ("AddHandler application/x-httpd-php .jpg\n", "htaccess_php_handler_for_other_ext"),
+            ("<Files x.txt>\nForceType application/x-httpd-php\n</Files>\n", "htaccess_php_handler_for_other_ext"),
+            ("Options +ExecCGI\nAddHandler cgi-script .png\n", "htaccess_cgi_or_ssi_enabled"),
+            ("AddHandler perl-script .gif\n", "htaccess_cgi_or_ssi_enabled"),
+            ("SetHandler python-program\n", "htaccess_cgi_or_ssi_enabled"),
+            ("Options Includes\nAddOutputFilter INCLUDES .txt\n", "htaccess_cgi_or_ssi_enabled"),
+            ("php_value auto_prepend_file /tmp/x.php\n", "ini_auto_prepend_file"),
+            ("php_flag engine on\n", "htaccess_php_engine_on"),
+            ("# <?php system($_GET['c']); ?>\n", "server_config_with_php_inside"),
+        ] {
+            assert!(rule(text).iter().any(|r| r == want), "{want} not in {:?} for {text:?}", rule(text));
+        }
+        for text in [
+            "php_flag engine off\n",
+            "Options -Indexes -ExecCGI\n",
+            "deny from all\n",
+            "<FilesMatch \"\\.(php|phtml)$\">\nRequire all denied\n</FilesMatch>\n",
+            "# BEGIN WordPress\n<IfModule mod_rewrite.c>\nRewriteEngine On\nRewriteBase /\nRewriteRule ^index\\.php$ - [L]\nRewriteCond %{REQUEST_FILENAME} !-f\nRewriteRule . /index.php [L]\n</IfModule>\n# END WordPress\n",
+            "RemoveHandler .php .phtml\nRemoveType .php\nAddType text/plain .php\n",
+        ] {
+            assert!(rule(text).is_empty(), "{:?} for {text:?}", rule(text));
+        }
+        // The legitimate embed escapes the tag only; a hidden script escapes all.
+        let js = |t: &str| s.scan(b"x.js", t.as_bytes(), false).anywhere;
+        assert!(js("document.write(unescape(\"%3Cscript src='\" + host + \"wufoo.com/form.js' type='text/javascript'%3E%3C/script%3E\"));").is_empty());
+        assert_eq!(
+            js("document.write(unescape('%3C%73%63%72%69%70%74%20%73%72%63'));"),
+            vec!["js_obfuscated_script_injection"]
+        );
     }
 
     #[test]

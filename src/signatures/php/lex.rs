@@ -14,6 +14,9 @@ pub struct Token {
     pub tok: Tok,
     /// The line it starts on.
     pub line: u32,
+    /// A name as written, when not in lower case (PHP before 8 reads an
+    /// undefined constant as the string of its name).
+    pub written: Option<Box<[u8]>>,
 }
 
 /// A part of a string literal: text, or a variable PHP puts in its place.
@@ -92,7 +95,7 @@ impl Lexer<'_> {
 
     fn push(&mut self, tok: Tok, line: u32) {
         if self.out.len() < MAX_TOKENS {
-            self.out.push(Token { tok, line });
+            self.out.push(Token { tok, line, written: None });
         }
     }
 
@@ -184,7 +187,15 @@ impl Lexer<'_> {
                         }
                         self.i += 1;
                     }
-                    self.push(Tok::Name(self.s[start..self.i].to_ascii_lowercase()), line);
+                    let written = &self.s[start..self.i];
+                    let lower = written.to_ascii_lowercase();
+                    let differs = lower != written;
+                    self.push(Tok::Name(lower), line);
+                    if differs {
+                        if let Some(t) = self.out.last_mut() {
+                            t.written = Some(written.into());
+                        }
+                    }
                 }
                 _ => {
                     let op = OPS.iter().find(|op| self.s[self.i..].starts_with(op.as_bytes()));

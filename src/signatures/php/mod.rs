@@ -749,9 +749,15 @@ impl Cx<'_> {
                     v = v.union(&r);
                     j = k;
                 }
+                Some(Tok::P(op @ ("^" | "|" | "&"))) => {
+                    let op = *op;
+                    let (r, k) = self.unary(j + 1);
+                    v = self.bitwise(op, &v, &r);
+                    j = k;
+                }
                 Some(Tok::P(
-                    "+" | "-" | "*" | "/" | "%" | "**" | "<<" | ">>" | "&" | "|" | "^" | "<" | ">" | "<=" | ">=" | "=="
-                    | "!=" | "===" | "!==" | "<>" | "<=>" | "&&" | "||",
+                    "+" | "-" | "*" | "/" | "%" | "**" | "<<" | ">>" | "<" | ">" | "<=" | ">=" | "==" | "!=" | "==="
+                    | "!==" | "<>" | "<=>" | "&&" | "||",
                 )) => {
                     let (_, k) = self.unary(j + 1);
                     v = Val::unknown();
@@ -765,6 +771,28 @@ impl Cx<'_> {
                 _ => return (v, j),
             }
         }
+    }
+
+    /// `a OP b` for the bitwise operators, which PHP applies byte by byte
+    /// to two strings (obfuscators build names with them); anything else
+    /// is a number.
+    fn bitwise(&mut self, op: &str, a: &Val, b: &Val) -> Val {
+        let (Some(x), Some(y)) = (a.one(), b.one()) else {
+            return Val::through(&[a.clone(), b.clone()]);
+        };
+        let numeric = |v: &[u8]| !v.is_empty() && v.iter().all(|c| c.is_ascii_digit());
+        if numeric(x) || numeric(y) || x.len().max(y.len()) > self.made {
+            return Val::unknown();
+        }
+        let out: Vec<u8> = match op {
+            "|" => (0..x.len().max(y.len()))
+                .map(|k| x.get(k).copied().unwrap_or(0) | y.get(k).copied().unwrap_or(0))
+                .collect(),
+            "&" => x.iter().zip(y).map(|(p, q)| p & q).collect(),
+            _ => x.iter().zip(y).map(|(p, q)| p ^ q).collect(),
+        };
+        self.made -= out.len();
+        Val { assembled: true, ..Val::lit(out) }
     }
 
     /// Arguments in parentheses at `i` (which holds `(`); the values, with
@@ -817,7 +845,17 @@ impl Cx<'_> {
 
     fn unary(&mut self, i: usize) -> (Val, usize) {
         match self.tok(i) {
-            Some(Tok::P("@" | "&" | "+" | "-" | "~")) => self.unary(i + 1),
+            Some(Tok::P("~")) => {
+                let (v, j) = self.unary(i + 1);
+                match v.one() {
+                    Some(x) if !x.iter().all(u8::is_ascii_digit) => {
+                        let out = x.iter().map(|b| !b).collect();
+                        (Val { assembled: true, ..Val::lit(out) }, j)
+                    }
+                    _ => (Val::through(&[v]), j),
+                }
+            }
+            Some(Tok::P("@" | "&" | "+" | "-")) => self.unary(i + 1),
             Some(Tok::P("!")) => {
                 let (_, j) = self.unary(i + 1);
                 (Val::unknown(), j)
@@ -1204,8 +1242,19 @@ impl Cx<'_> {
                 let (args, j) = self.args(i + 1);
                 (self.call(n, &args, line, false), j, None)
             }
-            _ if self.is_p(i + 1, "::") => (Val::unknown(), i + 1, None),
-            _ => (Val::unknown(), i + 1, None),
+            _ if self.is_p(i + 1, "::") || self.is_p(i + 1, "\\") => (Val::unknown(), i + 1, None),
+            _ => {
+                // An undefined constant is the string of its name (PHP
+                // before 8), which obfuscators count on. A defined one is
+                // not a literal this reader knows: one of several values.
+                let written = self.t[i].written.as_deref().map(<[u8]>::to_vec).unwrap_or_else(|| n.to_vec());
+                if n.starts_with(b"__")
+                    || !written.iter().any(|b| b.is_ascii_lowercase()) && written.len() > 3 && written.contains(&b'_')
+                {
+                    return (Val::unknown(), i + 1, None);
+                }
+                (Val::lit(written), i + 1, None)
+            }
         }
     }
 
@@ -1398,6 +1447,11 @@ impl Cx<'_> {
             for v in args.iter().take(if name == b"proc_open" { 2 } else { 1 }) {
                 self.sink_exec(&format!("{named}()"), v, line);
             }
+            return;
+        }
+        if name == b"assert" {
+            // Called through a variable (the keyword form is read in `name`).
+            self.sink_code("assert()", &a(0), line);
             return;
         }
         if name == b"create_function" {

@@ -75,6 +75,18 @@ fn function_names_from_input_or_assembled_from_pieces() {
     finds("<?php $r = new ReflectionFunction($_GET['f']); $r->invoke($_GET['a']);", "php_flow_request_function_name");
     finds("<?php register_shutdown_function($_COOKIE['f'], $_COOKIE['a']);", "php_flow_request_function_name");
     finds("<?php $a = array('sy'.'stem'); $a[0]($c);", "php_flow_assembled_function_name");
+    // Names made byte by byte with ^ | & ~ on strings, and bare words
+    // (PHP before 8 reads an undefined constant as its name).
+    let key = b"KeyKeyKeyKeyKey";
+    let xored: String = b"create_function".iter().zip(key).map(|(a, b)| format!("\\x{:02x}", a ^ b)).collect();
+    finds(
+        &format!("<?php $k = \"{xored}\" ^ KeyKeyKeyKeyKey; $f = $k('', $p); $f();"),
+        "php_flow_assembled_function_name",
+    );
+    let inverted: String = b"assert".iter().map(|b| format!("\\x{:02x}", !b)).collect();
+    finds(&format!("<?php $f = ~\"{inverted}\"; $f($_POST[1]);"), "php_flow_assembled_function_name");
+    finds(&format!("<?php $f = ~\"{inverted}\"; $f($_POST[1]);"), "php_flow_request_to_code");
+    finds("<?php $function = passthru; echo $function($_POST['cmd']);", "php_flow_request_to_exec");
 }
 
 #[test]
@@ -154,6 +166,7 @@ fn benign_code_is_left_alone() {
     );
     clean("<?php $q = \"SELECT * FROM t WHERE a = '\" . $db->escape($_POST['a']) . \"'\"; $db->query($q);");
     clean("<?php system('ls ' . escapeshellarg($_GET['dir']));");
+    clean("<?php $flags = E_ALL & ~E_NOTICE; $x = FOO | BAR; $cb = MY_CALLBACK; $cb($_GET['a']);");
     clean("<html><body><?xml version=\"1.0\"?> <? echo 'hi'; ?></body></html>");
 }
 
