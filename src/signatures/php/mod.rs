@@ -167,6 +167,10 @@ struct Val {
     assembled: bool,
     /// A known value that came out of a decoder.
     decoded: bool,
+    /// A file-level variable the file never assigns, whose value this
+    /// carries: a request parameter where `register_globals` is on (the
+    /// shells of that era read `$cmd` so).
+    global: Option<Rc<(Vec<u8>, u32)>>,
 }
 
 impl Val {
@@ -212,6 +216,9 @@ impl Val {
         }
         self.assembled |= o.assembled;
         self.decoded |= o.decoded;
+        if self.global.is_none() {
+            self.global = o.global.clone();
+        }
         self
     }
 
@@ -219,8 +226,13 @@ impl Val {
     /// `self . o`; `budget`: bytes the analysis may still make (each
     /// result made is charged).
     fn concat(&self, o: &Val, budget: &mut usize) -> Val {
-        let mut v =
-            Val { open: self.open || o.open, assembled: true, decoded: self.decoded || o.decoded, ..Val::default() };
+        let mut v = Val {
+            open: self.open || o.open,
+            assembled: true,
+            decoded: self.decoded || o.decoded,
+            global: self.global.clone().or_else(|| o.global.clone()),
+            ..Val::default()
+        };
         if !self.known.is_empty() && !o.known.is_empty() {
             'outer: for a in &self.known {
                 for b in &o.known {
@@ -253,6 +265,7 @@ impl Val {
         if let Some(t) = args.iter().find(|a| a.taint.is_some()) {
             v.taint = t.taint.clone();
         }
+        v.global = args.iter().find_map(|a| a.global.clone());
         v
     }
 
@@ -676,6 +689,14 @@ impl Cx<'_> {
             None => match self.extracted.get(&scope) {
                 Some(src) if name != b"this" => {
                     Val { open: true, taint: Some(src.clone()), raw: true, pure: true, ..Val::default() }
+                }
+                _ if scope == 0
+                    && !matches!(
+                        name,
+                        b"this" | b"GLOBALS" | b"argv" | b"argc" | b"php_errormsg" | b"http_response_header"
+                    ) =>
+                {
+                    Val { open: true, global: Some(Rc::new((name.to_vec(), self.line(i)))), ..Val::default() }
                 }
                 _ => Val::unknown(),
             },
@@ -1408,6 +1429,13 @@ impl Cx<'_> {
             let rule = if src.network { "php_flow_network_to_exec" } else { "php_flow_request_to_exec" };
             let e = format!("{} (line {}) reaches {what}", src.what, src.line);
             self.find(rule, line, e);
+        } else if let Some(g) = v.global.as_deref() {
+            let e = format!(
+                "${} (line {}), never assigned in the file (a request parameter under register_globals), reaches {what}",
+                String::from_utf8_lossy(&g.0),
+                g.1
+            );
+            self.find("php_flow_request_to_exec", line, e);
         }
     }
 

@@ -36,6 +36,9 @@ fn request_input_through_variables_reaches_commands() {
         "php_flow_request_to_exec",
     );
     clean("<?php class B { function set($s) { $this->s = $s; } function run($e) { return eval(\"return ($e);\"); } } $b->set($_GET['skin']);");
+    // register_globals: a file-level variable the file never assigns.
+    finds("<?php if ($cmd) { $work_dir = exec('pwd'); exec($cmd, $out); }", "php_flow_request_to_exec");
+    clean("<?php $cmd = 'ls -la'; exec($cmd, $out); function f($c) { system($c); }");
     let a = analyze(b"<?php\n$c = $_REQUEST['c'];\n\nsystem($c);");
     assert_eq!(a.findings[0].line, 4);
     assert!(a.findings[0].label().contains("$_REQUEST['c'] (line 2) reaches system()"), "{}", a.findings[0].label());
