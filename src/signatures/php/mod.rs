@@ -1168,6 +1168,14 @@ impl Cx<'_> {
                         j += 1;
                     }
                 }
+                // Parameters and `use` variables are assigned (by the caller).
+                for k in i + 1..j.min(self.t.len()) {
+                    if let Some(Tok::Var(v)) = self.tok(k) {
+                        let v = v.clone();
+                        let scope = self.scope(k);
+                        self.set_var(scope, &v, &Val::unknown());
+                    }
+                }
                 if n == b"fn" && self.is_p(j, "=>") {
                     let (_, k) = self.expr(j + 1);
                     return (Val::unknown(), k, None);
