@@ -167,9 +167,9 @@ struct Val {
     assembled: bool,
     /// A known value that came out of a decoder.
     decoded: bool,
-    /// A file-level variable the file never assigns, whose value this
-    /// carries: a request parameter where `register_globals` is on (the
-    /// shells of that era read `$cmd` so).
+    /// A file-level variable the file never assigns, which this value is
+    /// (copied, not computed from): a request parameter where
+    /// `register_globals` is on (the shells of that era run `$cmd` so).
     global: Option<Rc<(Vec<u8>, u32)>>,
 }
 
@@ -226,13 +226,8 @@ impl Val {
     /// `self . o`; `budget`: bytes the analysis may still make (each
     /// result made is charged).
     fn concat(&self, o: &Val, budget: &mut usize) -> Val {
-        let mut v = Val {
-            open: self.open || o.open,
-            assembled: true,
-            decoded: self.decoded || o.decoded,
-            global: self.global.clone().or_else(|| o.global.clone()),
-            ..Val::default()
-        };
+        let mut v =
+            Val { open: self.open || o.open, assembled: true, decoded: self.decoded || o.decoded, ..Val::default() };
         if !self.known.is_empty() && !o.known.is_empty() {
             'outer: for a in &self.known {
                 for b in &o.known {
@@ -265,7 +260,6 @@ impl Val {
         if let Some(t) = args.iter().find(|a| a.taint.is_some()) {
             v.taint = t.taint.clone();
         }
-        v.global = args.iter().find_map(|a| a.global.clone());
         v
     }
 
@@ -1480,8 +1474,10 @@ impl Cx<'_> {
     fn sinks(&mut self, name: &[u8], named: &str, args: &[Val], line: u32) {
         let a = |k: usize| args.get(k).cloned().unwrap_or_default();
         if is(EXEC, name) {
-            for v in args.iter().take(if name == b"proc_open" { 2 } else { 1 }) {
-                self.sink_exec(&format!("{named}()"), v, line);
+            // proc_open's descriptors: a socket there is a reverse shell.
+            for (k, v) in args.iter().take(if name == b"proc_open" { 2 } else { 1 }).enumerate() {
+                let v = if k == 0 { v.clone() } else { Val { global: None, ..v.clone() } };
+                self.sink_exec(&format!("{named}()"), &v, line);
             }
             return;
         }

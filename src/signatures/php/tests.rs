@@ -40,6 +40,7 @@ fn request_input_through_variables_reaches_commands() {
     finds("<?php if ($cmd) { $work_dir = exec('pwd'); exec($cmd, $out); }", "php_flow_request_to_exec");
     clean("<?php $cmd = 'ls -la'; exec($cmd, $out); function f($c) { system($c); }");
     clean("<?php $run = static function ($command) { passthru($command, $s); return $s; }; $f = fn($x) => exec($x);");
+    clean("<?php $cmd = 'x'; $p = proc_open($cmd, $d, $pipes); exec(sprintf('kill %d', $pipes[0]));");
     let a = analyze(b"<?php\n$c = $_REQUEST['c'];\n\nsystem($c);");
     assert_eq!(a.findings[0].line, 4);
     assert!(a.findings[0].label().contains("$_REQUEST['c'] (line 2) reaches system()"), "{}", a.findings[0].label());
