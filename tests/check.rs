@@ -48,7 +48,9 @@ fn each_event_kind_is_reported_once_with_its_states() {
     // A backdoor in a theme: by its content, critical (not the path's medium).
     assert_eq!(m["rule"], "signature:php_request_to_exec", "{m}");
     assert_eq!(m["severity"], "critical");
-    assert_eq!(m["signatures"], serde_json::json!(["php_request_to_exec"]));
+    // The text rule's name, then the PHP analysis with its evidence.
+    assert_eq!(m["signatures"][0], "php_request_to_exec", "{m}");
+    assert_eq!(m["signatures"][1], "php_flow_request_to_code: line 1, $_POST['x'] (line 1) reaches eval()", "{m}");
 
     let a = find(&recs, "/wp-content/themes/t/new.js").unwrap();
     assert_eq!(a["event"], "added");

@@ -238,6 +238,7 @@ impl Signatures {
                     .filter(|p| p.extension().is_some_and(|x| x == "yar" || x == "yara"))
                     .collect();
                 paths.sort();
+                let mut texts = Vec::new();
                 for p in paths {
                     let origin = p.display().to_string();
                     let text = std::fs::read_to_string(&p).map_err(|e| RuleError {
@@ -246,6 +247,17 @@ impl Signatures {
                         column: 1,
                         message: format!("cannot read: {e}"),
                     })?;
+                    texts.push((p, origin, text));
+                }
+                // A file another one includes (php-malware-finder's
+                // whitelist.yar) is compiled through that include, not twice.
+                let included: Vec<String> = texts.iter().flat_map(|(_, _, t)| includes(t)).collect();
+                sets[Set::Code as usize].add_include_dir(dir);
+                for (p, origin, text) in texts {
+                    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    if included.iter().any(|i| *i == name) {
+                        continue;
+                    }
                     add(&mut sets[Set::Code as usize], &origin, &text)?;
                     files.push(p);
                 }
@@ -353,6 +365,14 @@ pub fn read_head(root: &Path, rel: &[u8], max: u64) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
     file.take(max).read_to_end(&mut buf).ok()?;
     Some(buf)
+}
+
+/// The file names a rule text includes (`include "whitelist.yar"`).
+fn includes(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("include")?.trim_start().strip_prefix('"')?.split('"').next())
+        .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+        .collect()
 }
 
 /// Sets [`EXTERNALS`] for the file at site path `rel`.
@@ -482,7 +502,17 @@ rule named_by_path {
 "#,
         )
         .unwrap();
+        // php-malware-finder's layout: the main file includes a list of
+        // private rules that sits beside it.
+        std::fs::write(dir.path().join("php.yar"), "include \"whitelist.yar\"\nrule pmf_like { strings: $a = \"evil_marker\" condition: $a and not known_good }\n").unwrap();
+        std::fs::write(
+            dir.path().join("whitelist.yar"),
+            "private rule known_good { strings: $g = \"known_good_marker\" condition: $g }\n",
+        )
+        .unwrap();
         let s = Signatures::compile(Some(dir.path()), 1 << 20).unwrap();
+        assert_eq!(s.scan(b"x.php", b"<?php evil_marker", false).anywhere, vec!["pmf_like"]);
+        assert!(s.scan(b"x.php", b"<?php evil_marker known_good_marker", false).anywhere.is_empty());
         let mut noise = b"<?php ".to_vec();
         noise.extend((0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
         let m = s.scan(b"wp-content/uploads/x.php", &noise, false);

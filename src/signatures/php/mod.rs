@@ -733,14 +733,9 @@ impl Cx<'_> {
     }
 
     fn expr_inner(&mut self, i: usize) -> (Val, usize) {
-        let (mut v, mut j) = self.unary(i);
+        let (mut v, mut j) = self.binary(i, 0);
         loop {
             match self.tok(j) {
-                Some(Tok::P(".")) => {
-                    let (r, k) = self.unary(j + 1);
-                    v = v.concat(&r, &mut self.made);
-                    j = k;
-                }
                 Some(Tok::P("?")) => {
                     if self.is_p(j + 1, ":") {
                         let (r, k) = self.expr(j + 2);
@@ -764,28 +759,55 @@ impl Cx<'_> {
                     v = v.union(&r);
                     j = k;
                 }
-                Some(Tok::P(op @ ("^" | "|" | "&"))) => {
-                    let op = *op;
-                    let (r, k) = self.unary(j + 1);
-                    v = self.bitwise(op, &v, &r);
-                    j = k;
-                }
-                Some(Tok::P(
-                    "+" | "-" | "*" | "/" | "%" | "**" | "<<" | ">>" | "<" | ">" | "<=" | ">=" | "==" | "!=" | "==="
-                    | "!==" | "<>" | "<=>" | "&&" | "||",
-                )) => {
-                    let (_, k) = self.unary(j + 1);
-                    v = Val::unknown();
-                    j = k;
-                }
-                Some(Tok::Name(n)) if matches!(n.as_slice(), b"and" | b"or" | b"xor" | b"instanceof") => {
-                    let (_, k) = self.unary(j + 1);
-                    v = Val::unknown();
-                    j = k;
-                }
                 _ => return (v, j),
             }
         }
+    }
+
+    /// The binary operator at `j` and its precedence (PHP's order: `.`
+    /// binds tighter than `&`, which binds tighter than `^`, then `|`;
+    /// obfuscators rely on it).
+    fn binop(&self, j: usize) -> Option<(&'static str, u8)> {
+        let op = match self.tok(j)? {
+            Tok::P(p) => *p,
+            Tok::Name(n) if matches!(n.as_slice(), b"and" | b"or" | b"xor") => "||",
+            Tok::Name(n) if n == b"instanceof" => "instanceof",
+            _ => return None,
+        };
+        let prec = match op {
+            "||" | "&&" => 1,
+            "|" => 3,
+            "^" => 4,
+            "&" => 5,
+            "==" | "!=" | "===" | "!==" | "<>" | "<=>" | "<" | ">" | "<=" | ">=" => 6,
+            "<<" | ">>" => 7,
+            "." => 8,
+            "+" | "-" => 9,
+            "*" | "/" | "%" => 10,
+            "**" => 11,
+            "instanceof" => 12,
+            _ => return None,
+        };
+        Some((op, prec))
+    }
+
+    /// Operands and binary operators from `i`, those of precedence `min`
+    /// and above (precedence climbing, left associative).
+    fn binary(&mut self, i: usize, min: u8) -> (Val, usize) {
+        let (mut v, mut j) = self.unary(i);
+        while let Some((op, prec)) = self.binop(j) {
+            if prec < min {
+                break;
+            }
+            let (r, k) = self.binary(j + 1, prec + 1);
+            v = match op {
+                "." => v.concat(&r, &mut self.made),
+                "^" | "|" | "&" => self.bitwise(op, &v, &r),
+                _ => Val::unknown(),
+            };
+            j = if k > j { k } else { j + 1 };
+        }
+        (v, j)
     }
 
     /// `a OP b` for the bitwise operators, which PHP applies byte by byte
@@ -1271,9 +1293,7 @@ impl Cx<'_> {
                 // before 8), which obfuscators count on. A defined one is
                 // not a literal this reader knows: one of several values.
                 let written = self.t[i].written.as_deref().map(<[u8]>::to_vec).unwrap_or_else(|| n.to_vec());
-                if n.starts_with(b"__")
-                    || !written.iter().any(|b| b.is_ascii_lowercase()) && written.len() > 3 && written.contains(&b'_')
-                {
+                if n.starts_with(b"__") {
                     return (Val::unknown(), i + 1, None);
                 }
                 (Val::lit(written), i + 1, None)

@@ -92,6 +92,13 @@ fn function_names_from_input_or_assembled_from_pieces() {
     finds(&format!("<?php $f = ~\"{inverted}\"; $f($_POST[1]);"), "php_flow_assembled_function_name");
     finds(&format!("<?php $f = ~\"{inverted}\"; $f($_POST[1]);"), "php_flow_request_to_code");
     finds("<?php $function = passthru; echo $function($_POST['cmd']);", "php_flow_request_to_exec");
+    // PHP's precedence: `.` before `&`, `^`, `|`; all-caps bare words.
+    let (a, b) = (b"ge", b"tenv");
+    let (k1, k2) = (b"AB", b"CD_E");
+    let x1: String = a.iter().zip(k1).map(|(p, q)| format!("\\x{:02x}", p ^ q)).collect();
+    let x2: String = b.iter().zip(k2).map(|(p, q)| format!("\\x{:02x}", p ^ q)).collect();
+    let src = format!("<?php $g = \"{x1}\" . \"{x2}\" ^ AB . CD_E; $h = $g('HTTP_X_C'); eval($h);");
+    finds(&src, "php_flow_request_to_code");
 }
 
 #[test]
