@@ -222,6 +222,10 @@ impl Signatures {
     /// The shipped rules and every `*.yar` in `admin_dir` (absent: none).
     pub fn compile(admin_dir: Option<&Path>, max_size: u64) -> Result<Signatures, RuleError> {
         let mut sets = [yara_x::Compiler::new(), yara_x::Compiler::new(), yara_x::Compiler::new()];
+        // Community rules are written for YARA, whose regular expressions
+        // take what YARA-X's strict syntax refuses (`\${` as a literal
+        // brace, `[^]]`): accept it, as YARA does.
+        sets[Set::Code as usize].relaxed_re_syntax(true);
         for name in EXTERNALS {
             // Cannot fail: each name is a new, valid identifier.
             let _ = sets[Set::Code as usize].define_global(name, "");
@@ -255,7 +259,7 @@ impl Signatures {
                 sets[Set::Code as usize].add_include_dir(dir);
                 for (p, origin, text) in texts {
                     let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                    if included.iter().any(|i| *i == name) {
+                    if included.contains(&name) {
                         continue;
                     }
                     add(&mut sets[Set::Code as usize], &origin, &text)?;
@@ -504,6 +508,12 @@ rule named_by_path {
         .unwrap();
         // php-malware-finder's layout: the main file includes a list of
         // private rules that sits beside it.
+        // YARA's looser regular expressions, as community rules use them.
+        std::fs::write(
+            dir.path().join("legacy.yar"),
+            "rule legacy_re { strings: $v = /\\${\\$[0-9a-z]+}/ condition: $v }\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("php.yar"), "include \"whitelist.yar\"\nrule pmf_like { strings: $a = \"evil_marker\" condition: $a and not known_good }\n").unwrap();
         std::fs::write(
             dir.path().join("whitelist.yar"),
