@@ -286,7 +286,12 @@ fn verify_and_baseline_name_what_differs_from_the_published_release() {
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("signature /") && r.stdout.contains("shell.php  [php_request_to_exec]"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("signature /")
+            && r.stdout.contains("shell.php  [php_request_to_exec, php_flow_request_to_exec: line 1, $_GET['c'] (line 1) reaches system()]"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("against plugin:akismet 5.3, wordpress 6.4.2, "), "{}", r.stdout);
     assert!(r.stdout.contains(" signature rules: 4 do not"), "{}", r.stdout);
     // wp-config.php and the like are nobody's business here.
