@@ -181,7 +181,14 @@ impl Scanner<'_> {
         let Some(scanner) = self.sets[Set::Code as usize].as_mut() else { return };
         for layer in &a.layers {
             set_externals(scanner, b"");
-            let Ok(results) = scanner.scan(layer) else { continue };
+            let results = match scanner.scan(layer) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A payload the rules could not judge is not clean.
+                    m.unscanned.get_or_insert_with(|| format!("the signature scan of a decoded payload failed: {e}"));
+                    continue;
+                }
+            };
             for r in results.matching_rules() {
                 if r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
                     continue;
