@@ -7,6 +7,14 @@
 //! file. Themes are judged against their archive, and a restore repairs a
 //! file whose accepted version was never the release's.
 //!
+//! WordPress's own updater is replayed as its source does it: core
+//! unpacked into `wp-content/upgrade/` and copied over (the whole package
+//! and the partial one), a plugin moved aside into `upgrade-temp-backup/`
+//! and the new one moved into place (6.3 and later), deleted and copied
+//! (before 6.3), and a failed update rolled back. Each is one summary per
+//! package at most; the staging folder still alerts a web shell at once
+//! and code left there once it is quiet.
+//!
 //! The releases are built from Debian's `wordpress` tree and served with
 //! their checksums and `.zip` archives by a publisher on loopback.
 
@@ -445,4 +453,183 @@ fn a_malformed_theme_archive_leaves_the_theme_unknown() {
     d.wait_stderr("theme:bad 2.0: ");
     common::daemon::settle();
     assert_eq!(d.stderr().matches("theme:bad 2.0: ").count(), 1, "one warning: {}", d.stderr());
+}
+
+/// What `WP_Upgrader::unpack_package` leaves: `tree` below
+/// `wp-content/upgrade/WORK/TOP`; the work folder.
+fn unpack(root: &Path, work: &str, top: &str, tree: &Tree) -> std::path::PathBuf {
+    let dir = root.join("wp-content/upgrade").join(work);
+    move_tree(&dir.join(top), &Tree::new(), tree);
+    dir
+}
+
+/// Core updated as `update_core()` does it: `.maintenance` up, the files
+/// that differ copied over from the unpacked package (`version.php` last),
+/// the old files deleted, the package and `.maintenance` removed. The
+/// paths touched.
+/// `partial`: the package holds only the files that changed (WordPress's
+/// "partial" build for a minor update).
+fn update_core(root: &Path, from: &Tree, to: &Tree, partial: bool) -> usize {
+    let package: Tree =
+        to.iter().filter(|(k, c)| !partial || from.get(*k) != Some(*c)).map(|(k, c)| (k.clone(), c.clone())).collect();
+    let work = format!("wordpress-{B}-{}", if partial { "partial-0" } else { "no-content" });
+    let staging = unpack(root, &work, "wordpress", &package);
+    let maintenance = root.join(".maintenance");
+    std::fs::write(&maintenance, "<?php $upgrading = 1733000000; ?>").unwrap();
+    let version = "wp-includes/version.php";
+    let mut n = 0;
+    let changed = to.iter().filter(|(k, c)| *k != version && from.get(*k) != Some(*c)).map(|(k, _)| k.as_str());
+    for k in changed.chain([version]) {
+        std::fs::create_dir_all(root.join(k).parent().unwrap()).unwrap();
+        std::fs::copy(staging.join("wordpress").join(k), root.join(k)).unwrap();
+        n += 1;
+    }
+    for k in from.keys().filter(|k| !to.contains_key(*k)) {
+        std::fs::remove_file(root.join(k)).unwrap();
+        n += 1;
+    }
+    std::fs::remove_dir_all(&staging).unwrap();
+    std::fs::remove_file(&maintenance).unwrap();
+    n
+}
+
+/// A plugin updated as WordPress 6.3 and later does it: unpacked, the
+/// installed folder renamed into `upgrade-temp-backup/`, the new one
+/// moved into place, the backup removed. `fail`: the update fails after
+/// the move, and the backup is moved back.
+fn update_plugin_moving(root: &Path, slug: &str, to: &Tree, fail: bool) {
+    let staging = unpack(root, &format!("{slug}.moving"), slug, to);
+    let installed = root.join("wp-content/plugins").join(slug);
+    let backups = root.join("wp-content/upgrade-temp-backup/plugins");
+    std::fs::create_dir_all(&backups).unwrap();
+    std::fs::rename(&installed, backups.join(slug)).unwrap();
+    std::fs::rename(staging.join(slug), &installed).unwrap();
+    std::fs::remove_dir_all(&staging).unwrap();
+    if fail {
+        std::fs::remove_dir_all(&installed).unwrap();
+        std::fs::rename(backups.join(slug), &installed).unwrap();
+    } else {
+        std::fs::remove_dir_all(backups.join(slug)).unwrap();
+    }
+}
+
+/// A plugin updated as WordPress did before 6.3: unpacked, the installed
+/// folder deleted, the new one copied from the package, the package
+/// removed.
+fn update_plugin_copying(root: &Path, slug: &str, to: &Tree) {
+    let staging = unpack(root, &format!("{slug}.copying"), slug, to);
+    let installed = root.join("wp-content/plugins").join(slug);
+    std::fs::remove_dir_all(&installed).unwrap();
+    for k in to.keys() {
+        std::fs::create_dir_all(installed.join(k).parent().unwrap()).unwrap();
+        std::fs::copy(staging.join(slug).join(k), installed.join(k)).unwrap();
+    }
+    std::fs::remove_dir_all(&staging).unwrap();
+}
+
+/// Waits until staging folder `work` was judged, and a little more (the
+/// backup folder's files may have been seen too, or been gone at once).
+fn after_staging(d: &Daemon, work: &str) {
+    d.wait_stderr(&format!("{work}: staged by the updater"));
+    common::daemon::settle();
+    std::thread::sleep(Duration::from_secs(6));
+}
+
+#[test]
+fn wordpress_s_own_updater_is_one_summary_per_package() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let root = wp.f.root();
+    let (core_a, core_b) = &wp.core;
+    let (_, ak_b, ak_from, ak_to) = &wp.akismet;
+    let n_core = update_core(&root, core_a, core_b, false);
+    update_plugin_moving(&root, "akismet", ak_b, false);
+    let records = d.wait_for("both update summaries", |r| {
+        summary(r, "vendor-update", "wordpress").is_some() && summary(r, "vendor-update", "plugin:akismet").is_some()
+    });
+    let core = summary(&records, "vendor-update", "wordpress").unwrap();
+    assert_eq!(core["update"]["files"], n_core, "{core}");
+    let plugin = summary(&records, "vendor-update", "plugin:akismet").unwrap();
+    assert_eq!(
+        (plugin["update"]["from"].as_str(), plugin["update"]["to"].as_str()),
+        (Some(ak_from.as_str()), Some(ak_to.as_str()))
+    );
+    after_staging(&d, &format!("wp-content/upgrade/wordpress-{B}-no-content"));
+    after_staging(&d, "wp-content/upgrade/akismet.moving");
+    let records = d.records();
+    println!(
+        "core {A} -> {B} through wp-content/upgrade ({} files unpacked, {n_core} installed) and akismet through upgrade-temp-backup: {} records",
+        core_b.len(),
+        records.len()
+    );
+    assert_eq!(records.len(), 2, "the two summaries and nothing else: {:#?}", &records[..records.len().min(5)]);
+    let (code, drift) = wp.f.check_json();
+    assert_eq!(code, 0, "{drift:?}");
+}
+
+#[test]
+fn a_rolled_back_update_the_old_plugin_updater_and_a_partial_core_package_are_quiet() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let root = wp.f.root();
+    let (_, ak_b, _, _) = &wp.akismet;
+    // Fails and is rolled back: the installed release is back.
+    update_plugin_moving(&root, "akismet", ak_b, true);
+    after_staging(&d, "wp-content/upgrade/akismet.moving");
+    println!("a failed akismet update rolled back: {:#?}", d.records());
+    let loud: Vec<_> = d.records().into_iter().filter(|r| r["severity"] != "info").collect();
+    assert!(loud.is_empty(), "{} records above info: {:#?}", loud.len(), &loud[..loud.len().min(3)]);
+    let rolled_back = d.records().len();
+    assert!(rolled_back <= 1, "at most one record for the failed update: {:#?}", d.records());
+    let (code, drift) = wp.f.check_json();
+    assert_eq!(code, 0, "{drift:?}");
+    // The way before 6.3: delete, then copy from the package.
+    update_plugin_copying(&root, "akismet", ak_b);
+    let records = d.wait_for("the update summary", |r| summary(r, "vendor-update", "plugin:akismet").is_some());
+    assert!(summary(&records, "vendor-update", "plugin:akismet").unwrap()["update"]["files"].as_u64() > Some(0));
+    after_staging(&d, "wp-content/upgrade/akismet.copying");
+    let records = d.records();
+    assert_eq!(records.len(), rolled_back + 1, "one summary and nothing else: {:#?}", &records[rolled_back..]);
+    // Core from the partial package (the changed files only).
+    let (core_a, core_b) = &wp.core;
+    let n_core = update_core(&root, core_a, core_b, true);
+    let records = d.wait_for("the core summary", |r| summary(r, "vendor-update", "wordpress").is_some());
+    assert_eq!(summary(&records, "vendor-update", "wordpress").unwrap()["update"]["files"], n_core);
+    after_staging(&d, &format!("wp-content/upgrade/wordpress-{B}-partial-0"));
+    let records = d.records();
+    assert_eq!(records.len(), rolled_back + 2, "one summary more and nothing else: {:#?}", &records[rolled_back + 1..]);
+    let (code, drift) = wp.f.check_json();
+    assert_eq!(code, 0, "{drift:?}");
+}
+
+#[test]
+fn the_staging_folder_is_no_hiding_place() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    // A web shell the signatures know: critical at once, as anywhere.
+    wp.f.write("wp-content/upgrade/x.1/x/shell.php", "<?php system($_GET['c']);");
+    let r = d.wait_record("added", "/wp-content/upgrade/x.1/x/shell.php");
+    assert_eq!(r["severity"], "critical", "{r}");
+    // Code no release accounts for, left in the staging folder: judged as
+    // any new code once the folder is quiet.
+    wp.f.write("wp-content/upgrade/y.1/y/left.php", "<?php echo 'nothing known';\n");
+    let r = d.wait_record("added", "/wp-content/upgrade/y.1/y/left.php");
+    assert_ne!(r["severity"], "info", "{r}");
+    // Staged and removed without being installed: one record for the folder.
+    wp.f.write("wp-content/upgrade/z.1/z/a.php", "<?php echo 'a';\n");
+    wp.f.write("wp-content/upgrade/z.1/z/b.php", "<?php echo 'b';\n");
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::remove_dir_all(wp.f.root().join("wp-content/upgrade/z.1")).unwrap();
+    let records = d.wait_for("the discarded files", |r| r.iter().any(|r| r["rule"] == "wp-staging-discarded"));
+    let r = records.iter().find(|r| r["rule"] == "wp-staging-discarded").unwrap();
+    assert!(r["path"].as_str().unwrap().ends_with("/wp-content/upgrade/z.1"), "{r}");
+    let note = r["diff_note"].as_str().unwrap();
+    assert!(note.starts_with("2 files staged") && note.contains("z/a.php") && note.contains("z/b.php"), "{note}");
+    common::daemon::settle();
+    assert_eq!(
+        d.records().iter().filter(|r| r["path"].as_str().unwrap().contains("/z.1")).count(),
+        1,
+        "{:#?}",
+        d.records()
+    );
 }

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::generation::Generation;
 use super::maintenance;
+use super::staging;
 use super::updates;
 use crate::alert::record::QuarantineRecord;
 use crate::alert::{diff, AlertRecord, SinkError, Sinks};
@@ -187,6 +188,7 @@ pub fn spawn(
         busy_since: Arc::clone(&handle.busy_since),
         recent: HashMap::new(),
         updates: HashMap::new(),
+        staged: HashMap::new(),
     };
     supervisor
         .spawn("sw-judge", move || {
@@ -233,6 +235,9 @@ struct Judge {
     /// Changes of packages that may be being updated, held until the
     /// package settles (see [`updates`](super::updates)).
     updates: HashMap<(Arc<str>, String), updates::Held>,
+    /// Changes in WordPress's staging folders, held until the update that
+    /// staged them is over (see [`staging`](super::staging)).
+    staged: HashMap<(Arc<str>, RelPath), staging::Staged>,
     /// Realtime alerts of the last moments, by path: the severity and when
     /// (nanoseconds). A hot path is alerted once, then again only when it
     /// settles or its severity rises.
@@ -504,7 +509,7 @@ impl Judge {
                 silent.push(c);
                 continue;
             }
-            if hold && self.hold(generation, i, c) {
+            if hold && (self.stage(generation, i, c) || self.hold(generation, i, c)) {
                 continue;
             }
             let (record, fate) = self.judge_one(generation, i, c, now);
@@ -721,14 +726,99 @@ impl Judge {
         true
     }
 
-    /// When the next held package is to be looked at.
+    /// Holds `c` with the other changes of its WordPress staging folder,
+    /// unless it is alarming by itself; false when it is to be judged now.
+    fn stage(&mut self, generation: &Arc<Generation>, i: usize, c: &Change) -> bool {
+        let site = &generation.cfg.sites[i];
+        if site.profile != "wordpress" || c.kind == EventKind::Metadata {
+            return false;
+        }
+        let Some(folder) = staging::folder(&c.rel) else { return false };
+        let verdict = site.policy.verdict(c);
+        if verdict.quarantine.is_some()
+            || verdict.severity >= Severity::Critical
+            || !c.signatures.is_empty()
+            || c.unscanned.is_some()
+        {
+            return false;
+        }
+        let key = (Arc::clone(&site.name), folder);
+        let now = std::time::Instant::now();
+        if !self.staged.contains_key(&key) {
+            if self.staged.len() >= staging::MAX_FOLDERS {
+                return false;
+            }
+            let s = staging::Staged::new(Arc::clone(generation), i, key.1.clone(), now);
+            self.staged.insert(key.clone(), s);
+        }
+        let store = &self.store;
+        let Some(s) = self.staged.get_mut(&key) else { return false };
+        if s.len() >= staging::MAX_CHANGES {
+            return false;
+        }
+        s.hold(c, |d| store.get(&site.name, d).ok().flatten(), now);
+        true
+    }
+
+    /// When the next held package or staging folder is to be looked at.
     fn next_update(&self) -> Option<std::time::Instant> {
-        self.updates.values().map(updates::Held::due).min()
+        let packages = self.updates.values().map(updates::Held::due);
+        packages.chain(self.staged.values().map(staging::Staged::due)).min()
+    }
+
+    /// Judges the staging folders that settled: what was installed (or
+    /// was the installed version) silently, what is left as usual, what
+    /// was thrown away as one record per folder.
+    fn settle_staging(&mut self) -> Result<(), Fatal> {
+        let now = std::time::Instant::now();
+        let due: Vec<_> = self.staged.iter().filter(|(_, s)| s.due() <= now).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            let Some(mut s) = self.staged.remove(&key) else { continue };
+            let (generation, i) = (Arc::clone(&s.generation), s.site);
+            let site = &generation.cfg.sites[i];
+            let watch = &generation.sites[i];
+            let root = &site.real_root;
+            let busy = self.updates.values().any(|h| h.site == i && Arc::ptr_eq(&h.generation, &generation))
+                || staging::maintenance_mode(root);
+            let probe = |rel: &[u8]| file::probe(root, rel, None).ok().flatten();
+            let vouched = |d: &[u8], st: &FileState| watch.vouches(root, d, Some(st));
+            let Some(done) = staging::settle(&mut s, now, busy, probe, vouched) else {
+                self.staged.insert(key, s);
+                continue;
+            };
+            tracing::info!(
+                site = %site.name,
+                "{}: staged by the updater: {} installed, {} left, {} discarded",
+                crate::util::bytes::lossless(&s.folder),
+                done.accounted.len(),
+                done.judge.len(),
+                done.discarded.len()
+            );
+            if !done.accounted.is_empty() {
+                let w = self.store.write()?;
+                for (rel, state) in &done.accounted {
+                    w.accept(&site.name, rel, state.as_ref())?;
+                }
+                w.commit()?;
+            }
+            if !done.discarded.is_empty() {
+                let record = staging::discarded_record(&self.host, site, &s.folder, &done.discarded, now_ns());
+                self.sinks.deliver(&[record])?;
+                let w = self.store.write()?;
+                for c in &done.discarded {
+                    w.accept(&site.name, &c.rel, None)?;
+                }
+                w.commit()?;
+            }
+            self.emit(&generation, i, &done.judge, &[], None, false)?;
+        }
+        Ok(())
     }
 
     /// Judges the held packages that settled: an update, a downgrade or a
     /// new package as one summary, everything else as usual.
     fn settle_updates(&mut self) -> Result<(), Fatal> {
+        self.settle_staging()?;
         let now = std::time::Instant::now();
         let due: Vec<_> = self.updates.iter().filter(|(_, h)| h.due() <= now).map(|(k, _)| k.clone()).collect();
         for key in due {

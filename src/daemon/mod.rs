@@ -28,6 +28,7 @@ pub mod generation;
 pub mod judge;
 pub mod maintenance;
 pub mod metrics;
+mod staging;
 pub mod status;
 pub mod systemd;
 mod updates;
