@@ -781,7 +781,24 @@ impl Judge {
             let busy = self.updates.values().any(|h| h.site == i && Arc::ptr_eq(&h.generation, &generation))
                 || staging::maintenance_mode(root);
             let probe = |rel: &[u8]| file::probe(root, rel, None).ok().flatten();
-            let vouched = |d: &[u8], st: &FileState| watch.vouches(root, d, Some(st));
+            // Core's package also carries the bundled plugins and themes,
+            // which an update leaves alone: listed by core's release, they
+            // are accounted for without being installed.
+            let core = match watch.package("wordpress") {
+                Some((_, super::generation::Fetch::Got(m))) => Some(m),
+                _ => None,
+            };
+            let content = &self.content;
+            let vouched = |d: &[u8], st: &FileState| {
+                watch.vouches(root, d, Some(st))
+                    || core.as_ref().is_some_and(|m| {
+                        let md5 = || {
+                            let bytes = content.get(&st.sha256?)?;
+                            Some(<md5::Md5 as sha2::Digest>::digest(&bytes).into())
+                        };
+                        m.judge(d, Some(st), md5) == Some(crate::releases::Origin::Vendor)
+                    })
+            };
             let Some(done) = staging::settle(&mut s, now, busy, probe, vouched) else {
                 self.staged.insert(key, s);
                 continue;
