@@ -40,6 +40,9 @@ pub(super) fn mask() -> AddWatchFlags {
 pub(super) struct Instance {
     pub(super) inotify: Inotify,
     site: Arc<str>,
+    /// The site's canonical root, and its policy (which folders it enters).
+    root: std::path::PathBuf,
+    policy: Arc<crate::policy::Policy>,
     tx: mpsc::Sender<WatchEvent>,
     lost: Arc<AtomicBool>,
     /// Watch descriptor → the directory (relative) it watches now. A
@@ -89,9 +92,56 @@ impl Instance {
         };
         let rel = crate::scan::walk::join(&dir, name.as_bytes());
         crate::util::fault::point("inotify", &rel);
-        self.send(WatchEvent::Path { site: Arc::clone(&self.site), rel, by: DetectedBy::Realtime, op, actor: None });
+        let new_dir = m.contains(AddWatchFlags::IN_ISDIR) && op == Op::Created;
+        self.send(WatchEvent::Path {
+            site: Arc::clone(&self.site),
+            rel: rel.clone(),
+            by: DetectedBy::Realtime,
+            op,
+            actor: None,
+        });
+        if new_dir {
+            self.watch_early(rel);
+        }
+    }
+
+    /// A directory just appeared: watched here and now, with the folders
+    /// below it, and what they hold already reported. An unpacked archive
+    /// creates and fills its folders in microseconds, and may remove them
+    /// a second later; waiting for a worker to place the watches would
+    /// miss the files written before them (the worker's own walk of the
+    /// folder finds nothing once it is gone). At most [`EARLY_ENTRIES`]
+    /// entries per new directory; the worker's walk does the rest.
+    fn watch_early(&self, top: RelPath) {
+        let mut stack = vec![top];
+        let mut budget = EARLY_ENTRIES;
+        while let Some(dir) = stack.pop() {
+            if !self.policy.descend(&dir) {
+                continue;
+            }
+            let path = self.root.join(std::ffi::OsStr::from_bytes(&dir));
+            // Never through a symlink swapped in for the folder.
+            let Ok(wd) = self.inotify.add_watch(&path, mask() | AddWatchFlags::IN_DONT_FOLLOW) else { continue };
+            self.dirs().insert(wd, dir.clone());
+            let Ok(entries) = std::fs::read_dir(&path) else { continue };
+            for e in entries.flatten() {
+                if budget == 0 {
+                    return;
+                }
+                budget -= 1;
+                let rel = crate::scan::walk::join(&dir, e.file_name().as_bytes());
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(rel.clone());
+                }
+                let (site, by, actor) = (Arc::clone(&self.site), DetectedBy::Realtime, None);
+                self.send(WatchEvent::Path { site, rel, by, op: Op::Created, actor });
+            }
+        }
     }
 }
+
+/// Entries a new directory's early watch reports (see [`Instance::watch_early`]).
+const EARLY_ENTRIES: usize = 10_000;
 
 /// The epoll token of the fanotify group (inotify instances count from 1).
 const FANOTIFY: u64 = 0;
@@ -146,13 +196,16 @@ impl Hub {
     pub(super) fn add(
         &self,
         site: Arc<str>,
+        root: &std::path::Path,
+        policy: Arc<crate::policy::Policy>,
         tx: mpsc::Sender<WatchEvent>,
         lost: Arc<AtomicBool>,
     ) -> Result<(u64, Arc<Instance>), WatchError> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| WatchError::Instance(e.desc().to_string()))?;
         let token = self.next.fetch_add(1, Ordering::Relaxed);
-        let inst = Arc::new(Instance { inotify, site, tx, lost, dirs: Mutex::new(HashMap::new()) });
+        let root = root.to_path_buf();
+        let inst = Arc::new(Instance { inotify, site, root, policy, tx, lost, dirs: Mutex::new(HashMap::new()) });
         self.instances().insert(token, Arc::clone(&inst));
         if let Err(e) = self.epoll.add(inst.inotify.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
             self.instances().remove(&token);

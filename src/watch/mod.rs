@@ -168,7 +168,7 @@ impl SiteWatcher {
     ) -> Result<SiteWatcher, WatchError> {
         let mut why_inotify = None;
         if source != Source::Inotify {
-            match hub.fan_add(Arc::clone(&site), root, policy, tx.clone(), Arc::clone(&lost)) {
+            match hub.fan_add(Arc::clone(&site), root, Arc::clone(&policy), tx.clone(), Arc::clone(&lost)) {
                 Ok(token) => {
                     return Ok(SiteWatcher {
                         root: root.to_path_buf(),
@@ -182,7 +182,7 @@ impl SiteWatcher {
                 Err(why) => why_inotify = Some(why),
             }
         }
-        let (token, inst) = hub.add(site, tx, lost)?;
+        let (token, inst) = hub.add(site, root, policy, tx, lost)?;
         Ok(SiteWatcher {
             root: root.to_path_buf(),
             hub: Arc::clone(hub),
