@@ -633,3 +633,31 @@ fn the_staging_folder_is_no_hiding_place() {
         d.records()
     );
 }
+
+#[test]
+fn a_package_unpacked_and_removed_within_a_second_is_seen_file_by_file() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let root = wp.f.root().join("wp-content/upgrade/burst.1");
+    // Folders made and filled at once, as an unzip does: on inotify their
+    // files are written before any watch could be placed by a worker.
+    let mut n = 0;
+    for a in 0..10 {
+        for b in 0..5 {
+            let dir = root.join(format!("pkg/d{a}/e{b}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for k in 0..6 {
+                std::fs::write(dir.join(format!("f{k}.php")), format!("<?php echo {a}{b}{k};\n")).unwrap();
+                n += 1;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::remove_dir_all(&root).unwrap();
+    let records = d.wait_for("the discarded package", |r| r.iter().any(|r| r["rule"] == "wp-staging-discarded"));
+    let r = records.iter().find(|r| r["rule"] == "wp-staging-discarded").unwrap();
+    let note = r["diff_note"].as_str().unwrap();
+    assert!(note.starts_with(&format!("{n} files staged")), "every one of the {n} files: {note}");
+    common::daemon::settle();
+    assert_eq!(d.records().len(), 1, "{:#?}", d.records());
+}

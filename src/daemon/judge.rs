@@ -688,7 +688,7 @@ impl Judge {
     /// of an update; false when it is to be judged now.
     fn hold(&mut self, generation: &Arc<Generation>, i: usize, c: &Change) -> bool {
         let cfg = &generation.cfg;
-        if !cfg.vendors.auto_accept || !generation.vendors_apply(i) || c.transient.is_some() {
+        if !cfg.vendors.auto_accept || !generation.vendors_apply(i) {
             return false;
         }
         let site = &cfg.sites[i];
@@ -703,6 +703,11 @@ impl Judge {
             watch.package_name(&c.rel).map(|p| (Arc::clone(&site.name), p)).filter(|k| self.updates.contains_key(k));
         let key = match held {
             Some(key) => key,
+            // A transient joins a package already held (a file deleted and
+            // written back with the same bytes is part of the update; one
+            // gone before it could be read is judged with it), never
+            // starts a hold.
+            None if c.transient.is_some() => return false,
             None => {
                 let Some((package, from)) = watch.update_candidate(&site.real_root, &c.rel, c.after.as_ref()) else {
                     return false;
