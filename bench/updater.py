@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """WordPress's own updater replayed with real releases, on each realtime
 source; see updater.sh for the usage. Prints the records each update path
-gave, by rule and severity, and what the daemon said of the staging
-folders (files seen in them, so a file never seen shows)."""
+gave, by rule and severity, what the daemon said of the staging folders
+(files seen in them, so a file never seen shows), and the drift `status`
+counts once the daemon stopped."""
 
 import hashlib
 import http.server
@@ -208,11 +209,13 @@ def run(name, source, site_tree, act, port):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(30)
+    status = subprocess.run([SW, "--config", cfg, "status", "--json"], capture_output=True, text=True).stdout
+    drift = sum(s.get("drift", 0) for s in json.loads(status or "{}").get("sites", [])) if status.strip() else "?"
     records = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
     seen = 0
     for m in re.finditer(r"staged by the updater: (\d+) installed, (\d+) left, (\d+) discarded", open(err.name).read()):
         seen += sum(int(x) for x in m.groups())
-    return records, seen
+    return records, seen, drift
 
 
 def main():
@@ -255,21 +258,21 @@ def main():
         (f"{MINOR} unpacked into upgrade/, removed after 1.5 s ({watched_burst} watched files)", site(old),
          lambda r: burst(r, no_content(minor))),
     ]
-    print(f"| update path | source | records | by rule and severity | files seen in staging |")
-    print(f"|---|---|---:|---|---:|")
+    print("| update path | source | records | by rule and severity | files seen in staging | `status` drift after |")
+    print("|---|---|---:|---|---:|---:|")
     only = os.environ.get("ONLY", "")
     for name, tree, act in paths:
         if only not in name:
             continue
         for source in SOURCES:
             for _ in range(RUNS):
-                records, seen = run(name, source, tree, act, port)
+                records, seen, drift = run(name, source, tree, act, port)
                 rules = {}
                 for r in records:
                     k = f"{r['rule']} {r['severity']}"
                     rules[k] = rules.get(k, 0) + 1
                 shown = ", ".join(f"{k} x{n}" for k, n in sorted(rules.items())) or "-"
-                print(f"| {name} | {source} | {len(records)} | {shown} | {seen} |", flush=True)
+                print(f"| {name} | {source} | {len(records)} | {shown} | {seen} | {drift} |", flush=True)
     srv.shutdown()
 
 
