@@ -50,13 +50,8 @@ git --git-dir="$MIRROR" rev-parse -q --verify "refs/tags/$MAJOR" >/dev/null \
     || die "$MIRROR: no tag $MAJOR (a clone of github:johnpbloch/wordpress-core?)"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ -n "${SITEWARDEN_BIN:-}" ]; then
-    SW=$SITEWARDEN_BIN
-else
-    (cd "$REPO" && cargo build --release --quiet)
-    SW=$REPO/target/release/sitewarden
-fi
+build_sitewarden
 WORK=$BENCH_DIR/updater
 mkdir -p "$WORK"
-echo "mirror $MIRROR at $(git --git-dir="$MIRROR" rev-parse --short=12 HEAD); binary $SW"
+echo "mirror $MIRROR at $(git --git-dir="$MIRROR" rev-parse --short=12 HEAD); $SW_VERSION ($SW)"
 python3 "$REPO/bench/updater.py" "$SW" "$MIRROR" "$WORK" "$OLD" "$MINOR" "$MAJOR" "${SOURCES:-inotify,fanotify}"

@@ -785,7 +785,13 @@ impl Judge {
             let root = &site.real_root;
             let busy = self.updates.values().any(|h| h.site == i && Arc::ptr_eq(&h.generation, &generation))
                 || staging::maintenance_mode(root);
-            let probe = |rel: &[u8]| file::probe(root, rel, None).ok().flatten();
+            // The stat cache: what the worker read, else the baseline (an
+            // installed file is not hashed again while its stat matches).
+            let store = &self.store;
+            let probe = |rel: &[u8], seen: Option<&FileState>| {
+                let known = seen.cloned().or_else(|| store.get(&site.name, rel).ok().flatten());
+                file::probe(root, rel, known.as_ref()).ok().flatten()
+            };
             // Core's package also carries the bundled plugins and themes,
             // which an update leaves alone: listed by core's release, they
             // are accounted for without being installed.

@@ -25,7 +25,8 @@
 //!
 //! Accounted files are accepted silently: what runs is judged where it is
 //! installed, by the update's own summary. What is not accounted for:
-//! - still there, after at most [`MAX_STAGE`]: judged as any change;
+//! - still there: judged as any change (a folder kept busy is judged at
+//!   the latest [`MAX_STAGE`] after its first change);
 //! - gone without being installed (an update that failed and was rolled
 //!   back, a package unpacked and thrown away, a file planted and removed):
 //!   one record for the folder, `info` when every file was read (and so
@@ -182,12 +183,14 @@ pub struct Settled {
 
 /// Looks at a staging folder: `None` while it is to wait. `busy`: an
 /// update of the site is under way. `probe`: the state of a path on disk
-/// now. `vouched`: the release at a destination lists this content.
+/// now, given the state it was last seen in (if any; its hash is reused
+/// while the stat matches). `vouched`: the release at a destination lists
+/// this content.
 pub fn settle(
     s: &mut Staged,
     now: Instant,
     busy: bool,
-    probe: impl Fn(&[u8]) -> Option<FileState>,
+    probe: impl Fn(&[u8], Option<&FileState>) -> Option<FileState>,
     vouched: impl Fn(&[u8], &FileState) -> bool,
 ) -> Option<Settled> {
     let expired = now >= s.first + MAX_STAGE;
@@ -198,11 +201,11 @@ pub fn settle(
     let mut out = Settled::default();
     for (rel, e) in std::mem::take(&mut s.entries) {
         let c = &e.change;
-        let on_disk = probe(&rel);
+        let on_disk = probe(&rel, c.after.as_ref());
         let dests = destinations(&s.folder, &rel);
         let seen = c.after.as_ref().or(c.before.as_ref());
         let installed = |d: &RelPath| {
-            let there = probe(d);
+            let there = probe(d, None);
             match seen.and_then(|st| st.sha256) {
                 Some(sha) => {
                     there.as_ref().and_then(|t| t.sha256) == Some(sha) || seen.is_some_and(|st| vouched(d, st))
