@@ -39,8 +39,8 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 pub enum Failure {
     /// The publisher answered with this HTTP status (404: not published).
     Status(u16),
-    /// The answer was larger than allowed.
-    TooLarge,
+    /// The answer was larger than allowed (the limit, in bytes).
+    TooLarge(u64),
     /// The host could not be reached (or answered 5xx/429), now or a short
     /// while ago (see [`down_for`]); the host is named.
     Down(String),
@@ -54,7 +54,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Status(s) => write!(f, "HTTP status {s}"),
-            Failure::TooLarge => write!(f, "the answer is larger than allowed"),
+            Failure::TooLarge(cap) => write!(f, "the answer is larger than the {} KiB allowed: refused", cap >> 10),
             Failure::Down(why) => write!(f, "{why}"),
             Failure::Cancelled => write!(f, "cancelled"),
             Failure::Local(e) => write!(f, "{e}"),
@@ -276,11 +276,33 @@ fn answer(url: &str, timeout: Duration) -> Result<Box<dyn Read + Send + Sync>, F
     match agent.get(url).call() {
         Ok(r) => Ok(r.into_reader()),
         Err(ureq::Error::Status(code, _)) if code >= 500 || code == 429 => {
-            Err(Failure::Down(format!("it answered HTTP {code}")))
+            Err(Failure::Down(format!("it answered HTTP status {code}")))
         }
         Err(ureq::Error::Status(code, _)) => Err(Failure::Status(code)),
-        Err(ureq::Error::Transport(t)) => Err(Failure::Down(t.to_string())),
+        Err(ureq::Error::Transport(t)) => Err(Failure::Down(transport(&t, timeout))),
     }
+}
+
+/// What went wrong on the way, in words of its own: DNS, TLS, a timeout,
+/// no connection.
+fn transport(t: &ureq::Transport, timeout: Duration) -> String {
+    use ureq::ErrorKind;
+    let detail = t.to_string();
+    let lower = detail.to_ascii_lowercase();
+    let what = match t.kind() {
+        ErrorKind::Dns => "DNS: the name did not resolve",
+        _ if lower.contains("timed out") || lower.contains("timeout") => {
+            return format!("timeout: no answer within {} s ({detail})", timeout.as_secs());
+        }
+        _ if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake") => {
+            "TLS: the secure connection failed"
+        }
+        ErrorKind::ConnectionFailed => "no connection",
+        ErrorKind::TooManyRedirects => "too many redirects",
+        ErrorKind::InvalidUrl | ErrorKind::UnknownScheme => "a bad URL",
+        _ => "the request failed",
+    };
+    format!("{what} ({detail})")
 }
 
 /// Copies at most `cap` bytes of `from` into `to`, stopping when `cancel`
@@ -296,11 +318,14 @@ fn copy(mut from: impl Read, to: &mut impl Write, cap: u64, cancel: &AtomicBool)
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                return Err(Failure::Down(format!("timeout: the answer stopped coming ({e})")))
+            }
             Err(e) => return Err(Failure::Down(format!("the answer broke off: {e}"))),
         };
         total += n as u64;
         if total > cap {
-            return Err(Failure::TooLarge);
+            return Err(Failure::TooLarge(cap));
         }
         to.write_all(&buf[..n]).map_err(|e| Failure::Local(e.to_string()))?;
     }
@@ -386,6 +411,58 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(30), "cancel, not the 60 s deadline: {:?}", t.elapsed());
         raiser.join().unwrap();
         assert!(f.is_down(host_of(&url)).is_none(), "a cancelled request says nothing of the host");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A loopback server that gives every connection `answer` (after
+    /// reading the request), or holds it open and silent when `None`.
+    fn serving(answer: Option<&'static [u8]>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut c in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                match answer {
+                    Some(a) => {
+                        let _ = c.write_all(a);
+                    }
+                    None => held.push(c),
+                }
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn each_failure_says_what_happened() {
+        let dir = std::env::temp_dir().join(format!("sw-fetch-w-{}", std::process::id()));
+        let never = Arc::new(AtomicBool::new(false));
+        let why = |url: &str, cap: u64, timeout: u64| {
+            let _ = std::fs::remove_dir_all(&dir);
+            let f = Fetcher::new(&dir);
+            match f.get(url, cap, Duration::from_secs(timeout), &never) {
+                Err(e) => e.to_string(),
+                Ok(b) => panic!("{url}: {} bytes", b.len()),
+            }
+        };
+        let busy = serving(Some(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"));
+        assert!(why(&busy, 100, 5).contains("HTTP status 503"), "{}", why(&busy, 100, 5));
+        let missing = serving(Some(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"));
+        assert_eq!(why(&missing, 100, 5), "HTTP status 404");
+        let big =
+            serving(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n0123456789012345678901234567890123456789"));
+        assert!(why(&big, 10, 5).starts_with("the answer is larger than the 0 KiB allowed"), "{}", why(&big, 10, 5));
+        let silent = serving(None);
+        let w = why(&silent, 100, 1);
+        assert!(w.contains("timeout: no answer within 1 s"), "{w}");
+        let plain = serving(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"));
+        let w = why(&plain.replace("http://", "https://"), 100, 5);
+        assert!(w.contains("TLS: the secure connection failed"), "{w}");
+        let (refused, _) = slamming();
+        let w = why(&refused, 100, 5);
+        assert!(w.contains(host_of(&refused)), "{w}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
