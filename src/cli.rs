@@ -94,6 +94,19 @@ pub enum Command {
         #[arg(long)]
         rehash: bool,
     },
+    /// Put the site back to the releases it runs: each tampered or missing
+    /// release file gets the release's own file back, each foreign file in
+    /// a release's folders is set aside; every step is a quarantine item
+    /// (`quarantine restore ID` undoes it), then the site is verified
+    /// again; exit as `verify`
+    Repair {
+        /// Only this site
+        #[arg(long)]
+        site: Option<String>,
+        /// Say what would be done, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Take the current state (all, or the given paths) into the baseline
     Accept {
         /// Only this site

@@ -114,6 +114,25 @@ pub struct FileState {
 }
 
 impl FileState {
+    /// A regular file about to be written: its content's size and hash,
+    /// mode and owner (no inode or times yet).
+    pub fn to_write(size: u64, sha256: Option<[u8; 32]>, mode: u32, uid: u32, gid: u32) -> FileState {
+        FileState {
+            kind: FileType::File,
+            size,
+            mode,
+            uid,
+            gid,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            dev: 0,
+            ino: 0,
+            sha256,
+            target: None,
+            nlink: 1,
+        }
+    }
+
     /// A regular file with another name (a hard link): a write through
     /// that name, maybe outside the root, gives no event here.
     pub fn linked(&self) -> bool {

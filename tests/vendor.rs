@@ -467,3 +467,38 @@ fn init_names_an_infection_before_the_site_is_accepted() {
     assert!(r.stderr.contains("blog2: tampered wp-includes/load.php (wordpress 6.4.2)"), "{}", r.stderr);
     assert!(r.stderr.contains("blog2: verify: "), "{}", r.stderr);
 }
+
+#[test]
+fn hello_dolly_is_core_s_and_a_stray_php_file_at_the_root_is_foreign() {
+    let hello = "<?php\n/* Plugin Name: Hello Dolly */\n";
+    let sums: Vec<String> = [
+        ("index.php", "<?php require 'wp-blog-header.php';\n"),
+        ("wp-blog-header.php", "<?php // header\n"),
+        ("wp-includes/load.php", "<?php // load\n"),
+        ("wp-includes/version.php", "<?php\n$wp_version = '6.4.2';\n"),
+        ("wp-admin/admin.php", "<?php // admin\n"),
+        ("wp-content/plugins/hello.php", hello),
+    ]
+    .iter()
+    .map(|(p, text)| {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), text).unwrap();
+        format!("{p:?}: {:?}", md5_hex(tmp.path()))
+    })
+    .collect();
+    let answer = format!("{{\"checksums\": {{{}}}}}", sums.join(", "));
+    let (f, _publisher) = wordpress_site(Some(answer.as_bytes()));
+    let d = Daemon::start(&f);
+    d.wait_stderr("checksums of wordpress 6.4.2");
+    f.write("wp-content/plugins/hello.php", "<?php\n/* Plugin Name: Hello Dolly */\n$x = $_GET;\n");
+    let r = d.wait_record("added", "/wp-content/plugins/hello.php");
+    assert_eq!(r["verdict"], serde_json::json!({"origin": "tampered", "package": "wordpress", "version": "6.4.2"}));
+    assert_eq!(r["severity"], "critical", "{r}");
+    f.write("info.php", "<?php phpinfo();\n");
+    let r = d.wait_record("added", "/info.php");
+    assert_eq!((r["severity"].as_str(), r["verdict"]["origin"].as_str()), (Some("critical"), Some("foreign")), "{r}");
+    // wp-config.php is the site's own, at the root.
+    f.write("wp-config.php", "<?php define('DB_NAME', 'blog3');\n");
+    let r = d.wait_record("modified", "/wp-config.php");
+    assert!(r["verdict"].is_null(), "{r}");
+}

@@ -12,6 +12,7 @@ mod init;
 mod maintenance;
 pub(crate) mod profiles;
 mod quarantine;
+mod repair;
 mod run;
 mod status;
 mod test_email;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Baseline { site } => baseline::run(&load(&config_path)?, site.as_deref()),
         Command::Check { site, json, rehash } => check::run(&load(&config_path)?, site.as_deref(), json, rehash),
         Command::Verify { site, json, rehash } => verify::run(&load(&config_path)?, site.as_deref(), json, rehash),
+        Command::Repair { site, dry_run } => repair::run(&load(&config_path)?, site.as_deref(), dry_run),
         Command::Accept { site, paths } => accept::run(&load(&config_path)?, site.as_deref(), &paths),
         Command::Diff { path } => diff::run(&load(&config_path)?, &path),
         Command::Status { json } => status::run_at(&config_path, json),

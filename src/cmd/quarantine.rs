@@ -10,7 +10,7 @@ use crate::baseline::Store;
 use crate::cli::QuarantineCommand;
 use crate::config::{duration, Config};
 use crate::content::ContentStore;
-use crate::model::{EventKind, FileState, FileType};
+use crate::model::{EventKind, FileState};
 use crate::quarantine::{rel_of, write, QuarantineStore};
 use crate::scan::file;
 use crate::util::bytes::printable_text;
@@ -103,20 +103,7 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             let mode = m.mode.as_deref().and_then(|t| u32::from_str_radix(t, 8).ok()).unwrap_or(0o644);
             let (uid, gid) = (m.uid.unwrap_or(0), m.gid.unwrap_or(0));
             let sha = file::sha256(&bytes);
-            let state = FileState {
-                kind: FileType::File,
-                size: bytes.len() as u64,
-                mode,
-                uid,
-                gid,
-                mtime_ns: 0,
-                ctime_ns: 0,
-                dev: 0,
-                ino: 0,
-                sha256: Some(sha),
-                target: None,
-                nlink: 1,
-            };
+            let state = FileState::to_write(bytes.len() as u64, Some(sha), mode, uid, gid);
             if !site.policy.nodiff(&rel) {
                 ContentStore::new(&cfg.state_dir).keep(&sha, &bytes, site.policy.secrets());
             }

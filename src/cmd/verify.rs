@@ -44,6 +44,8 @@ pub(super) struct Unchecked {
 /// What verify found in one site.
 pub(super) struct Verified {
     pub(super) findings: Vec<Finding>,
+    /// The releases the site was checked against.
+    pub(super) manifests: Vec<std::sync::Arc<Manifest>>,
     pub(super) unchecked: Vec<Unchecked>,
     /// One line: what it was checked against, and the outcome.
     pub(super) summary: String,
@@ -70,7 +72,8 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
     let (mut bad, mut unchecked) = (false, false);
     let publisher = publisher(cfg);
     for site in cfg.select(only)? {
-        let Verified { findings, unchecked: not_checked, summary } = verify_site(cfg, &publisher, site, None, rehash)?;
+        let Verified { findings, unchecked: not_checked, summary, .. } =
+            verify_site(cfg, &publisher, site, None, rehash)?;
         bad |= !findings.is_empty();
         unchecked |= !not_checked.is_empty();
         for u in &not_checked {
@@ -128,12 +131,23 @@ pub(super) fn verify_site(
 ) -> Result<Verified> {
     let mut manifests: Vec<(std::sync::Arc<Manifest>, Option<RelPath>)> = Vec::new();
     let mut unchecked: Vec<Unchecked> = Vec::new();
+    let mut claims: Vec<String> = Vec::new();
     if let Some(reference) = &site.reference {
         manifests.push((std::sync::Arc::new(Manifest::reference(reference)?), None));
     } else if cfg.vendors.enabled && site.profile == "wordpress" {
         let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for p in wordpress::detect(&site.real_root) {
-            match publisher.manifest(&p, &never) {
+            let mut fetched = publisher.manifest(&p, &never);
+            if p.name == "wordpress" && matches!(fetched, Err(wordpress::FetchError::NotPublished(_))) {
+                // `version.php` names a release the publisher does not
+                // know: the release the files are judges them (and
+                // `version.php`, which differs from it, is tampered).
+                if let Some(m) = publisher.identify_core(&site.real_root, &p, &[], &never) {
+                    claims.push(format!("version.php says {}", p.version));
+                    fetched = Ok(m);
+                }
+            }
+            match fetched {
                 Ok(m) => manifests.push((m, Some(p.dir.clone()))),
                 Err(e) => unchecked.push(Unchecked {
                     what: "package",
@@ -146,7 +160,7 @@ pub(super) fn verify_site(
     let sigs = cfg.signatures.rules()?;
     if manifests.is_empty() && unchecked.is_empty() && sigs.is_none() {
         let summary = "nothing to verify against: configure `reference:` (or use the wordpress profile)".into();
-        return Ok(Verified { findings: Vec::new(), unchecked, summary });
+        return Ok(Verified { findings: Vec::new(), manifests: Vec::new(), unchecked, summary });
     }
     let entries = match observed {
         Some(e) => e,
@@ -172,7 +186,7 @@ pub(super) fn verify_site(
         // its own folder.
         let mine = |rel: &[u8]| match dir.as_deref() {
             None => true,
-            Some([]) => !rel.starts_with(b"wp-content/"),
+            Some([]) => !rel.starts_with(b"wp-content/") || (m.lists(rel) && wordpress::package_of(rel).is_none()),
             Some(d) => crate::model::is_under(rel, d),
         };
         for (rel, state) in entries.iter().filter(|(r, s)| s.kind == FileType::File && mine(r)) {
@@ -209,9 +223,11 @@ pub(super) fn verify_site(
         (f, 0) => format!("{f} do not"),
         (f, u) => format!("{f} do not, and {u} could not be checked"),
     };
+    against.extend(claims);
     let against = if against.is_empty() { "nothing".to_string() } else { against.join(", ") };
     let summary = format!("{files} files checked against {against}: {outcome}");
-    Ok(Verified { findings, unchecked, summary })
+    let manifests = manifests.into_iter().map(|(m, _)| m).collect();
+    Ok(Verified { findings, manifests, unchecked, summary })
 }
 
 /// A file the signature rules could not be run over, and why.
@@ -275,7 +291,7 @@ fn scan_all(
 /// (for `init` and `baseline`: an infected site is named on day one).
 pub(super) fn report(cfg: &Config, publisher: &Publisher, site: &Site, observed: Option<Vec<(RelPath, FileState)>>) {
     match verify_site(cfg, publisher, site, observed, false) {
-        Ok(Verified { findings, unchecked, summary }) => {
+        Ok(Verified { findings, unchecked, summary, .. }) => {
             for f in &findings {
                 eprintln!("sitewarden: {}: {} {} ({})", site.name, f.what, crate::scan::show(&f.rel), f.against());
             }

@@ -109,7 +109,7 @@ impl SiteWatch {
             return m.judge(rel, after, md5).map(|o| m.verdict(o));
         }
         let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
-        let (p, m) = wordpress::owner(&packages, rel)?;
+        let (p, m) = owning(&packages, rel)?;
         match m {
             Fetch::Got(m) => m.judge(rel, after, md5).map(|o| m.verdict(o)),
             Fetch::Pending | Fetch::Failed | Fetch::Unreachable => Some(crate::releases::Verdict {
@@ -135,12 +135,13 @@ impl SiteWatch {
         if self.manifest().is_some() {
             return None;
         }
-        let accepted = |name: &str| self.accepted_versions.lock().ok().and_then(|a| a.get(name).cloned());
+        let accepted = |name: &str| self.accepted_version(name);
         let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
         match wordpress::owner(&packages, rel) {
             Some((p, Fetch::Got(m))) if m.covers(rel) => {
                 let from = accepted(&p.name);
-                if from.as_deref() != Some(p.version.as_str()) {
+                // The release the files are (`version.php` may say another).
+                if from.as_deref() != Some(m.version.as_str()) {
                     return Some((p.name.clone(), from));
                 }
                 let md5 = || crate::releases::live_md5(root, rel, after);
@@ -156,6 +157,11 @@ impl SiteWatch {
         }
     }
 
+    /// The version of package `name` the baseline holds.
+    pub fn accepted_version(&self, name: &str) -> Option<String> {
+        self.accepted_versions.lock().ok().and_then(|a| a.get(name).cloned())
+    }
+
     /// The baseline now holds `version` of package `name`.
     pub fn set_accepted_version(&self, name: &str, version: &str) {
         if let Ok(mut a) = self.accepted_versions.lock() {
@@ -169,7 +175,7 @@ impl SiteWatch {
             return Some(Arc::clone(m));
         }
         let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
-        match wordpress::owner(&packages, rel) {
+        match owning(&packages, rel) {
             Some((_, Fetch::Got(m))) => Some(Arc::clone(m)),
             _ => None,
         }
@@ -726,7 +732,28 @@ impl Generation {
                 next.push(kept.clone());
                 continue;
             }
-            let m = match self.publisher.manifest(&p, &self.cancel) {
+            let mut fetched = self.publisher.manifest(&p, &self.cancel);
+            if p.name == "wordpress" && matches!(fetched, Err(FetchError::NotPublished(_))) {
+                // `version.php` names a release the publisher does not
+                // know: the release the files are judges them.
+                let also: Vec<String> = self.sites[i].accepted_version("wordpress").into_iter().collect();
+                if let Some(m) = self.publisher.identify_core(&site.real_root, &p, &also, &self.cancel) {
+                    if !known.iter().any(|(k, _)| *k == p) {
+                        tracing::warn!(
+                            site = %site.name,
+                            "wordpress: version.php says {}, a release the publisher does not know; the files are wordpress {}: judged against it",
+                            p.version,
+                            m.version
+                        );
+                    }
+                    // The baseline holds the release the files are.
+                    if self.sites[i].accepted_version("wordpress").as_deref() == Some(p.version.as_str()) {
+                        self.sites[i].set_accepted_version("wordpress", &m.version);
+                    }
+                    fetched = Ok(m);
+                }
+            }
+            let m = match fetched {
                 Ok(m) => {
                     tracing::info!(site = %site.name, files = m.len(), "checksums of {} {}", p.name, p.version);
                     Fetch::Got(m)
@@ -825,6 +852,18 @@ impl Generation {
             }
         }
     }
+}
+
+/// The package that holds `rel`: the innermost package folder, else core
+/// (outside `wp-content/`, or a file of `wp-content/` core's release lists
+/// that is in no plugin's or theme's folder: `plugins/hello.php`).
+fn owning<'p>(packages: &'p [(Package, Fetch)], rel: &[u8]) -> Option<&'p (Package, Fetch)> {
+    wordpress::owner(packages, rel).or_else(|| {
+        wordpress::package_of(rel)
+            .is_none()
+            .then(|| packages.iter().find(|(p, m)| p.dir.is_empty() && matches!(m, Fetch::Got(m) if m.lists(rel))))
+            .flatten()
+    })
 }
 
 /// Where a package's manifest stands.

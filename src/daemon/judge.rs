@@ -188,6 +188,7 @@ pub fn spawn(
         busy_since: Arc::clone(&handle.busy_since),
         recent: HashMap::new(),
         updates: HashMap::new(),
+        awaiting: Vec::new(),
         staged: HashMap::new(),
     };
     supervisor
@@ -235,6 +236,9 @@ struct Judge {
     /// Changes of packages that may be being updated, held until the
     /// package settles (see [`updates`](super::updates)).
     updates: HashMap<(Arc<str>, String), updates::Held>,
+    /// Packages alerted while the publisher of their new release could not
+    /// be reached, waiting for it.
+    awaiting: Vec<updates::Awaiting>,
     /// Changes in WordPress's staging folders, held until the update that
     /// staged them is over (see [`staging`](super::staging)).
     staged: HashMap<(Arc<str>, RelPath), staging::Staged>,
@@ -560,6 +564,15 @@ impl Judge {
             Some(crate::releases::Origin::Tampered) => {
                 verdict.severity = Severity::Critical;
                 verdict.rule = "vendor-tampered".into();
+                // `version.php` names another release than the files are.
+                let claimed = || generation.sites[i].package("wordpress").map(|(p, _)| p.version);
+                if c.rel == b"wp-includes/version.php"
+                    && vendor
+                        .as_ref()
+                        .is_some_and(|v| v.package == "wordpress" && Some(&v.version) != claimed().as_ref())
+                {
+                    verdict.rule = "vendor-version-mismatch".into();
+                }
             }
             Some(crate::releases::Origin::Foreign) => {
                 verdict.severity = Severity::Critical;
@@ -768,7 +781,8 @@ impl Judge {
     /// When the next held package or staging folder is to be looked at.
     fn next_update(&self) -> Option<std::time::Instant> {
         let packages = self.updates.values().map(updates::Held::due);
-        packages.chain(self.staged.values().map(staging::Staged::due)).min()
+        let awaiting = self.awaiting.iter().map(updates::Awaiting::due);
+        packages.chain(awaiting).chain(self.staged.values().map(staging::Staged::due)).min()
     }
 
     /// Judges the staging folders that settled: what was installed (or
@@ -810,7 +824,8 @@ impl Judge {
                         m.judge(d, Some(st), md5) == Some(crate::releases::Origin::Vendor)
                     })
             };
-            let Some(done) = staging::settle(&mut s, now, busy, probe, vouched) else {
+            let accepted = |rel: &[u8]| store.get(&site.name, rel).ok().flatten();
+            let Some(done) = staging::settle(&mut s, now, busy, probe, vouched, accepted) else {
                 self.staged.insert(key, s);
                 continue;
             };
@@ -843,10 +858,78 @@ impl Judge {
         Ok(())
     }
 
+    /// Looks at the packages waiting for their publisher: once the release
+    /// is known, the files alerted meanwhile that are still as they were
+    /// and match it are one summary record, and accepted (an update);
+    /// the rest stays drift.
+    fn settle_awaiting(&mut self) -> Result<(), Fatal> {
+        let now = std::time::Instant::now();
+        let mut k = 0;
+        while k < self.awaiting.len() {
+            if self.awaiting[k].due() > now {
+                k += 1;
+                continue;
+            }
+            let (kind, manifest) = match updates::answer(&mut self.awaiting[k], now) {
+                updates::Answer::Wait => {
+                    k += 1;
+                    continue;
+                }
+                updates::Answer::Drop => {
+                    self.awaiting.remove(k);
+                    continue;
+                }
+                updates::Answer::Known { kind, manifest } => (kind, manifest),
+            };
+            let a = self.awaiting.remove(k);
+            let site = &a.generation.cfg.sites[a.site];
+            let root = &site.real_root;
+            let mut ok: Vec<Change> = Vec::new();
+            for c in &a.changes {
+                let state = file::probe(root, &c.rel, c.after.as_ref()).ok().flatten();
+                let accepted = self.store.get(&site.name, &c.rel)?;
+                let still = FileState::compare(c.after.as_ref(), state.as_ref()).is_none();
+                let drift = FileState::compare(accepted.as_ref(), state.as_ref()).is_some();
+                let c = Change { after: state, ..c.clone() };
+                if still && drift && updates::vouched(&manifest, root, &c) {
+                    ok.push(c);
+                }
+            }
+            tracing::info!(
+                site = %site.name,
+                "{} {}: the publisher answered; {} of {} files alerted meanwhile match the release",
+                a.now.name,
+                a.now.version,
+                ok.len(),
+                a.changes.len()
+            );
+            if ok.is_empty() {
+                continue;
+            }
+            let t = now_ns();
+            let package = crate::releases::wordpress::Package { version: manifest.version.clone(), ..a.now.clone() };
+            let shown: Vec<&Change> = ok.iter().collect();
+            let mut record = updates::summary(&self.host, site, kind, a.from.as_deref(), &package, &shown, t);
+            if let Some(n) = record.diff_note.as_mut() {
+                n.push_str(" (alerted while the publisher could not be reached, confirmed since)");
+            }
+            self.sinks.deliver(&[record])?;
+            if kind.accepted() {
+                let w = self.store.write()?;
+                for c in &ok {
+                    w.accept(&site.name, &c.rel, c.after.as_ref())?;
+                }
+                w.commit()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Judges the held packages that settled: an update, a downgrade or a
     /// new package as one summary, everything else as usual.
     fn settle_updates(&mut self) -> Result<(), Fatal> {
         self.settle_staging()?;
+        self.settle_awaiting()?;
         let now = std::time::Instant::now();
         let due: Vec<_> = self.updates.iter().filter(|(_, h)| h.due() <= now).map(|(k, _)| k.clone()).collect();
         for key in due {
@@ -862,6 +945,16 @@ impl Judge {
                 updates::Outcome::Wait => {}
                 updates::Outcome::Release => {
                     self.emit(&generation, i, &changes, &[], None, false)?;
+                }
+                updates::Outcome::Unreachable { now: package } => {
+                    self.emit(&generation, i, &changes, &[], None, false)?;
+                    if self.awaiting.len() >= updates::AWAIT_PACKAGES {
+                        self.awaiting.remove(0);
+                    }
+                    let a = updates::Awaiting::new(&h, package, changes, now);
+                    self.awaiting
+                        .retain(|o| !(o.site == a.site && o.now == a.now && Arc::ptr_eq(&o.generation, &a.generation)));
+                    self.awaiting.push(a);
                 }
                 updates::Outcome::Moved { kind, now: package, manifest } => {
                     let site = &generation.cfg.sites[i];

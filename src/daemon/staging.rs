@@ -20,8 +20,14 @@
 //! - the destination's accepted content was that when it was staged (the
 //!   backup of the installed version);
 //! - the release of the package at its destination lists that content;
-//! - (a file gone before it could be read) something is at its
-//!   destination now, which is judged there on its own.
+//! - (a file gone before it could be read) its destination changed (its
+//!   ctime) since the folder's first file was written: the update moved or
+//!   copied it there, and it is judged there on its own; or, when the
+//!   update did install files from the folder, the release vouches for what
+//!   is at its destination (a file the update left alone); or, in a backup
+//!   folder, the installed file is back untouched (a rollback). A file
+//!   planted in `upgrade/` and removed beside an installed file while no
+//!   update installs from its folder is not accounted for.
 //!
 //! Accounted files are accepted silently: what runs is judged where it is
 //! installed, by the update's own summary. What is not accounted for:
@@ -52,6 +58,9 @@ pub const MAX_FOLDERS: usize = 64;
 pub const MAX_CHANGES: usize = 50_000;
 /// WordPress ignores a `.maintenance` older than this; so does the wait.
 const MAINTENANCE_FRESH: Duration = Duration::from_secs(600);
+/// How much earlier than its first held change a folder's files may have
+/// been written (the change is held after the debounce and the read).
+const CLOCK_SLACK_NS: i64 = 10_000_000_000;
 /// Paths a record of discarded files names.
 const LISTED: usize = 50;
 
@@ -109,13 +118,16 @@ pub struct Staged {
     pub folder: RelPath,
     entries: BTreeMap<RelPath, Entry>,
     first: Instant,
+    /// `first` on the wall clock, in ns (file ctimes are compared with it).
+    first_ns: i64,
     last: Instant,
     next_look: Instant,
 }
 
 impl Staged {
     pub fn new(generation: Arc<Generation>, site: usize, folder: RelPath, now: Instant) -> Staged {
-        Staged { generation, site, folder, entries: BTreeMap::new(), first: now, last: now, next_look: now }
+        let first_ns = crate::util::time::now_ns() - CLOCK_SLACK_NS;
+        Staged { generation, site, folder, entries: BTreeMap::new(), first: now, first_ns, last: now, next_look: now }
     }
 
     /// When it is to be looked at again.
@@ -154,6 +166,9 @@ impl Staged {
                 v.insert(Entry { change: c.clone(), was_accepted });
             }
         }
+        if let Some(ctime) = c.after.as_ref().map(|a| a.ctime_ns) {
+            self.first_ns = self.first_ns.min(ctime);
+        }
         self.last = now;
     }
 }
@@ -185,37 +200,54 @@ pub struct Settled {
 /// update of the site is under way. `probe`: the state of a path on disk
 /// now, given the state it was last seen in (if any; its hash is reused
 /// while the stat matches). `vouched`: the release at a destination lists
-/// this content.
+/// this content. `accepted`: the accepted state of a path.
 pub fn settle(
     s: &mut Staged,
     now: Instant,
     busy: bool,
     probe: impl Fn(&[u8], Option<&FileState>) -> Option<FileState>,
     vouched: impl Fn(&[u8], &FileState) -> bool,
+    accepted: impl Fn(&[u8]) -> Option<FileState>,
 ) -> Option<Settled> {
     let expired = now >= s.first + MAX_STAGE;
     if !expired && (now < s.last + QUIET || busy) {
         s.next_look = now + Duration::from_millis(500);
         return None;
     }
+    let first_ns = s.first_ns;
+    let backup = s.folder.starts_with(BACKUP);
+    let written = |t: &Option<FileState>| t.as_ref().is_some_and(|t| t.ctime_ns >= first_ns);
+    // Each held change, what is at its path and at its destinations now.
+    let looked: Vec<_> = std::mem::take(&mut s.entries)
+        .into_iter()
+        .map(|(rel, e)| {
+            let on_disk = probe(&rel, e.change.after.as_ref());
+            let there: Vec<_> = destinations(&s.folder, &rel).into_iter().map(|d| (probe(&d, None), d)).collect();
+            (rel, e, on_disk, there)
+        })
+        .collect();
+    // The update installed something from this folder.
+    let installing = looked.iter().any(|(.., there)| there.iter().any(|(t, _)| written(t)));
     let mut out = Settled::default();
-    for (rel, e) in std::mem::take(&mut s.entries) {
+    for (rel, e, on_disk, there) in looked {
         let c = &e.change;
-        let on_disk = probe(&rel, c.after.as_ref());
-        let dests = destinations(&s.folder, &rel);
         let seen = c.after.as_ref().or(c.before.as_ref());
-        let installed = |d: &RelPath| {
-            let there = probe(d, None);
-            match seen.and_then(|st| st.sha256) {
-                Some(sha) => {
-                    there.as_ref().and_then(|t| t.sha256) == Some(sha) || seen.is_some_and(|st| vouched(d, st))
-                }
-                // Gone before it could be read: what was installed is
-                // judged where it is.
-                None => there.is_some(),
+        let installed = |(t, d): &(Option<FileState>, RelPath)| match seen.and_then(|st| st.sha256) {
+            Some(sha) => t.as_ref().and_then(|t| t.sha256) == Some(sha) || seen.is_some_and(|st| vouched(d, st)),
+            // Gone before it could be read: installed when its destination
+            // was written since the folder was, or, while the update
+            // installed from this folder, when the release vouches for what
+            // is there (a file the update left alone). What is there is
+            // judged there. A backup's file is accounted for as well when
+            // the installed file is back untouched (same inode and times
+            // as accepted: the backup moved back).
+            None => {
+                written(t)
+                    || (installing && t.as_ref().is_some_and(|t| vouched(d, t)))
+                    || (backup && t.as_ref().zip(accepted(d)).is_some_and(|(t, a)| a.same_stat(t)))
             }
         };
-        let accounted = c.kind == EventKind::Deleted || e.was_accepted || dests.iter().any(installed);
+        let accounted = c.kind == EventKind::Deleted || e.was_accepted || there.iter().any(installed);
         if accounted {
             out.accounted.push((rel, on_disk));
         } else if on_disk.is_some() {

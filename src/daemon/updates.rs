@@ -14,7 +14,11 @@
 //!   release), a package that was not there (`medium`, accepted: a genuine
 //!   file manager is a classic foothold) — and every file that does not
 //!   match is judged as usual against the new release;
-//! - the new release cannot be had: judged as usual (`unknown`).
+//! - the new release cannot be had: judged as usual (`unknown`). When the
+//!   publisher could not be reached, the package waits for it ([`Awaiting`],
+//!   up to [`AWAIT_MAX`]): once the release is at hand, the files alerted
+//!   meanwhile that still match it are one summary record and accepted
+//!   (an update made while offline), and the rest stays drift.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -36,6 +40,12 @@ pub const MAX_HOLD: Duration = Duration::from_secs(60);
 pub const MAX_PACKAGES: usize = 256;
 /// Changes held per package; past this they are judged at once.
 pub const MAX_CHANGES: usize = 50_000;
+/// A package alerted while its publisher was down waits this long for it.
+pub const AWAIT_MAX: Duration = Duration::from_secs(24 * 3600);
+/// How often a package waiting for its publisher is looked at.
+const AWAIT_LOOK: Duration = Duration::from_secs(2);
+/// Packages waiting for their publisher at once (the oldest gives way).
+pub const AWAIT_PACKAGES: usize = 256;
 /// Paths a summary record lists.
 const LISTED: usize = 1000;
 
@@ -101,6 +111,16 @@ impl Kind {
         }
     }
 
+    /// A package going from release `from` (`None`: not installed) to
+    /// release `to`.
+    fn of(from: Option<&str>, to: &str) -> Kind {
+        match from {
+            None => Kind::New,
+            Some(from) if wordpress::compare_versions(to, from).is_lt() => Kind::Downgrade,
+            Some(_) => Kind::Update,
+        }
+    }
+
     /// Are its matching files accepted into the baseline?
     pub fn accepted(self) -> bool {
         self != Kind::Downgrade
@@ -113,6 +133,9 @@ pub enum Outcome {
     Wait,
     /// Judge every change as usual.
     Release,
+    /// Judge every change as usual, and wait for the publisher of release
+    /// `now`, which could not be reached.
+    Unreachable { now: Package },
     /// The package is at release `now`, whose manifest is `manifest`.
     Moved { kind: Kind, now: Package, manifest: Arc<Manifest> },
 }
@@ -133,24 +156,32 @@ pub fn outcome(h: &mut Held, now: Instant) -> Outcome {
     }
     // Whatever comes of it, the next change of the package is measured
     // against this version (a downgrade stays a downgrade: not accepted).
-    let accept_version = |kind: Option<Kind>| {
+    let accept_version = |kind: Option<Kind>, version: &str| {
         if kind != Some(Kind::Downgrade) {
-            site.set_accepted_version(&h.package, &disk.version);
+            site.set_accepted_version(&h.package, version);
         }
     };
     match site.package(&h.package) {
-        Some((known, Fetch::Got(manifest))) if known == disk => {
-            let kind = match &h.from {
-                None => Kind::New,
-                Some(from) if wordpress::compare_versions(&disk.version, from).is_lt() => Kind::Downgrade,
-                Some(_) => Kind::Update,
-            };
-            accept_version(Some(kind));
-            Outcome::Moved { kind, now: disk, manifest }
-        }
-        Some((known, Fetch::Failed | Fetch::Unreachable)) if known == disk => {
-            accept_version(None);
+        // The files are still the release the baseline holds, whatever
+        // `version.php` says now: no update, each change judged as usual.
+        Some((known, Fetch::Got(manifest)))
+            if known == disk && h.from.as_deref() == Some(manifest.version.as_str()) =>
+        {
             Outcome::Release
+        }
+        Some((known, Fetch::Got(manifest))) if known == disk => {
+            let kind = Kind::of(h.from.as_deref(), &manifest.version);
+            accept_version(Some(kind), &manifest.version);
+            let now = Package { version: manifest.version.clone(), ..disk };
+            Outcome::Moved { kind, now, manifest }
+        }
+        Some((known, Fetch::Failed)) if known == disk => {
+            accept_version(None, &disk.version);
+            Outcome::Release
+        }
+        Some((known, Fetch::Unreachable)) if known == disk => {
+            accept_version(None, &disk.version);
+            Outcome::Unreachable { now: disk }
         }
         _ if expired => Outcome::Release,
         _ => {
@@ -162,6 +193,71 @@ pub fn outcome(h: &mut Held, now: Instant) -> Outcome {
             h.next_look = now + Duration::from_millis(200);
             Outcome::Wait
         }
+    }
+}
+
+/// The changes of a package alerted while the publisher of its new
+/// release could not be reached.
+pub struct Awaiting {
+    pub generation: Arc<Generation>,
+    pub site: usize,
+    /// The package at the release it was found at.
+    pub now: Package,
+    /// Its version before.
+    pub from: Option<String>,
+    pub changes: Vec<Change>,
+    pub until: Instant,
+    next_look: Instant,
+}
+
+impl Awaiting {
+    pub fn new(h: &Held, now: Package, changes: Vec<Change>, at: Instant) -> Awaiting {
+        Awaiting {
+            generation: Arc::clone(&h.generation),
+            site: h.site,
+            now,
+            from: h.from.clone(),
+            changes,
+            until: at + AWAIT_MAX,
+            next_look: at + AWAIT_LOOK,
+        }
+    }
+
+    /// When it is to be looked at again.
+    pub fn due(&self) -> Instant {
+        self.next_look
+    }
+}
+
+/// What became of a package waiting for its publisher.
+pub enum Answer {
+    /// Still no answer: looked at again later.
+    Wait,
+    /// Given up: the package moved on, the release is refused, the wait
+    /// is over, the configuration was reloaded.
+    Drop,
+    /// The release is at hand.
+    Known { kind: Kind, manifest: Arc<Manifest> },
+}
+
+/// Looks at a package waiting for its publisher.
+pub fn answer(a: &mut Awaiting, now: Instant) -> Answer {
+    if now >= a.until || a.generation.retired() {
+        return Answer::Drop;
+    }
+    match a.generation.sites[a.site].package(&a.now.name) {
+        Some((known, Fetch::Got(manifest))) if known == a.now => {
+            let kind = Kind::of(a.from.as_deref(), &manifest.version);
+            if kind.accepted() {
+                a.generation.sites[a.site].set_accepted_version(&a.now.name, &manifest.version);
+            }
+            Answer::Known { kind, manifest }
+        }
+        Some((known, Fetch::Unreachable | Fetch::Pending)) if known == a.now => {
+            a.next_look = now + AWAIT_LOOK;
+            Answer::Wait
+        }
+        _ => Answer::Drop,
     }
 }
 

@@ -231,6 +231,13 @@ impl QuarantineStore {
         !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     }
 
+    /// Records what was done to an item's live path after it was made.
+    pub fn set_result(&self, meta: &mut Meta, result: String, undone: bool) -> Result<(), QuarantineError> {
+        meta.result = result;
+        meta.undone = undone;
+        rewrite_meta(&self.item_dir(&meta.id), meta)
+    }
+
     /// Every item, oldest first.
     pub fn list(&self) -> Vec<Meta> {
         let mut out: Vec<Meta> = std::fs::read_dir(&self.dir)

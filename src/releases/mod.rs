@@ -153,6 +153,9 @@ pub struct Manifest {
     dirs: HashSet<RelPath>,
     /// Where an unlisted file is `foreign` (`None`: in any of `dirs`).
     foreign_in: Option<Vec<RelPath>>,
+    /// An unlisted `.php` file at the root is `foreign` too (core's
+    /// release: WP-CLI's `--include-root`), `wp-config.php` aside.
+    foreign_root_php: bool,
     /// Where the release's own files can be read (a diff against the
     /// pristine file, a repair).
     pristine: Option<Pristine>,
@@ -389,16 +392,23 @@ impl Manifest {
         let regular = after.is_some_and(|a| a.kind == FileType::File);
         // Below a package's own folders, anywhere (a new subfolder too);
         // else in one of the release's folders.
-        let within = match &self.foreign_in {
-            Some(roots) => roots.iter().any(|r| crate::model::is_under(rel, r)),
-            None => self.dirs.contains(parent(rel)),
-        };
+        let within =
+            match &self.foreign_in {
+                Some(roots) => roots.iter().any(|r| crate::model::is_under(rel, r)),
+                None => self.dirs.contains(parent(rel)),
+            } || (self.foreign_root_php && !rel.contains(&b'/') && rel.ends_with(b".php") && rel != b"wp-config.php");
         (regular && within).then_some(Origin::Foreign)
     }
 
     /// The record's verdict for `origin`.
     pub fn verdict(&self, origin: Origin) -> Verdict {
         Verdict { origin, package: self.package.clone(), version: self.version.clone() }
+    }
+
+    /// An unlisted `.php` file at the root (`wp-config.php` aside) is
+    /// `foreign` too.
+    pub fn foreign_also_at_root(&mut self) {
+        self.foreign_root_php = true;
     }
 
     /// Unlisted files are `foreign` only below these directories (core's
@@ -583,8 +593,15 @@ pub(crate) fn clean(name: &[u8]) -> Option<RelPath> {
 /// `state` (its SHA-256 is checked in the same read; at most 64 MiB; never
 /// through a symlink).
 pub fn live_md5(root: &Path, rel: &[u8], state: Option<&FileState>) -> Option<[u8; 16]> {
-    use md5::Md5;
     let sha = state?.sha256?;
+    let (got, md5) = live_hashes(root, rel)?;
+    (got == sha).then_some(md5)
+}
+
+/// The SHA-256 and MD5 of the regular file `rel` under `root` (opened
+/// through no symlink; none for a file over 64 MiB or with other links).
+pub fn live_hashes(root: &Path, rel: &[u8]) -> Option<([u8; 32], [u8; 16])> {
+    use md5::Md5;
     let (dir, name) = crate::scan::file::open_parent(root, rel).ok()??;
     let (file, st) = crate::scan::file::open_regular_at(std::os::fd::AsFd::as_fd(&dir), &name).ok()?;
     if st.st_size > 64 << 20 || st.st_nlink > 1 {
@@ -601,8 +618,7 @@ pub fn live_md5(root: &Path, rel: &[u8], state: Option<&FileState>) -> Option<[u
         s.update(&buf[..k]);
         m.update(&buf[..k]);
     }
-    let got: [u8; 32] = s.finalize().into();
-    (got == sha).then(|| m.finalize().into())
+    Some((s.finalize().into(), m.finalize().into()))
 }
 
 #[cfg(test)]

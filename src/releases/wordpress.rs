@@ -340,6 +340,20 @@ impl Publisher {
             }
             Err(e) => return Err(FetchError::from_failure(what, &url, e)),
         };
+        // api.wordpress.org's answer for a version it does not know
+        // (`false`, or a list by version without this one).
+        let unknown = |v: Value| match &v["checksums"] {
+            Value::Bool(false) => true,
+            Value::Object(by) => !by.contains_key(&p.version) && !by.is_empty() && by.values().all(Value::is_object),
+            _ => false,
+        };
+        if p.name == "wordpress" && serde_json::from_slice::<Value>(&body).is_ok_and(unknown) {
+            if let Some(dir) = missing.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(&missing, b"");
+            return Err(FetchError::NotPublished(what));
+        }
         // Parsed before it is cached: a bad answer is not kept.
         let m = parse(p, &body).map_err(fail)?;
         if let Some(dir) = key.parent() {
@@ -351,6 +365,80 @@ impl Publisher {
         }
         Ok(m)
     }
+}
+
+/// Candidate releases looked at when core's version is not published.
+const CANDIDATES: usize = 8;
+
+impl Publisher {
+    /// The release core's files are when `p`, the version `version.php`
+    /// says, is not published (an attacker's `$wp_version`, or a build of
+    /// the site's own): of the releases `also` names (the version the
+    /// baseline holds), those cached, and the neighbours of `p`'s version,
+    /// the one whose files the site at `root` holds most of, if it holds at
+    /// least half of them. Its manifest judges the site; `version.php`
+    /// differs from it, and is reported as tampered.
+    pub fn identify_core(
+        &self,
+        root: &Path,
+        p: &Package,
+        also: &[String],
+        cancel: &Arc<AtomicBool>,
+    ) -> Option<Arc<Manifest>> {
+        let cached: Vec<String> = std::fs::read_dir(self.cache_dir.join("wordpress"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let v = name.strip_suffix(&format!("-{}.json", p.locale))?;
+                valid_version(v).then(|| v.to_string())
+            })
+            .collect();
+        let mut seen = vec![p.version.clone()];
+        let mut best: Option<(usize, Arc<Manifest>)> = None;
+        for v in also.iter().cloned().chain(cached).chain(neighbours(&p.version)) {
+            if seen.contains(&v) || seen.len() > CANDIDATES {
+                continue;
+            }
+            seen.push(v.clone());
+            let candidate = Package { version: v, ..p.clone() };
+            let Ok(m) = self.manifest(&candidate, cancel) else { continue };
+            let held = holds(root, &m);
+            if held * 2 >= m.len() && best.as_ref().is_none_or(|(b, _)| held > *b) {
+                best = Some((held, m));
+            }
+        }
+        best.map(|(_, m)| m)
+    }
+}
+
+/// Releases next to `version` (`6.5.40`: 6.5.39, 6.5.41, 6.5).
+fn neighbours(version: &str) -> Vec<String> {
+    let parts: Option<Vec<u32>> = version.split('.').map(|n| n.parse().ok()).collect();
+    match parts.as_deref() {
+        Some(&[a, b, c]) => {
+            let mut out = vec![format!("{a}.{b}.{}", c + 1), format!("{a}.{b}")];
+            if c > 0 {
+                out.insert(0, format!("{a}.{b}.{}", c - 1));
+            }
+            out
+        }
+        Some(&[a, b]) => vec![format!("{a}.{b}.1")],
+        _ => Vec::new(),
+    }
+}
+
+/// How many files of `m` the tree at `root` holds as the release does
+/// (read through no symlink, hashed as the manifest gives them).
+fn holds(root: &Path, m: &Manifest) -> usize {
+    m.files
+        .iter()
+        .filter(|(rel, h)| {
+            let Some((sha, md5)) = super::live_hashes(root, rel) else { return false };
+            h.sha256.contains(&sha) || (h.sha256.is_empty() && h.md5.contains(&md5))
+        })
+        .count()
 }
 
 impl FetchError {
@@ -414,11 +502,12 @@ fn parse(p: &Package, body: &[u8]) -> Result<Manifest, ManifestError> {
     if m.is_empty() {
         return Err(bad("an empty manifest".into()));
     }
-    m.foreign_only_in(if p.dir.is_empty() {
-        vec![b"wp-admin".to_vec(), b"wp-includes".to_vec()]
+    if p.dir.is_empty() {
+        m.foreign_only_in(vec![b"wp-admin".to_vec(), b"wp-includes".to_vec()]);
+        m.foreign_also_at_root();
     } else {
-        vec![p.dir.clone()]
-    });
+        m.foreign_only_in(vec![p.dir.clone()]);
+    }
     Ok(m)
 }
 
@@ -514,6 +603,14 @@ mod tests {
         let files = br#"{"files":{"akismet.php":{"md5":"926dd0f95df723f9ed934eb058882cc8","sha256":["aa","0000000000000000000000000000000000000000000000000000000000000000"]}}}"#;
         let m = parse(&plugin, files).unwrap();
         assert_eq!(m.paths().next().map(|p| p.as_slice()), Some(&b"wp-content/plugins/akismet/akismet.php"[..]));
+    }
+
+    #[test]
+    fn a_version_not_published_is_looked_for_next_to_it() {
+        assert_eq!(neighbours("6.5.40"), ["6.5.39", "6.5.41", "6.5"]);
+        assert_eq!(neighbours("6.5.0"), ["6.5.1", "6.5"]);
+        assert_eq!(neighbours("6.5"), ["6.5.1"]);
+        assert!(neighbours("6.5-beta1").is_empty());
     }
 
     #[test]
