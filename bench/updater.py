@@ -164,6 +164,21 @@ def burst(root, tree):
 
 # --- one run ---
 
+def lie(root, tree):
+    """An attacker's cover: a signature-free line appended to a core file,
+    a new file among core's, and `$wp_version` naming a release that does
+    not exist (OLD + "0")."""
+    fn = "wp-includes/functions.php"
+    with open(os.path.join(root, fn), "ab") as f:
+        f.write(b"\n$wp_extra_cache = 'on';\n")
+    with open(os.path.join(root, "wp-includes/class-wp-extra-cache.php"), "wb") as f:
+        f.write(b"<?php // cache\n")
+    ver = "wp-includes/version.php"
+    text = tree[ver].replace(b"$wp_version = '%s'" % OLD.encode(), b"$wp_version = '%s0'" % OLD.encode())
+    with open(os.path.join(root, ver), "wb") as f:
+        f.write(text)
+
+
 def config(path, state, log, root, source, port):
     base = f"http://127.0.0.1:{port}"
     with open(path, "w") as f:
@@ -257,6 +272,10 @@ def main():
          lambda r: package_move(r, "themes", "twentytwentyfour", tt_new)),
         (f"{MINOR} unpacked into upgrade/, removed after 1.5 s ({watched_burst} watched files)", site(old),
          lambda r: burst(r, no_content(minor))),
+        (f"core {MINOR} -> {OLD}, downgrade (whole package)", site(minor),
+         lambda r: core_update(r, minor, old, no_content(old))),
+        (f"core {OLD}, version.php says {OLD}0, a backdoor and a new file (an attack, 3 records)", site(old),
+         lambda r: lie(r, old)),
     ]
     print("| update path | source | records | by rule and severity | files seen in staging | `status` drift after |")
     print("|---|---|---:|---|---:|---:|")

@@ -22,6 +22,13 @@
 #   theme, 6.3+            as the plugin
 #   burst                  the minor release unpacked into upgrade/ and
 #                          removed 1.5 s later, nothing installed
+#   core, downgrade        the minor site back to the older release (one
+#                          high vendor-downgrade summary, nothing else)
+#   version.php lie        an attack, not an update: a line appended to
+#                          wp-includes/functions.php, a new file there, and
+#                          $wp_version naming a release that does not exist
+#                          (three critical records: tampered, foreign, and
+#                          vendor-version-mismatch)
 #
 # For each: the records, by rule and severity, and the files the daemon
 # said it saw in the staging folders.

@@ -741,6 +741,9 @@ fn an_update_made_while_the_publisher_was_down_is_accepted_once_it_answers() {
     // Release B was never fetched: the update is judged without a verdict.
     let (core_a, core_b) = &wp.core;
     let n = update_core(&root, core_a, core_b, true);
+    // And a signature-free backdoor slipped into one of the new files.
+    let slipped = core_b.keys().find(|k| k.starts_with("wp-includes/") && core_a.get(*k) != core_b.get(*k)).unwrap();
+    wp.f.write(slipped, [core_b[slipped].as_slice(), b"\n$sw_slipped = 1;\n"].concat());
     d.wait_stderr(&format!("wordpress {B}: the publisher 127.0.0.1:"));
     d.wait_for("the update's files, unknown", |r| r.iter().any(|r| r["verdict"]["origin"] == "unknown"));
     common::daemon::settle();
@@ -758,11 +761,19 @@ fn an_update_made_while_the_publisher_was_down_is_accepted_once_it_answers() {
     common::figure("publisher back, to the confirmed update", t.elapsed(), Duration::from_secs(60));
     let s = summary(&records, "vendor-update", "wordpress").unwrap();
     assert_eq!(s["update"]["to"], B, "{s}");
-    assert_eq!(s["update"]["files"], n, "{s}");
+    assert_eq!(s["update"]["files"], n - 1, "{s}");
     assert!(s["diff_note"].as_str().unwrap().contains("confirmed since"), "{s}");
+    // The slipped file, alerted without a verdict, is judged again.
+    let r = d.wait_for("the slipped file against B", |r| {
+        r.iter()
+            .any(|r| r["path"].as_str().unwrap().ends_with(slipped.as_str()) && r["verdict"]["origin"] == "tampered")
+    });
+    let r = r.iter().rev().find(|r| r["path"].as_str().unwrap().ends_with(slipped.as_str())).unwrap();
+    assert_eq!((r["severity"].as_str(), r["verdict"]["version"].as_str()), (Some("critical"), Some(B)), "{r}");
     common::daemon::settle();
     let (code, drift) = wp.f.check_json();
-    assert_eq!(code, 0, "the update's files accepted: {drift:?}");
+    assert_eq!(code, 1, "only the slipped file is drift: {drift:?}");
+    assert_eq!(drift.len(), 1, "{drift:?}");
     // And tampering is judged against B again.
     let k = core_b.keys().find(|k| k.starts_with("wp-admin/") && k.ends_with(".php")).unwrap();
     let mut bytes = core_b[k].clone();

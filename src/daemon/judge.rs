@@ -860,8 +860,8 @@ impl Judge {
 
     /// Looks at the packages waiting for their publisher: once the release
     /// is known, the files alerted meanwhile that are still as they were
-    /// and match it are one summary record, and accepted (an update);
-    /// the rest stays drift.
+    /// and match it are one summary record, and accepted (an update); the
+    /// others are judged again against it, and stay drift.
     fn settle_awaiting(&mut self) -> Result<(), Fatal> {
         let now = std::time::Instant::now();
         let mut k = 0;
@@ -884,16 +884,39 @@ impl Judge {
             let a = self.awaiting.remove(k);
             let site = &a.generation.cfg.sites[a.site];
             let root = &site.real_root;
-            let mut ok: Vec<Change> = Vec::new();
+            let (mut ok, mut bad): (Vec<Change>, Vec<Change>) = (Vec::new(), Vec::new());
             for c in &a.changes {
                 let state = file::probe(root, &c.rel, c.after.as_ref()).ok().flatten();
                 let accepted = self.store.get(&site.name, &c.rel)?;
                 let still = FileState::compare(c.after.as_ref(), state.as_ref()).is_none();
                 let drift = FileState::compare(accepted.as_ref(), state.as_ref()).is_some();
                 let c = Change { after: state, ..c.clone() };
-                if still && drift && updates::vouched(&manifest, root, &c) {
-                    ok.push(c);
+                if !(still && drift) {
+                    continue;
                 }
+                if updates::vouched(&manifest, root, &c) {
+                    ok.push(c);
+                } else {
+                    bad.push(c);
+                }
+            }
+            // What the release does not vouch for was alerted without a
+            // verdict: judged again, now against it (tampered, foreign).
+            if !bad.is_empty() {
+                let t = now_ns();
+                let mut records = Vec::new();
+                let (mut fresh, mut back) = (Vec::new(), Vec::new());
+                for c in &bad {
+                    let (record, fate) = self.judge_one(&a.generation, a.site, c, t);
+                    records.extend(record);
+                    match fate {
+                        Fate::Drift => fresh.push(c),
+                        Fate::Undone | Fate::Repaired => back.push(c),
+                        Fate::Held => {}
+                    }
+                }
+                self.sinks.deliver(&records)?;
+                self.persist(site, &fresh, &back, &[], t)?;
             }
             tracing::info!(
                 site = %site.name,
