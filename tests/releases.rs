@@ -730,6 +730,12 @@ fn a_lying_version_php_changes_no_verdict_and_is_itself_reported() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(&format!("version.php says {lie}")), "{}", out.stdout);
     assert!(out.stdout.contains("wp-includes/version.php"), "{}", out.stdout);
+    // A daemon started on the lying site says so too.
+    drop(d);
+    let d = Daemon::start(f);
+    d.wait_stderr(&format!(
+        "version.php says {lie}, a release the publisher does not know; the files are wordpress {A}"
+    ));
 }
 
 #[test]

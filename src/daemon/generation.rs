@@ -738,14 +738,13 @@ impl Generation {
                 // know: the release the files are judges them.
                 let also: Vec<String> = self.sites[i].accepted_version("wordpress").into_iter().collect();
                 if let Some(m) = self.publisher.identify_core(&site.real_root, &p, &also, &self.cancel) {
-                    if !known.iter().any(|(k, _)| *k == p) {
-                        tracing::warn!(
-                            site = %site.name,
-                            "wordpress: version.php says {}, a release the publisher does not know; the files are wordpress {}: judged against it",
-                            p.version,
-                            m.version
-                        );
-                    }
+                    // Once: a release found is kept until the version changes.
+                    tracing::warn!(
+                        site = %site.name,
+                        "wordpress: version.php says {}, a release the publisher does not know; the files are wordpress {}: judged against it",
+                        p.version,
+                        m.version
+                    );
                     // The baseline holds the release the files are.
                     if self.sites[i].accepted_version("wordpress").as_deref() == Some(p.version.as_str()) {
                         self.sites[i].set_accepted_version("wordpress", &m.version);
