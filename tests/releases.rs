@@ -856,3 +856,38 @@ fn repair_puts_the_releases_back_and_each_step_can_be_undone() {
     assert!(foreign.iter().all(|k| f.root().join(k).exists()));
     assert_eq!(f.run(["verify"]).code, 1);
 }
+
+#[test]
+fn a_step_repair_could_not_take_stays_drift() {
+    let wp = site(&[]);
+    let f = &wp.f;
+    let stuck = f.root().join("wp-includes/class-wp-stuck.php");
+    f.write("wp-includes/class-wp-stuck.php", "<?php // not in the release\n");
+    // Immutable: even root cannot remove it (ext4 and most local filesystems).
+    if !std::process::Command::new("chattr").arg("+i").arg(&stuck).status().is_ok_and(|s| s.success()) {
+        println!("chattr +i is not supported here: skipped");
+        return;
+    }
+    let _undo = scopeguard(|| {
+        let _ = std::process::Command::new("chattr").arg("-i").arg(&stuck).status();
+    });
+    let r = f.run(["repair"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(stuck.exists());
+    // Never accepted unrepaired: `check` still reports it.
+    let (code, drift) = f.check_json();
+    assert_eq!(code, 1, "{drift:?}");
+    assert!(drift.iter().any(|d| d["path"].as_str().is_some_and(|p| p.ends_with("class-wp-stuck.php"))), "{drift:?}");
+}
+
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct G<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for G<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f()
+            }
+        }
+    }
+    G(Some(f))
+}

@@ -133,6 +133,7 @@ fn repair_one(cfg: &Config, site: &Site, f: &Finding, m: Option<&Manifest>) -> R
     };
     let change = Change::new(Arc::clone(&site.name), f.rel.clone(), kind, before.clone(), now, DetectedBy::Scan);
     let mut db = Store::open(&cfg.state_dir)?;
+    let prior = db.get(&site.name, &f.rel)?;
     let w = db.write()?;
     w.accept(&site.name, &f.rel, before.as_ref())?;
     w.commit()?;
@@ -160,9 +161,15 @@ fn repair_one(cfg: &Config, site: &Site, f: &Finding, m: Option<&Manifest>) -> R
         };
         store.set_result(&mut meta, result, undone)?;
     }
-    // The state as written (its inode and times), for the stat cache.
+    // Done: the state as written (its inode and times), for the stat
+    // cache. Not done: the baseline as it was, so the file stays drift and
+    // is never accepted unrepaired.
     let w = db.write()?;
-    w.accept(&site.name, &f.rel, probe()?.as_ref())?;
+    if meta.undone {
+        w.accept(&site.name, &f.rel, probe()?.as_ref())?;
+    } else {
+        w.accept(&site.name, &f.rel, prior.as_ref())?;
+    }
     w.commit()?;
     Ok(meta)
 }
