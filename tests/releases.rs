@@ -364,6 +364,28 @@ fn tampering_without_an_update_is_critical_within_seconds() {
         took,
         Duration::from_secs(10),
     );
+    // A file of the release overwritten in place and put back through the
+    // same open file: held with its package a moment (an updater's first
+    // file may look the same), then alerted, since no update came.
+    use std::io::{Seek, Write};
+    let path = wp.f.root().join("wp-content/plugins/akismet/akismet.php");
+    let installed = std::fs::read(&path).unwrap();
+    let mut evil = installed.clone();
+    let inject = b"<?php eval($_POST['k']); /*";
+    evil[..inject.len()].copy_from_slice(inject);
+    {
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all(&evil).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        file.seek(std::io::SeekFrom::Start(0)).unwrap();
+        file.write_all(&installed).unwrap();
+    }
+    let r = d.wait_record("modified", "/wp-content/plugins/akismet/akismet.php");
+    assert_eq!(r["transient"]["end"], "restored", "{r}");
+    assert_ne!(r["severity"], "info", "{r}");
+    common::daemon::settle();
+    assert_eq!(d.records().iter().filter(|r| r["path"].as_str().unwrap().ends_with("/akismet.php")).count(), 1);
 }
 
 #[test]
@@ -524,11 +546,16 @@ fn update_plugin_moving(root: &Path, slug: &str, to: &Tree, fail: bool) {
 /// A plugin updated as WordPress did before 6.3: unpacked, the installed
 /// folder deleted, the new one copied from the package, the package
 /// removed.
-fn update_plugin_copying(root: &Path, slug: &str, to: &Tree) {
+/// The files the new release left as they were are copied first, a
+/// moment after the delete: on a busy host the first change judged may be
+/// a file put back with its installed bytes.
+fn update_plugin_copying(root: &Path, slug: &str, from: &Tree, to: &Tree) {
     let staging = unpack(root, &format!("{slug}.copying"), slug, to);
     let installed = root.join("wp-content/plugins").join(slug);
     std::fs::remove_dir_all(&installed).unwrap();
-    for k in to.keys() {
+    std::thread::sleep(Duration::from_millis(80));
+    let (same, changed): (Vec<&String>, Vec<&String>) = to.keys().partition(|k| from.get(*k) == to.get(*k));
+    for k in same.into_iter().chain(changed) {
         std::fs::create_dir_all(installed.join(k).parent().unwrap()).unwrap();
         std::fs::copy(staging.join(slug).join(k), installed.join(k)).unwrap();
     }
@@ -580,7 +607,7 @@ fn a_rolled_back_update_is_one_record_the_old_plugin_updater_and_a_partial_core_
     let wp = site(&[]);
     let d = start(&wp);
     let root = wp.f.root();
-    let (_, ak_b, _, _) = &wp.akismet;
+    let (ak_a, ak_b, _, _) = &wp.akismet;
     // Fails and is rolled back: the installed release is back.
     update_plugin_moving(&root, "akismet", ak_b, true);
     after_staging(&d, "wp-content/upgrade/akismet.moving");
@@ -599,7 +626,7 @@ fn a_rolled_back_update_is_one_record_the_old_plugin_updater_and_a_partial_core_
     let (code, drift) = wp.f.check_json();
     assert_eq!(code, 0, "{drift:?}");
     // The way before 6.3: delete, then copy from the package.
-    update_plugin_copying(&root, "akismet", ak_b);
+    update_plugin_copying(&root, "akismet", ak_a, ak_b);
     let records = d.wait_for("the update summary", |r| summary(r, "vendor-update", "plugin:akismet").is_some());
     assert!(summary(&records, "vendor-update", "plugin:akismet").unwrap()["update"]["files"].as_u64() > Some(0));
     after_staging(&d, "wp-content/upgrade/akismet.copying");

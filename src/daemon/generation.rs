@@ -157,6 +157,22 @@ impl SiteWatch {
         }
     }
 
+    /// The package whose known release lists `rel`, and the version the
+    /// baseline holds: a file put back with its accepted bytes (a
+    /// transient) may be the first sign of that package's update (one
+    /// updater deletes the tree and copies the new release in). Never for a
+    /// site judged against its own reference.
+    pub fn listing_package(&self, rel: &[u8]) -> Option<(String, Option<String>)> {
+        if self.manifest().is_some() {
+            return None;
+        }
+        let packages = self.packages.lock().unwrap_or_else(|p| p.into_inner());
+        match wordpress::owner(&packages, rel) {
+            Some((p, Fetch::Got(m))) if m.lists(rel) => Some((p.name.clone(), self.accepted_version(&p.name))),
+            _ => None,
+        }
+    }
+
     /// The version of package `name` the baseline holds.
     pub fn accepted_version(&self, name: &str) -> Option<String> {
         self.accepted_versions.lock().ok().and_then(|a| a.get(name).cloned())

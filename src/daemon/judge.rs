@@ -705,8 +705,8 @@ impl Judge {
             return false;
         }
         let site = &cfg.sites[i];
-        if site.policy.verdict(c).quarantine.is_some() {
-            return false; // Undone at once, whatever it is.
+        if c.transient.is_none() && site.policy.verdict(c).quarantine.is_some() {
+            return false; // Undone at once, whatever it is (a transient is over).
         }
         let watch = &generation.sites[i];
         let now = std::time::Instant::now();
@@ -718,11 +718,17 @@ impl Judge {
             Some(key) => key,
             // A transient joins a package already held (a file deleted and
             // written back with the same bytes is part of the update; one
-            // gone before it could be read is judged with it), never
-            // starts a hold.
-            None if c.transient.is_some() => return false,
+            // gone before it could be read is judged with it). Only a file
+            // of the release put back starts a hold: the first file an
+            // updater that deletes and copies writes may be one the new
+            // release did not change.
             None => {
-                let Some((package, from)) = watch.update_candidate(&site.real_root, &c.rel, c.after.as_ref()) else {
+                let candidate = match c.transient {
+                    Some(t) if t.end == TransientEnd::Restored => watch.listing_package(&c.rel),
+                    Some(_) => None,
+                    None => watch.update_candidate(&site.real_root, &c.rel, c.after.as_ref()),
+                };
+                let Some((package, from)) = candidate else {
                     return false;
                 };
                 if self.updates.len() >= updates::MAX_PACKAGES {
