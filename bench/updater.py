@@ -155,9 +155,11 @@ def package_copy(root, kind, slug, new):
     rmtree(staging)
 
 
-def burst(root, tree):
-    """A release unpacked into wp-content/upgrade/ and removed 1.5 s later."""
-    d = unpack(root, "burst", "wordpress", tree)
+def burst(root, tree, into="wp-content/upgrade/burst"):
+    """A release unpacked into `into` (by default the updater's staging
+    folder) and removed 1.5 s later."""
+    d = os.path.join(root, into)
+    write_tree(os.path.join(d, "wordpress"), tree)
     time.sleep(1.5)
     rmtree(d)
 
@@ -272,13 +274,15 @@ def main():
          lambda r: package_move(r, "themes", "twentytwentyfour", tt_new)),
         (f"{MINOR} unpacked into upgrade/, removed after 1.5 s ({watched_burst} watched files)", site(old),
          lambda r: burst(r, no_content(minor))),
+        (f"{MINOR} unpacked into wp-content/burst/ (not staging), removed after 1.5 s ({watched_burst} watched files)",
+         site(old), lambda r: burst(r, no_content(minor), "wp-content/burst")),
         (f"core {MINOR} -> {OLD}, downgrade (whole package)", site(minor),
          lambda r: core_update(r, minor, old, no_content(old))),
         (f"core {OLD}, version.php says {OLD}0, a backdoor and a new file (an attack, 3 records)", site(old),
          lambda r: lie(r, old)),
     ]
-    print("| update path | source | records | by rule and severity | files seen in staging | `status` drift after |")
-    print("|---|---|---:|---|---:|---:|")
+    print("| update path | source | records | by rule and severity | files seen in staging | paths in records (twice) | `status` drift after |")
+    print("|---|---|---:|---|---:|---:|---:|")
     only = os.environ.get("ONLY", "")
     for name, tree, act in paths:
         if only not in name:
@@ -291,7 +295,12 @@ def main():
                     k = f"{r['rule']} {r['severity']}"
                     rules[k] = rules.get(k, 0) + 1
                 shown = ", ".join(f"{k} x{n}" for k, n in sorted(rules.items())) or "-"
-                print(f"| {name} | {source} | {len(records)} | {shown} | {seen} | {drift} |", flush=True)
+                per_path = {}
+                for r in records:
+                    per_path[r["path"]] = per_path.get(r["path"], 0) + 1
+                twice = sum(1 for n in per_path.values() if n > 1)
+                print(f"| {name} | {source} | {len(records)} | {shown} | {seen} | {len(per_path)} ({twice}) | {drift} |",
+                      flush=True)
     srv.shutdown()
 
 

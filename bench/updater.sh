@@ -22,6 +22,9 @@
 #   theme, 6.3+            as the plugin
 #   burst                  the minor release unpacked into upgrade/ and
 #                          removed 1.5 s later, nothing installed
+#   burst, not staging     the same into wp-content/burst/: each watched
+#                          file is news, reported once (no path twice), and
+#                          no drift is left once they are gone
 #   core, downgrade        the minor site back to the older release (one
 #                          high vendor-downgrade summary, nothing else)
 #   version.php lie        an attack, not an update: a line appended to

@@ -324,6 +324,11 @@ pub struct Transient {
     pub lived_ms: u64,
     /// How it ended.
     pub end: TransientEnd,
+    /// Its events were one file's life (created once, closed at most
+    /// once): if its content was read and reported in that life, they are
+    /// late news of it. Not part of the record.
+    #[serde(skip)]
+    pub one_life: bool,
 }
 
 /// How a transient change ended.

@@ -174,6 +174,56 @@ fn short_lived_shells_are_all_alerted() {
     }
 }
 
+/// Folders made and filled at once (an unzip), removed a second later,
+/// outside WordPress's staging folder: every file is reported, once (a
+/// second record only when the first look read it half-written), and
+/// nothing is left counted as drift once they are gone.
+#[test]
+fn a_folder_unpacked_and_removed_within_a_second_is_reported_file_by_file_once() {
+    let f = wordpress_tree();
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    let root = f.abs(b"wp-content/burst.1");
+    let mut files = Vec::new();
+    for a in 0..10 {
+        for b in 0..5 {
+            let dir = root.join(format!("pkg/d{a}/e{b}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for k in 0..6 {
+                let body = format!("<?php echo {a}{b}{k};\n");
+                std::fs::write(dir.join(format!("f{k}.php")), &body).unwrap();
+                files.push((format!("/burst.1/pkg/d{a}/e{b}/f{k}.php"), body.len() as u64));
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::remove_dir_all(&root).unwrap();
+    let all = || {
+        let recs = d.records();
+        files.iter().all(|(s, _)| recs.iter().any(|r| ends(r, s)))
+    };
+    let waited = within(common::HANG, all);
+    settle();
+    let recs = d.records();
+    let missing: Vec<&str> =
+        files.iter().filter(|(s, _)| !recs.iter().any(|r| ends(r, s))).map(|(s, _)| s.as_str()).collect();
+    assert!(missing.is_empty(), "never reported ({waited:?}): {missing:?}");
+    let twice: Vec<Vec<&Value>> = files
+        .iter()
+        .map(|(s, _)| recs.iter().filter(|r| ends(r, s)).collect::<Vec<_>>())
+        .filter(|r| r.len() > 1)
+        .collect();
+    println!("{} files, {} records, {} paths twice", files.len(), recs.len(), twice.len());
+    for (s, size) in &files {
+        let mine: Vec<&Value> = recs.iter().filter(|r| ends(r, s)).collect();
+        if mine.len() > 1 {
+            assert_ne!(mine[0]["after"]["size"], *size, "reported twice although read whole: {mine:#?}");
+        }
+    }
+    let status: Value = serde_json::from_str(f.run(["status", "--json"]).ok().stdout.trim()).unwrap();
+    assert_eq!(status["sites"][0]["drift"], 0, "drift counted for files that are gone: {status}");
+}
+
 /// A core file overwritten in place and put back through the same open file
 /// (same size, one close) is alerted as restored, with how long it was
 /// live; rewritten whole and put back, the evil version is read at its

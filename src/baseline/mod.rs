@@ -340,6 +340,20 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
+    /// Paths strictly below `dir` whose drift has been alerted.
+    pub fn drift_under(&self, site: &str, dir: &[u8]) -> Result<Vec<RelPath>, StoreError> {
+        let mut lo = dir.to_vec();
+        lo.push(b'/');
+        let mut hi = dir.to_vec();
+        hi.push(b'0');
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path FROM drift WHERE site = ?1 AND path >= ?2 AND path < ?3")
+            .map_err(self.err())?;
+        let rows = stmt.query_map(params![site, lo, hi], |r| r.get::<_, Vec<u8>>(0)).map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
     /// Makes `entries` the whole baseline of `site`, in one transaction:
     /// a crash leaves the old baseline or the new one, never a mix.
     pub fn write_baseline(

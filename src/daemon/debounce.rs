@@ -39,6 +39,12 @@ pub struct Seen {
     pub closes: u32,
     /// The last event removed it (deleted, moved away).
     pub gone: bool,
+    /// Creations (created or moved in).
+    pub created: u32,
+    /// Removals (deleted or moved away).
+    pub removals: u32,
+    /// A removal came before a creation: it was created again.
+    pub recreated: bool,
     /// Taken at `max_wait` while still receiving events.
     pub hot: bool,
     /// The last writer named by an event (fanotify).
@@ -52,7 +58,18 @@ impl Seen {
     }
 
     fn new(now: Instant) -> Seen {
-        Seen { first: now, last: now, wrote: false, closes: 0, gone: false, hot: false, actor: None }
+        Seen {
+            first: now,
+            last: now,
+            wrote: false,
+            closes: 0,
+            gone: false,
+            created: 0,
+            removals: 0,
+            recreated: false,
+            hot: false,
+            actor: None,
+        }
     }
 
     fn add(&mut self, now: Instant, op: Op, actor: Option<Arc<crate::model::Actor>>) {
@@ -68,7 +85,22 @@ impl Seen {
         self.last = now;
         self.wrote |= matches!(op, Op::Created | Op::Written | Op::Closed);
         self.closes += u32::from(op == Op::Closed);
+        if op == Op::Created {
+            self.recreated |= self.removals > 0;
+            self.created += 1;
+        }
         self.gone = op == Op::Gone;
+        self.removals += u32::from(op == Op::Gone);
+    }
+
+    /// Its events are one file's life: created once (nothing removed it
+    /// before), written and closed at most once, perhaps removed (the
+    /// removal may be still on its way). When the file is gone and its
+    /// content was read and reported in that life (by the walk of its new
+    /// directory, ahead of the path's own events), they have nothing more
+    /// to say than that it is gone.
+    pub fn one_life(&self) -> bool {
+        self.created == 1 && !self.recreated && self.closes <= 1
     }
 
     /// Milliseconds from the first event to the last.
@@ -365,6 +397,20 @@ mod tests {
         let seen = due[0].seen.clone();
         assert!(seen.wrote && seen.gone && !seen.hot);
         assert_eq!(seen.span_ms(), 37);
+        assert!(seen.one_life());
+        // Created, deleted, created again and deleted: two lives.
+        let t1 = t0 + Duration::from_millis(300);
+        for (k, op) in [Op::Created, Op::Closed, Op::Gone, Op::Created, Op::Gone].into_iter().enumerate() {
+            d.push(key("t.php"), t1 + Duration::from_millis(k as u64), R, op, None, false);
+        }
+        let due = d.take_due(t1 + Duration::from_millis(300), |_| true);
+        assert!(due[0].seen.recreated && !due[0].seen.one_life());
+        // Written in place and deleted: no creation in sight.
+        let t2 = t1 + Duration::from_millis(600);
+        for (k, op) in [Op::Written, Op::Closed, Op::Gone].into_iter().enumerate() {
+            d.push(key("u.php"), t2 + Duration::from_millis(k as u64), R, op, None, false);
+        }
+        assert!(!d.take_due(t2 + Duration::from_millis(300), |_| true)[0].seen.one_life());
         // Written every 100 ms for 1.5 s: taken at max_wait, hot.
         let mut now = t0 + Q * 10;
         let mut hot = Vec::new();

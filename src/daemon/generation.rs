@@ -80,9 +80,38 @@ pub struct SiteWatch {
     /// The version of each package the baseline holds: as found at start,
     /// then as updates are accepted.
     accepted_versions: Mutex<std::collections::HashMap<String, String>>,
+    /// Files the walk of a directory named by an event found, and when
+    /// that walk began: their own events, received before it and taken
+    /// after, are news of what it read.
+    walked: Mutex<std::collections::HashMap<RelPath, std::time::Instant>>,
 }
 
+/// Files remembered as read by walks (then those older than
+/// [`WALKED_FOR`] are forgotten, or all).
+const WALKED_MAX: usize = 65_536;
+const WALKED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl SiteWatch {
+    /// The walk that began at `began` read these files.
+    fn walked(&self, rels: impl Iterator<Item = RelPath>, began: std::time::Instant) {
+        let mut walked = self.walked.lock().unwrap_or_else(|p| p.into_inner());
+        for rel in rels {
+            if walked.len() >= WALKED_MAX {
+                walked.retain(|_, t| t.elapsed() < WALKED_FOR);
+                if walked.len() >= WALKED_MAX {
+                    walked.clear();
+                }
+            }
+            walked.insert(rel, began);
+        }
+    }
+
+    /// Did a walk read `rel` after an event received at `last`?
+    fn read_since(&self, rel: &[u8], last: std::time::Instant) -> bool {
+        let walked = self.walked.lock().unwrap_or_else(|p| p.into_inner());
+        walked.get(rel).is_some_and(|began| last < *began)
+    }
+
     /// Why realtime watching of the site is incomplete, if it is.
     pub fn degraded(&self) -> Option<String> {
         self.degraded.lock().ok().and_then(|d| d.clone())
@@ -312,6 +341,7 @@ impl Generation {
                 packages: Mutex::new(Vec::new()),
                 vendors_stale: AtomicBool::new(false),
                 accepted_versions: Mutex::new(std::collections::HashMap::new()),
+                walked: Mutex::new(std::collections::HashMap::new()),
             })
             .collect();
         Generation {
@@ -589,6 +619,7 @@ impl Generation {
                     below.remove(&rel);
                     // Not cancellable: realtime work is finished even at
                     // shutdown, as a cut-short walk would look like deletions.
+                    let began = std::time::Instant::now();
                     let cmp = detect::compare(&CompareSpec {
                         detected_by: by,
                         start: &rel,
@@ -598,6 +629,8 @@ impl Generation {
                     for (p, e) in &cmp.problems {
                         tracing::warn!(site = %site.name, "{}: {e}", scan::show(p));
                     }
+                    let read = cmp.changes.iter().filter(|c| c.after.as_ref().is_some_and(|a| a.sha256.is_some()));
+                    self.sites[i].walked(read.map(|c| c.rel.clone()), began);
                     changes.extend(cmp.changes);
                 }
                 Current::Unknown => {}
@@ -610,7 +643,15 @@ impl Generation {
                         }
                     }
                     // Whatever was below this path, if it was a directory.
-                    for (below, before) in store.load_under(&site.name, &rel)? {
+                    let accepted_below = store.load_under(&site.name, &rel)?;
+                    // Files alerted and never accepted below it are gone too
+                    // (their own events may name a parent that no longer
+                    // exists): back to what was accepted, nothing.
+                    if after.is_none() && !rel.is_empty() {
+                        let drift = store.drift_under(&site.name, &rel)?;
+                        reverted.extend(drift.into_iter().filter(|p| !accepted_below.contains_key(p)));
+                    }
+                    for (below, before) in accepted_below {
                         if below != rel && site.policy.watched(&below, before.kind) {
                             changes.push(Change::new(
                                 Arc::clone(&site.name),
@@ -629,6 +670,12 @@ impl Generation {
                     let (kind, transient) = match FileState::compare(before.as_ref(), after.as_ref()) {
                         Some(event) => (event, None),
                         None => match transient(&seen, before.as_ref(), after.as_ref()) {
+                            // Events received before a walk read the file
+                            // (and reported it): it is gone, that is all.
+                            Some(t) if t.end == TransientEnd::Deleted && self.sites[i].read_since(&rel, seen.last) => {
+                                reverted.push(rel);
+                                continue;
+                            }
                             Some(t) => (if after.is_none() { EventKind::Added } else { EventKind::Modified }, Some(t)),
                             None => {
                                 reverted.push(rel);
@@ -654,6 +701,11 @@ impl Generation {
         }
         changes.sort_by(|a, b| a.rel.cmp(&b.rel));
         changes.dedup_by(|a, b| a.rel == b.rel);
+        // A path found changed (a directory gone and made again between two
+        // looks) is judged as found, not forgotten.
+        reverted.sort();
+        reverted.dedup();
+        reverted.retain(|r| changes.binary_search_by(|c| c.rel.as_slice().cmp(r.as_slice())).is_err());
         let observed =
             Observed { generation: Arc::clone(self), site: i, changes, reverted, scan_started: None, done: None };
         Ok((observed, deferred))
@@ -915,9 +967,9 @@ fn transient(seen: &Seen, before: Option<&FileState>, after: Option<&FileState>)
     }
     let lived_ms = seen.span_ms();
     match (before, after) {
-        (None, None) => Some(Transient { lived_ms, end: TransientEnd::Deleted }),
+        (None, None) => Some(Transient { lived_ms, end: TransientEnd::Deleted, one_life: seen.one_life() }),
         (Some(b), Some(a)) if (seen.closes >= 2 || lived_ms >= PUT_BACK_SPAN_MS) && !b.same_stat(a) => {
-            Some(Transient { lived_ms, end: TransientEnd::Restored })
+            Some(Transient { lived_ms, end: TransientEnd::Restored, one_life: false })
         }
         _ => None,
     }

@@ -499,7 +499,12 @@ impl Judge {
             return Ok(0);
         }
         let now = now_ns();
-        let effective = self.still_news(&site.name, changes, since)?;
+        let (effective, told) = self.still_news(&site.name, changes, since)?;
+        let reverted: std::borrow::Cow<'_, [RelPath]> = match told.is_empty() {
+            true => reverted.into(),
+            false => reverted.iter().cloned().chain(told).collect::<Vec<_>>().into(),
+        };
+        let reverted = reverted.as_ref();
         let mut records = Vec::new();
         // Changes to remember as alerted drift, and paths back at their
         // accepted state (a quarantine restored or removed them).
@@ -518,7 +523,10 @@ impl Judge {
             }
             let (record, fate) = self.judge_one(generation, i, c, now);
             match fate {
-                Fate::Drift => fresh.push(c),
+                Fate::Drift => {
+                    self.await_also(generation, i, c);
+                    fresh.push(c);
+                }
                 Fate::Undone => back.push(c),
                 Fate::Repaired => repaired.push(c),
                 Fate::Held => {}
@@ -784,6 +792,20 @@ impl Judge {
         true
     }
 
+    /// A change alerted in the tree of a package that waits for its
+    /// publisher (the update's later files) waits with it.
+    fn await_also(&mut self, generation: &Arc<Generation>, i: usize, c: &Change) {
+        if self.awaiting.is_empty() {
+            return;
+        }
+        let Some(name) = generation.sites[i].package_name(&c.rel) else { return };
+        let same =
+            |a: &&mut updates::Awaiting| a.site == i && Arc::ptr_eq(&a.generation, generation) && a.now.name == name;
+        if let Some(a) = self.awaiting.iter_mut().find(same) {
+            a.add(c);
+        }
+    }
+
     /// When the next held package or staging folder is to be looked at.
     fn next_update(&self) -> Option<std::time::Instant> {
         let packages = self.updates.values().map(updates::Held::due);
@@ -977,12 +999,13 @@ impl Judge {
                 }
                 updates::Outcome::Unreachable { now: package } => {
                     self.emit(&generation, i, &changes, &[], None, false)?;
+                    let mut a = updates::Awaiting::new(&h, package, changes, now);
+                    if let Some(k) = self.awaiting.iter().position(|o| o.same_release(&a)) {
+                        a.absorb(self.awaiting.remove(k));
+                    }
                     if self.awaiting.len() >= updates::AWAIT_PACKAGES {
                         self.awaiting.remove(0);
                     }
-                    let a = updates::Awaiting::new(&h, package, changes, now);
-                    self.awaiting
-                        .retain(|o| !(o.site == a.site && o.now == a.now && Arc::ptr_eq(&o.generation, &a.generation)));
                     self.awaiting.push(a);
                 }
                 updates::Outcome::Moved { kind, now: package, manifest } => {
@@ -991,7 +1014,7 @@ impl Judge {
                         self.emit(&generation, i, &changes, &[], None, false)?;
                         continue;
                     }
-                    let live = self.still_news(&site.name, &changes, None)?;
+                    let (live, _) = self.still_news(&site.name, &changes, None)?;
                     let (ok, other): (Vec<&Change>, Vec<&Change>) =
                         live.iter().partition(|c| updates::vouched(&manifest, &site.real_root, c));
                     if !ok.is_empty() {
@@ -1080,12 +1103,25 @@ impl Judge {
     /// now: not alerted in this state already, not overtaken by a later
     /// alert (for a scan's findings), and against the baseline as it is now
     /// (an `accept` or a maintenance window may have moved it since the
-    /// worker looked).
-    fn still_news(&self, site: &str, changes: &[Change], since: Option<i64>) -> Result<Vec<Change>, StoreError> {
+    /// worker looked). Apart: the paths whose change only says that a file
+    /// already reported is gone (the late events of its life, after the
+    /// walk of its new directory read it), to forget as reverted.
+    fn still_news(
+        &self,
+        site: &str,
+        changes: &[Change],
+        since: Option<i64>,
+    ) -> Result<(Vec<Change>, Vec<RelPath>), StoreError> {
         let mut effective = Vec::with_capacity(changes.len());
+        let mut told = Vec::new();
         for c in changes {
             if let Some((prev, at)) = self.store.alerted_at(site, &c.rel)? {
                 if FileState::compare(prev.as_ref(), c.after.as_ref()).is_none() || since.is_some_and(|t| at > t) {
+                    continue;
+                }
+                let read = prev.as_ref().is_some_and(|p| p.sha256.is_some());
+                if read && c.transient.is_some_and(|t| t.end == TransientEnd::Deleted && t.one_life) {
+                    told.push(c.rel.clone());
                     continue;
                 }
             }
@@ -1097,7 +1133,7 @@ impl Judge {
                 effective.push(Change { kind, before: accepted, ..c.clone() });
             }
         }
-        Ok(effective)
+        Ok((effective, told))
     }
 
     /// Reverted paths whose alerted drift can be forgotten (for a scan, only

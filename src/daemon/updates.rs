@@ -227,6 +227,37 @@ impl Awaiting {
     pub fn due(&self) -> Instant {
         self.next_look
     }
+
+    /// Is `other` waiting for the same release of the same package?
+    pub fn same_release(&self, other: &Awaiting) -> bool {
+        self.site == other.site && self.now == other.now && Arc::ptr_eq(&self.generation, &other.generation)
+    }
+
+    /// A later change in the package's tree, alerted while it waits: it is
+    /// confirmed (or judged again) with the rest when the answer comes.
+    pub fn add(&mut self, c: &Change) {
+        match self.changes.iter().position(|o| o.rel == c.rel) {
+            Some(k) => self.changes[k] = c.clone(),
+            None if self.changes.len() < MAX_CHANGES => self.changes.push(c.clone()),
+            None => {}
+        }
+    }
+
+    /// Takes in an earlier wait for the same release (an update whose
+    /// files came in two bursts): its changes that this one has not, and
+    /// the version the baseline held before both.
+    pub fn absorb(&mut self, earlier: Awaiting) {
+        let mut rels: std::collections::HashSet<RelPath> = self.changes.iter().map(|c| c.rel.clone()).collect();
+        for c in earlier.changes {
+            if self.changes.len() >= MAX_CHANGES {
+                break;
+            }
+            if rels.insert(c.rel.clone()) {
+                self.changes.push(c);
+            }
+        }
+        self.from = earlier.from;
+    }
 }
 
 /// What became of a package waiting for its publisher.
