@@ -240,7 +240,7 @@ fn an_update_of_core_and_a_plugin_is_one_info_summary_each_and_going_back_is_hig
     let n_core = move_tree(&root, core_a, core_b);
     let n_plugin = move_tree(&root.join("wp-content/plugins/akismet"), ak_a, ak_b);
     assert!(n_core > CHANGED, "{n_core}");
-    let records = d.wait_for("both update summaries", |r| {
+    let records = wait_summary(&d, "both update summaries", |r| {
         summary(r, "vendor-update", "wordpress").is_some() && summary(r, "vendor-update", "plugin:akismet").is_some()
     });
     let core = summary(&records, "vendor-update", "wordpress").unwrap();
@@ -282,7 +282,8 @@ fn an_update_of_core_and_a_plugin_is_one_info_summary_each_and_going_back_is_hig
     // Back to A: a downgrade, loud, and not accepted.
     let before = d.records().len();
     move_tree(&root, core_b, core_a);
-    let records = d.wait_for("the downgrade", |r| summary(&r[before..], "vendor-downgrade", "wordpress").is_some());
+    let records =
+        wait_summary(&d, "the downgrade", |r| summary(&r[before..], "vendor-downgrade", "wordpress").is_some());
     let down = summary(&records[before..], "vendor-downgrade", "wordpress").unwrap();
     assert_eq!(down["severity"], "high", "{down}");
     assert_eq!(down["update"]["kind"], "downgrade");
@@ -300,7 +301,8 @@ fn a_plugin_that_was_not_there_is_one_medium_summary() {
     let wp = site(&[("file-manager", "7.2", &fm)]);
     let d = start(&wp);
     move_tree(&wp.f.root().join("wp-content/plugins/file-manager"), &Tree::new(), &fm);
-    let records = d.wait_for("the new plugin", |r| summary(r, "vendor-new-package", "plugin:file-manager").is_some());
+    let records =
+        wait_summary(&d, "the new plugin", |r| summary(r, "vendor-new-package", "plugin:file-manager").is_some());
     let s = summary(&records, "vendor-new-package", "plugin:file-manager").unwrap();
     assert_eq!(s["severity"], "medium", "{s}");
     assert_eq!(s["event"], "added");
@@ -562,6 +564,26 @@ fn update_plugin_copying(root: &Path, slug: &str, from: &Tree, to: &Tree) {
     std::fs::remove_dir_all(&staging).unwrap();
 }
 
+/// Waits for update summaries: a package is held until it settles and its
+/// new release is fetched (up to a minute on a busy host), so the deadline
+/// is one against a hang; says how long it took.
+fn wait_summary(d: &Daemon, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    let t = std::time::Instant::now();
+    loop {
+        let recs = d.records();
+        if done(&recs) {
+            println!("{what}: after {:?}", t.elapsed());
+            return recs;
+        }
+        assert!(
+            t.elapsed() < common::HANG * 2,
+            "timed out waiting for {what}; records: {recs:#?}\nstderr:\n{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// Waits until staging folder `work` was judged, and a little more (the
 /// backup folder's files may have been seen too, or been gone at once).
 fn after_staging(d: &Daemon, work: &str) {
@@ -587,7 +609,7 @@ fn wordpress_s_own_updater_is_one_summary_per_package() {
     let (_, ak_b, ak_from, ak_to) = &wp.akismet;
     let n_core = update_core(&root, core_a, core_b, false);
     update_plugin_moving(&root, "akismet", ak_b, false);
-    let records = d.wait_for("both update summaries", |r| {
+    let records = wait_summary(&d, "both update summaries", |r| {
         summary(r, "vendor-update", "wordpress").is_some() && summary(r, "vendor-update", "plugin:akismet").is_some()
     });
     let core = summary(&records, "vendor-update", "wordpress").unwrap();
@@ -635,7 +657,7 @@ fn a_rolled_back_update_is_one_record_the_old_plugin_updater_and_a_partial_core_
     assert_eq!(code, 0, "{drift:?}");
     // The way before 6.3: delete, then copy from the package.
     update_plugin_copying(&root, "akismet", ak_a, ak_b);
-    let records = d.wait_for("the update summary", |r| summary(r, "vendor-update", "plugin:akismet").is_some());
+    let records = wait_summary(&d, "the update summary", |r| summary(r, "vendor-update", "plugin:akismet").is_some());
     assert!(summary(&records, "vendor-update", "plugin:akismet").unwrap()["update"]["files"].as_u64() > Some(0));
     after_staging(&d, "wp-content/upgrade/akismet.copying");
     let records = d.records();
@@ -643,7 +665,7 @@ fn a_rolled_back_update_is_one_record_the_old_plugin_updater_and_a_partial_core_
     // Core from the partial package (the changed files only).
     let (core_a, core_b) = &wp.core;
     let n_core = update_core(&root, core_a, core_b, true);
-    let records = d.wait_for("the core summary", |r| summary(r, "vendor-update", "wordpress").is_some());
+    let records = wait_summary(&d, "the core summary", |r| summary(r, "vendor-update", "wordpress").is_some());
     assert_eq!(summary(&records, "vendor-update", "wordpress").unwrap()["update"]["files"], n_core);
     after_staging(&d, &format!("wp-content/upgrade/wordpress-{B}-partial-0"));
     let records = d.records();
