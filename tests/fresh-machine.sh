@@ -186,9 +186,18 @@ case "$line" in
     step "CRITICAL line that names the quarantine result" $(( $(date +%s) - s )) FAIL
     tail -20 "$RUN/cmd1.err" | sed 's/^/  | /' ;;
 esac
-kill -INT "$WATCH_PID" 2>/dev/null
-# `watch` is a grandchild of chroot's bash: signal it by name inside.
-inside 60 "pkill -INT -f 'sitewarden watch'" >/dev/null 2>&1 || true
+# `watch` is a grandchild of chroot's bash: signalled as Ctrl-C would, by
+# its pid (the process named sitewarden whose root is this fresh root; a
+# pattern would also match the shells and `timeout` that name it, and
+# `timeout` hands a signal to its whole group). Ctrl-C must stop it: 30 s
+# later it is killed, and that is a failure.
+in_root() { for p in $(pgrep -x sitewarden); do [ "$(readlink "/proc/$p/root")" = "$ROOT" ] && echo "$p"; done; }
+kill -INT $(in_root) 2>/dev/null
+for _ in $(seq 150); do [ -z "$(in_root)" ] && break; sleep 0.2; done
+if [ -n "$(in_root)" ]; then
+    kill -KILL $(in_root) 2>/dev/null
+    step "watch stopped by SIGINT within 30 s" 30 FAIL
+fi
 wait "$WATCH_PID" 2>/dev/null
 WATCH_PID=
 [ -n "${FRESH_ONLY:-}" ] && finish
