@@ -204,11 +204,7 @@ impl Store {
         if dir.is_empty() {
             return self.load(site);
         }
-        // Paths below `dir/` sort between `dir/` and `dir0` ('0' follows '/').
-        let mut lo = dir.to_vec();
-        lo.push(b'/');
-        let mut hi = dir.to_vec();
-        hi.push(b'0');
+        let (lo, hi) = below(dir);
         // Two searches of the primary key, not one OR (with which SQLite
         // reads every row of the site: in a storm of new files on fanotify
         // that was 45 % of the daemon's CPU).
@@ -342,10 +338,7 @@ impl Store {
 
     /// Paths strictly below `dir` whose drift has been alerted.
     pub fn drift_under(&self, site: &str, dir: &[u8]) -> Result<Vec<RelPath>, StoreError> {
-        let mut lo = dir.to_vec();
-        lo.push(b'/');
-        let mut hi = dir.to_vec();
-        hi.push(b'0');
+        let (lo, hi) = below(dir);
         let mut stmt = self
             .conn
             .prepare_cached("SELECT path FROM drift WHERE site = ?1 AND path >= ?2 AND path < ?3")
@@ -534,6 +527,16 @@ fn state_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<FileState>>
         target: r.get(at + 10)?,
         nlink: r.get::<_, Option<u32>>(at + 11)?.unwrap_or(1),
     }))
+}
+
+/// The key range of the paths strictly below `dir`: they sort between
+/// `dir/` and `dir0` ('0' follows '/').
+fn below(dir: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut lo = dir.to_vec();
+    lo.push(b'/');
+    let mut hi = dir.to_vec();
+    hi.push(b'0');
+    (lo, hi)
 }
 
 #[cfg(test)]
