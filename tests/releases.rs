@@ -795,6 +795,87 @@ fn a_lying_version_php_changes_no_verdict_and_is_itself_reported() {
     ));
 }
 
+/// A writer who keeps a package busy (one of its files rewritten every
+/// 1.5 s, so it never settles) does not hold back a new file's alert until
+/// the hold's cap (60 s): the new file is judged while the writer still
+/// writes.
+#[test]
+fn a_busy_package_does_not_hold_a_new_file_back() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let dir = wp.f.root().join("wp-content/plugins/akismet");
+    let (akismet_a, _, _, _) = &wp.akismet;
+    let busy = akismet_a.keys().find(|k| k.ends_with(".php") && *k != "akismet.php").unwrap().clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, base, stop) = (dir.join(&busy), akismet_a[&busy].clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 40 {
+                let mut bytes = base.clone();
+                bytes.extend_from_slice(format!("\n// {n}\n").as_bytes());
+                std::fs::write(&path, bytes).unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_millis(3000));
+    let t = std::time::Instant::now();
+    std::fs::write(dir.join("class-extra-cache.php"), "<?php $akismet_extra_cache = 'on';\n").unwrap();
+    let r = d.wait_record("added", "/wp-content/plugins/akismet/class-extra-cache.php");
+    let took = t.elapsed();
+    let writing = !writer.is_finished();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    println!("a new file in a package rewritten every 1.5 s: alerted after {took:?}, the writer wrote {writes} times");
+    assert!(writing, "alerted only once the writer stopped ({writes} writes)");
+    assert_eq!((r["severity"].as_str(), r["verdict"]["origin"].as_str()), (Some("critical"), Some("foreign")), "{r}");
+}
+
+#[test]
+fn a_lying_plugin_version_changes_no_verdict_and_is_itself_reported() {
+    let wp = site(&[]);
+    let d = start(&wp);
+    let f = &wp.f;
+    let (akismet_a, _, from, _) = &wp.akismet;
+    let dir = "wp-content/plugins/akismet";
+    // A signature-free backdoor in one of the plugin's files, and a
+    // `Version:` header the publisher does not know.
+    let target = akismet_a.keys().find(|k| k.ends_with(".php") && *k != "akismet.php").unwrap();
+    let mut bytes = akismet_a[target].clone();
+    bytes.extend_from_slice(b"\n$akismet_extra_cache = 'on';\n");
+    f.write(format!("{dir}/{target}"), bytes);
+    let lie = format!("{from}.99");
+    let main = String::from_utf8(akismet_a["akismet.php"].clone()).unwrap().replacen(
+        &format!("Version: {from}"),
+        &format!("Version: {lie}"),
+        1,
+    );
+    f.write(format!("{dir}/akismet.php"), main);
+    let r = d.wait_record("modified", &format!("/{dir}/{target}"));
+    assert_eq!((r["severity"].as_str(), r["rule"].as_str()), (Some("critical"), Some("vendor-tampered")), "{r}");
+    assert_eq!(
+        r["verdict"],
+        serde_json::json!({"origin": "tampered", "package": "plugin:akismet", "version": from}),
+        "{r}"
+    );
+    let r = d.wait_record("modified", &format!("/{dir}/akismet.php"));
+    assert_eq!(
+        (r["severity"].as_str(), r["rule"].as_str()),
+        (Some("critical"), Some("vendor-version-mismatch")),
+        "{r}"
+    );
+    d.wait_stderr(&format!(
+        "{dir}/akismet.php says {lie}, a release the publisher does not know; the files are plugin:akismet {from}"
+    ));
+    let out = f.run(["verify"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(&format!("{dir}/akismet.php says {lie}")), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("{dir}/{target}")), "{}", out.stdout);
+}
+
 #[test]
 fn an_update_made_while_the_publisher_was_down_is_accepted_once_it_answers() {
     let mut wp = site(&[]);

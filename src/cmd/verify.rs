@@ -138,12 +138,12 @@ pub(super) fn verify_site(
         let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for p in wordpress::detect(&site.real_root) {
             let mut fetched = publisher.manifest(&p, &never);
-            if p.name == "wordpress" && matches!(fetched, Err(wordpress::FetchError::NotPublished(_))) {
-                // `version.php` names a release the publisher does not
-                // know: the release the files are judges them (and
-                // `version.php`, which differs from it, is tampered).
-                if let Some(m) = publisher.identify_core(&site.real_root, &p, &[], &never) {
-                    claims.push(format!("version.php says {}", p.version));
+            if matches!(fetched, Err(wordpress::FetchError::NotPublished(_))) {
+                // The version file names a release the publisher does not
+                // know: the release the files are judges them (and the
+                // version file, which differs from it, is tampered).
+                if let Some(m) = publisher.identify(&site.real_root, &p, &[], &never) {
+                    claims.push(format!("{} says {}", crate::util::bytes::printable(&p.version_file), p.version));
                     fetched = Ok(m);
                 }
             }

@@ -801,21 +801,24 @@ impl Generation {
                 continue;
             }
             let mut fetched = self.publisher.manifest(&p, &self.cancel);
-            if p.name == "wordpress" && matches!(fetched, Err(FetchError::NotPublished(_))) {
-                // `version.php` names a release the publisher does not
+            if matches!(fetched, Err(FetchError::NotPublished(_))) {
+                // The version file names a release the publisher does not
                 // know: the release the files are judges them.
-                let also: Vec<String> = self.sites[i].accepted_version("wordpress").into_iter().collect();
-                if let Some(m) = self.publisher.identify_core(&site.real_root, &p, &also, &self.cancel) {
+                let also: Vec<String> = self.sites[i].accepted_version(&p.name).into_iter().collect();
+                if let Some(m) = self.publisher.identify(&site.real_root, &p, &also, &self.cancel) {
                     // Once: a release found is kept until the version changes.
                     tracing::warn!(
                         site = %site.name,
-                        "wordpress: version.php says {}, a release the publisher does not know; the files are wordpress {}: judged against it",
+                        "{}: {} says {}, a release the publisher does not know; the files are {} {}: judged against it",
+                        p.name,
+                        crate::util::bytes::printable(&p.version_file),
                         p.version,
+                        p.name,
                         m.version
                     );
                     // The baseline holds the release the files are.
-                    if self.sites[i].accepted_version("wordpress").as_deref() == Some(p.version.as_str()) {
-                        self.sites[i].set_accepted_version("wordpress", &m.version);
+                    if self.sites[i].accepted_version(&p.name).as_deref() == Some(p.version.as_str()) {
+                        self.sites[i].set_accepted_version(&p.name, &m.version);
                     }
                     fetched = Ok(m);
                 }

@@ -564,7 +564,10 @@ impl Judge {
         let mut verdict = site.policy.verdict(c);
         // Known-good: against what was deployed.
         let vendor = generation.sites[i].verdict(&site.real_root, &c.rel, c.after.as_ref());
-        if c.rel.ends_with(b"version.php") || c.rel.starts_with(b"wp-content/plugins/") && c.rel.ends_with(b".php") {
+        if c.rel.ends_with(b"version.php")
+            || c.rel.starts_with(b"wp-content/plugins/") && c.rel.ends_with(b".php")
+            || c.rel.starts_with(b"wp-content/themes/") && c.rel.ends_with(b"/style.css")
+        {
             // Maybe a new version: the loop looks at the packages again.
             generation.sites[i].vendors_stale.store(true, Ordering::Release);
         }
@@ -572,13 +575,14 @@ impl Judge {
             Some(crate::releases::Origin::Tampered) => {
                 verdict.severity = Severity::Critical;
                 verdict.rule = "vendor-tampered".into();
-                // `version.php` names another release than the files are.
-                let claimed = || generation.sites[i].package("wordpress").map(|(p, _)| p.version);
-                if c.rel == b"wp-includes/version.php"
-                    && vendor
-                        .as_ref()
-                        .is_some_and(|v| v.package == "wordpress" && Some(&v.version) != claimed().as_ref())
-                {
+                // The version file (`version.php`, a plugin's main file, a
+                // theme's `style.css`) names another release than the
+                // package's files are.
+                let lies = vendor.as_ref().and_then(|v| {
+                    let (p, _) = generation.sites[i].package(&v.package)?;
+                    Some(p.version_file == c.rel && p.version != v.version)
+                });
+                if lies == Some(true) {
                     verdict.rule = "vendor-version-mismatch".into();
                 }
             }
@@ -755,6 +759,9 @@ impl Judge {
         }
         h.changes.insert(c.rel.clone(), c.clone());
         h.last = now;
+        if c.after.is_some() && c.transient.is_none() && watch.listing_package(&c.rel).is_none() {
+            h.unlisted.entry(c.rel.clone()).or_insert(now);
+        }
         true
     }
 
@@ -985,6 +992,28 @@ impl Judge {
         let due: Vec<_> = self.updates.iter().filter(|(_, h)| h.due() <= now).map(|(k, _)| k.clone()).collect();
         for key in due {
             let Some(mut h) = self.updates.remove(&key) else { continue };
+            // A new file held while its package is kept busy: judged now.
+            let updating = self.staged.keys().any(|(site, _)| *site == key.0)
+                || staging::maintenance_mode(&h.generation.cfg.sites[h.site].real_root);
+            let late = h.overdue(now, updating);
+            if !late.is_empty() {
+                tracing::info!(
+                    site = %h.generation.cfg.sites[h.site].name,
+                    "{}: still being written {} s after {} new files came: judged without waiting for it",
+                    h.package,
+                    updates::BUSY_LIMIT.as_secs(),
+                    late.len()
+                );
+                let generation = Arc::clone(&h.generation);
+                self.emit(&generation, h.site, &late, &[], None, false)?;
+                if !h.changes.is_empty() && h.due() > now {
+                    self.updates.insert(key, h);
+                    continue;
+                }
+                if h.changes.is_empty() {
+                    continue;
+                }
+            }
             let outcome = updates::outcome(&mut h, now);
             if matches!(outcome, updates::Outcome::Wait) {
                 self.updates.insert(key, h);

@@ -6,7 +6,9 @@
 //! release does not vouch for, is held by the judge with the other changes
 //! of that package until the package has been quiet for [`SETTLE`] (at
 //! most [`MAX_HOLD`] after the first, so a writer who keeps a package busy
-//! only delays its alerts). Then the version on disk is read again:
+//! only delays its alerts; a file the installed release does not list, a
+//! new file, at most [`BUSY_LIMIT`]). Then the version on disk is read
+//! again:
 //! - unchanged: the changes are tampering, judged as usual (`critical`);
 //! - changed, and the new release's checksums are at hand: the files that
 //!   match it are one summary record — an update (`info`, accepted), a
@@ -36,6 +38,11 @@ use crate::releases::{Manifest, Origin};
 pub const SETTLE: Duration = Duration::from_secs(2);
 /// ... and at the latest this long after its first held change.
 pub const MAX_HOLD: Duration = Duration::from_secs(60);
+/// A file the installed release does not list (a new file) held with a
+/// package that is still being written is judged on its own this long
+/// after it came: a writer who keeps a package busy never holds back a new
+/// file's alert longer than this (an updater writes a package in a burst).
+pub const BUSY_LIMIT: Duration = Duration::from_secs(5);
 /// Packages held at once; past this a change is judged at once.
 pub const MAX_PACKAGES: usize = 256;
 /// Changes held per package; past this they are judged at once.
@@ -57,6 +64,9 @@ pub struct Held {
     /// Its version when the first change was held (`None`: not installed).
     pub from: Option<String>,
     pub changes: BTreeMap<RelPath, Change>,
+    /// The held changes of files the installed release does not list, and
+    /// when each came ([`BUSY_LIMIT`]).
+    pub unlisted: BTreeMap<RelPath, Instant>,
     pub first: Instant,
     pub last: Instant,
     /// The version on disk the checksums were last asked for.
@@ -73,6 +83,7 @@ impl Held {
             package,
             from,
             changes: BTreeMap::new(),
+            unlisted: BTreeMap::new(),
             first: now,
             last: now,
             asked_for: None,
@@ -82,7 +93,37 @@ impl Held {
 
     /// When it is to be looked at again.
     pub fn due(&self) -> Instant {
-        (self.last + SETTLE).min(self.first + MAX_HOLD).max(self.next_look)
+        let settled = (self.last + SETTLE).min(self.first + MAX_HOLD).max(self.next_look);
+        match self.unlisted.values().min() {
+            Some(&came) if came + BUSY_LIMIT < self.last + SETTLE => settled.min(came + BUSY_LIMIT),
+            _ => settled,
+        }
+    }
+
+    /// The changes of files the installed release does not list, held
+    /// [`BUSY_LIMIT`] while the package is still being written: taken out,
+    /// to be judged now. None once the package is quiet (its outcome
+    /// judges them with the rest).
+    ///
+    /// While WordPress's updater is at work on the site (a staging folder
+    /// held, a fresh `.maintenance`: `updating`), a slow copy of a release
+    /// is not cut short: the clock starts again instead.
+    pub fn overdue(&mut self, now: Instant, updating: bool) -> Vec<Change> {
+        if now >= self.last + SETTLE {
+            return Vec::new();
+        }
+        if updating {
+            self.unlisted.values_mut().for_each(|came| *came = (*came).max(now));
+            return Vec::new();
+        }
+        let late: Vec<RelPath> =
+            self.unlisted.iter().filter(|(_, &came)| now >= came + BUSY_LIMIT).map(|(r, _)| r.clone()).collect();
+        late.iter()
+            .filter_map(|r| {
+                self.unlisted.remove(r);
+                self.changes.remove(r)
+            })
+            .collect()
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Package {
     pub locale: String,
     /// Where its files are, relative to the site root (empty: core).
     pub dir: RelPath,
+    /// The file its version was read from (`wp-includes/version.php`, the
+    /// plugin's main file, the theme's `style.css`), relative to the root.
+    pub version_file: RelPath,
 }
 
 /// The packages a WordPress site at `root` runs; premium plugins are
@@ -54,7 +57,8 @@ pub fn detect(root: &Path) -> Vec<Package> {
     if let Some(text) = read_head(&root.join("wp-includes/version.php")) {
         if let Some(version) = php_string(&text, "$wp_version") {
             let locale = php_string(&text, "$wp_local_package").unwrap_or_else(|| "en_US".into());
-            out.push(Package { name: "wordpress".into(), version, locale, dir: Vec::new() });
+            let version_file = b"wp-includes/version.php".to_vec();
+            out.push(Package { name: "wordpress".into(), version, locale, dir: Vec::new(), version_file });
         }
     }
     let plugins = root.join("wp-content/plugins");
@@ -66,12 +70,14 @@ pub fn detect(root: &Path) -> Vec<Package> {
         if !slug.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
             continue;
         }
-        if let Some(version) = plugin_version(&e.path(), &slug) {
+        if let Some((version, main)) = plugin_version(&e.path(), &slug) {
+            let dir = format!("wp-content/plugins/{slug}");
             out.push(Package {
                 name: format!("plugin:{slug}"),
                 version,
                 locale: String::new(),
-                dir: format!("wp-content/plugins/{slug}").into_bytes(),
+                version_file: format!("{dir}/{main}").into_bytes(),
+                dir: dir.into_bytes(),
             });
         }
     }
@@ -91,19 +97,21 @@ fn detect_themes(root: &Path, out: &mut Vec<Package>) {
         }
         let Some(text) = read_head(&e.path().join("style.css")) else { continue };
         if let Some(version) = text.contains("Theme Name:").then(|| header(&text, "Version:")).flatten() {
+            let dir = format!("wp-content/themes/{slug}");
             out.push(Package {
                 name: format!("theme:{slug}"),
                 version,
                 locale: String::new(),
-                dir: format!("wp-content/themes/{slug}").into_bytes(),
+                version_file: format!("{dir}/style.css").into_bytes(),
+                dir: dir.into_bytes(),
             });
         }
     }
 }
 
 /// The `Version:` of the plugin's main file (`SLUG.php`, else the first
-/// top-level `.php` with a `Plugin Name:` header).
-fn plugin_version(dir: &Path, slug: &str) -> Option<String> {
+/// top-level `.php` with a `Plugin Name:` header), and that file's name.
+fn plugin_version(dir: &Path, slug: &str) -> Option<(String, String)> {
     let main = dir.join(format!("{slug}.php"));
     let mut candidates = vec![main];
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -114,7 +122,8 @@ fn plugin_version(dir: &Path, slug: &str) -> Option<String> {
     }
     candidates.into_iter().find_map(|p| {
         let text = read_head(&p)?;
-        text.contains("Plugin Name:").then(|| header(&text, "Version:")).flatten()
+        let version = text.contains("Plugin Name:").then(|| header(&text, "Version:")).flatten()?;
+        Some((version, p.file_name()?.to_str()?.to_string()))
     })
 }
 
@@ -367,37 +376,48 @@ impl Publisher {
     }
 }
 
-/// Candidate releases looked at when core's version is not published.
+/// Candidate releases looked at when a package's version is not published.
 const CANDIDATES: usize = 8;
 
 impl Publisher {
-    /// The release core's files are when `p`, the version `version.php`
-    /// says, is not published (an attacker's `$wp_version`, or a build of
-    /// the site's own): of the releases `also` names (the version the
-    /// baseline holds), those cached, and the neighbours of `p`'s version,
-    /// the one whose files the site at `root` holds most of, if it holds at
-    /// least half of them. Its manifest judges the site; `version.php`
+    /// The release a package's files are when `p`, the version its version
+    /// file says (`version.php`, a plugin's `Version:` header, a theme's
+    /// `style.css`), is not published: an attacker's lie, or a build of the
+    /// site's own. Of the releases `also` names (the version the baseline
+    /// holds), those cached, and the neighbours of `p`'s version, the one
+    /// whose files the site at `root` holds most of, if it holds at least
+    /// half of them. Its manifest judges the package; the version file
     /// differs from it, and is reported as tampered.
-    pub fn identify_core(
+    ///
+    /// Core is always looked for. A plugin or theme only when a release of
+    /// it was known here before (in `also` or the cache): a premium plugin
+    /// the publisher never had costs no guesses.
+    pub fn identify(
         &self,
         root: &Path,
         p: &Package,
         also: &[String],
         cancel: &Arc<AtomicBool>,
     ) -> Option<Arc<Manifest>> {
-        let cached: Vec<String> = std::fs::read_dir(self.cache_dir.join("wordpress"))
+        let suffixes = [format!("-{}.json", p.locale), format!("-{}.zip", p.locale)];
+        let cached: Vec<String> = std::fs::read_dir(self.cache_dir.join(p.name.replace(':', "/")))
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                let v = name.strip_suffix(&format!("-{}.json", p.locale))?;
+                let v = suffixes.iter().find_map(|s| name.strip_suffix(s.as_str()))?;
                 valid_version(v).then(|| v.to_string())
             })
             .collect();
+        let mut known: Vec<String> = also.iter().chain(&cached).filter(|v| **v != p.version).cloned().collect();
+        if known.is_empty() && p.name != "wordpress" {
+            return None;
+        }
+        known.extend(neighbours(&p.version));
         let mut seen = vec![p.version.clone()];
         let mut best: Option<(usize, Arc<Manifest>)> = None;
-        for v in also.iter().cloned().chain(cached).chain(neighbours(&p.version)) {
+        for v in known {
             if seen.contains(&v) || seen.len() > CANDIDATES {
                 continue;
             }
@@ -586,7 +606,13 @@ mod tests {
 
     #[test]
     fn answers_in_either_shape_and_bad_ones() {
-        let core = Package { name: "wordpress".into(), version: "6.4.2".into(), locale: "en_US".into(), dir: vec![] };
+        let core = Package {
+            name: "wordpress".into(),
+            version: "6.4.2".into(),
+            locale: "en_US".into(),
+            dir: vec![],
+            version_file: b"wp-includes/version.php".to_vec(),
+        };
         let flat = br#"{"checksums":{"index.php":"926dd0f95df723f9ed934eb058882cc8"}}"#;
         let nested = br#"{"checksums":{"6.4.2":{"index.php":"926dd0f95df723f9ed934eb058882cc8"}}}"#;
         assert_eq!(parse(&core, flat).unwrap().len(), 1);
@@ -599,6 +625,7 @@ mod tests {
             version: "5.3".into(),
             locale: String::new(),
             dir: b"wp-content/plugins/akismet".to_vec(),
+            version_file: b"wp-content/plugins/akismet/akismet.php".to_vec(),
         };
         let files = br#"{"files":{"akismet.php":{"md5":"926dd0f95df723f9ed934eb058882cc8","sha256":["aa","0000000000000000000000000000000000000000000000000000000000000000"]}}}"#;
         let m = parse(&plugin, files).unwrap();
@@ -626,12 +653,19 @@ mod tests {
 
     #[test]
     fn paths_belong_to_the_innermost_package() {
-        let core = Package { name: "wordpress".into(), version: "6.4.2".into(), locale: "en_US".into(), dir: vec![] };
+        let core = Package {
+            name: "wordpress".into(),
+            version: "6.4.2".into(),
+            locale: "en_US".into(),
+            dir: vec![],
+            version_file: b"wp-includes/version.php".to_vec(),
+        };
         let plugin = Package {
             name: "plugin:a".into(),
             version: "1".into(),
             locale: String::new(),
             dir: b"wp-content/plugins/a".to_vec(),
+            version_file: b"wp-content/plugins/a/a.php".to_vec(),
         };
         let ps = vec![(core, ()), (plugin, ())];
         let name = |rel: &[u8]| owner(&ps, rel).map(|(p, _)| p.name.clone());
