@@ -920,7 +920,7 @@ impl Judge {
             let site = &a.generation.cfg.sites[a.site];
             let root = &site.real_root;
             let (mut ok, mut bad): (Vec<Change>, Vec<Change>) = (Vec::new(), Vec::new());
-            for c in &a.changes {
+            for c in a.changes.values() {
                 let state = file::probe(root, &c.rel, c.after.as_ref()).ok().flatten();
                 let accepted = self.store.get(&site.name, &c.rel)?;
                 let still = FileState::compare(c.after.as_ref(), state.as_ref()).is_none();

@@ -246,7 +246,8 @@ pub struct Awaiting {
     pub now: Package,
     /// Its version before.
     pub from: Option<String>,
-    pub changes: Vec<Change>,
+    /// By path, the latest of each.
+    pub changes: BTreeMap<RelPath, Change>,
     pub until: Instant,
     next_look: Instant,
 }
@@ -258,7 +259,7 @@ impl Awaiting {
             site: h.site,
             now,
             from: h.from.clone(),
-            changes,
+            changes: changes.into_iter().map(|c| (c.rel.clone(), c)).collect(),
             until: at + AWAIT_MAX,
             next_look: at + AWAIT_LOOK,
         }
@@ -277,10 +278,8 @@ impl Awaiting {
     /// A later change in the package's tree, alerted while it waits: it is
     /// confirmed (or judged again) with the rest when the answer comes.
     pub fn add(&mut self, c: &Change) {
-        match self.changes.iter().position(|o| o.rel == c.rel) {
-            Some(k) => self.changes[k] = c.clone(),
-            None if self.changes.len() < MAX_CHANGES => self.changes.push(c.clone()),
-            None => {}
+        if self.changes.len() < MAX_CHANGES || self.changes.contains_key(&c.rel) {
+            self.changes.insert(c.rel.clone(), c.clone());
         }
     }
 
@@ -288,14 +287,11 @@ impl Awaiting {
     /// files came in two bursts): its changes that this one has not, and
     /// the version the baseline held before both.
     pub fn absorb(&mut self, earlier: Awaiting) {
-        let mut rels: std::collections::HashSet<RelPath> = self.changes.iter().map(|c| c.rel.clone()).collect();
-        for c in earlier.changes {
+        for (rel, c) in earlier.changes {
             if self.changes.len() >= MAX_CHANGES {
                 break;
             }
-            if rels.insert(c.rel.clone()) {
-                self.changes.push(c);
-            }
+            self.changes.entry(rel).or_insert(c);
         }
         self.from = earlier.from;
     }
