@@ -216,6 +216,83 @@ fn a_rewrite_loop_ends_restored_with_bounded_alerts() {
     assert_eq!(f.run(["check"]).code, 0);
 }
 
+/// A burst of quarantined files (more than the hook thread's queue holds)
+/// gives each item its hook run, later if it must wait its turn: none is
+/// skipped.
+#[test]
+fn every_quarantined_file_of_a_burst_gets_its_hook_run() {
+    let f = with_hook();
+    // A hook that takes 20 ms: the burst outruns it.
+    std::fs::write(
+        f.path("hook.sh"),
+        format!(
+            "#!/bin/sh\nsleep 0.02\nenv | grep ^SITEWARDEN_ | sort > {}/hook-$SITEWARDEN_QUARANTINE_ID.env\n",
+            f.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&f);
+    let n = 600;
+    for i in 0..n {
+        f.write(format!("wp-content/uploads/2026/12/s{i}.php"), format!("<?php system($_GET[{i}]);\n"));
+    }
+    let removed = |r: &serde_json::Value| r["quarantine"]["result"].as_str().is_some_and(|s| s.starts_with("removed"));
+    d.wait_for("every shell removed", |r| r.iter().filter(|x| removed(x)).count() >= n);
+    let runs = || {
+        std::fs::read_dir(f.dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("hook-"))
+            .count()
+    };
+    let start = Instant::now();
+    while runs() < n {
+        assert!(start.elapsed() < common::HANG, "{} of {n} hook runs", runs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("{n} quarantined files: every hook ran, the last {:?} after the last removal", start.elapsed());
+    let records = d.records();
+    let skipped: Vec<_> = records
+        .iter()
+        .filter(|r| r["quarantine"]["result"].as_str().is_some_and(|s| s.contains("hook not run")))
+        .collect();
+    assert!(skipped.is_empty(), "{skipped:#?}");
+    assert!(
+        records.iter().any(|r| r["quarantine"]["result"].as_str().is_some_and(|s| s.contains("hook queued behind"))),
+        "the burst outran the hook thread's queue: some runs waited"
+    );
+}
+
+/// Restoring an added file removes it: a site rule that restores every
+/// `.htaccess` on every event (the example config's line before) removed a
+/// plugin's protective `deny from all`. `config-check` and the daemon warn
+/// about such a rule; the example's rule, limited to changes of existing
+/// files, keeps the protective file (alerted) and still undoes a tampered
+/// one.
+#[test]
+fn a_restore_rule_for_new_files_is_warned_about_and_the_example_keeps_protective_htaccess() {
+    let f = site("[]", "10s");
+    f.write_config("wordpress", "    quarantine:\n      - { match: \"**/.htaccess\", action: restore }\n");
+    let r = f.run(["config-check"]).ok();
+    assert!(r.stderr.contains("restores added files, that is removes every new one"), "{}", r.stderr);
+    // The example config's rule, as shipped.
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/sitewarden.yaml.example")).unwrap();
+    let line = example.lines().find(|l| l.contains("match: \"**/.htaccess\"")).expect("the example's .htaccess rule");
+    f.write_config("wordpress", &format!("    quarantine:\n{line}\n"));
+    let r = f.run(["config-check"]).ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    f.write("wp-content/plugins/backup/.htaccess", "Deny from all\n");
+    let rec = d.wait_record("added", "/wp-content/plugins/backup/.htaccess");
+    assert!(rec["quarantine"].is_null(), "{rec}");
+    settle();
+    assert_eq!(std::fs::read_to_string(f.abs(b"wp-content/plugins/backup/.htaccess")).unwrap(), "Deny from all\n");
+    std::fs::write(f.abs(b".htaccess"), format!("{GOOD}AddHandler application/x-httpd-php .png\n")).unwrap();
+    wait_until("the restore", || std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD);
+}
+
 #[test]
 fn a_quarantined_secret_is_not_copied_as_evidence() {
     // Regression: the evidence copy ignored `nodiff`.

@@ -75,6 +75,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
             writeln!(out, "  real root: {}", site.real_root.display())?;
         }
         writeln!(out, "  profile: {}", site.profile)?;
+        for w in &site.warnings {
+            writeln!(out, "  warning: {w}")?;
+            eprintln!("sitewarden: warning: site {}: {w}", site.name);
+        }
         writeln!(out, "  auto_accept: {}", site.auto_accept)?;
         for (name, list) in site.policy.lists() {
             writeln!(out, "  {name}: {}", if list.is_empty() { "[]".into() } else { format!("{list:?}") })?;

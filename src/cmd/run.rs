@@ -17,6 +17,11 @@ pub fn run(config_path: &Path) -> Result<i32> {
     cfg.signatures.rules()?;
     // Nothing is created before the checks pass.
     cfg.check_writable()?;
+    for site in &cfg.sites {
+        for w in &site.warnings {
+            eprintln!("sitewarden: warning: site {}: {w}", site.name);
+        }
+    }
     daemon::run(Setup {
         cfg,
         config_path: Some(config_path.to_path_buf()),

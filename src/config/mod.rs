@@ -118,6 +118,9 @@ pub struct Site {
     pub owners: Vec<String>,
     /// The site owner's webhooks (`sites[].alerts.webhooks`).
     pub webhooks: Vec<WebhookSettings>,
+    /// What in the site's settings is allowed but likely a mistake, for
+    /// `config-check` and the daemon's start to say.
+    pub warnings: Vec<String>,
 }
 
 /// When and how the daemon scans (`scan:`), defaults filled in.
@@ -395,6 +398,20 @@ impl Config {
                 s.profile.as_ref().map(|p| p.0.clone()).unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
             let profile = profile::load(&profile_name, profile_dir)?;
             let spec = site_spec(&profile.raw, &s);
+            let warnings = s
+                .quarantine
+                .iter()
+                .map(|q| q.spec())
+                .filter(|q| q.removes_every_new_file())
+                .map(|q| {
+                    format!(
+                        "quarantine rule {:?} restores added files, that is removes every new one it matches \
+                         (a plugin's protective .htaccess too): limit it to `events: [modified, deleted, metadata]`, \
+                         or add `when: signature`",
+                        q.patterns
+                    )
+                })
+                .collect();
             let policy = Policy::compile(&spec)
                 .map_err(|e| ConfigError::File { file: file.clone(), message: format!("site '{}': {e}", s.name.0) })?;
             sites.push(Site {
@@ -424,6 +441,7 @@ impl Config {
                     .alerts
                     .map(|a| a.webhooks.0.into_iter().map(webhook_settings).collect())
                     .unwrap_or_default(),
+                warnings,
             });
         }
 

@@ -49,6 +49,10 @@ const QUARANTINE_ALERTS: usize = 5;
 /// Records kept until their hook has run, to name a failure; beyond this a
 /// hook's failure is only logged.
 const HOOKS_TRACKED: usize = 1024;
+/// Hook runs kept waiting for room in that queue (a burst of quarantined
+/// files: each gets its run, later); past this a run is not made, and its
+/// record says so.
+const HOOK_BACKLOG: usize = 10_000;
 
 /// What a worker saw of one site: changes against the baseline, and paths
 /// found back at their accepted state.
@@ -183,6 +187,7 @@ pub fn spawn(
         hook_control: ctl_tx.downgrade(),
         supervisor: supervisor.clone(),
         waiting_hooks: HashMap::new(),
+        hook_backlog: std::collections::VecDeque::new(),
         sinks,
         host,
         busy_since: Arc::clone(&handle.busy_since),
@@ -260,6 +265,8 @@ struct Judge {
     supervisor: Supervisor,
     /// Records whose quarantine hook has not reported yet, by item id.
     waiting_hooks: HashMap<String, AlertRecord>,
+    /// Hook runs waiting for room in the hook thread's queue.
+    hook_backlog: std::collections::VecDeque<hook::HookJob>,
     sinks: Sinks,
     host: String,
     busy_since: Arc<AtomicI64>,
@@ -425,6 +432,8 @@ impl Judge {
                 let _ = b.done.send(result);
             }
             Control::Hook { id, failure } => {
+                // A run is done: room for one that waited.
+                self.feed_hooks();
                 let Some(mut record) = self.waiting_hooks.remove(&id) else { return Ok(()) };
                 if let Some(why) = failure {
                     // The change was alerted already; this record says that
@@ -1214,13 +1223,43 @@ impl Judge {
             }
         }
         let Some(hooks) = self.hooks.as_ref() else { return };
-        if !hooks.submit(job) {
+        // Runs wait their turn in order: behind the backlog, if there is one.
+        let job = match self.hook_backlog.is_empty() {
+            true => hooks.submit(job).err(),
+            false => Some(job),
+        };
+        if let Some(job) = job {
+            if self.hook_backlog.len() >= HOOK_BACKLOG {
+                tracing::error!(
+                    "quarantine hook not run for item {}: {HOOK_BACKLOG} runs are waiting already",
+                    meta.id
+                );
+                if let Some(q) = record.quarantine.as_mut() {
+                    let done = q.result.take().unwrap_or_default();
+                    q.result = Some(format!("{done}; hook not run: {HOOK_BACKLOG} runs were waiting already"));
+                }
+                return;
+            }
+            self.hook_backlog.push_back(job);
             if let Some(q) = record.quarantine.as_mut() {
                 let done = q.result.take().unwrap_or_default();
-                q.result = Some(format!("{done}; hook not run: too many runs waiting"));
+                q.result =
+                    Some(format!("{done}; hook queued behind {} runs", self.hook_backlog.len() - 1 + hook::QUEUE));
             }
-        } else if self.waiting_hooks.len() < HOOKS_TRACKED {
+        }
+        if self.waiting_hooks.len() < HOOKS_TRACKED {
             self.waiting_hooks.insert(meta.id.clone(), record.clone());
+        }
+    }
+
+    /// Hands the hook thread the runs that waited for room, oldest first.
+    fn feed_hooks(&mut self) {
+        let Some(hooks) = self.hooks.as_ref() else { return };
+        while let Some(job) = self.hook_backlog.pop_front() {
+            if let Err(job) = hooks.submit(job) {
+                self.hook_backlog.push_front(job);
+                break;
+            }
         }
     }
 }

@@ -83,6 +83,18 @@ pub struct QuarantineSpec {
     pub when: QuarantineWhen,
 }
 
+impl QuarantineSpec {
+    /// Does it remove every new file it matches? Restoring an added file
+    /// means removing it: a rule that restores on `added` (or on every
+    /// event) without `when: signature` removes a plugin's protective
+    /// `.htaccess` (`deny from all`) as surely as an attacker's.
+    pub fn removes_every_new_file(&self) -> bool {
+        self.action == crate::model::QuarantineAction::Restore
+            && self.when == QuarantineWhen::Always
+            && (self.events.is_empty() || self.events.contains(&EventKind::Added))
+    }
+}
+
 /// When a quarantine rule acts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+/// Runs the hook thread's queue holds.
+pub const QUEUE: usize = 256;
+
 /// Output kept from a hook (stdout and stderr together).
 const MAX_OUTPUT: u64 = 64 * 1024;
 
@@ -81,7 +84,7 @@ impl HookRunner {
     /// Starts the hook thread under `supervisor`; `on_result` hears every
     /// outcome.
     pub fn spawn(supervisor: &crate::util::supervise::Supervisor, on_result: OnResult) -> std::io::Result<HookRunner> {
-        let (tx, rx) = sync_channel(256);
+        let (tx, rx) = sync_channel(QUEUE);
         supervisor.spawn("sw-hook", move || {
             serve(rx, on_result);
             Ok(())
@@ -89,18 +92,12 @@ impl HookRunner {
         Ok(HookRunner { tx })
     }
 
-    /// Queues a run; `false` when too many are waiting (the job is logged).
-    pub fn submit(&self, job: HookJob) -> bool {
-        match self.tx.try_send(job) {
-            Ok(()) => true,
-            Err(e) => {
-                let job = match e {
-                    std::sync::mpsc::TrySendError::Full(j) | std::sync::mpsc::TrySendError::Disconnected(j) => j,
-                };
-                tracing::error!("quarantine hook not run (too many waiting): {:?}", job.argv);
-                false
-            }
-        }
+    /// Queues a run; hands the job back when the queue is full (the caller
+    /// keeps it for later).
+    pub fn submit(&self, job: HookJob) -> Result<(), HookJob> {
+        self.tx.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(j) | std::sync::mpsc::TrySendError::Disconnected(j) => j,
+        })
     }
 }
 
