@@ -107,7 +107,7 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Take the current state (all, or the given paths) into the baseline
+    /// Take the current state (all, or the given paths) into the baseline; changes no alert named are recorded (rule accepted-without-alert)
     Accept {
         /// Only this site
         #[arg(long)]

@@ -336,6 +336,73 @@ fn watch_prints_alerts_without_a_config() {
     assert!(child.wait().unwrap().success());
 }
 
+/// The alert log, read without a daemon.
+fn logged(f: &Fixture) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(f.path("alerts.jsonl")).unwrap_or_default();
+    text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Nothing enters the baseline unseen: a change taken in by `accept`
+/// before any alert named it is named by `accept`, recorded with its diff
+/// (`accepted-without-alert`, the severity the site's rules give it) and
+/// queued for the mail, which the daemon delivers once it runs.
+#[test]
+fn a_change_accepted_before_any_alert_is_recorded_and_mailed() {
+    let f = site("");
+    let mail_dir = tempfile::tempdir().unwrap();
+    let smtp = common::smtp::SmtpServer::start(mail_dir.path(), None);
+    f.add_email(smtp.port, "    digest_seconds: 1\n");
+    f.write("lib/cache.php", "<?php $f = $_GET['f']; $f($_GET['a']);\n");
+    f.write("lib/util.php", "<?php function u() { return 2; }\n");
+    let out = f.run(["accept"]).ok();
+    assert!(out.stderr.contains("accepted without an alert: added"), "{}", out.stderr);
+    assert!(out.stderr.contains("/lib/cache.php"), "{}", out.stderr);
+    assert!(out.stderr.contains("2 of them had not been alerted"), "{}", out.stderr);
+    let recs = logged(&f);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    let r = recs.iter().find(|r| r["path"].as_str().unwrap().ends_with("/lib/cache.php")).unwrap();
+    assert_eq!((r["event"].as_str(), r["rule"].as_str()), (Some("added"), Some("accepted-without-alert")), "{r}");
+    assert!(r["diff"].as_str().unwrap().contains("+<?php $f = $_GET['f']"), "{r}");
+    assert!(r["diff_note"].as_str().unwrap().contains("accepted by `sitewarden accept` before it was alerted"), "{r}");
+    assert_eq!(f.run(["check"]).code, 0);
+    // Queued for the mail: the daemon sends it.
+    let d = Daemon::start(&f);
+    let mails = smtp.wait_messages(1, common::daemon::PATIENCE);
+    assert!(
+        mails.iter().any(|m| m.body.contains("accepted-without-alert") && m.body.contains("lib/cache.php")),
+        "{mails:#?}"
+    );
+    // What the daemon alerted is not recorded again when accepted.
+    f.write("lib/util.php", "<?php function u() { return 3; }\n");
+    d.wait_record("modified", "/lib/util.php");
+    let out = f.run(["accept"]).ok();
+    assert!(!out.stderr.contains("without an alert"), "{}", out.stderr);
+    settle();
+    assert_eq!(d.records().iter().filter(|r| r["rule"] == "accepted-without-alert").count(), 2);
+}
+
+/// A deploy script's `accept` half a second after an attacker's write,
+/// while the daemon still holds the change: the change is alerted or
+/// recorded as accepted, never neither.
+#[test]
+fn an_accept_racing_the_daemon_never_swallows_a_change() {
+    let f = site("");
+    let d = Daemon::start(&f);
+    for k in 0..5 {
+        let rel = format!("lib/plugin{k}/x.php");
+        f.write(&rel, format!("<?php $f = $_GET['f{k}']; $f($_GET['a']);\n"));
+        std::thread::sleep(Duration::from_millis(100 * k));
+        f.run(["accept"]).ok();
+        let seen = d.wait_for("the change alerted or recorded", |r| count(r, &format!("/{rel}")) >= 1);
+        assert!(count(&seen, &format!("/{rel}")) >= 1);
+    }
+    settle();
+    for k in 0..5 {
+        let n = count(&d.records(), &format!("/lib/plugin{k}/x.php"));
+        assert!((1..=2).contains(&n), "plugin{k}: {n} records");
+    }
+}
+
 mod filetime {
     pub fn now() -> nix::sys::time::TimeSpec {
         let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();

@@ -163,6 +163,41 @@ impl RouteSink {
     }
 }
 
+/// Records made outside the daemon (by `sitewarden accept`): appended to
+/// the alert log and queued in the outbox of every route that wants them,
+/// from where the daemon's couriers deliver them (within a minute while it
+/// runs, else at its next start). Returns how many route queues took them.
+pub fn queue(cfg: &crate::config::Config, records: &[AlertRecord]) -> Result<usize, BuildError> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let stamped: Vec<AlertRecord> = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.stamp_id();
+            r
+        })
+        .collect();
+    log::AlertLog::open(&cfg.alerts.log, cfg.alerts.log_format)?.append(&stamped).map_err(BuildError::Log)?;
+    let io = |source| BuildError::Outbox { dir: cfg.state_dir.clone(), source };
+    let mut queued = 0;
+    for p in plan(cfg)? {
+        let wanted: Vec<AlertRecord> = stamped
+            .iter()
+            .filter(|r| r.severity >= p.min_severity && p.site.as_deref().is_none_or(|s| r.site == s))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let outbox = outbox::Outbox::open_route(&cfg.state_dir, p.site.as_deref(), p.leaf.as_deref()).map_err(io)?;
+        outbox.push(&wanted, crate::util::time::now_ns()).map_err(io)?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
 /// A sink could not take an alert.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

@@ -1,10 +1,17 @@
 //! `sitewarden accept [PATH...]`: take the current state into the baseline,
 //! for every watched path of the selected sites or only for the named files
 //! and directories. A path that cannot be read keeps its old baseline entry.
+//!
+//! Nothing enters the baseline unseen: a change accepted before the daemon
+//! alerted it (a deploy script's `accept` half a second after a write, while
+//! the daemon still held the change) is named on stderr and recorded, one
+//! `accepted-without-alert` record with its diff per change, in the alert
+//! log and every route's outbox.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -13,7 +20,7 @@ use crate::baseline::Store;
 use crate::config::{Config, Site};
 use crate::content::ContentStore;
 use crate::detect::{self, CompareSpec};
-use crate::model::RelPath;
+use crate::model::{Change, DetectedBy, FileState, RelPath};
 use crate::scan::file;
 use crate::util::time::now_ns;
 
@@ -25,47 +32,112 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
     }
     let mut store = Store::open(&cfg.state_dir)?;
     let content = ContentStore::new(&cfg.state_dir);
+    let mut records = Vec::new();
     if paths.is_empty() {
         for site in cfg.select(only)? {
-            let n = accept_under(&mut store, site, b"", &content)?.len();
-            eprintln!("sitewarden: {}: accepted {n} changes", site.name);
+            let accepted = accept_under(&mut store, site, b"", &content)?;
+            eprintln!("sitewarden: {}: accepted {} changes", site.name, accepted.changes.len());
+            records.extend(unalerted_records(site, &accepted.unalerted, &content));
         }
         crate::content::prune_unreferenced(&content, &store);
-        return Ok(OK);
-    }
-    for (site, rel) in targets {
-        let is_dir = rel.is_empty()
-            || matches!(
-                file::open_parent(&site.real_root, &rel),
-                Ok(Some((dir, name))) if file::open_dir_at(std::os::fd::AsFd::as_fd(&dir), &name).is_ok()
+    } else {
+        for (site, rel) in targets {
+            let is_dir = rel.is_empty()
+                || matches!(
+                    file::open_parent(&site.real_root, &rel),
+                    Ok(Some((dir, name))) if file::open_dir_at(std::os::fd::AsFd::as_fd(&dir), &name).is_ok()
+                );
+            let accepted = if is_dir {
+                accept_under(&mut store, site, &rel, &content)?
+            } else {
+                accept_one(&mut store, site, &rel)?
+            };
+            eprintln!(
+                "sitewarden: {}: accepted {} changes under {}",
+                site.name,
+                accepted.changes.len(),
+                crate::scan::show(&crate::model::absolute(&site.root, &rel))
             );
-        let n = if is_dir {
-            accept_under(&mut store, site, &rel, &content)?.len()
-        } else {
-            accept_one(&mut store, site, &rel)?
-        };
+            records.extend(unalerted_records(site, &accepted.unalerted, &content));
+        }
+    }
+    if !records.is_empty() {
+        crate::alert::queue(cfg, &records)?;
         eprintln!(
-            "sitewarden: {}: accepted {n} changes under {}",
-            site.name,
-            crate::scan::show(&crate::model::absolute(&site.root, &rel))
+            "sitewarden: {} of them had not been alerted: recorded as `accepted-without-alert` in the alert log and queued for every route",
+            records.len()
         );
     }
     Ok(OK)
 }
 
+/// What an `accept` took into the baseline.
+pub struct Accepted {
+    /// Every change taken in.
+    pub changes: Vec<Change>,
+    /// Those whose state now accepted was never alerted (directories
+    /// made or removed aside).
+    pub unalerted: Vec<Change>,
+}
+
+/// The changes of `changes` whose new state the store does not hold as
+/// alerted drift. Read before the accept forgets that drift.
+fn unalerted(store: &Store, site: &Site, changes: &[Change]) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    for c in changes.iter().filter(|c| !c.is_silent()) {
+        let seen = store.alerted(&site.name, &c.rel)?;
+        if seen.is_none_or(|state| FileState::compare(state.as_ref(), c.after.as_ref()).is_some()) {
+            out.push(c.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// One `accepted-without-alert` record per change, each named on stderr:
+/// the severity the site's rules give it, its diff, and a note saying the
+/// rule that would have alerted it.
+fn unalerted_records(site: &Site, changes: &[Change], content: &ContentStore) -> Vec<crate::alert::AlertRecord> {
+    let host = crate::util::hostname();
+    let now = now_ns();
+    changes
+        .iter()
+        .map(|c| {
+            let mut v = site.policy.verdict(c);
+            let rule = std::mem::replace(&mut v.rule, ACCEPTED_RULE.into());
+            v.quarantine = None;
+            let mut record =
+                crate::alert::diff::record_with_diff(&host, site, c, &v, content, Some(&site.real_root), now);
+            let note = format!(
+                "accepted by `sitewarden accept` before it was alerted (rule {rule}, {}); it is now the baseline",
+                v.severity
+            );
+            record.diff_note = Some(match record.diff_note.take() {
+                Some(n) => format!("{note}; {n}"),
+                None => note,
+            });
+            eprintln!(
+                "sitewarden: {}: accepted without an alert: {} {} ({}, rule {rule})",
+                site.name,
+                c.kind.as_str(),
+                crate::scan::show(&crate::model::absolute(&site.root, &c.rel)),
+                v.severity
+            );
+            record
+        })
+        .collect()
+}
+
+/// The rule of a record made by `accept` for a change it took in unalerted.
+pub const ACCEPTED_RULE: &str = "accepted-without-alert";
+
 /// Accepts the current state of the whole site; returns what changed.
-pub fn accept_site(store: &mut Store, site: &Site, content: &ContentStore) -> Result<Vec<crate::model::Change>> {
-    accept_under(store, site, b"", content)
+pub fn accept_site(store: &mut Store, site: &Site, content: &ContentStore) -> Result<Vec<Change>> {
+    Ok(accept_under(store, site, b"", content)?.changes)
 }
 
 /// Accepts the current state of everything below `dir` (all of the site
-/// when empty). Returns the changes taken in.
-fn accept_under(
-    store: &mut Store,
-    site: &Site,
-    dir: &[u8],
-    content: &ContentStore,
-) -> Result<Vec<crate::model::Change>> {
+/// when empty).
+fn accept_under(store: &mut Store, site: &Site, dir: &[u8], content: &ContentStore) -> Result<Accepted> {
     let baseline = store.load(&site.name)?;
     let cmp = detect::compare(&CompareSpec {
         keep_observed: dir.is_empty(),
@@ -76,6 +148,7 @@ fn accept_under(
     for (rel, e) in &cmp.problems {
         warn(&site.name, rel, e);
     }
+    let unalerted = unalerted(store, site, &cmp.changes)?;
     let writer = store.write()?;
     if let Some(observed) = &cmp.observed {
         // The whole site: the baseline becomes exactly what was observed,
@@ -101,23 +174,27 @@ fn accept_under(
         }
     }
     writer.commit()?;
-    Ok(cmp.changes)
+    Ok(Accepted { changes: cmp.changes, unalerted })
 }
 
 /// Accepts the current state of one path (its absence, if it is gone).
-fn accept_one(store: &mut Store, site: &Site, rel: &[u8]) -> Result<usize> {
+fn accept_one(store: &mut Store, site: &Site, rel: &[u8]) -> Result<Accepted> {
     let before = store.get(&site.name, rel)?;
     let now = file::probe(&site.real_root, rel, None)
         .map_err(|e| anyhow::anyhow!("{}: {e}", crate::scan::show(&crate::model::absolute(&site.root, rel))))?;
     if let Some(state) = &now {
         if !site.policy.watched(rel, state.kind) {
             warn(&site.name, rel, &"not watched by the site's profile; nothing to accept");
-            return Ok(0);
+            return Ok(Accepted { changes: Vec::new(), unalerted: Vec::new() });
         }
     }
-    let changed = crate::model::FileState::compare(before.as_ref(), now.as_ref()).is_some();
+    let changes: Vec<Change> = FileState::compare(before.as_ref(), now.as_ref())
+        .map(|kind| Change::new(Arc::clone(&site.name), rel.to_vec(), kind, before, now.clone(), DetectedBy::Scan))
+        .into_iter()
+        .collect();
+    let unalerted = unalerted(store, site, &changes)?;
     let writer = store.write()?;
     writer.accept(&site.name, rel, now.as_ref())?;
     writer.commit()?;
-    Ok(usize::from(changed))
+    Ok(Accepted { changes, unalerted })
 }
