@@ -312,12 +312,13 @@ fn a_quarantined_secret_is_not_copied_as_evidence() {
     }
 }
 
-/// A `.htaccess` rewritten in a loop is undone at the speed of the write:
-/// sampled every millisecond for 5 s, the attacker's version is live only a
-/// part of the time (it was live 92.7% of it when every restore waited for
-/// a quiet period). The fraction is printed; the assertion guards against
-/// a return to the quiet period (a release build measures about 11%, this
-/// debug build about 18%; a truncated file mid-write counts as live).
+/// A `.htaccess` rewritten in a loop is undone while the loop runs, not
+/// once it stops: sampled every millisecond for 5 s, the attacker's version
+/// is seen replaced by the admin's again and again (a restore that waited
+/// for a quiet period would never come while the writer writes every
+/// 20 ms). How long the attacker's version is live is a speed, measured by
+/// `bench/htaccess.sh` beside a restore loop of `inotifywait`; this test
+/// prints it and asserts only that the restores come during the loop.
 #[test]
 fn a_htaccess_rewrite_loop_is_undone_at_the_speed_of_the_write() {
     let f = with_hook();
@@ -337,14 +338,16 @@ fn a_htaccess_rewrite_loop_is_undone_at_the_speed_of_the_write() {
             n
         })
     };
-    let (mut samples, mut live) = (0u32, 0u32);
+    let (mut samples, mut live, mut undone) = (0u32, 0u32, 0u32);
+    let mut was_live = false;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
         if let Ok(text) = std::fs::read_to_string(&path) {
             samples += 1;
-            if text != GOOD {
-                live += 1;
-            }
+            let is_live = text != GOOD;
+            live += u32::from(is_live);
+            undone += u32::from(was_live && text == GOOD);
+            was_live = is_live;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -352,10 +355,12 @@ fn a_htaccess_rewrite_loop_is_undone_at_the_speed_of_the_write() {
     let writes = writer.join().unwrap();
     let fraction = f64::from(live) / f64::from(samples);
     println!(
-        "htaccess rewrite loop: {writes} writes in 5 s, attacker's version live {:.1}% of {samples} samples",
+        "htaccess rewrite loop: {writes} writes in 5 s, undone {undone} times while it ran, \
+         attacker's version live {:.1}% of {samples} samples",
         fraction * 100.0
     );
     wait_until("the last restore", || std::fs::read_to_string(&path).unwrap() == GOOD);
-    assert!(fraction < 0.5, "live {:.1}% of the time", fraction * 100.0);
+    assert!(writes > 10, "the writer wrote {writes} times");
+    assert!(undone >= 3, "undone {undone} times while {writes} writes ran: the restore waits for the writer to stop");
     drop(d);
 }
