@@ -181,6 +181,20 @@ def lie(root, tree):
         f.write(text)
 
 
+def plugin_lie(root, tree, slug, version):
+    """The same cover for a plugin: a signature-free line appended to one of
+    its files and its `Version:` header naming a release that does not
+    exist (VERSION + ".99")."""
+    top = f"wp-content/plugins/{slug}/"
+    target = sorted(k for k in tree if k.startswith(top) and k.endswith(".php") and k != f"{top}{slug}.php")[0]
+    with open(os.path.join(root, target), "ab") as f:
+        f.write(b"\n$extra_cache = 'on';\n")
+    main = f"{top}{slug}.php"
+    text = tree[main].replace(b"Version: %s" % version.encode(), b"Version: %s.99" % version.encode(), 1)
+    with open(os.path.join(root, main), "wb") as f:
+        f.write(text)
+
+
 def config(path, state, log, root, source, port):
     base = f"http://127.0.0.1:{port}"
     with open(path, "w") as f:
@@ -201,6 +215,24 @@ sites:
     root: {root}
     profile: wordpress
 """)
+
+
+def after_sha(record):
+    """The content a record shows (its `after` hash), None for none."""
+    after = record.get("after") or {}
+    return after.get("sha256")
+
+
+def all_new(records):
+    """Does each record of one path after the first show content none
+    before it showed?"""
+    shown = {after_sha(records[0])}
+    for r in records[1:]:
+        sha = after_sha(r)
+        if sha is None or sha in shown:
+            return False
+        shown.add(sha)
+    return True
 
 
 def run(name, source, site_tree, act, port):
@@ -280,8 +312,11 @@ def main():
          lambda r: core_update(r, minor, old, no_content(old))),
         (f"core {OLD}, version.php says {OLD}0, a backdoor and a new file (an attack, 3 records)", site(old),
          lambda r: lie(r, old)),
+        (f"akismet {akv(ak_old)}, its Version: says {akv(ak_old)}.99, a backdoor (an attack, 2 records)", site(minor),
+         lambda r: plugin_lie(r, minor, "akismet", akv(ak_old))),
     ]
-    print("| update path | source | records | by rule and severity | files seen in staging | paths in records (twice) | `status` drift after |")
+    print("| update path | source | records | by rule and severity | files seen in staging "
+          "| paths in records (twice; with the same content twice) | `status` drift after |")
     print("|---|---|---:|---|---:|---:|---:|")
     only = os.environ.get("ONLY", "")
     for name, tree, act in paths:
@@ -297,10 +332,18 @@ def main():
                 shown = ", ".join(f"{k} x{n}" for k, n in sorted(rules.items())) or "-"
                 per_path = {}
                 for r in records:
-                    per_path[r["path"]] = per_path.get(r["path"], 0) + 1
-                twice = sum(1 for n in per_path.values() if n > 1)
-                print(f"| {name} | {source} | {len(records)} | {shown} | {seen} | {len(per_path)} ({twice}) | {drift} |",
-                      flush=True)
+                    per_path.setdefault(r["path"], []).append(r)
+                twice = {p: rs for p, rs in per_path.items() if len(rs) > 1}
+                # A later record of a path is noise unless it shows content
+                # no earlier one did (a file read half-written, then whole).
+                same = sum(1 for rs in twice.values() if not all_new(rs))
+                for p, rs in twice.items():
+                    print(f"   {source}: {p} reported {len(rs)} times:", file=sys.stderr)
+                    for r in rs:
+                        print(f"     {r.get('event')} after={after_sha(r)} transient={r.get('transient')} "
+                              f"detected_by={r.get('detected_by')} time={r.get('time')}", file=sys.stderr)
+                print(f"| {name} | {source} | {len(records)} | {shown} | {seen} "
+                      f"| {len(per_path)} ({len(twice)}; {same}) | {drift} |", flush=True)
     srv.shutdown()
 
 

@@ -32,9 +32,15 @@
 #                          $wp_version naming a release that does not exist
 #                          (three critical records: tampered, foreign, and
 #                          vendor-version-mismatch)
+#   plugin Version: lie    the same for akismet: a line appended to one of
+#                          its files and its Version: header naming a
+#                          release that does not exist (two critical
+#                          records: tampered, vendor-version-mismatch)
 #
-# For each: the records, by rule and severity, and the files the daemon
-# said it saw in the staging folders.
+# For each: the records, by rule and severity, the files the daemon said
+# it saw in the staging folders, the paths in records (how many more than
+# once, and how many of those with no new content: noise; each repeated
+# path's records are printed on stderr), and the drift `status` counts.
 #
 #   bench/updater.sh MIRROR_GIT_DIR [OLD MINOR MAJOR]
 #     (defaults: 6.5.4 6.5.5 6.6.1)
