@@ -163,6 +163,18 @@ impl RouteSink {
     }
 }
 
+/// `records`, each with its id.
+fn stamped(records: &[AlertRecord]) -> Vec<AlertRecord> {
+    records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.stamp_id();
+            r
+        })
+        .collect()
+}
+
 /// Records made outside the daemon (by `sitewarden accept`): appended to
 /// the alert log and queued in the outbox of every route that wants them,
 /// from where the daemon's couriers deliver them (within a minute while it
@@ -171,14 +183,7 @@ pub fn queue(cfg: &crate::config::Config, records: &[AlertRecord]) -> Result<usi
     if records.is_empty() {
         return Ok(0);
     }
-    let stamped: Vec<AlertRecord> = records
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            r.stamp_id();
-            r
-        })
-        .collect();
+    let stamped = stamped(records);
     log::AlertLog::open(&cfg.alerts.log, cfg.alerts.log_format)?.append(&stamped).map_err(BuildError::Log)?;
     let io = |source| BuildError::Outbox { dir: cfg.state_dir.clone(), source };
     let mut queued = 0;
@@ -332,14 +337,7 @@ impl Sinks {
         if records.is_empty() {
             return Ok(());
         }
-        let stamped: Vec<AlertRecord> = records
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                r.stamp_id();
-                r
-            })
-            .collect();
+        let stamped = stamped(records);
         let records = &stamped[..];
         if let Some(t) = &self.terminal {
             t.print(records);

@@ -604,15 +604,19 @@ mod tests {
         assert_eq!(header(" * Plugin Name: Akismet\n * Version: 5.3.1\n", "Version:").as_deref(), Some("5.3.1"));
     }
 
-    #[test]
-    fn answers_in_either_shape_and_bad_ones() {
-        let core = Package {
+    fn core_642() -> Package {
+        Package {
             name: "wordpress".into(),
             version: "6.4.2".into(),
             locale: "en_US".into(),
             dir: vec![],
             version_file: b"wp-includes/version.php".to_vec(),
-        };
+        }
+    }
+
+    #[test]
+    fn answers_in_either_shape_and_bad_ones() {
+        let core = core_642();
         let flat = br#"{"checksums":{"index.php":"926dd0f95df723f9ed934eb058882cc8"}}"#;
         let nested = br#"{"checksums":{"6.4.2":{"index.php":"926dd0f95df723f9ed934eb058882cc8"}}}"#;
         assert_eq!(parse(&core, flat).unwrap().len(), 1);
@@ -653,13 +657,7 @@ mod tests {
 
     #[test]
     fn paths_belong_to_the_innermost_package() {
-        let core = Package {
-            name: "wordpress".into(),
-            version: "6.4.2".into(),
-            locale: "en_US".into(),
-            dir: vec![],
-            version_file: b"wp-includes/version.php".to_vec(),
-        };
+        let core = core_642();
         let plugin = Package {
             name: "plugin:a".into(),
             version: "1".into(),
