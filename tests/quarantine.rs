@@ -293,6 +293,30 @@ fn a_restore_rule_for_new_files_is_warned_about_and_the_example_keeps_protective
     wait_until("the restore", || std::fs::read_to_string(f.abs(b".htaccess")).unwrap() == GOOD);
 }
 
+/// Wordfence logs request bodies into `wp-content/uploads/wflogs/`: a
+/// request carrying a web shell's text makes its log match a signature.
+/// The `when: signature` rule for uploads must not destroy a file the
+/// baseline holds: its accepted version is put back. A new shell there is
+/// still removed.
+#[test]
+fn a_signature_match_never_deletes_a_file_the_baseline_holds() {
+    let f = site("[]", "10s");
+    let log = "wp-content/uploads/wflogs/attack-data.php";
+    let accepted = "<?php exit('Access denied'); __halt_compiler(); ?>\na:1:{i:0;s:8:\"GET /x.y\";}\n";
+    f.write(log, accepted);
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    f.write(log, format!("{accepted}a:1:{{i:0;s:28:\"POST body=eval($_POST[1]);\";}}\n"));
+    let r = d.wait_record("modified", &format!("/{log}"));
+    assert!(!r["signatures"].is_null(), "the log matches: {r}");
+    let result = r["quarantine"]["result"].as_str().unwrap();
+    assert!(result.contains("it was in the baseline, its accepted version is back"), "{r}");
+    assert_eq!(std::fs::read_to_string(f.abs(log.as_bytes())).unwrap(), accepted, "put back, not deleted");
+    f.write("wp-content/uploads/wflogs/x.php", "<?php eval($_POST[1]);\n");
+    let r = d.wait_record("added", "/wp-content/uploads/wflogs/x.php");
+    assert_eq!(r["quarantine"]["result"], "removed", "{r}");
+}
+
 #[test]
 fn a_quarantined_secret_is_not_copied_as_evidence() {
     // Regression: the evidence copy ignored `nodiff`.

@@ -404,6 +404,16 @@ fn act_on(content: &ContentStore, change: &Change, act: &Action<'_>) -> (String,
         QuarantineAction::Keep => ("kept".into(), false),
         QuarantineAction::Remove => match change.kind {
             EventKind::Deleted => ("already gone".into(), false),
+            // A file the baseline holds is never destroyed on what its new
+            // content matched (an attacker's request text in a security
+            // plugin's log): its accepted version is put back, or it is
+            // left as it is, alerted.
+            _ if change.before.as_ref().is_some_and(|b| b.kind == FileType::File) => {
+                match restore_baseline(content, change, act) {
+                    (done, true) => (format!("{done}: it was in the baseline, its accepted version is back"), true),
+                    (why, false) => (format!("kept: it was in the baseline, and {why}"), false),
+                }
+            }
             _ => outcome(write::remove(act.own, act.site_root_real, &change.rel), "removed"),
         },
         QuarantineAction::Restore => restore_baseline(content, change, act),
