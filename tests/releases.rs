@@ -592,7 +592,15 @@ fn after_staging(d: &Daemon, work: &str) {
     let t = std::time::Instant::now();
     let said = format!("{work}: staged by the updater");
     while !d.stderr().contains(&said) {
-        assert!(t.elapsed() < common::HANG * 2, "daemon never said {said:?}; stderr:\n{}", d.stderr());
+        if t.elapsed() >= common::HANG * 2 {
+            let before = d.threads();
+            std::thread::sleep(Duration::from_secs(2));
+            panic!(
+                "daemon never said {said:?}; stderr:\n{}\nthreads:\n{before}threads 2 s later:\n{}",
+                d.stderr(),
+                d.threads()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     println!("{work}: judged {:?} after the update", t.elapsed());

@@ -125,6 +125,32 @@ impl Daemon {
         self.child.as_ref().unwrap().id() as i32
     }
 
+    /// Each thread of the daemon: its name, state and where in the kernel
+    /// it waits (`/proc/PID/task/*`), and its CPU ticks: what a test that
+    /// timed out prints, to tell a stuck thread from a busy one.
+    pub fn threads(&self) -> String {
+        let mut out = String::new();
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).into_iter().flatten().flatten();
+        for t in tasks {
+            let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default().trim().to_string();
+            let stat = read("stat");
+            // After the name in parentheses: state, ..., utime (14th), stime (15th).
+            let fields: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+            let field = |k: usize| fields.get(k).copied().unwrap_or("?");
+            out.push_str(&format!(
+                "  {} {:<16} state {} wchan {} utime {} stime {}\n",
+                t.file_name().to_string_lossy(),
+                read("comm"),
+                field(0),
+                read("wchan"),
+                field(11),
+                field(12)
+            ));
+        }
+        out
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
     }
