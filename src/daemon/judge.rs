@@ -49,6 +49,13 @@ const QUARANTINE_ALERTS: usize = 5;
 /// Records kept until their hook has run, to name a failure; beyond this a
 /// hook's failure is only logged.
 const HOOKS_TRACKED: usize = 1024;
+/// Adds `text` to what the record says its quarantine did.
+fn add_to_result(record: &mut AlertRecord, text: String) {
+    if let Some(q) = record.quarantine.as_mut() {
+        q.result = Some(format!("{}{text}", q.result.take().unwrap_or_default()));
+    }
+}
+
 /// Hook runs kept waiting for room in that queue (a burst of quarantined
 /// files: each gets its run, later); past this a run is not made, and its
 /// record says so.
@@ -438,10 +445,7 @@ impl Judge {
                 if let Some(why) = failure {
                     // The change was alerted already; this record says that
                     // the admin's hook did not do its part.
-                    if let Some(q) = record.quarantine.as_mut() {
-                        let done = q.result.take().unwrap_or_default();
-                        q.result = Some(format!("{done}; hook failed: {why}"));
-                    }
+                    add_to_result(&mut record, format!("; hook failed: {why}"));
                     record.time = crate::util::time::rfc3339_ms(now_ns());
                     self.sinks.deliver(&[record])?;
                 }
@@ -591,7 +595,7 @@ impl Judge {
                     let (p, _) = generation.sites[i].package(&v.package)?;
                     Some(p.version_file == c.rel && p.version != v.version)
                 });
-                if lies == Some(true) {
+                if lies.unwrap_or(false) {
                     verdict.rule = "vendor-version-mismatch".into();
                 }
             }
@@ -1214,10 +1218,7 @@ impl Judge {
             match hook::HookRunner::spawn(&self.supervisor, report) {
                 Ok(h) => self.hooks = Some(h),
                 Err(e) => {
-                    if let Some(q) = record.quarantine.as_mut() {
-                        let done = q.result.take().unwrap_or_default();
-                        q.result = Some(format!("{done}; hook not run: cannot start its thread: {e}"));
-                    }
+                    add_to_result(record, format!("; hook not run: cannot start its thread: {e}"));
                     return;
                 }
             }
@@ -1234,18 +1235,11 @@ impl Judge {
                     "quarantine hook not run for item {}: {HOOK_BACKLOG} runs are waiting already",
                     meta.id
                 );
-                if let Some(q) = record.quarantine.as_mut() {
-                    let done = q.result.take().unwrap_or_default();
-                    q.result = Some(format!("{done}; hook not run: {HOOK_BACKLOG} runs were waiting already"));
-                }
+                add_to_result(record, format!("; hook not run: {HOOK_BACKLOG} runs were waiting already"));
                 return;
             }
             self.hook_backlog.push_back(job);
-            if let Some(q) = record.quarantine.as_mut() {
-                let done = q.result.take().unwrap_or_default();
-                q.result =
-                    Some(format!("{done}; hook queued behind {} runs", self.hook_backlog.len() - 1 + hook::QUEUE));
-            }
+            add_to_result(record, format!("; hook queued behind {} runs", self.hook_backlog.len() - 1 + hook::QUEUE));
         }
         if self.waiting_hooks.len() < HOOKS_TRACKED {
             self.waiting_hooks.insert(meta.id.clone(), record.clone());
