@@ -393,3 +393,85 @@ fn a_htaccess_rewrite_loop_is_undone_at_the_speed_of_the_write() {
     assert!(undone >= 3, "undone {undone} times while {writes} writes ran: the restore waits for the writer to stop");
     drop(d);
 }
+
+/// A removed file is destroyed: its copy in the quarantine is then the only
+/// one, so it is kept whatever it holds. A web shell behind a decoy
+/// credential line is kept whole, and its alert shows the code with only
+/// the credential line redacted; a shell with a second hard link outside
+/// the site is kept whole, and its alert says where (another name may be
+/// a secret file, so its content is not mailed).
+#[test]
+fn an_undone_shell_keeps_its_evidence_behind_a_decoy_credential_or_a_second_link() {
+    let f = site("[]", "10s");
+    let d = Daemon::start(&f);
+    let decoy = "<?php\ndefine('DB_PASSWORD', 'Qw7-zP2kLx9vRt4m');\nsystem($_GET['cmd']);\n";
+    f.write("wp-content/uploads/2026/decoy.php", decoy);
+    let r = d.wait_record("added", "/wp-content/uploads/2026/decoy.php");
+    assert_eq!(r["quarantine"]["result"], "removed", "{r}");
+    let item = f.state().join("quarantine").join(r["quarantine"]["id"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(item.join("file")).unwrap(), decoy, "the whole shell is kept");
+    assert_eq!(std::fs::metadata(item.join("file")).unwrap().mode() & 0o777, 0o600);
+    let diff = r["diff"].as_str().unwrap_or_else(|| panic!("the code is shown: {r}"));
+    assert!(diff.contains("system($_GET['cmd']);") && diff.contains("[redacted: secret]"), "{diff}");
+    assert!(!diff.contains("Qw7-zP2kLx9vRt4m") && !r.to_string().contains("Qw7-zP2kLx9vRt4m"), "{r}");
+    let shown = f.run(["quarantine", "show", r["quarantine"]["id"].as_str().unwrap()]);
+    assert!(
+        shown.stdout.contains("system($_GET['cmd']);") && !shown.stdout.contains("Qw7-zP2kLx9vRt4m"),
+        "{}",
+        shown.stdout
+    );
+
+    let outside = f.path("outside.php");
+    let shell = "<?php eval($_POST['x']);\n";
+    std::fs::write(&outside, shell).unwrap();
+    std::fs::create_dir_all(f.abs(b"wp-content/uploads/2027")).unwrap();
+    std::fs::hard_link(&outside, f.abs(b"wp-content/uploads/2027/linked.php")).unwrap();
+    let r = d.wait_record("added", "/wp-content/uploads/2027/linked.php");
+    assert_eq!(r["quarantine"]["result"], "removed", "{r}");
+    let id = r["quarantine"]["id"].as_str().unwrap();
+    let item = f.state().join("quarantine").join(id);
+    assert_eq!(std::fs::read_to_string(item.join("file")).unwrap(), shell, "the whole shell is kept");
+    assert!(r["diff"].is_null(), "another name may be a secret: not mailed: {r}");
+    assert!(r["diff_note"].as_str().unwrap().contains(&format!("sitewarden quarantine show {id}")), "{r}");
+}
+
+/// `quarantine.max_size` is reached by junk after the real shell: the
+/// first item stays, the cap purges the newest items of the least
+/// severity, and every purge is an alert naming the item.
+#[test]
+fn the_quarantine_cap_keeps_the_first_item_and_alerts_every_purge() {
+    let f = site("[]", "10s");
+    let cfg = std::fs::read_to_string(f.config()).unwrap().replacen(
+        "hook_timeout: 10s\n",
+        "hook_timeout: 10s\n  max_size: 2MiB\n",
+        1,
+    );
+    std::fs::write(f.config(), cfg).unwrap();
+    let d = Daemon::start(&f);
+    let real = "<?php system($_GET['real']);\n";
+    f.write("wp-content/uploads/real.php", real);
+    let first = d.wait_record("added", "/wp-content/uploads/real.php");
+    let first_id = first["quarantine"]["id"].as_str().unwrap().to_string();
+    let junk = format!("<?php system($_GET['j']);\n/*{}*/\n", "x".repeat(400 << 10));
+    for n in 0..10 {
+        f.write(format!("wp-content/uploads/junk{n}.php"), &junk);
+        d.wait_record("added", &format!("/wp-content/uploads/junk{n}.php"));
+    }
+    settle();
+    let records = d.records();
+    let evicted: Vec<&serde_json::Value> = records.iter().filter(|r| r["rule"] == "quarantine-evicted").collect();
+    let dir = f.state().join("quarantine");
+    let kept: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let size: u64 = common::walk(&dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    println!("{} items kept ({size} bytes), {} purged and alerted", kept.len(), evicted.len());
+    assert!(size <= 2 << 20, "under the cap: {size}");
+    assert!(kept.contains(&first_id), "the first item stays: {kept:?}");
+    assert_eq!(std::fs::read_to_string(dir.join(&first_id).join("file")).unwrap(), real);
+    assert_eq!(kept.len() + evicted.len(), 11, "every item is kept or alerted as purged: {evicted:#?}");
+    for r in evicted {
+        assert_eq!(r["severity"], "high", "{r}");
+        let id = r["quarantine"]["id"].as_str().unwrap();
+        assert!(!kept.iter().any(|k| k == id) && r["diff_note"].as_str().unwrap().contains(id), "{r}");
+    }
+}

@@ -193,6 +193,23 @@ pub fn render(
     }
 }
 
+/// The diff of a quarantined change from its evidence copy `evidence` (item
+/// `id`), whose content holds a credential: the file was undone, so what
+/// it held is shown with every credential line redacted, never hidden
+/// whole (a decoy `define('DB_PASSWORD', …)` does not hide a web shell).
+pub fn of_evidence(
+    event: EventKind,
+    label: &str,
+    before: Side<'_>,
+    evidence: &[u8],
+    id: &str,
+    secrets: &Secrets,
+) -> Rendered {
+    let r = render(event, label, before, Side::Bytes(evidence), false, secrets);
+    let kept = format!("credential lines redacted; the whole file is kept as evidence in quarantine item {id}");
+    Rendered { diff: r.diff, note: Some(r.note.map(|n| format!("{n}; {kept}")).unwrap_or(kept)) }
+}
+
 fn unified(label: &str, event: EventKind, old: &[u8], new: &[u8], secrets: &Secrets) -> String {
     let old = String::from_utf8_lossy(old);
     let new = String::from_utf8_lossy(new);

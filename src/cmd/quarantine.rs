@@ -74,8 +74,25 @@ pub fn run(cfg: &Config, command: QuarantineCommand) -> Result<i32> {
             let event = if m.baseline_sha256.is_some() { EventKind::Modified } else { EventKind::Added };
             // Either side may hold a credential (a version kept before it
             // was known for a secret): then neither is shown.
-            let nodiff = nodiff || [&evidence, &before].iter().any(|s| s.as_deref().is_some_and(|b| secrets.holds(b)));
-            let r = render(event, &m.path, before_side, after_side, nodiff, &secrets);
+            let r = match &evidence {
+                // Undone, and holding a credential: shown with every
+                // credential line redacted (the shell behind a decoy).
+                Some(e) if m.evidence_secret && !nodiff => {
+                    crate::alert::diff::of_evidence(event, &m.path, before_side, e, &id, &secrets)
+                }
+                _ => {
+                    let hidden = [&evidence, &before].iter().any(|s| s.as_deref().is_some_and(|b| secrets.holds(b)));
+                    if (nodiff || hidden) && evidence.is_some() {
+                        let file = store.item_dir(&id).join(crate::quarantine::EVIDENCE);
+                        writeln!(
+                            out,
+                            "(the evidence holds a secret and is not shown here: {}, root only)",
+                            file.display()
+                        )?;
+                    }
+                    render(event, &m.path, before_side, after_side, nodiff || hidden, &secrets)
+                }
+            };
             if let Some(note) = r.note {
                 writeln!(out, "({})", crate::alert::diff::note_text(&note))?;
             }

@@ -146,11 +146,15 @@ fn repair_one(cfg: &Config, site: &Site, f: &Finding, m: Option<&Manifest>) -> R
         nodiff: site.policy.nodiff(&f.rel),
         evidence: true,
         secrets: site.policy.secrets(),
+        severity: crate::model::Severity::Critical,
         max_size: cfg.quarantine.max_size,
         own: &own,
     };
     let store = QuarantineStore::new(&cfg.state_dir);
-    let mut meta = quarantine::apply(&store, &content, &change, &act)?;
+    let quarantine::Applied { mut meta, evicted } = quarantine::apply(&store, &content, &change, &act)?;
+    // Items the quarantine's cap purged for this one are alerted, as the
+    // daemon alerts them.
+    crate::alert::queue(cfg, &quarantine::evicted_records(&crate::util::hostname(), cfg, &evicted))?;
     // The release's own file, written here (binary files too: the content
     // store keeps text only).
     if let (Some(bytes), Some(state)) = (&bytes, &before) {

@@ -195,6 +195,7 @@ pub fn spawn(
         supervisor: supervisor.clone(),
         waiting_hooks: HashMap::new(),
         hook_backlog: std::collections::VecDeque::new(),
+        evicted: Vec::new(),
         sinks,
         host,
         busy_since: Arc::clone(&handle.busy_since),
@@ -274,6 +275,9 @@ struct Judge {
     waiting_hooks: HashMap<String, AlertRecord>,
     /// Hook runs waiting for room in the hook thread's queue.
     hook_backlog: std::collections::VecDeque<hook::HookJob>,
+    /// Alerts for quarantine items purged by its cap, sent with the
+    /// records of the change that made room necessary.
+    evicted: Vec<AlertRecord>,
     sinks: Sinks,
     host: String,
     busy_since: Arc<AtomicI64>,
@@ -546,6 +550,7 @@ impl Judge {
             }
             records.extend(record);
         }
+        records.append(&mut self.evicted);
         let forget = self.forgettable(&site.name, reverted, since)?;
         if records.is_empty() && forget.is_empty() && back.is_empty() && silent.is_empty() && repaired.is_empty() {
             return Ok(0);
@@ -672,6 +677,7 @@ impl Judge {
             nodiff: verdict.nodiff,
             evidence: allowed.is_ok(),
             secrets: site.policy.secrets(),
+            severity: verdict.severity,
             max_size: generation.cfg.quarantine.max_size,
             own: &self.own,
         };
@@ -686,7 +692,10 @@ impl Judge {
             _ => None,
         };
         let meta = match quarantine::apply(&self.quarantine, &self.content, repair.unwrap_or(c), &act) {
-            Ok(meta) => meta,
+            Ok(applied) => {
+                self.evicted.extend(quarantine::evicted_records(&self.host, &generation.cfg, &applied.evicted));
+                applied.meta
+            }
             Err(e) => {
                 tracing::error!(site = %site.name, "quarantine failed: {e}");
                 return (Some(build(&self.content)), Fate::Drift);
@@ -715,6 +724,9 @@ impl Judge {
             return (None, fate);
         }
         let mut record = build(&self.content);
+        if meta.evidence_secret && !verdict.nodiff && record.diff.is_none() {
+            self.show_evidence(&mut record, site, c, &meta);
+        }
         record.quarantine = Some(QuarantineRecord { id: meta.id.clone(), action, result: Some(result) });
         if !generation.cfg.quarantine.hook.is_empty() {
             self.run_hook(generation, &meta, &mut record, verdict.severity.as_str());
@@ -968,6 +980,7 @@ impl Judge {
             }
             tracing::info!(
                 site = %site.name,
+                records.append(&mut self.evicted);
                 "{} {}: the publisher answered; {} of {} files alerted meanwhile match the release",
                 a.now.name,
                 a.now.version,
@@ -1202,6 +1215,31 @@ impl Judge {
     fn run_hook(&mut self, generation: &Generation, meta: &quarantine::Meta, record: &mut AlertRecord, severity: &str) {
         let job = hook::HookJob {
             argv: generation.cfg.quarantine.hook.clone(),
+    /// The diff of an undone file whose content holds (or may hold) a
+    /// credential, which the usual diff leaves out: from the evidence kept,
+    /// credential lines redacted; a file with other hard links only says
+    /// where its copy is (another name may be a secret file).
+    fn show_evidence(&self, record: &mut AlertRecord, site: &crate::config::Site, c: &Change, meta: &quarantine::Meta) {
+        let kept = format!("kept as evidence: `sitewarden quarantine show {}`", meta.id);
+        let evidence = self.quarantine.evidence(&meta.id).filter(|_| meta.evidence);
+        let linked = c.after.as_ref().is_some_and(FileState::linked);
+        let Some(bytes) = evidence.filter(|_| !linked) else {
+            record.diff_note = Some(match record.diff_note.take() {
+                Some(n) => format!("{}; {kept}", diff::note_text(&n)),
+                None => kept,
+            });
+            return;
+        };
+        let before = c.before.as_ref().map(|b| b.sha256.and_then(|sha| self.content.get(&sha)));
+        let side = match &before {
+            None => diff::Side::Absent,
+            Some(Some(b)) => diff::Side::Bytes(b),
+            Some(None) => diff::Side::Unknown,
+        };
+        let r = diff::of_evidence(c.kind, &record.path, side, &bytes, &meta.id, site.policy.secrets());
+        (record.diff, record.diff_note) = (r.diff, r.note);
+    }
+
             env: quarantine::hook_env(meta, &self.quarantine, severity),
             timeout: generation.cfg.quarantine.hook_timeout,
             report: quarantine::hook_report(&self.quarantine, &meta.id),

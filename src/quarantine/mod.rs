@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::alert::record::{absolute, hex};
 use crate::content::ContentStore;
-use crate::model::{Change, EventKind, FileType, QuarantineAction};
+use crate::model::{Change, EventKind, FileType, QuarantineAction, Severity};
 use crate::scan::file;
 use crate::util::bytes::{base64, lossless, needs_base64};
 use crate::util::time::{now_ns, rfc3339_ms};
@@ -97,6 +97,15 @@ pub struct Meta {
     /// larger changed version.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub evidence_head: bool,
+    /// True when the evidence holds a credential (or may: a secret's path,
+    /// another hard link): kept because the live file was undone, shown
+    /// only with its credential lines redacted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evidence_secret: bool,
+    /// The severity of the alert that quarantined it: the quarantine's cap
+    /// purges the least severe items first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
     /// How many times this path was quarantined with this same content
     /// (a rewrite loop is one item, not thousands).
     #[serde(default = "one")]
@@ -177,25 +186,43 @@ impl QuarantineStore {
         }
     }
 
-    /// Keeps the quarantine under `cap` bytes, the oldest items going first
-    /// (said in the log); returns how many were purged.
-    pub fn enforce_cap(&self, cap: u64) -> usize {
+    /// Keeps the quarantine under `cap` bytes; returns the items purged
+    /// (each is to be alerted). The least severe go first, of equal
+    /// severity the largest, then the newest; never `made` (the item just
+    /// made). Junk that fills the cap is pushed out before a real shell,
+    /// which is small, and the first item of an intrusion outlasts the
+    /// junk that follows it.
+    pub fn enforce_cap(&self, cap: u64, made: Option<&str>) -> Vec<Meta> {
         if self.size() <= cap {
-            return 0;
+            return Vec::new();
         }
         let target = cap - cap / 10;
-        let mut purged = 0;
-        for m in self.list() {
+        let mut items: Vec<(Meta, u64)> = self
+            .list()
+            .into_iter()
+            .filter(|m| Some(m.id.as_str()) != made)
+            .map(|m| {
+                let n = self.item_size(&m.id);
+                (m, n)
+            })
+            .collect();
+        items.sort_by(|(a, an), (b, bn)| {
+            a.severity.cmp(&b.severity).then(bn.cmp(an)).then(b.time_ns.cmp(&a.time_ns)).then(b.id.cmp(&a.id))
+        });
+        let mut purged = Vec::new();
+        for (m, n) in items {
             if self.size() <= target {
                 break;
             }
-            let n = self.item_size(&m.id);
             if std::fs::remove_dir_all(self.item_dir(&m.id)).is_ok() {
                 self.count(-(n as i64));
-                purged += 1;
+                purged.push(m);
             }
         }
-        tracing::warn!("quarantine over its cap of {cap} bytes: purged the {purged} oldest items");
+        tracing::warn!(
+            "quarantine over its cap of {cap} bytes: purged {} items, the least severe and largest first",
+            purged.len()
+        );
         purged
     }
 
@@ -318,22 +345,32 @@ pub struct Action<'a> {
     /// Keep a copy of the changed version (once per alert window: a
     /// rewrite loop is undone every time, but not copied every time).
     pub evidence: bool,
-    /// What a credential looks like: content holding one is not copied.
+    /// What a credential looks like: content holding one is copied only
+    /// when the live file is undone (it is then the only copy left).
     pub secrets: &'a crate::policy::secrets::Secrets,
+    /// The severity of the change's alert.
+    pub severity: Severity,
     /// The quarantine's cap in bytes (`quarantine.max_size`).
     pub max_size: u64,
     /// Where the daemon's own writes are registered before they happen.
     pub own: &'a crate::watch::own::OwnWrites,
 }
 
-/// Quarantines `change`: evidence first, then the action. Returns the
-/// item's metadata (its `result` says what was done).
+/// What [`apply`] did.
+pub struct Applied {
+    /// The item's metadata (its `result` says what was done).
+    pub meta: Meta,
+    /// Items purged to keep the quarantine under its cap.
+    pub evicted: Vec<Meta>,
+}
+
+/// Quarantines `change`: evidence first, then the action.
 pub fn apply(
     store: &QuarantineStore,
     content: &ContentStore,
     change: &Change,
     act: &Action<'_>,
-) -> Result<Meta, QuarantineError> {
+) -> Result<Applied, QuarantineError> {
     let now = now_ns();
     let after = change.after.as_ref();
     let before = change.before.as_ref();
@@ -347,7 +384,7 @@ pub fn apply(
         }
         (meta.result, meta.undone) = act_on(content, change, act);
         rewrite_meta(&store.item_dir(&meta.id), &meta)?;
-        return Ok(meta);
+        return Ok(Applied { meta, evicted: Vec::new() });
     }
     let (id, dir) = store.new_item()?;
     let abs = absolute(act.site_root_shown, &change.rel);
@@ -374,17 +411,28 @@ pub fn apply(
         baseline_size: before.map(|b| b.size),
         evidence: false,
         evidence_head: false,
+        evidence_secret: false,
+        severity: Some(act.severity),
         count: 1,
         repeats: Vec::new(),
     };
     let secret = after.and_then(|a| a.sha256.as_ref()).is_some_and(|sha| content.is_secret(sha));
-    if after.is_some_and(|a| a.kind == FileType::File) && act.evidence && !act.nodiff && !secret {
-        match copy_evidence(act.site_root_real, &change.rel, &dir.join(EVIDENCE), act.secrets) {
-            Ok(Some(Copied::Whole(sha))) => {
-                meta.evidence = true;
-                meta.sha256 = Some(hex(&sha));
+    // What is undone is destroyed: its copy here (root-only) is then the
+    // only one, so it is kept whatever it holds. What is kept live is its
+    // own evidence, and a secret is never copied for it.
+    let undoing = act.action != QuarantineAction::Keep;
+    if after.is_some_and(|a| a.kind == FileType::File) && act.evidence && (undoing || (!act.nodiff && !secret)) {
+        match copy_evidence(act.site_root_real, &change.rel, &dir.join(EVIDENCE), act.secrets, undoing) {
+            Ok(Some(copied)) => {
+                match copied.kind {
+                    CopyKind::Whole(sha) => {
+                        meta.evidence = true;
+                        meta.sha256 = Some(hex(&sha));
+                    }
+                    CopyKind::Head => meta.evidence_head = true,
+                }
+                meta.evidence_secret = copied.secret || act.nodiff || secret;
             }
-            Ok(Some(Copied::Head)) => meta.evidence_head = true,
             Ok(None) => {}
             Err(e) => tracing::warn!("quarantine {id}: evidence not copied: {e}"),
         }
@@ -393,8 +441,58 @@ pub fn apply(
     write_meta(&dir, &meta)?;
     store.remember(change, &meta);
     store.count(store.item_size(&id) as i64);
-    store.enforce_cap(act.max_size);
-    Ok(meta)
+    let evicted = store.enforce_cap(act.max_size, Some(&id));
+    Ok(Applied { meta, evicted })
+}
+
+/// Rule of the alert for an item the quarantine's cap purged.
+pub const EVICTED_RULE: &str = "quarantine-evicted";
+
+/// The alert for item `m`, purged to keep the quarantine under `cap`
+/// bytes: evidence is never destroyed in silence.
+fn evicted_record(
+    host: &str,
+    site: &crate::config::Site,
+    m: &Meta,
+    cap: u64,
+    time_ns: i64,
+) -> crate::alert::AlertRecord {
+    let rel = base64_decode(&m.rel_base64);
+    let stand_in =
+        Change::new(std::sync::Arc::clone(&site.name), rel, m.event, None, None, crate::model::DetectedBy::Scan);
+    let verdict =
+        crate::policy::Verdict { severity: Severity::High, rule: EVICTED_RULE.into(), nodiff: true, quarantine: None };
+    let mut r = crate::alert::AlertRecord::new(host, &site.root, &stand_in, &verdict, time_ns);
+    let was = m.severity.map(|s| format!("{} ", s.as_str())).unwrap_or_default();
+    r.diff_note = Some(format!(
+        "quarantine over its cap (quarantine.max_size, {cap} bytes): item {} ({was}{}, {} at {}, sha256 {}) and its \
+         evidence were deleted to make room; the least severe, largest and newest items go first",
+        m.id,
+        m.rule,
+        m.result,
+        m.time,
+        m.sha256.as_deref().unwrap_or("unknown")
+    ));
+    r.quarantine = Some(crate::alert::record::QuarantineRecord {
+        id: m.id.clone(),
+        action: m.action,
+        result: Some("evicted".into()),
+    });
+    r
+}
+
+/// The alerts for items the quarantine's cap purged (an item of a site no
+/// longer configured is only logged).
+pub fn evicted_records(host: &str, cfg: &crate::config::Config, items: &[Meta]) -> Vec<crate::alert::AlertRecord> {
+    let cap = cfg.quarantine.max_size;
+    let record = |m: &Meta| match cfg.site(&m.site) {
+        Some(site) => Some(evicted_record(host, site, m, cap, now_ns())),
+        None => {
+            tracing::warn!("quarantine item {} of site {} (no longer configured) purged by the cap", m.id, m.site);
+            None
+        }
+    };
+    items.iter().filter_map(record).collect()
 }
 
 /// Does the action to the live path; the result text, and whether the path
@@ -473,20 +571,31 @@ fn write_meta_to(path: &Path, meta: &Meta, sync: bool) -> std::io::Result<()> {
 }
 
 /// What [`copy_evidence`] kept.
-enum Copied {
+enum CopyKind {
     /// The whole file, with the SHA-256 of what was copied.
     Whole([u8; 32]),
     /// Its first [`EVIDENCE_HEAD`] bytes.
     Head,
 }
 
+/// An evidence copy.
+struct Copied {
+    kind: CopyKind,
+    /// It holds a credential, or may (another hard link may be a secret
+    /// under another name).
+    secret: bool,
+}
+
 /// Copies the live regular file to `dest` (0600), never through a symlink:
-/// whole up to [`MAX_EVIDENCE`], else its head.
+/// whole up to [`MAX_EVIDENCE`], else its head. Content that holds (or may
+/// hold) a credential is copied only when `always` (the live file is about
+/// to be undone).
 fn copy_evidence(
     root: &Path,
     rel: &[u8],
     dest: &Path,
     secrets: &crate::policy::secrets::Secrets,
+    always: bool,
 ) -> std::io::Result<Option<Copied>> {
     let Some((dir, name)) = file::open_parent(root, rel).map_err(|e| std::io::Error::other(e.to_string()))? else {
         return Ok(None);
@@ -495,21 +604,25 @@ fn copy_evidence(
         return Ok(None);
     };
     // A file with other hard links may be a secret under another name.
-    if st.st_nlink > 1 {
+    let linked = st.st_nlink > 1;
+    if linked && !always {
         return Ok(None);
     }
     let whole = st.st_size as u64 <= MAX_EVIDENCE;
     // Read first (bounded even if the file grows meanwhile), so content
-    // that holds a credential is never written anywhere of ours.
+    // that holds a credential is never written anywhere of ours unless
+    // it is the only copy left.
     let mut bytes = Vec::new();
     src.take(if whole { MAX_EVIDENCE + 1 } else { EVIDENCE_HEAD }).read_to_end(&mut bytes)?;
-    if secrets.mentions(&bytes) {
+    let secret = linked || secrets.mentions(&bytes);
+    if secret && !always {
         return Ok(None);
     }
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;
     out.write_all(&bytes)?;
     out.sync_all()?;
-    Ok(Some(if whole { Copied::Whole(Sha256::digest(&bytes).into()) } else { Copied::Head }))
+    let kind = if whole { CopyKind::Whole(Sha256::digest(&bytes).into()) } else { CopyKind::Head };
+    Ok(Some(Copied { kind, secret }))
 }
 
 /// The hook's environment for an item. Every value is text a shell script
