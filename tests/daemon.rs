@@ -381,6 +381,28 @@ fn a_change_accepted_before_any_alert_is_recorded_and_mailed() {
     assert_eq!(d.records().iter().filter(|r| r["rule"] == "accepted-without-alert").count(), 2);
 }
 
+/// The record of a change never alerted is written before the baseline
+/// takes the change in: where it cannot be written (the alert log's place
+/// taken by a folder), `accept` fails and the change stays drift.
+#[test]
+fn an_accept_that_cannot_record_accepts_nothing() {
+    let f = site("");
+    f.write("lib/cache.php", "<?php $f = $_GET['f']; $f($_GET['a']);\n");
+    let log = f.path("alerts.jsonl");
+    let _ = std::fs::remove_file(&log);
+    std::fs::create_dir(&log).unwrap();
+    let one = f.abs(b"lib/cache.php").into_os_string();
+    for args in [vec!["accept".into()], vec!["accept".into(), one]] {
+        let out = f.run(&args);
+        assert_ne!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("alerts.jsonl"), "{args:?}: {}", out.stderr);
+    }
+    std::fs::remove_dir(&log).unwrap();
+    let check = f.run(["check"]);
+    assert_eq!(check.code, 1, "still drift: {}", check.stdout);
+    assert!(check.stdout.contains("lib/cache.php"), "{}", check.stdout);
+}
+
 /// A deploy script's `accept` half a second after an attacker's write,
 /// while the daemon still holds the change: the change is alerted or
 /// recorded as accepted, never neither.

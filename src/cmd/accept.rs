@@ -32,12 +32,20 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
     }
     let mut store = Store::open(&cfg.state_dir)?;
     let content = ContentStore::new(&cfg.state_dir);
-    let mut records = Vec::new();
+    // What was never alerted is recorded before the baseline takes it in:
+    // a failure between the two leaves an extra alert, never a change
+    // accepted unseen.
+    let mut recorded = 0;
+    let mut record = |site: &Site, unalerted: &[Change]| -> Result<()> {
+        let records = unalerted_records(site, unalerted, &content);
+        crate::alert::queue(cfg, &records)?;
+        recorded += records.len();
+        Ok(())
+    };
     if paths.is_empty() {
         for site in cfg.select(only)? {
-            let accepted = accept_under(&mut store, site, b"", &content)?;
+            let accepted = accept_under(&mut store, site, b"", &content, &mut record)?;
             eprintln!("sitewarden: {}: accepted {} changes", site.name, accepted.changes.len());
-            records.extend(unalerted_records(site, &accepted.unalerted, &content));
         }
         crate::content::prune_unreferenced(&content, &store);
     } else {
@@ -48,9 +56,9 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
                     Ok(Some((dir, name))) if file::open_dir_at(std::os::fd::AsFd::as_fd(&dir), &name).is_ok()
                 );
             let accepted = if is_dir {
-                accept_under(&mut store, site, &rel, &content)?
+                accept_under(&mut store, site, &rel, &content, &mut record)?
             } else {
-                accept_one(&mut store, site, &rel)?
+                accept_one(&mut store, site, &rel, &mut record)?
             };
             eprintln!(
                 "sitewarden: {}: accepted {} changes under {}",
@@ -58,14 +66,11 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
                 accepted.changes.len(),
                 crate::scan::show(&crate::model::absolute(&site.root, &rel))
             );
-            records.extend(unalerted_records(site, &accepted.unalerted, &content));
         }
     }
-    if !records.is_empty() {
-        crate::alert::queue(cfg, &records)?;
+    if recorded > 0 {
         eprintln!(
-            "sitewarden: {} of them had not been alerted: recorded as `accepted-without-alert` in the alert log and queued for every route",
-            records.len()
+            "sitewarden: {recorded} of them had not been alerted: recorded as `accepted-without-alert` in the alert log and queued for every route"
         );
     }
     Ok(OK)
@@ -75,10 +80,11 @@ pub fn run(cfg: &Config, only: Option<&str>, paths: &[OsString]) -> Result<i32> 
 pub struct Accepted {
     /// Every change taken in.
     pub changes: Vec<Change>,
-    /// Those whose state now accepted was never alerted (directories
-    /// made or removed aside).
-    pub unalerted: Vec<Change>,
 }
+
+/// Called with the changes an accept takes in that were never alerted
+/// (directories made or removed aside), before it commits them.
+type Unalerted<'a> = dyn FnMut(&Site, &[Change]) -> Result<()> + 'a;
 
 /// The changes of `changes` whose new state the store does not hold as
 /// alerted drift. Read before the accept forgets that drift.
@@ -132,12 +138,18 @@ pub const ACCEPTED_RULE: &str = "accepted-without-alert";
 
 /// Accepts the current state of the whole site; returns what changed.
 pub fn accept_site(store: &mut Store, site: &Site, content: &ContentStore) -> Result<Vec<Change>> {
-    Ok(accept_under(store, site, b"", content)?.changes)
+    Ok(accept_under(store, site, b"", content, &mut |_, _| Ok(()))?.changes)
 }
 
 /// Accepts the current state of everything below `dir` (all of the site
 /// when empty).
-fn accept_under(store: &mut Store, site: &Site, dir: &[u8], content: &ContentStore) -> Result<Accepted> {
+fn accept_under(
+    store: &mut Store,
+    site: &Site,
+    dir: &[u8],
+    content: &ContentStore,
+    record: &mut Unalerted<'_>,
+) -> Result<Accepted> {
     let baseline = store.load(&site.name)?;
     let cmp = detect::compare(&CompareSpec {
         keep_observed: dir.is_empty(),
@@ -173,19 +185,20 @@ fn accept_under(store: &mut Store, site: &Site, dir: &[u8], content: &ContentSto
             writer.accept(&site.name, &change.rel, change.after.as_ref())?;
         }
     }
+    record(site, &unalerted)?;
     writer.commit()?;
-    Ok(Accepted { changes: cmp.changes, unalerted })
+    Ok(Accepted { changes: cmp.changes })
 }
 
 /// Accepts the current state of one path (its absence, if it is gone).
-fn accept_one(store: &mut Store, site: &Site, rel: &[u8]) -> Result<Accepted> {
+fn accept_one(store: &mut Store, site: &Site, rel: &[u8], record: &mut Unalerted<'_>) -> Result<Accepted> {
     let before = store.get(&site.name, rel)?;
     let now = file::probe(&site.real_root, rel, None)
         .map_err(|e| anyhow::anyhow!("{}: {e}", crate::scan::show(&crate::model::absolute(&site.root, rel))))?;
     if let Some(state) = &now {
         if !site.policy.watched(rel, state.kind) {
             warn(&site.name, rel, &"not watched by the site's profile; nothing to accept");
-            return Ok(Accepted { changes: Vec::new(), unalerted: Vec::new() });
+            return Ok(Accepted { changes: Vec::new() });
         }
     }
     let changes: Vec<Change> = FileState::compare(before.as_ref(), now.as_ref())
@@ -195,6 +208,7 @@ fn accept_one(store: &mut Store, site: &Site, rel: &[u8]) -> Result<Accepted> {
     let unalerted = unalerted(store, site, &changes)?;
     let writer = store.write()?;
     writer.accept(&site.name, rel, now.as_ref())?;
+    record(site, &unalerted)?;
     writer.commit()?;
-    Ok(Accepted { changes, unalerted })
+    Ok(Accepted { changes })
 }
