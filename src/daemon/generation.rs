@@ -252,6 +252,18 @@ impl SiteWatch {
         packages.iter().find(|(p, _)| p.name == name).cloned()
     }
 
+    /// Marks package `p` (at the version its files now say) as waiting for
+    /// its checksums: until they come, its files are judged `unknown`,
+    /// never against the release they left.
+    pub fn set_pending(&self, p: &Package) {
+        let mut packages = self.packages.lock().unwrap_or_else(|e| e.into_inner());
+        match packages.iter_mut().find(|(k, _)| k.name == p.name) {
+            Some((k, Fetch::Got(_))) if k == p => {}
+            Some(entry) => *entry = (p.clone(), Fetch::Pending),
+            None => packages.push((p.clone(), Fetch::Pending)),
+        }
+    }
+
     /// Sets (or, with `None`, clears) why the site is degraded; true when
     /// the reason changed (worth a log line).
     pub fn set_degraded(&self, reason: Option<String>) -> bool {

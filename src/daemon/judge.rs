@@ -813,6 +813,11 @@ impl Judge {
                 return false;
             }
             let s = staging::Staged::new(Arc::clone(generation), i, key.1.clone(), now);
+            tracing::info!(
+                site = %site.name,
+                "{}: held as WordPress's staging folder until the update is done",
+                crate::util::bytes::lossless(&key.1)
+            );
             self.staged.insert(key.clone(), s);
         }
         let store = &self.store;
@@ -975,12 +980,12 @@ impl Judge {
                         Fate::Held => {}
                     }
                 }
+                records.append(&mut self.evicted);
                 self.sinks.deliver(&records)?;
                 self.persist(site, &fresh, &back, &[], t)?;
             }
             tracing::info!(
                 site = %site.name,
-                records.append(&mut self.evicted);
                 "{} {}: the publisher answered; {} of {} files alerted meanwhile match the release",
                 a.now.name,
                 a.now.version,
@@ -995,7 +1000,7 @@ impl Judge {
             let shown: Vec<&Change> = ok.iter().collect();
             let mut record = updates::summary(&self.host, site, kind, a.from.as_deref(), &package, &shown, t);
             if let Some(n) = record.diff_note.as_mut() {
-                n.push_str(" (alerted while the publisher could not be reached, confirmed since)");
+                n.push_str(" (alerted before the release's checksums were at hand, confirmed since)");
             }
             self.sinks.deliver(&[record])?;
             if kind.accepted() {
@@ -1210,11 +1215,6 @@ impl Judge {
         Ok(forget)
     }
 
-    /// Queues the admin's hook for a quarantine item; its failure comes back
-    /// as a [`Control::Hook`] and is alerted then.
-    fn run_hook(&mut self, generation: &Generation, meta: &quarantine::Meta, record: &mut AlertRecord, severity: &str) {
-        let job = hook::HookJob {
-            argv: generation.cfg.quarantine.hook.clone(),
     /// The diff of an undone file whose content holds (or may hold) a
     /// credential, which the usual diff leaves out: from the evidence kept,
     /// credential lines redacted; a file with other hard links only says
@@ -1240,6 +1240,11 @@ impl Judge {
         (record.diff, record.diff_note) = (r.diff, r.note);
     }
 
+    /// Queues the admin's hook for a quarantine item; its failure comes back
+    /// as a [`Control::Hook`] and is alerted then.
+    fn run_hook(&mut self, generation: &Generation, meta: &quarantine::Meta, record: &mut AlertRecord, severity: &str) {
+        let job = hook::HookJob {
+            argv: generation.cfg.quarantine.hook.clone(),
             env: quarantine::hook_env(meta, &self.quarantine, severity),
             timeout: generation.cfg.quarantine.hook_timeout,
             report: quarantine::hook_report(&self.quarantine, &meta.id),

@@ -224,7 +224,17 @@ pub fn outcome(h: &mut Held, now: Instant) -> Outcome {
             accept_version(None, &disk.version);
             Outcome::Unreachable { now: disk }
         }
-        _ if expired => Outcome::Release,
+        // Held to the cap (a busy host whose judge lags behind the
+        // update, a slow publisher) before the checksums of the version
+        // the files now say are at hand: judged `unknown` now, never
+        // against the release they left (every updated file would read
+        // as tampered), and again once the publisher answers.
+        _ if expired => {
+            site.set_pending(&disk);
+            site.vendors_stale.store(true, Ordering::Release);
+            accept_version(None, &disk.version);
+            Outcome::Unreachable { now: disk }
+        }
         _ => {
             // The scan worker fetches it (network time is never the judge's).
             if h.asked_for.as_deref() != Some(disk.version.as_str()) {

@@ -29,6 +29,36 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// The publisher of `dir` on loopback port `port`, which answers a GET
+    /// whose path holds `slow` only after `delay` (a publisher, or a host,
+    /// slow to hand over one file).
+    pub fn start_slow(dir: &Path, port: u16, slow: &str, delay: std::time::Duration) -> Publisher {
+        const SERVER: &str = r#"
+import functools, http.server, sys, time
+port, root, slow, delay = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if slow in self.path:
+            time.sleep(delay)
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(H, directory=root)).serve_forever()
+"#;
+        let child = std::process::Command::new("python3")
+            .args(["-c", SERVER, &port.to_string()])
+            .arg(dir)
+            .args([slow, &delay.as_secs_f64().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        listening(port);
+        Publisher { child, port }
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         let _ = self.child.kill();
