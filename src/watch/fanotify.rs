@@ -433,6 +433,22 @@ impl Fanotify {
         if rel.is_empty() {
             return;
         }
+        // An ignored file costs nothing more (no writer looked up, nothing
+        // queued). The kernel merges the events of one name: one that was
+        // also removed or moved away is kept.
+        let op = if ev.mask & (libc::FAN_DELETE | libc::FAN_MOVED_FROM) != 0 {
+            Op::Gone
+        } else if ev.mask & (libc::FAN_CREATE | libc::FAN_MOVED_TO | libc::FAN_ATTRIB) != 0 {
+            Op::Created
+        } else {
+            Op::Written
+        };
+        if !ondir && !name.is_empty() {
+            let root = Path::new(std::ffi::OsStr::from_bytes(&st.sites[si].root));
+            if op.ignorable(&st.sites[si].policy, root, &rel) {
+                return;
+            }
+        }
         // A directory moved or made in a site may carry an ignore mark from
         // its life outside: take it away (and from what is below it).
         if ondir && ev.mask & (libc::FAN_MOVED_TO | libc::FAN_CREATE) != 0 && !st.ignored.is_empty() {

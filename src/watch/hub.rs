@@ -92,7 +92,11 @@ impl Instance {
         };
         let rel = crate::scan::walk::join(&dir, name.as_bytes());
         crate::util::fault::point("inotify", &rel);
-        let new_dir = m.contains(AddWatchFlags::IN_ISDIR) && op == Op::Created;
+        let is_dir = m.contains(AddWatchFlags::IN_ISDIR);
+        if !is_dir && op.ignorable(&self.policy, &self.root, &rel) {
+            return;
+        }
+        let new_dir = is_dir && op == Op::Created;
         self.send(WatchEvent::Path {
             site: Arc::clone(&self.site),
             rel: rel.clone(),

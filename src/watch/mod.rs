@@ -54,6 +54,28 @@ pub enum Op {
     Gone,
 }
 
+impl Op {
+    /// Can an event of this kind about `rel` (not a directory) of the site
+    /// at `root` be dropped where it is read, before any other work? Only a
+    /// regular file is ignored by its name (a symlink, a FIFO is watched
+    /// wherever it is): a write or a close can only be a regular file's; a
+    /// creation or an attribute change is looked at (`lstat`); a removal is
+    /// kept (what it removed only the baseline knows). A storm of ignored
+    /// files then costs the reader a glob match and an `lstat` each, and
+    /// never queues ahead of a watched path.
+    pub fn ignorable(self, policy: &Policy, root: &Path, rel: &[u8]) -> bool {
+        if policy.watched(rel, crate::model::FileType::File) {
+            return false;
+        }
+        match self {
+            Op::Written | Op::Closed => true,
+            Op::Created | Op::Attrib => std::fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(rel)))
+                .is_ok_and(|m| m.file_type().is_file()),
+            Op::Gone => false,
+        }
+    }
+}
+
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
