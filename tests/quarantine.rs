@@ -433,6 +433,19 @@ fn an_undone_shell_keeps_its_evidence_behind_a_decoy_credential_or_a_second_link
     assert_eq!(std::fs::read_to_string(item.join("file")).unwrap(), shell, "the whole shell is kept");
     assert!(r["diff"].is_null(), "another name may be a secret: not mailed: {r}");
     assert!(r["diff_note"].as_str().unwrap().contains(&format!("sitewarden quarantine show {id}")), "{r}");
+
+    // A credential over several lines (a private key) survives redaction
+    // line by line: nothing of the file is mailed, all of it is kept.
+    let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKjMzEfYyjiWA4R4";
+    let keyed = format!(
+        "<?php system($_GET['k']);\n/*\n-----BEGIN PRIVATE KEY-----\n{body}\n{body}\n-----END PRIVATE KEY-----\n*/\n"
+    );
+    f.write("wp-content/uploads/2028/keyed.php", &keyed);
+    let r = d.wait_record("added", "/wp-content/uploads/2028/keyed.php");
+    assert_eq!(r["quarantine"]["result"], "removed", "{r}");
+    assert!(!r.to_string().contains(body), "the key is never mailed: {r}");
+    let item = f.state().join("quarantine").join(r["quarantine"]["id"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(item.join("file")).unwrap(), keyed, "the whole file is kept");
 }
 
 /// `quarantine.max_size` is reached by junk after the real shell: the

@@ -206,6 +206,15 @@ pub fn of_evidence(
     secrets: &Secrets,
 ) -> Rendered {
     let r = render(event, label, before, Side::Bytes(evidence), false, secrets);
+    // A credential over several lines (a private key's armour and body)
+    // survives redaction line by line: then nothing is shown.
+    let bare = |d: &str| d.lines().map(|l| l.get(1..).unwrap_or("")).collect::<Vec<_>>().join("\n");
+    if r.diff.as_deref().is_some_and(|d| secrets.mentions(d.as_bytes()) || secrets.mentions(bare(d).as_bytes())) {
+        let note = format!(
+            "content not shown: it holds a credential over several lines; kept as evidence in quarantine item {id}"
+        );
+        return Rendered { diff: None, note: Some(note) };
+    }
     let kept = format!("credential lines redacted; the whole file is kept as evidence in quarantine item {id}");
     Rendered { diff: r.diff, note: Some(r.note.map(|n| format!("{n}; {kept}")).unwrap_or(kept)) }
 }
