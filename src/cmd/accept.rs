@@ -161,6 +161,9 @@ fn accept_under(
         warn(&site.name, rel, e);
     }
     let unalerted = unalerted(store, site, &cmp.changes)?;
+    // Before the transaction: building records reads files, and the
+    // daemon must not wait on the store meanwhile.
+    record(site, &unalerted)?;
     let writer = store.write()?;
     if let Some(observed) = &cmp.observed {
         // The whole site: the baseline becomes exactly what was observed,
@@ -185,7 +188,6 @@ fn accept_under(
             writer.accept(&site.name, &change.rel, change.after.as_ref())?;
         }
     }
-    record(site, &unalerted)?;
     writer.commit()?;
     Ok(Accepted { changes: cmp.changes })
 }
@@ -206,9 +208,9 @@ fn accept_one(store: &mut Store, site: &Site, rel: &[u8], record: &mut Unalerted
         .into_iter()
         .collect();
     let unalerted = unalerted(store, site, &changes)?;
+    record(site, &unalerted)?;
     let writer = store.write()?;
     writer.accept(&site.name, rel, now.as_ref())?;
-    record(site, &unalerted)?;
     writer.commit()?;
     Ok(Accepted { changes })
 }
