@@ -43,6 +43,9 @@ pub const MAX_HOLD: Duration = Duration::from_secs(60);
 /// after it came: a writer who keeps a package busy never holds back a new
 /// file's alert longer than this (an updater writes a package in a burst).
 pub const BUSY_LIMIT: Duration = Duration::from_secs(5);
+/// How long a package held to [`MAX_HOLD`] waits, past it, for the
+/// checksums of its new version once they are asked for.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(30);
 /// Packages held at once; past this a change is judged at once.
 pub const MAX_PACKAGES: usize = 256;
 /// Changes held per package; past this they are judged at once.
@@ -69,8 +72,9 @@ pub struct Held {
     pub unlisted: BTreeMap<RelPath, Instant>,
     pub first: Instant,
     pub last: Instant,
-    /// The version on disk the checksums were last asked for.
+    /// The version on disk the checksums were last asked for, and when.
     asked_for: Option<String>,
+    asked_at: Instant,
     /// Not looked at again before this (waiting for checksums).
     next_look: Instant,
 }
@@ -87,6 +91,7 @@ impl Held {
             first: now,
             last: now,
             asked_for: None,
+            asked_at: now,
             next_look: now,
         }
     }
@@ -225,11 +230,14 @@ pub fn outcome(h: &mut Held, now: Instant) -> Outcome {
             Outcome::Unreachable { now: disk }
         }
         // Held to the cap (a busy host whose judge lags behind the
-        // update, a slow publisher) before the checksums of the version
-        // the files now say are at hand: judged `unknown` now, never
-        // against the release they left (every updated file would read
-        // as tampered), and again once the publisher answers.
-        _ if expired => {
+        // update, a writer who keeps the package busy) and the checksums
+        // of the version the files now say asked for but not at hand
+        // [`ANSWER_WAIT`] later (a slow publisher, a slow archive): judged
+        // `unknown` now, never against the release they left (every
+        // updated file would read as tampered), and again once the
+        // publisher answers. Never asked yet: asked first (a lying version
+        // is then judged against the release the files are, at once).
+        _ if expired && h.asked_for.as_deref() == Some(disk.version.as_str()) && now >= h.asked_at + ANSWER_WAIT => {
             site.set_pending(&disk);
             site.vendors_stale.store(true, Ordering::Release);
             accept_version(None, &disk.version);
@@ -239,6 +247,7 @@ pub fn outcome(h: &mut Held, now: Instant) -> Outcome {
             // The scan worker fetches it (network time is never the judge's).
             if h.asked_for.as_deref() != Some(disk.version.as_str()) {
                 h.asked_for = Some(disk.version.clone());
+                h.asked_at = now;
                 site.vendors_stale.store(true, Ordering::Release);
             }
             h.next_look = now + Duration::from_millis(200);
