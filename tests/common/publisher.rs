@@ -17,22 +17,14 @@ impl Publisher {
 
     /// The publisher of `dir` on loopback port `port` (back after an outage).
     pub fn start_on(dir: &Path, port: u16) -> Publisher {
-        let child = std::process::Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        listening(port);
-        Publisher { child, port }
+        Publisher::start_slow(dir, port, "", std::time::Duration::ZERO)
     }
 }
 
 impl Publisher {
     /// The publisher of `dir` on loopback port `port`, which answers a GET
     /// whose path holds `slow` only after `delay` (a publisher, or a host,
-    /// slow to hand over one file).
+    /// slow to hand over one file; with no delay, a plain one).
     pub fn start_slow(dir: &Path, port: u16, slow: &str, delay: std::time::Duration) -> Publisher {
         const SERVER: &str = r#"
 import functools, http.server, sys, time
