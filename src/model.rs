@@ -341,6 +341,28 @@ pub enum TransientEnd {
     Restored,
 }
 
+#[cfg(test)]
+impl FileState {
+    /// A regular file of one byte, owned by root, with content `sha`: what a
+    /// unit test needs when only the content matters.
+    pub fn file_for_test(sha: [u8; 32]) -> FileState {
+        FileState {
+            kind: FileType::File,
+            size: 1,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            dev: 0,
+            ino: 0,
+            sha256: Some(sha),
+            target: None,
+            nlink: 1,
+        }
+    }
+}
+
 impl Change {
     /// A change as a walk or a look sees it: not a transient, not hot, no
     /// writer known, no signature matched yet.

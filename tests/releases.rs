@@ -770,19 +770,33 @@ fn the_staging_folder_is_no_hiding_place() {
         "{:#?}",
         d.records()
     );
-    // Planted beside an installed file and removed before it could be
-    // read, while no update installs anything: not scanned, so not clean.
-    let dir = wp.f.root().join("wp-content/upgrade/w.1/akismet");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    std::fs::write(dir.join("akismet.php"), "<?php eval($x);\n").unwrap();
-    std::fs::remove_file(dir.join("akismet.php")).unwrap();
-    let records = d.wait_for("the planted file", |r| {
-        r.iter().any(|r| r["rule"] == "wp-staging-discarded" && r["path"].as_str().unwrap().ends_with("/w.1"))
-    });
-    let r = records.iter().find(|r| r["path"].as_str().unwrap().ends_with("/w.1")).unwrap();
-    assert_eq!(r["severity"], "medium", "{r}");
-    assert!(r["diff_note"].as_str().unwrap().contains("gone before they could be read"), "{r}");
+    // Planted beside an installed file and removed at once, while no update
+    // installs anything. Whether the daemon read it first is a race it
+    // usually loses; either way the record says which: read and scanned
+    // (info, nothing matched), or gone unread (medium: not scanned, so not
+    // clean). The unread case is tried a few times; the rule itself is
+    // pinned by the unit test of `discarded_record`.
+    for k in 1..=5 {
+        let folder = format!("w.{k}");
+        let dir = wp.f.root().join(format!("wp-content/upgrade/{folder}/akismet"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        std::fs::write(dir.join("akismet.php"), "<?php eval($x);\n").unwrap();
+        std::fs::remove_file(dir.join("akismet.php")).unwrap();
+        let tail = format!("/{folder}");
+        let records = d.wait_for("the planted file", |r| {
+            r.iter().any(|r| r["rule"] == "wp-staging-discarded" && r["path"].as_str().unwrap().ends_with(&tail))
+        });
+        let r = records.iter().find(|r| r["path"].as_str().unwrap().ends_with(&tail)).unwrap();
+        let note = r["diff_note"].as_str().unwrap();
+        if note.contains("gone before they could be read") {
+            assert_eq!(r["severity"], "medium", "{r}");
+            return;
+        }
+        assert!(note.contains("each was read and scanned"), "{r}");
+        assert_eq!(r["severity"], "info", "{r}");
+    }
+    eprintln!("the daemon read each planted file before it was removed: the unread case is left to the unit test");
 }
 
 #[test]

@@ -910,7 +910,13 @@ impl Judge {
                 w.commit()?;
             }
             if !done.discarded.is_empty() {
-                let record = staging::discarded_record(&self.host, site, &s.folder, &done.discarded, now_ns());
+                let record = staging::discarded_record(
+                    &self.host,
+                    (&site.name, &site.root),
+                    &s.folder,
+                    &done.discarded,
+                    now_ns(),
+                );
                 self.sinks.deliver(&[record])?;
                 let w = self.store.write()?;
                 for c in &done.discarded {

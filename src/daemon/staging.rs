@@ -263,7 +263,7 @@ pub fn settle(
 /// without being installed.
 pub fn discarded_record(
     host: &str,
-    site: &crate::config::Site,
+    (site, root): (&Arc<str>, &Path),
     folder: &[u8],
     gone: &[Change],
     time_ns: i64,
@@ -274,12 +274,12 @@ pub fn discarded_record(
     } else {
         crate::model::DetectedBy::Scan
     };
-    let stand_in = Change::new(Arc::clone(&site.name), folder.to_vec(), EventKind::Deleted, None, None, by);
+    let stand_in = Change::new(Arc::clone(site), folder.to_vec(), EventKind::Deleted, None, None, by);
     // A file that could not be read could not be scanned either.
     let severity = if unread > 0 { Severity::Medium } else { Severity::Info };
     let verdict =
         crate::policy::Verdict { severity, rule: "wp-staging-discarded".into(), nodiff: true, quarantine: None };
-    let mut r = AlertRecord::new(host, &site.root, &stand_in, &verdict, time_ns);
+    let mut r = AlertRecord::new(host, root, &stand_in, &verdict, time_ns);
     let n = gone.len();
     let mut names: Vec<String> = gone
         .iter()
@@ -349,5 +349,25 @@ mod tests {
             vec![b"wp-content/themes/twentyten/style.css".to_vec()]
         );
         assert!(destinations(f, f).is_empty());
+    }
+
+    #[test]
+    fn a_discarded_file_that_was_never_read_is_never_called_scanned() {
+        let site: Arc<str> = Arc::from("s");
+        let root = Path::new("/srv/s");
+        let folder = b"wp-content/upgrade/w.1";
+        let change = |name: &str, after: Option<FileState>| {
+            let rel = [&folder[..], b"/", name.as_bytes()].concat();
+            Change::new(Arc::clone(&site), rel, EventKind::Added, None, after, crate::model::DetectedBy::Realtime)
+        };
+        let read = change("a/read.php", Some(FileState::file_for_test([7; 32])));
+        let r = discarded_record("h", (&site, root), folder, std::slice::from_ref(&read), 1);
+        assert_eq!((r.severity, r.rule.as_str()), (Severity::Info, "wp-staging-discarded"));
+        assert!(r.diff_note.as_deref().unwrap().contains("each was read and scanned"), "{:?}", r.diff_note);
+        let r = discarded_record("h", (&site, root), folder, &[read, change("a/gone.php", None)], 1);
+        assert_eq!(r.severity, Severity::Medium);
+        let note = r.diff_note.unwrap();
+        assert!(note.starts_with("2 files staged") && note.contains("1 gone before they could be read"), "{note}");
+        assert!(r.path.ends_with("/srv/s/wp-content/upgrade/w.1"), "{}", r.path);
     }
 }

@@ -626,20 +626,7 @@ mod tests {
     use super::*;
 
     fn state(sha: [u8; 32]) -> FileState {
-        FileState {
-            kind: FileType::File,
-            size: 1,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            dev: 0,
-            ino: 0,
-            sha256: Some(sha),
-            target: None,
-            nlink: 1,
-        }
+        FileState::file_for_test(sha)
     }
 
     #[test]
