@@ -649,3 +649,90 @@ fn a_silenced_directory_moved_into_a_site_is_heard_again() {
     let s = status(&f);
     assert_eq!(s["sites"][0]["source"], "fanotify", "{s}");
 }
+
+/// Content whose signature scan is costly never queues ahead of a web
+/// shell: twenty theme `.js` files of 2 MiB of `$_GET[` over and over, or
+/// twenty of 100 KB of letters on which an admin rule runs into the scan
+/// timeout; then a web shell in uploads. It is alerted and removed within
+/// [`FLOOD_DEADLINE`] (the realtime worker used to scan the files first:
+/// 5 to 36 s, 100 s here; the signature lane scans them now, beside it),
+/// and the costly files are judged all the same.
+#[test]
+fn costly_content_never_queues_ahead_of_a_web_shell() {
+    let f = wordpress_tree();
+    std::fs::create_dir_all(f.path("rules")).unwrap();
+    std::fs::write(f.path("rules").join("slow.yar"), SLOW_RULE).unwrap();
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    let floods = [("$_GET[".repeat(2 * 1024 * 1024 / 6), "c.php"), ("abcdefghij".repeat(10_000), "d.php")];
+    for (k, (costly, shell)) in floods.iter().enumerate() {
+        for i in 0..20 {
+            f.write(format!("wp-content/themes/flood{k}/bundle-{i:02}.js"), format!("/* {i} */{costly}"));
+        }
+        let shell = format!("/wp-content/uploads/2024/{shell}");
+        let t = Instant::now();
+        f.write(&shell[1..], "<?php @eval($_POST['x']);\n");
+        let took = first_record_within(&d, &shell, t, FLOOD_DEADLINE, |r| r["event"] == "added");
+        let took = took.unwrap_or_else(|| {
+            panic!("{shell} not alerted {FLOOD_DEADLINE:?} after 20 costly files\nstderr:\n{}", d.stderr())
+        });
+        println!("20 costly files (flood {k}), then {shell}: alerted after {took:?}");
+        let r = records_for(&d, &shell).remove(0);
+        assert_eq!(r["severity"], "critical", "{r}");
+        assert_eq!(r["quarantine"]["action"], "remove", "{r}");
+    }
+    // The costly files are judged too, in the lane.
+    d.wait_for("a costly file's record", |recs| recs.iter().any(|r| ends(r, ".js")));
+}
+
+/// An admin rule that takes YARA-X's whole timeout on a long run of letters.
+const SLOW_RULE: &str = "rule slow_admin_rule {\n  strings:\n    $a = /[a-j]{4,4000}Q/\n  condition:\n    $a\n}\n";
+
+/// An admin rule that cannot finish on a padded file (a real YARA-X
+/// timeout) must not cost the shipped rules' verdict: a web shell padded
+/// for it in uploads is still a signature match, critical, and removed
+/// (before, the timeout dropped every rule's result: `signatures` empty,
+/// nothing removed). The admin's rules are named as what timed out.
+#[test]
+fn a_slow_admin_rule_does_not_hide_a_web_shell() {
+    let f = wordpress_tree();
+    std::fs::create_dir_all(f.path("rules")).unwrap();
+    std::fs::write(f.path("rules").join("slow.yar"), SLOW_RULE).unwrap();
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    let shell = "/wp-content/uploads/2024/padded.php";
+    f.write(&shell[1..], format!("<?php /*{}*/ @eval($_POST['x']);\n", "abcdefghij".repeat(10_000)));
+    let r = d.wait_record("added", shell);
+    println!("padded shell: signatures {}, unscanned {}", r["signatures"], r["unscanned"]);
+    assert_eq!(r["severity"], "critical", "{r}");
+    assert!(r["signatures"].as_array().is_some_and(|s| !s.is_empty()), "{r}");
+    assert_eq!(r["quarantine"]["action"], "remove", "{r}");
+    assert!(r["unscanned"].as_str().is_some_and(|u| u.contains("admin's rules timed out")), "{r}");
+    assert!(!f.abs(&shell.as_bytes()[1..]).exists(), "the shell is removed");
+}
+
+/// A path's changes reach the judge in the order they were made, even when
+/// the first waits in the signature lane: a file of 2 MiB whose scan is
+/// slow (`$_GET[` over and over), then the same path rewritten small, which
+/// the realtime path would sign at once. Both are recorded, the small
+/// content last.
+#[test]
+fn a_rewrite_never_overtakes_the_scan_of_what_it_replaced() {
+    let f = Fixture::new("generic-php", "");
+    f.write("index.php", "<?php");
+    f.write("lib/.keep", "");
+    f.run(["baseline"]).ok();
+    let d = Daemon::start(&f);
+    let path = "/lib/app.php";
+    let costly = "$_GET[".repeat(2 * 1024 * 1024 / 6);
+    f.write(&path[1..], format!("<?php /*{costly}*/"));
+    std::thread::sleep(Duration::from_millis(1500));
+    f.write(&path[1..], "<?php echo 1;\n");
+    let recs = d.wait_for("both versions", |recs| recs.iter().filter(|r| ends(r, path)).count() >= 2);
+    settle();
+    let mine: Vec<&Value> = recs.iter().filter(|r| ends(r, path)).collect();
+    println!("records of {path}: sizes {:?}", mine.iter().map(|r| r["after"]["size"].clone()).collect::<Vec<_>>());
+    assert_eq!(mine.len(), 2, "{mine:#?}");
+    assert_eq!(mine[0]["after"]["size"], costly.len() + 10, "the large content first: {}", mine[0]);
+    assert_eq!(mine[1]["after"]["size"], 14, "the small content last: {}", mine[1]);
+}

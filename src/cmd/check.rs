@@ -47,7 +47,8 @@ pub fn run(cfg: &Config, only: Option<&str>, json: bool, rehash: bool) -> Result
             warn(&site.name, rel, e);
         }
         if let Some(sigs) = cfg.signatures.rules()? {
-            crate::signatures::sign(&sigs, &site.policy, &site.real_root, None, &mut cmp.changes);
+            crate::signatures::Signer { sigs: &sigs, policy: &site.policy, root: &site.real_root, content: None }
+                .sign(&mut cmp.changes);
         }
         let changes: Vec<_> = cmp.changes.iter().filter(|c| !c.is_silent()).collect();
         drift |= !changes.is_empty();

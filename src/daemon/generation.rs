@@ -561,9 +561,54 @@ impl Generation {
     /// Scans the new content of the observed changes for signatures.
     pub fn sign(&self, o: &mut Observed) {
         if let Some(sigs) = self.cfg.signatures.rules_or_none() {
-            let site = &self.cfg.sites[o.site];
-            crate::signatures::sign(&sigs, &site.policy, &site.real_root, Some(&self.content), &mut o.changes);
+            self.signer(&sigs, o.site).sign(&mut o.changes);
         }
+    }
+
+    fn signer<'a>(&'a self, sigs: &'a crate::signatures::Signatures, site: usize) -> crate::signatures::Signer<'a> {
+        let s = &self.cfg.sites[site];
+        crate::signatures::Signer { sigs, policy: &s.policy, root: &s.real_root, content: Some(&self.content) }
+    }
+
+    /// The realtime path's share of [`Generation::sign`] (see
+    /// [`crate::signatures::Signer::sign_quick`]): the changes it left
+    /// unsigned are taken out of `o` and returned, for the signature lane,
+    /// with the time spent.
+    pub fn sign_quick(
+        &self,
+        o: &mut Observed,
+        held: impl Fn(&Change) -> bool,
+        budget: std::time::Duration,
+    ) -> (Vec<Change>, std::time::Duration) {
+        let Some(sigs) = self.cfg.signatures.rules_or_none() else { return (Vec::new(), Default::default()) };
+        let policy = &self.cfg.sites[o.site].policy;
+        let urgent = |c: &Change| policy.verdict(c).severity >= crate::model::Severity::Critical;
+        let (left, spent) = self.signer(&sigs, o.site).sign_quick(&mut o.changes, held, urgent, budget);
+        let mut left = left.into_iter().peekable();
+        let (mut kept, mut out) = (Vec::with_capacity(o.changes.len()), Vec::new());
+        for (i, c) in std::mem::take(&mut o.changes).into_iter().enumerate() {
+            match left.next_if_eq(&i) {
+                Some(_) => out.push(c),
+                None => kept.push(c),
+            }
+        }
+        o.changes = kept;
+        (out, spent)
+    }
+
+    /// Signs `changes` of site `site` one by one with one scanner, while
+    /// `go_on` says so; returns how many it signed.
+    pub fn sign_while(&self, site: usize, changes: &mut [Change], mut go_on: impl FnMut() -> bool) -> usize {
+        let Some(sigs) = self.cfg.signatures.rules_or_none() else { return changes.len() };
+        let signer = self.signer(&sigs, site);
+        let mut scanner = sigs.scanner();
+        for (n, c) in changes.iter_mut().enumerate() {
+            if n > 0 && !go_on() {
+                return n;
+            }
+            signer.sign_change(&mut scanner, c);
+        }
+        changes.len()
     }
 
     /// Checks the paths named by kernel events. A path that is now a

@@ -12,7 +12,9 @@
 //! - three worker threads observe: one for realtime paths, one for the
 //!   realtime paths of big files (hashing a multi-gigabyte file must not
 //!   hold up the alerts of small ones, in any site), one for scans (at low
-//!   CPU and I/O priority). They read the store, never write it;
+//!   CPU and I/O priority). They read the store, never write it. The
+//!   realtime worker signs what is cheap and leaves the costly signature
+//!   scans to the [signature lane](signing), a thread of its own;
 //! - the [judge](judge) thread decides: it alone writes the store,
 //!   quarantines and delivers to the sinks;
 //! - every thread is started through a [`Supervisor`]; when one dies, the
@@ -28,6 +30,7 @@ pub mod generation;
 pub mod judge;
 pub mod maintenance;
 pub mod metrics;
+mod signing;
 mod staging;
 pub mod status;
 pub mod systemd;
@@ -318,8 +321,13 @@ async fn serve(setup: Setup, mut control: mpsc::Receiver<Control>) -> Result<(),
     let pulse = supervisor.pulse("sw-inotify");
     supervisor.spawn("sw-inotify", move || reader.serve(&pulse)).map_err(io("cannot start the inotify reader"))?;
     let (big_tx, big_rx) = mpsc::channel::<Job>(4096);
+    let (lane, signer) =
+        signing::SignLane::spawn(&supervisor, judge.clone()).map_err(io("cannot start the signature lane"))?;
+    let fast = Some(Fast { big: big_tx, lane });
+    // The signature lane ends after the realtime worker, which feeds it.
     let workers = [
-        spawn_worker(&supervisor, "sw-realtime", paths_rx, Some(big_tx), rep_tx.clone(), judge.clone(), &state_dir)?,
+        spawn_worker(&supervisor, "sw-realtime", paths_rx, fast, rep_tx.clone(), judge.clone(), &state_dir)?,
+        signer,
         spawn_worker(&supervisor, "sw-bigfile", big_rx, None, rep_tx.clone(), judge.clone(), &state_dir)?,
         spawn_worker(&supervisor, "sw-scan", scans_rx, None, rep_tx, judge.clone(), &state_dir)?,
     ];
@@ -866,7 +874,7 @@ impl Core {
     async fn shutdown(
         mut self,
         mut ev_rx: mpsc::Receiver<WatchEvent>,
-        workers: [std::thread::JoinHandle<()>; 3],
+        workers: [std::thread::JoinHandle<()>; 4],
         state_dir: &Path,
     ) -> Result<(), DaemonError> {
         self.notifier.notify("STOPPING=1");
@@ -942,13 +950,20 @@ fn routable(current: &Generation, previous: Option<&Generation>, sched: &[SiteSc
     }
 }
 
-/// Starts a worker; `big`: where it hands the big files of realtime paths
-/// (the fast lane's), none for the big-file lane and the scan worker.
+/// Where the realtime worker hands what would hold it up: the big files
+/// (to the big-file lane) and the costly signature scans.
+struct Fast {
+    big: mpsc::Sender<Job>,
+    lane: signing::SignLane,
+}
+
+/// Starts a worker; `fast`: the realtime worker's lanes, none for the
+/// big-file lane and the scan worker.
 fn spawn_worker(
     supervisor: &Supervisor,
     name: &str,
     jobs: mpsc::Receiver<Job>,
-    big: Option<mpsc::Sender<Job>>,
+    fast: Option<Fast>,
     reports: mpsc::Sender<Report>,
     judge: JudgeHandle,
     state_dir: &Path,
@@ -966,7 +981,7 @@ fn spawn_worker(
     };
     let pulse = limit.map(|l| (supervisor.pulse(name), crate::util::fault::limit(l)));
     supervisor
-        .spawn(name, move || worker(jobs, big, reports, judge, &state_dir, low_priority, pulse))
+        .spawn(name, move || worker(jobs, fast, reports, judge, &state_dir, low_priority, pulse))
         .map_err(io("cannot start a worker thread"))
 }
 
@@ -974,7 +989,7 @@ fn spawn_worker(
 /// when its job channel closes; the judge being gone is its death.
 fn worker(
     mut jobs: mpsc::Receiver<Job>,
-    big: Option<mpsc::Sender<Job>>,
+    fast: Option<Fast>,
     reports: mpsc::Sender<Report>,
     judge: JudgeHandle,
     state_dir: &Path,
@@ -989,6 +1004,18 @@ fn worker(
     let fatal = |e: WorkError| match e {
         WorkError::JudgeGone(g) => Err(g.to_string()),
         _ => Ok(e),
+    };
+    // Signs what it saw and hands it to the judge; on the realtime worker,
+    // the costly scans go to the signature lane.
+    let hand = |generation: &Arc<Generation>, mut observed: judge::Observed| -> Result<(), String> {
+        let Some(f) = &fast else {
+            generation.sign(&mut observed);
+            return judge.realtime(observed).map_err(|e| e.to_string());
+        };
+        let site = observed.site;
+        let slow = f.lane.sign_quick(generation, &mut observed);
+        judge.realtime(observed).map_err(|e| e.to_string())?;
+        f.lane.defer(generation, site, slow)
     };
     while let Some(job) = jobs.blocking_recv() {
         if let Some((p, limit)) = &pulse {
@@ -1022,14 +1049,13 @@ fn worker(
             Job::Paths { generation, site, rels, by } if generation.retired() => generation.hand_back(site, rels, by),
             Job::Paths { generation, site, rels, by } => {
                 let kept = rels.clone();
-                match generation.reconcile(site, &store, rels, by, big.is_some()) {
+                match generation.reconcile(site, &store, rels, by, fast.is_some()) {
                     // Retired while it looked: what it saw may postdate the
                     // new config, so the new one judges it.
                     Ok(_) if generation.retired() => generation.hand_back(site, kept, by),
-                    Ok((mut observed, deferred)) => {
-                        generation.sign(&mut observed);
-                        judge.realtime(observed).map_err(|e| e.to_string())?;
-                        if let (Some(big), false) = (&big, deferred.is_empty()) {
+                    Ok((observed, deferred)) => {
+                        hand(&generation, observed)?;
+                        if let (Some(Fast { big, .. }), false) = (&fast, deferred.is_empty()) {
                             let job = Job::Paths { generation: Arc::clone(&generation), site, rels: deferred, by };
                             if big.try_send(job).is_err() {
                                 // The big-file lane is full: a scan judges them.
@@ -1053,10 +1079,7 @@ fn worker(
                     generation.reconcile(site, &store, rels, DetectedBy::Scan, false)
                 });
                 match result {
-                    Ok((mut observed, _)) => {
-                        generation.sign(&mut observed);
-                        judge.realtime(observed).map_err(|e| e.to_string())?
-                    }
+                    Ok((observed, _)) => hand(&generation, observed)?,
                     Err(e) => log_work_error(&generation, site, &fatal(e)?),
                 }
             }

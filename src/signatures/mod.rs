@@ -14,6 +14,20 @@ pub mod php;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the rules may take over one file before the scan gives up (it
+/// is then "not scanned", never "clean").
+const FULL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same on the realtime path's quick scan: a file that takes longer is
+/// left to the signature lane (YARA-X counts whole seconds: 1 to 2 s).
+const QUICK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bytes of content the quick scan takes from one file; a larger file is
+/// left to the signature lane, unless its content was scanned before.
+pub const QUICK_BYTES: u64 = 256 << 10;
+/// Time the quick scan may spend on one batch of realtime changes; what is
+/// not signed by then is left to the signature lane.
+pub const QUICK_BUDGET: Duration = Duration::from_millis(100);
 
 /// The rules shipped with sitewarden: (file name, text, the files they
 /// are for). A file is scanned only with the sets that concern it, so a
@@ -29,12 +43,16 @@ pub const SHIPPED: &[(&str, &str, Set)] = &[
 /// Which files a shipped rule file is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Set {
-    /// Every file (the admin's rules too).
+    /// Every file.
     Code,
     /// `.htaccess`, `.user.ini`, `php.ini`.
     Config,
     /// Files where no code belongs (uploads, caches).
     ForeignPlace,
+    /// The admin's rules (`signatures.rules_dir`): every file, after the
+    /// shipped rules, in a scan of their own (a slow rule of the admin's
+    /// must not cost the shipped rules' verdict).
+    Admin,
 }
 
 /// Is `rel` a server configuration file the config rules are for?
@@ -82,12 +100,14 @@ pub struct RuleError {
 
 /// Compiled rules.
 pub struct Signatures {
-    /// For every file: the shipped code rules and the admin's.
+    /// For every file: the shipped code rules.
     code: yara_x::Rules,
     /// For server configuration files.
     config: yara_x::Rules,
     /// For files where no code belongs.
     foreign: yara_x::Rules,
+    /// For every file: the admin's rules.
+    admin: yara_x::Rules,
     /// The admin's rule files compiled in, for `config-check`.
     pub files: Vec<PathBuf>,
     /// Bytes of a file scanned at most (its head, when larger).
@@ -113,58 +133,43 @@ impl std::fmt::Debug for Signatures {
 /// Scans file after file with the same rules.
 pub struct Scanner<'r> {
     sigs: &'r Signatures,
-    sets: [Option<yara_x::Scanner<'r>>; 3],
+    sets: [Option<yara_x::Scanner<'r>>; 4],
+    timeout: Duration,
 }
 
 impl Scanner<'_> {
     /// The rules that match `data`, the content (or head) of site path
-    /// `rel`; `foreign`: the path is where no code belongs.
+    /// `rel`; `foreign`: the path is where no code belongs. The shipped
+    /// rules and the PHP analysis come first; the admin's rules, which may
+    /// be slow, last and on their own: their timeout leaves what the
+    /// others found standing.
     pub fn scan(&mut self, rel: &[u8], data: &[u8], foreign: bool) -> Matches {
         let mut m = Matches::default();
-        for set in [Set::Code, Set::Config, Set::ForeignPlace] {
+        for set in [Set::Code, Set::Config, Set::ForeignPlace, Set::Admin] {
             let wanted = match set {
                 Set::Code => true,
                 Set::Config => is_config_file(rel),
                 // PHP in a file PHP runs is not PHP hidden in media.
                 Set::ForeignPlace => foreign && !runs_as_php(rel),
+                Set::Admin => !self.sigs.files.is_empty(),
             };
             if !wanted {
                 continue;
             }
-            let sigs = self.sigs;
-            let scanner = self.sets[set as usize].get_or_insert_with(|| {
-                let rules = match set {
-                    Set::Code => &sigs.code,
-                    Set::Config => &sigs.config,
-                    Set::ForeignPlace => &sigs.foreign,
-                };
-                let mut s = yara_x::Scanner::new(rules);
-                s.set_timeout(std::time::Duration::from_secs(5));
-                s
-            });
-            if set == Set::Code {
-                set_externals(scanner, rel);
-            }
             crate::util::fault::point("signatures", rel);
-            let results = match scanner.scan(data) {
-                Ok(r) => r,
-                Err(e) => {
-                    // Not judged is not clean: the file is reported as
-                    // unscanned and scanned again when next seen.
-                    m.unscanned = Some(match e {
-                        yara_x::ScanError::Timeout => "the signature scan timed out".to_string(),
-                        e => format!("the signature scan failed: {e}"),
-                    });
-                    continue;
+            match self.run(set, rel, data) {
+                Ok(found) => {
+                    for (name, foreign_tag) in found {
+                        if set == Set::ForeignPlace || foreign_tag {
+                            m.foreign_place.push(name);
+                        } else {
+                            m.anywhere.push(name);
+                        }
+                    }
                 }
-            };
-            for r in results.matching_rules() {
-                let name = r.identifier().to_string();
-                if set == Set::ForeignPlace || r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
-                    m.foreign_place.push(name);
-                } else {
-                    m.anywhere.push(name);
-                }
+                // Not judged is not clean: the file is reported as
+                // unscanned and scanned again when next seen.
+                Err(e) => m.failed(&e, set, "the signature scan"),
             }
             if set == Set::Code && memchr::memmem::find(data, b"<?").is_some() {
                 self.php(data, &mut m);
@@ -173,29 +178,52 @@ impl Scanner<'_> {
         m
     }
 
-    /// What the PHP analysis finds in `data`, and what the code rules find
-    /// in the payloads it decoded.
+    /// The rules of `set` matching `data` (site path `rel`, empty for a
+    /// decoded payload): each name, and whether it is tagged
+    /// `foreign_place`.
+    fn run(&mut self, set: Set, rel: &[u8], data: &[u8]) -> Result<Vec<(String, bool)>, yara_x::ScanError> {
+        let (sigs, timeout) = (self.sigs, self.timeout);
+        let scanner = self.sets[set as usize].get_or_insert_with(|| {
+            let rules = match set {
+                Set::Code => &sigs.code,
+                Set::Config => &sigs.config,
+                Set::ForeignPlace => &sigs.foreign,
+                Set::Admin => &sigs.admin,
+            };
+            let mut s = yara_x::Scanner::new(rules);
+            s.set_timeout(timeout);
+            s
+        });
+        if matches!(set, Set::Code | Set::Admin) {
+            set_externals(scanner, rel);
+        }
+        let results = scanner.scan(data)?;
+        Ok(results
+            .matching_rules()
+            .map(|r| (r.identifier().to_string(), r.tags().any(|t| t.identifier() == FOREIGN_PLACE)))
+            .collect())
+    }
+
+    /// What the PHP analysis finds in `data`, and what the code rules (the
+    /// shipped and the admin's) find in the payloads it decoded.
     fn php(&mut self, data: &[u8], m: &mut Matches) {
         let a = php::analyze(data);
         m.anywhere.extend(a.findings.iter().map(php::Finding::label));
-        let Some(scanner) = self.sets[Set::Code as usize].as_mut() else { return };
+        let sets: &[Set] = if self.sigs.files.is_empty() { &[Set::Code] } else { &[Set::Code, Set::Admin] };
         for layer in &a.layers {
-            set_externals(scanner, b"");
-            let results = match scanner.scan(layer) {
-                Ok(r) => r,
-                Err(e) => {
-                    // A payload the rules could not judge is not clean.
-                    m.unscanned.get_or_insert_with(|| format!("the signature scan of a decoded payload failed: {e}"));
-                    continue;
-                }
-            };
-            for r in results.matching_rules() {
-                if r.tags().any(|t| t.identifier() == FOREIGN_PLACE) {
-                    continue;
-                }
-                let name = r.identifier();
-                if !m.anywhere.iter().any(|n| crate::model::signature_rule(n) == name) {
-                    m.anywhere.push(format!("{name}: in a payload the file decodes"));
+            for &set in sets {
+                let found = match self.run(set, b"", layer) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        // A payload the rules could not judge is not clean.
+                        m.failed(&e, set, "the signature scan of a decoded payload");
+                        continue;
+                    }
+                };
+                for (name, foreign_tag) in found {
+                    if !foreign_tag && !m.anywhere.iter().any(|n| crate::model::signature_rule(n) == name) {
+                        m.anywhere.push(format!("{name}: in a payload the file decodes"));
+                    }
                 }
             }
         }
@@ -211,9 +239,22 @@ pub struct Matches {
     pub foreign_place: Vec<String>,
     /// Why (part of) the rules could not be run over the content.
     pub unscanned: Option<String>,
+    /// (Part of) the scan ran out of time: worth trying again with more.
+    pub timed_out: bool,
 }
 
 impl Matches {
+    /// Notes a scan of `set` that could not finish (the first reason is
+    /// kept).
+    fn failed(&mut self, e: &yara_x::ScanError, set: Set, what: &str) {
+        self.timed_out |= matches!(e, yara_x::ScanError::Timeout);
+        let whose = if set == Set::Admin { " with the admin's rules" } else { "" };
+        self.unscanned.get_or_insert_with(|| match e {
+            yara_x::ScanError::Timeout => format!("{what}{whose} timed out"),
+            e => format!("{what}{whose} failed: {e}"),
+        });
+    }
+
     /// The rule names that count for a path (`foreign`: a path where no
     /// code belongs).
     pub fn counted(&self, foreign: bool) -> Vec<String> {
@@ -228,14 +269,17 @@ impl Matches {
 impl Signatures {
     /// The shipped rules and every `*.yar` in `admin_dir` (absent: none).
     pub fn compile(admin_dir: Option<&Path>, max_size: u64) -> Result<Signatures, RuleError> {
-        let mut sets = [yara_x::Compiler::new(), yara_x::Compiler::new(), yara_x::Compiler::new()];
+        let mut sets =
+            [yara_x::Compiler::new(), yara_x::Compiler::new(), yara_x::Compiler::new(), yara_x::Compiler::new()];
         // Community rules are written for YARA, whose regular expressions
         // take what YARA-X's strict syntax refuses (`\${` as a literal
         // brace, `[^]]`): accept it, as YARA does.
-        sets[Set::Code as usize].relaxed_re_syntax(true);
-        for name in EXTERNALS {
-            // Cannot fail: each name is a new, valid identifier.
-            let _ = sets[Set::Code as usize].define_global(name, "");
+        for set in [Set::Code, Set::Admin] {
+            sets[set as usize].relaxed_re_syntax(true);
+            for name in EXTERNALS {
+                // Cannot fail: each name is a new, valid identifier.
+                let _ = sets[set as usize].define_global(name, "");
+            }
         }
         for (name, text, set) in SHIPPED {
             add(&mut sets[*set as usize], &format!("<built-in rules/{name}>"), text)?;
@@ -263,19 +307,19 @@ impl Signatures {
                 // A file another one includes (php-malware-finder's
                 // whitelist.yar) is compiled through that include, not twice.
                 let included: Vec<String> = texts.iter().flat_map(|(_, _, t)| includes(t)).collect();
-                sets[Set::Code as usize].add_include_dir(dir);
+                sets[Set::Admin as usize].add_include_dir(dir);
                 for (p, origin, text) in texts {
                     let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
                     if included.contains(&name) {
                         continue;
                     }
-                    add(&mut sets[Set::Code as usize], &origin, &text)?;
+                    add(&mut sets[Set::Admin as usize], &origin, &text)?;
                     files.push(p);
                 }
             }
         }
-        let [code, config, foreign] = sets.map(yara_x::Compiler::build);
-        Ok(Signatures { code, config, foreign, files, max_size, memo: Default::default() })
+        let [code, config, foreign, admin] = sets.map(yara_x::Compiler::build);
+        Ok(Signatures { code, config, foreign, admin, files, max_size, memo: Default::default() })
     }
 
     /// The rules that match `data`, the content (or head) of site path
@@ -297,10 +341,10 @@ impl Signatures {
         foreign: bool,
         load: impl FnOnce() -> Option<Vec<u8>>,
     ) -> Option<Matches> {
-        let key = (*sha, is_config_file(rel), foreign);
-        if let Some(m) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(m) = self.remembered(sha, rel, foreign) {
             return Some(m);
         }
+        let key = (*sha, is_config_file(rel), foreign);
         let bytes = load()?;
         let head = &bytes[..bytes.len().min(self.max_size as usize)];
         let m = scanner.scan(rel, head, foreign);
@@ -317,15 +361,27 @@ impl Signatures {
         Some(m)
     }
 
+    /// What content `sha` of site path `rel` matched when it was scanned
+    /// before, in any site (`None`: never scanned whole).
+    pub fn remembered(&self, sha: &[u8; 32], rel: &[u8], foreign: bool) -> Option<Matches> {
+        let key = (*sha, is_config_file(rel), foreign);
+        self.memo.lock().ok().and_then(|m| m.get(&key).cloned())
+    }
+
     /// A scanner to reuse across files (setting one up costs more than
     /// scanning a small file).
     pub fn scanner(&self) -> Scanner<'_> {
-        Scanner { sigs: self, sets: [None, None, None] }
+        Scanner { sigs: self, sets: [None, None, None, None], timeout: FULL_TIMEOUT }
+    }
+
+    /// A scanner for the realtime path's quick scan: a shorter timeout.
+    fn quick_scanner(&self) -> Scanner<'_> {
+        Scanner { timeout: QUICK_TIMEOUT, ..self.scanner() }
     }
 
     /// Number of rules.
     pub fn len(&self) -> usize {
-        self.code.iter().len() + self.config.iter().len() + self.foreign.iter().len()
+        [&self.code, &self.config, &self.foreign, &self.admin].iter().map(|r| r.iter().len()).sum()
     }
 
     /// No rules.
@@ -334,37 +390,117 @@ impl Signatures {
     }
 }
 
-/// Scans the new content of each change of a site that has some: the bytes
-/// the hashing read kept in the content store when it has them (the live
-/// file is not read again), else the head of the live file, read only if
-/// the file still has the hash the change reports. Sets
-/// `Change::signatures` (and `Change::unscanned`). `policy` and `root`:
-/// the site's.
-pub fn sign(
-    sigs: &Signatures,
-    policy: &crate::policy::Policy,
-    root: &Path,
-    content: Option<&crate::content::ContentStore>,
-    changes: &mut [crate::model::Change],
-) {
-    let mut scanner = sigs.scanner();
-    for c in changes.iter_mut() {
-        let Some(after) = c.after.as_ref().filter(|a| a.kind == crate::model::FileType::File) else { continue };
-        let Some(sha) = after.sha256 else { continue };
-        let foreign = policy.foreign_place(&c.rel);
-        let load = || match content.and_then(|cs| cs.get(&sha)) {
+/// What signing the changes of one site takes.
+pub struct Signer<'a> {
+    /// The rules.
+    pub sigs: &'a Signatures,
+    /// The site's policy (which places are foreign).
+    pub policy: &'a crate::policy::Policy,
+    /// The site's root, to read a file the content store does not hold.
+    pub root: &'a Path,
+    /// The bytes the hashing read kept, when the caller has them.
+    pub content: Option<&'a crate::content::ContentStore>,
+}
+
+impl Signer<'_> {
+    /// Scans the new content of each change that has some: the bytes the
+    /// hashing read kept in the content store when it has them (the live
+    /// file is not read again), else the head of the live file, read only
+    /// if the file still has the hash the change reports. Sets
+    /// `Change::signatures` (and `Change::unscanned`).
+    pub fn sign(&self, changes: &mut [crate::model::Change]) {
+        let mut scanner = self.sigs.scanner();
+        for c in changes.iter_mut() {
+            self.sign_change(&mut scanner, c);
+        }
+    }
+
+    /// The realtime path's share of [`Signer::sign`]: what can be signed at
+    /// once without holding up the alerts behind it. A content scanned
+    /// before (in any site) costs nothing. The others, up to
+    /// [`QUICK_BYTES`], are scanned under a short timeout: the `urgent`
+    /// ones first (critical by their place alone: a PHP file in uploads),
+    /// always; then the smallest first, while `budget` lasts, and only when
+    /// the admin has no rules of their own (the shipped rules' cost is
+    /// known; an admin rule may take the whole timeout on one file). Returns the
+    /// indices of the changes left unsigned, for the signature lane (too
+    /// large, past the budget, timed out with nothing found, or `held`: a
+    /// path with an earlier change still in the lane), and the time spent.
+    pub fn sign_quick(
+        &self,
+        changes: &mut [crate::model::Change],
+        held: impl Fn(&crate::model::Change) -> bool,
+        urgent: impl Fn(&crate::model::Change) -> bool,
+        budget: Duration,
+    ) -> (Vec<usize>, Duration) {
+        let mut left = Vec::new();
+        let mut costly = Vec::new();
+        for (i, c) in changes.iter_mut().enumerate() {
+            if held(c) {
+                left.push(i);
+                continue;
+            }
+            let Some((sha, size)) = scannable(c) else { continue };
+            match self.sigs.remembered(&sha, &c.rel, self.policy.foreign_place(&c.rel)) {
+                Some(m) => self.set(c, m),
+                None if size.min(self.sigs.max_size) > QUICK_BYTES => left.push(i),
+                None => costly.push((!urgent(c), size, i)),
+            }
+        }
+        costly.sort_unstable();
+        let started = Instant::now();
+        let mut scanner = self.sigs.quick_scanner();
+        let admin = !self.sigs.files.is_empty();
+        for (later, _, i) in costly {
+            if later && (admin || started.elapsed() >= budget) {
+                left.push(i);
+                continue;
+            }
+            let c = &mut changes[i];
+            match self.scan_change(&mut scanner, c) {
+                // What matched already decides; only nothing found is unsure.
+                Some(m) if m.timed_out && m.anywhere.is_empty() && m.foreign_place.is_empty() => left.push(i),
+                Some(m) => self.set(c, m),
+                None => {}
+            }
+        }
+        left.sort_unstable();
+        (left, started.elapsed())
+    }
+
+    /// Signs one change with `scanner` (see [`Signer::sign`]).
+    pub fn sign_change(&self, scanner: &mut Scanner<'_>, c: &mut crate::model::Change) {
+        if let Some(m) = self.scan_change(scanner, c) {
+            self.set(c, m);
+        }
+    }
+
+    fn set(&self, c: &mut crate::model::Change, m: Matches) {
+        c.signatures = m.counted(self.policy.foreign_place(&c.rel));
+        c.unscanned = m.unscanned;
+    }
+
+    /// Scans the new content of `c`; `None` when it has none or it could
+    /// not be read.
+    fn scan_change(&self, scanner: &mut Scanner<'_>, c: &crate::model::Change) -> Option<Matches> {
+        let (sha, _) = scannable(c)?;
+        let sigs = self.sigs;
+        let load = || match self.content.and_then(|cs| cs.get(&sha)) {
             Some(b) => Some(b),
-            None => match read_head(root, &c.rel, sigs.max_size) {
+            None => match read_head(self.root, &c.rel, sigs.max_size) {
                 // Whole and no longer what was hashed: a later event judges it.
                 Some(b) if (b.len() as u64) < sigs.max_size && crate::util::sha256(&b) != sha => None,
                 other => other,
             },
         };
-        if let Some(m) = sigs.scan_content(&mut scanner, &sha, &c.rel, foreign, load) {
-            c.signatures = m.counted(foreign);
-            c.unscanned = m.unscanned;
-        }
+        sigs.scan_content(scanner, &sha, &c.rel, self.policy.foreign_place(&c.rel), load)
     }
+}
+
+/// The content of a change to scan: its SHA-256 and size.
+fn scannable(c: &crate::model::Change) -> Option<([u8; 32], u64)> {
+    let after = c.after.as_ref().filter(|a| a.kind == crate::model::FileType::File)?;
+    Some((after.sha256?, after.size))
 }
 
 /// Reads the head of the regular file `rel` below `root` (never through a
