@@ -434,8 +434,8 @@ fn a_flood_of_ignored_files_never_holds_a_web_shell_back() {
 const FLOOD_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A tree 300 levels deep, and one whose paths are longer than PATH_MAX
-/// (4096 bytes), are watched: a file written at the bottom is alerted in
-/// realtime and the site is not degraded.
+/// (4096 bytes), are watched: a file written at the bottom, as the tree is
+/// made or later, is alerted in realtime and the site is not degraded.
 // Slow-ish: hundreds of watches added one level at a time.
 #[test]
 fn deep_trees_are_watched() {
@@ -463,6 +463,18 @@ fn deep_trees_are_watched() {
     let r = recs.iter().find(|r| r["path"].as_str().is_some_and(|p| p.len() > 4096)).unwrap();
     assert_eq!(r["detected_by"], "realtime", "{r}");
     assert!(ends(r, &format!("/{name}/x.php")), "{r}");
+    // Later, a new file in that directory, which is there already: its
+    // event names a directory /proc cannot give the path of (fanotify
+    // dropped it, silently; the daemon walks up to the root now).
+    settle();
+    let script = "set -e; cd -P \"$1\"; i=0; while [ $i -lt 25 ]; do cd -P \"$2\"; i=$((i+1)); done; echo '<?php // later, beyond PATH_MAX' > later.php";
+    let st = Command::new("sh").arg("-c").arg(script).arg("sh").arg(f.root()).arg(&name).status().unwrap();
+    assert!(st.success(), "writing in the deep tree: {st}");
+    let recs = d.wait_for("the later file beyond PATH_MAX", |recs| {
+        recs.iter().any(|r| r["event"] == "added" && ends(r, &format!("/{name}/later.php")))
+    });
+    let r = recs.iter().find(|r| ends(r, "/later.php")).unwrap();
+    assert_eq!(r["detected_by"], "realtime", "{r}");
     settle();
     let s = status(&f);
     assert_eq!(s["sites"][0]["degraded"], false, "{s}");

@@ -66,6 +66,9 @@ struct Site {
     tx: mpsc::Sender<WatchEvent>,
     lost: Arc<AtomicBool>,
     dev: u64,
+    /// The root's inode: where a walk up from a directory too deep for
+    /// `/proc` to name stops.
+    ino: u64,
 }
 
 /// Where a resolved directory lies: the index of its site in `sites` and
@@ -185,7 +188,8 @@ impl Fanotify {
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| other(format!("cannot open the root: {}", e.desc())))?;
-        let dev = nix::sys::stat::fstat(&dir).map_err(|e| other(e.desc().to_string()))?.st_dev;
+        let root_stat = nix::sys::stat::fstat(&dir).map_err(|e| other(e.desc().to_string()))?;
+        let (dev, ino) = (root_stat.st_dev, root_stat.st_ino);
         let fsid = fsid_of(dir.as_fd()).map_err(|e| other(format!("statfs: {}", e.desc())))?;
         let mut st = self.state();
         if let Some((_, n)) = st.filesystems.get_mut(&dev) {
@@ -206,7 +210,7 @@ impl Fanotify {
         while root.len() > 1 && root.last() == Some(&b'/') {
             root.pop();
         }
-        st.sites.push(Site { token, name, root, policy, tx, lost, dev });
+        st.sites.push(Site { token, name, root, policy, tx, lost, dev, ino });
         st.cache.clear();
         // A directory silenced while outside every site may be in this one.
         for (_, fd) in std::mem::take(&mut st.ignored) {
@@ -383,6 +387,19 @@ impl Fanotify {
         }
     }
 
+    /// An event in a directory that could not be placed: every site on its
+    /// filesystem is scanned (the daemon says why; rescans asked for while
+    /// one runs are one more).
+    fn unplaced(st: &State, fsid: [i32; 2], why: &str) {
+        let dev = st.fsids.get(&fsid).copied();
+        for s in st.sites.iter().filter(|s| dev.is_none_or(|d| d == s.dev)) {
+            let reason = format!("an event in a directory that could not be placed ({why})");
+            if s.tx.try_send(WatchEvent::Rescan { site: Arc::clone(&s.name), reason }).is_err() {
+                s.lost.store(true, Ordering::Release);
+            }
+        }
+    }
+
     fn lost_all(&self, reason: &str) {
         for s in &self.state().sites {
             let ev = WatchEvent::Rescan { site: Arc::clone(&s.name), reason: reason.to_string() };
@@ -408,14 +425,21 @@ impl Fanotify {
         let mut st = self.state();
         let place = match st.cache.get(dir_key) {
             Some(p) => p.clone(),
-            None => {
-                let p = resolve(&st, fsid, handle_type, handle);
-                if st.cache.len() >= CACHE {
-                    st.cache.clear();
+            None => match resolve(&st, fsid, handle_type, handle) {
+                Ok(p) => {
+                    if st.cache.len() >= CACHE {
+                        st.cache.clear();
+                    }
+                    st.cache.insert(dir_key.to_vec(), p.clone());
+                    p
                 }
-                st.cache.insert(dir_key.to_vec(), p.clone());
-                p
-            }
+                Err(why) => {
+                    // Never silenced, never dropped unsaid: the sites it
+                    // could be in are scanned.
+                    Self::unplaced(&st, fsid, &why);
+                    return;
+                }
+            },
         };
         if ondir && moved {
             // Paths below a renamed or removed directory changed.
@@ -493,19 +517,77 @@ impl Fanotify {
     }
 }
 
-/// The path of a directory handle, placed in a site (or in none).
-fn resolve(st: &State, fsid: [i32; 2], handle_type: i32, handle: &[u8]) -> Place {
-    let dev = st.fsids.get(&fsid)?;
-    let (mount, _) = st.filesystems.get(dev)?;
-    let dir = open_by_handle(mount.as_fd(), handle_type, handle).ok()?;
-    let path = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).ok()?;
+/// The path of a directory handle, placed in a site (or in none: on a
+/// filesystem no site is on, or gone since the event). `Err`: it could not
+/// be placed, and why.
+fn resolve(st: &State, fsid: [i32; 2], handle_type: i32, handle: &[u8]) -> Result<Place, String> {
+    let Some(dev) = st.fsids.get(&fsid) else { return Ok(None) };
+    let Some((mount, _)) = st.filesystems.get(dev) else { return Ok(None) };
+    let dir = match open_by_handle(mount.as_fd(), handle_type, handle) {
+        Ok(dir) => dir,
+        // Removed since: what was in it is gone too.
+        Err(Errno::ESTALE | Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(format!("open_by_handle_at: {}", e.desc())),
+    };
+    let path = match std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
+        Ok(path) => path,
+        // Longer than /proc names a path (a page): walked up instead.
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => return place_by_walk(st, *dev, dir),
+        Err(e) => return Err(format!("reading its path: {e}")),
+    };
     let path = path.as_os_str().as_bytes();
     // Longest root first: nested sites belong to the inner one.
-    st.sites
+    Ok(st
+        .sites
         .iter()
         .filter(|s| s.dev == *dev && crate::model::is_under(path, &s.root))
         .max_by_key(|s| s.root.len())
-        .map(|s| (s.token, path[s.root.len()..].strip_prefix(b"/").unwrap_or(&[]).to_vec()))
+        .map(|s| (s.token, path[s.root.len()..].strip_prefix(b"/").unwrap_or(&[]).to_vec())))
+}
+
+/// Levels a walk up from a directory goes at most (a path of 1 MiB in
+/// names of one byte).
+const WALK_UP: usize = 1 << 19;
+
+/// The place of directory `dir`, whose path is too long for `/proc` to
+/// name: found by walking up `..`, one name at a time (each looked up in
+/// its parent by inode), to the nearest site root on `dev`.
+fn place_by_walk(st: &State, dev: u64, mut dir: OwnedFd) -> Result<Place, String> {
+    use nix::fcntl::OFlag;
+    let failed = |what: &str, e: Errno| format!("walking up a deep directory: {what}: {}", e.desc());
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..WALK_UP {
+        let here = nix::sys::stat::fstat(&dir).map_err(|e| failed("fstat", e))?;
+        if let Some(site) = st.sites.iter().find(|s| s.dev == dev && s.ino == here.st_ino) {
+            names.reverse();
+            return Ok(Some((site.token, names.join(&b'/'))));
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let parent =
+            nix::fcntl::openat(&dir, "..", flags, nix::sys::stat::Mode::empty()).map_err(|e| failed("..", e))?;
+        let up = nix::sys::stat::fstat(&parent).map_err(|e| failed("fstat", e))?;
+        // The top of the filesystem, or of the tree: in no site.
+        if up.st_dev != dev || up.st_ino == here.st_ino {
+            return Ok(None);
+        }
+        names.push(name_in(&parent, here.st_ino).map_err(|e| failed("reading a parent", e))?);
+        dir = parent;
+    }
+    Err("walking up a deep directory: too many levels".to_string())
+}
+
+/// The name of the directory with inode `ino` in directory `parent`.
+fn name_in(parent: &OwnedFd, ino: u64) -> Result<Vec<u8>, Errno> {
+    let fd = nix::unistd::dup(parent)?;
+    let mut d = nix::dir::Dir::from_fd(fd)?;
+    for entry in d.iter() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if entry.ino() == ino && name != b"." && name != b".." {
+            return Ok(name.to_vec());
+        }
+    }
+    Err(Errno::ENOENT)
 }
 
 fn open_by_handle(mount: BorrowedFd<'_>, handle_type: i32, handle: &[u8]) -> Result<OwnedFd, Errno> {
