@@ -443,7 +443,15 @@ pub struct Actor {
     pub unit: Option<String>,
     /// The cgroup (v2) path.
     pub cgroup: Option<String>,
+    /// The command names of its ancestors, parent first (up to
+    /// [`ANCESTORS`], not pid 1): what started it, which a process cannot
+    /// rename (a shell php-fpm spawned names php-fpm here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<String>,
 }
+
+/// Ancestors of a writer read, at most.
+pub const ANCESTORS: usize = 8;
 
 impl Actor {
     /// Was anything read beyond the pid?

@@ -155,6 +155,51 @@ fn php_fpm_writing_code_is_named_and_raises_plugin_code_to_high() {
     assert_eq!(s["sites"][0]["source"], "fanotify", "{s}");
 }
 
+/// A writer chooses its own name, not what started it: a shell PHP-FPM
+/// spawned (`sh`), and one under a name of its choosing (`wp`, the name
+/// of WP-CLI, which the web server's own rule does not count), are still
+/// the web server's: their ancestry names php-fpm, and plugin code they
+/// write is high (it was medium, by name alone).
+#[test]
+fn a_writer_the_web_server_started_is_the_web_server_whatever_its_name() {
+    let f = site("auto");
+    let d = Daemon::start(&f);
+    let fpm = Fpm::start(f.dir.path());
+    let renamed = f.path("wp");
+    std::fs::copy("/bin/dash", &renamed).unwrap();
+    std::fs::set_permissions(&renamed, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spawned = f.abs(b"wp-content/plugins/akismet/spawned.php");
+    let named = f.abs(b"wp-content/plugins/akismet/named.php");
+    // Each writer lives on a moment after its write, so that it is read.
+    let script = f.path("spawner.php");
+    std::fs::write(
+        &script,
+        format!(
+            "<?php
+exec('/bin/sh -c \"echo x > {}; sleep 2\"');
+exec('{} -c \"echo x > {}; sleep 2\"');
+echo 'done';
+",
+            spawned.display(),
+            renamed.display(),
+            named.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = fpm.request(&script);
+    assert!(out.contains("done"), "the FastCGI request failed: {out}");
+    for (path, comm) in [("/plugins/akismet/spawned.php", "sh"), ("/plugins/akismet/named.php", "wp")] {
+        let r = d.wait_record("added", path);
+        let a = &r["actor"];
+        println!("{path}: actor {a}, rule {}", r["rule"]);
+        assert_eq!((a["comm"].as_str(), a["user"].as_str()), (Some(comm), Some("www-data")), "{r}");
+        let ancestry = a["ancestors"].as_array().cloned().unwrap_or_default();
+        assert!(ancestry.iter().any(|c| c.as_str().is_some_and(|c| c.starts_with("php-fpm"))), "{r}");
+        assert_eq!((r["severity"].as_str(), r["rule"].as_str()), (Some("high"), Some("started-by-web-server")), "{r}");
+    }
+}
+
 /// A writer that exits at once (a shell that writes one file): its pid is
 /// always in the record; its name whenever the process still existed when
 /// the event was read (never a guess about a process already gone). The

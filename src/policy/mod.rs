@@ -55,6 +55,8 @@ pub struct ActorMatch {
     pub comms: Vec<globset::GlobMatcher>,
     /// systemd units, as globs (`php*-fpm.service`).
     pub units: Vec<globset::GlobMatcher>,
+    /// Command names of an ancestor, as globs (`php-fpm*`): any ancestor.
+    pub ancestors: Vec<globset::GlobMatcher>,
 }
 
 impl ActorMatch {
@@ -67,6 +69,7 @@ impl ActorMatch {
             && any(&self.exes, a.exe.as_ref())
             && any(&self.comms, a.comm.as_ref())
             && any(&self.units, a.unit.as_ref())
+            && (self.ancestors.is_empty() || a.ancestors.iter().any(|c| self.ancestors.iter().any(|g| g.is_match(c))))
     }
 }
 

@@ -155,6 +155,10 @@ pub struct RawActorMatch {
     /// systemd unit globs, any of which (`php*-fpm.service`).
     #[serde(default)]
     pub unit: Vec<ActorGlob>,
+    /// Command name globs, any of which, for any of the writer's ancestors
+    /// (`php-fpm*`: started by the web server).
+    #[serde(default)]
+    pub ancestor: Vec<ActorGlob>,
 }
 
 /// A glob over an executable path or a unit name (`*` crosses `/`).
@@ -191,6 +195,7 @@ impl RawRule {
                 exes: a.exe.iter().map(|g| g.0.clone()).collect(),
                 comms: a.comm.iter().map(|g| g.0.clone()).collect(),
                 units: a.unit.iter().map(|g| g.0.clone()).collect(),
+                ancestors: a.ancestor.iter().map(|g| g.0.clone()).collect(),
             }),
         }
     }

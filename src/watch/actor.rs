@@ -56,8 +56,32 @@ impl Actor {
         a.unit = a.cgroup.as_deref().and_then(unit_of);
         a.user = a.uid.and_then(user_name);
         a.login_user = a.loginuid.and_then(user_name);
+        a.ancestors = ancestors(a.ppid);
         a
     }
+}
+
+/// The command names of `ppid` and its ancestors, parent first, up to
+/// [`crate::model::ANCESTORS`]; pid 1 (and the kernel's threads, pid 0)
+/// ends the line. Read from `/proc/PID/stat`, whose command name is between
+/// the first `(` and the last `)`.
+fn ancestors(mut ppid: Option<i32>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(pid) = ppid.filter(|&p| p > 1) {
+        if out.len() >= crate::model::ANCESTORS {
+            break;
+        }
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else { break };
+        let (Some(open), Some(close)) = (stat.iter().position(|&b| b == b'('), stat.iter().rposition(|&b| b == b')'))
+        else {
+            break;
+        };
+        out.push(crate::util::bytes::lossless(&stat[open + 1..close.max(open + 1)]));
+        // After ") ": the state, then the parent's pid.
+        let rest = String::from_utf8_lossy(&stat[close + 1..]);
+        ppid = rest.split_whitespace().nth(1).and_then(|v| v.parse().ok());
+    }
+    out
 }
 
 /// Is the process of `pidfd` still there (running, or a zombie)?
@@ -104,6 +128,9 @@ mod tests {
         let me = Actor::of(std::process::id() as i32, None);
         assert_eq!(me.uid, Some(nix::unistd::geteuid().as_raw()));
         assert!(me.comm.is_some() && me.exe.is_some() && me.ppid.is_some());
+        // The test harness's own parent (cargo, a shell) at least, unless
+        // it runs straight under pid 1.
+        assert!(me.ppid == Some(1) || !me.ancestors.is_empty(), "{me:?}");
         assert!(Actor::of(i32::MAX, None).comm.is_none(), "no such process: nothing guessed");
     }
 
