@@ -11,6 +11,11 @@
 #     shell there;
 #   - expensive: 20 theme .js files of 2 MiB of `$_GET[` over and over (each
 #     one an alert, each one scanned by the signature rules), then the shell;
+#   - slow rule: an admin rule in `signatures.rules_dir` that runs into the
+#     scan timeout on a file padded with letters, 20 theme .js files of
+#     100 KB padded so, then the shell;
+#   - padded shell: the same rule, and the shell itself padded to 100 KB
+#     for it (its own scan is the slow one: not a flood, shown apart);
 #   - busy loops: LOADS `while :; do :; done` shells while the shell is
 #     written (the machine has 2 cores here).
 #
@@ -58,7 +63,8 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 # start SOURCE: a fresh copy of the site, its baseline, the daemon (sets
 # DAEMON); its theme folder in THEME.
 start() {
-    local dir=$WORK/site
+    local dir=$WORK/site rules=
+    [ -n "${2:-}" ] && rules="signatures: { rules_dir: $WORK/rules }"
     rm -rf "$dir"
     mkdir -p "$dir"
     cp -a /usr/share/wordpress "$dir/root"
@@ -69,6 +75,7 @@ start() {
 state_dir: $dir/state
 realtime: { source: $1 }
 vendors: { enabled: false }
+$rules
 alerts: { log: $dir/alerts.jsonl }
 sites:
   - { name: site, root: $dir/root, profile: wordpress }
@@ -102,17 +109,37 @@ for i in range(20):
 EOF
 }
 
-# shell DIR: writes a web shell into DIR and prints the seconds until its
-# alert record is in the alert log (or "missed" after 120 s).
+# padded DIR: 20 .js files of 100 KB of letters, which the slow rule
+# below cannot get through within the scan timeout.
+padded() {
+    python3 - "$1" <<'EOF'
+import os, sys
+for i in range(20):
+    with open(os.path.join(sys.argv[1], "bundle-%02d.js" % i), "w") as f:
+        f.write("/*%d*/" % i + "abcdefghij" * 10000)
+EOF
+}
+
+# The admin's slow rule: a bounded repetition YARA-X checks at every
+# letter of a long run of them.
+mkdir -p "$WORK/rules"
+printf 'rule slow_admin_rule {\n  strings:\n    $a = /[a-j]{4,4000}Q/\n  condition:\n    $a\n}\n' >"$WORK/rules/slow.yar"
+
+# shell DIR [padded]: writes a web shell into DIR (padded to 100 KB of
+# letters, for the slow rule) and prints the seconds until its alert
+# record is in the alert log (or "missed" after 120 s).
 shell() {
-    python3 - "$1" "$WORK/site/alerts.jsonl" <<'EOF'
+    python3 - "$1" "$WORK/site/alerts.jsonl" "${2:-}" <<'EOF'
 import os, sys, time
-d, log = sys.argv[1], sys.argv[2]
+d, log, pad = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(d, exist_ok=True)
 path = os.path.join(d, "cache-%d.php" % time.time_ns())
+body = "<?php @eval($_POST['x']); ?>\n"
+if pad:
+    body = "<?php /*" + "abcdefghij" * 10000 + "*/ @eval($_POST['x']);\n"
 t0 = time.monotonic()
 with open(path, "w") as f:
-    f.write("<?php @eval($_POST['x']); ?>\n")
+    f.write(body)
 name = os.path.basename(path).encode()
 while time.monotonic() - t0 < 120:
     try:
@@ -127,14 +154,17 @@ print("missed")
 EOF
 }
 
-CASES=(idle ignored "same folder" expensive "busy loops")
+CASES=(idle ignored "same folder" expensive "slow rule" "busy loops" "padded shell")
 SOURCES=(inotify fanotify)
 declare -A LAT
 for src in "${SOURCES[@]}"; do
     for c in "${CASES[@]}"; do
         say "$src, $c: $RUNS runs"
         for ((r = 1; r <= RUNS; r++)); do
-            start "$src"
+            case $c in
+                "slow rule" | "padded shell") start "$src" rules ;;
+                *) start "$src" ;;
+            esac
             up=$WORK/site/root/wp-content/uploads
             busy=()
             t0=$(now)
@@ -143,6 +173,7 @@ for src in "${SOURCES[@]}"; do
                 ignored) empties "$up/storm" "$FILES" ;;
                 "same folder") empties "$up/2026/12" "$FILES" ;;
                 expensive) expensive "$THEME" ;;
+                "slow rule") padded "$THEME" ;;
                 "busy loops")
                     for ((b = 0; b < LOADS; b++)); do
                         sh -c 'while :; do :; done' &
@@ -155,7 +186,9 @@ for src in "${SOURCES[@]}"; do
             made=$(since "$t0")
             target=$up/2026/12
             [ "$c" = ignored ] && target=$up/2027/01
-            s=$(shell "$target")
+            pad=
+            [ "$c" = "padded shell" ] && pad=padded
+            s=$(shell "$target" $pad)
             for b in "${busy[@]}"; do kill "$b" 2>/dev/null || true; wait "$b" 2>/dev/null || true; done
             cpu=$(awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$DAEMON/stat")
             stop "$DAEMON"
@@ -192,7 +225,9 @@ ODD=()
     NOTES+=("ignored: $FILES empty .jpg in wp-content/uploads/storm/ (ignored by the wordpress profile), the shell in wp-content/uploads/2027/01/.")
     NOTES+=("same folder: $FILES empty .jpg in wp-content/uploads/2026/12/, the shell in that folder.")
     NOTES+=("expensive: 20 files of 2 MiB in wp-content/themes/flood/, each \`\$_GET[\` over and over, on one line.")
+    NOTES+=("slow rule: an admin rule (\`/[a-j]{4,4000}Q/\`) in \`signatures.rules_dir\` that times out on a long run of letters, and 20 theme .js files of 100 KB of letters.")
     NOTES+=("busy loops: $LOADS \`while :; do :; done\` shells, started 1 s before the shell and stopped after its alert.")
+    NOTES+=("padded shell: the slow rule, no flood, and the shell itself padded to 100 KB of letters: its own scan is the slow one (the admin's rules get the realtime path's 1 s timeout, the shipped rules' verdict stands).")
     md_notes
 } >"$WORK/results.md"
 cat "$WORK/results.md"
