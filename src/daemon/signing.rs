@@ -31,10 +31,10 @@ use crate::util::supervise::{Pulse, Supervisor};
 const CHANNEL: usize = 4096;
 /// Changes the lane takes out of the channel to choose from.
 const CHOOSE_FROM: usize = 4096;
-/// How long the scans of one batch may take before the watchdog calls the
+/// How long the scans of one change may take before the watchdog calls the
 /// lane hung (four rule sets and the payloads a file decodes, each under
-/// the scan timeout, for each change of the batch).
-const LIMIT: Duration = Duration::from_secs(600);
+/// the scan timeout).
+const LIMIT: Duration = Duration::from_secs(300);
 /// Changes of one site signed in a row with one scanner, at most.
 const BATCH: usize = 64;
 /// Time the realtime worker may spend on quick scans at once.
@@ -153,7 +153,7 @@ impl Lane {
                 batch.extend(self.queue.pop_front());
             }
             pulse.busy(limit);
-            let result = self.sign(batch);
+            let result = self.sign(batch, || pulse.busy(limit));
             pulse.idle();
             result?;
         }
@@ -179,13 +179,18 @@ impl Lane {
     /// urgent change that comes meanwhile stops the batch (the rest goes
     /// back to the front of the queue). A batch of a retired generation
     /// goes back to the loop, which routes its paths to the generation in
-    /// force (as the realtime worker does).
-    fn sign(&mut self, batch: Vec<Waiting>) -> Result<(), String> {
+    /// force (as the realtime worker does). `next_change` is called before
+    /// each change after the first (the watchdog's pulse: its limit is a
+    /// change's).
+    fn sign(&mut self, batch: Vec<Waiting>, next_change: impl Fn()) -> Result<(), String> {
         let (generation, site) = (Arc::clone(&batch[0].generation), batch[0].site);
         let (urgent, mut changes): (Vec<bool>, Vec<Change>) = batch.into_iter().map(|w| (w.urgent, w.change)).unzip();
         let done = match generation.retired() {
             true => changes.len(),
-            false => generation.sign_while(site, &mut changes, || !self.take_in()),
+            false => generation.sign_while(site, &mut changes, || {
+                next_change();
+                !self.take_in()
+            }),
         };
         let rest = changes.split_off(done);
         for (change, urgent) in rest.into_iter().zip(urgent[done..].iter().copied()).rev() {
