@@ -1,6 +1,6 @@
 //! The signature lane: where the realtime path's costly signature scans
 //! run, so that no alert waits behind another file's scan. The realtime
-//! worker signs what is cheap (see [`crate::signatures::sign_quick`]) and
+//! worker signs what is cheap (see [`crate::signatures::Signer::sign_quick`]) and
 //! hands the rest here, read and hashed; this thread signs it with the full
 //! timeout and hands it to the judge.
 //!
@@ -38,7 +38,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 /// Changes of one site signed in a row with one scanner, at most.
 const BATCH: usize = 64;
 /// Time the realtime worker may spend on quick scans at once.
-const QUICK_BURST: Duration = crate::signatures::QUICK_BUDGET;
+const QUICK_BURST: Duration = Duration::from_millis(100);
 /// Share of the time the realtime worker spends on quick scans over a
 /// flood of new content (the rest goes to the lane).
 const QUICK_SHARE: f64 = 0.2;

@@ -25,9 +25,6 @@ const QUICK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bytes of content the quick scan takes from one file; a larger file is
 /// left to the signature lane, unless its content was scanned before.
 pub const QUICK_BYTES: u64 = 256 << 10;
-/// Time the quick scan may spend on one batch of realtime changes; what is
-/// not signed by then is left to the signature lane.
-pub const QUICK_BUDGET: Duration = Duration::from_millis(100);
 
 /// The rules shipped with sitewarden: (file name, text, the files they
 /// are for). A file is scanned only with the sets that concern it, so a
